@@ -16,6 +16,8 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde::Serialize;
 
+pub use crate::position::Position;
+
 /// Namespace of a SOAP 1.1 envelope.
 pub const SOAP11_ENVELOPE: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// Namespace of a SOAP 1.2 envelope.
@@ -165,7 +167,9 @@ pub struct Envelope {
 pub enum EnvelopeProblem {
     #[error("the request body is empty; expected a SOAP envelope")]
     Empty,
-    #[error("the request body is not UTF-8 (invalid byte at offset {offset}); send UTF-8 encoded XML")]
+    #[error(
+        "the request body is not UTF-8 (invalid byte at offset {offset}); send UTF-8 encoded XML"
+    )]
     NotUtf8 { offset: usize },
     #[error("malformed XML at {at}: {message}")]
     Malformed { at: Position, message: String },
@@ -200,52 +204,25 @@ impl EnvelopeProblem {
             | EnvelopeProblem::UnexpectedElement { at, .. }
             | EnvelopeProblem::EmptyBody { at }
             | EnvelopeProblem::TooDeep { at } => Some(*at),
-            EnvelopeProblem::Empty | EnvelopeProblem::NotUtf8 { .. } | EnvelopeProblem::MissingBody => {
-                None
-            }
+            EnvelopeProblem::Empty
+            | EnvelopeProblem::NotUtf8 { .. }
+            | EnvelopeProblem::MissingBody => None,
         }
-    }
-}
-
-/// A 1-based line and column (in characters) within a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub line: usize,
-    pub column: usize,
-}
-
-impl Position {
-    /// The position of byte `offset` within `text`.
-    pub fn of_offset(text: &str, offset: usize) -> Position {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let before = &text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Position {
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
-        }
-    }
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}", self.line, self.column)
     }
 }
 
 /// The SOAP version a body claims, read cheaply from its root element, for answering in the
 /// right version even when the rest of the body is broken.
 pub fn sniff_version(body: &[u8]) -> Option<SoapVersion> {
-    let text = std::str::from_utf8(body.get(..body.len().min(4096))?).ok().or_else(|| {
-        // A cut in the middle of a character: retry on the valid prefix.
-        let valid = std::str::from_utf8(&body[..body.len().min(4096)])
-            .err()
-            .map(|e| e.valid_up_to())?;
-        std::str::from_utf8(&body[..valid]).ok()
-    })?;
+    let text = std::str::from_utf8(body.get(..body.len().min(4096))?)
+        .ok()
+        .or_else(|| {
+            // A cut in the middle of a character: retry on the valid prefix.
+            let valid = std::str::from_utf8(&body[..body.len().min(4096)])
+                .err()
+                .map(|e| e.valid_up_to())?;
+            std::str::from_utf8(&body[..valid]).ok()
+        })?;
     if text.contains(SOAP12_ENVELOPE) {
         Some(SoapVersion::V12)
     } else if text.contains(SOAP11_ENVELOPE) {
@@ -271,7 +248,9 @@ pub fn body_text(body: &[u8]) -> Result<&str, EnvelopeProblem> {
 enum Place {
     BeforeEnvelope,
     /// Inside `Envelope`, expecting `Header` or `Body`.
-    Envelope { seen_header: bool },
+    Envelope {
+        seen_header: bool,
+    },
     Header,
     /// Inside `Body`, before its first child.
     BodyStart,
@@ -600,11 +579,9 @@ fn record_star_value(headers: &mut StarHeaders, block: StarBlock, path: &[String
                 }
                 ["RequestUserStructure", "UserIdentifier"] => header.user_identifier = value,
                 ["RequestUserStructure", "UserEmail"] => header.user_email = value,
-                [
-                    "RequestOrganisationStructure",
-                    "OrganisationTypeIdentifier",
-                    "CodeListItemIdentifier",
-                ] => header.organisation_type = value,
+                ["RequestOrganisationStructure", "OrganisationTypeIdentifier", "CodeListItemIdentifier"] => {
+                    header.organisation_type = value
+                }
                 ["RequestOrganisationStructure", "OrganisationCode"] => {
                     header.organisation_code = value
                 }
@@ -726,7 +703,9 @@ fn push_fault_details(out: &mut String, dfdg: &DfdgError) {
     out.push_str(&dfdg.code.to_string());
     out.push_str("</ErrorCode><Message>");
     out.push_str(&escape(&dfdg.message));
-    out.push_str("</Message><InnerException/><StackTrace/><Source>dfdg-mock</Source></FaultDetails>");
+    out.push_str(
+        "</Message><InnerException/><StackTrace/><Source>dfdg-mock</Source></FaultDetails>",
+    );
 }
 
 /// The receipt DFDG returns for a registration: a log reference for the call and a
@@ -928,16 +907,22 @@ mod tests {
 
     #[test]
     fn refuses_empty_or_missing_body() {
-        let empty = format!(
-            "<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\"><s:Body>  </s:Body></s:Envelope>"
-        );
+        let empty =
+            format!("<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\"><s:Body>  </s:Body></s:Envelope>");
         assert!(matches!(problem(&empty), EnvelopeProblem::EmptyBody { .. }));
-        let self_closed = format!("<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\"><s:Body/></s:Envelope>");
-        assert!(matches!(problem(&self_closed), EnvelopeProblem::EmptyBody { .. }));
+        let self_closed =
+            format!("<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\"><s:Body/></s:Envelope>");
+        assert!(matches!(
+            problem(&self_closed),
+            EnvelopeProblem::EmptyBody { .. }
+        ));
         let missing = format!("<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\"><s:Header/></s:Envelope>");
         assert_eq!(problem(&missing), EnvelopeProblem::MissingBody);
         let truncated = format!("<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\"><s:Body><op>");
-        assert!(matches!(problem(&truncated), EnvelopeProblem::Malformed { .. }));
+        assert!(matches!(
+            problem(&truncated),
+            EnvelopeProblem::Malformed { .. }
+        ));
     }
 
     #[test]
@@ -950,8 +935,14 @@ mod tests {
     #[test]
     fn positions_count_characters_not_bytes() {
         let text = "æøå\nxyz";
-        assert_eq!(Position::of_offset(text, 6), Position { line: 1, column: 4 });
-        assert_eq!(Position::of_offset(text, 8), Position { line: 2, column: 2 });
+        assert_eq!(
+            Position::of_offset(text, 6),
+            Position { line: 1, column: 4 }
+        );
+        assert_eq!(
+            Position::of_offset(text, 8),
+            Position { line: 2, column: 2 }
+        );
     }
 
     #[test]
@@ -983,7 +974,10 @@ mod tests {
         let text = receipt.render(SoapVersion::V12, &operation);
         let envelope = parse_envelope(&text).unwrap();
         assert_eq!(envelope.version, SoapVersion::V12);
-        assert_eq!(envelope.operation.local, "SaveAvailabilityAssessmentResponse");
+        assert_eq!(
+            envelope.operation.local,
+            "SaveAvailabilityAssessmentResponse"
+        );
         assert_eq!(envelope.operation.namespace, "urn:example");
         assert!(text.contains(&receipt.message_identifier.to_string()));
     }

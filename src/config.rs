@@ -1,0 +1,524 @@
+//! Configuration: embedded defaults, overlaid by an optional TOML file, overlaid by environment
+//! variables (`DFDG_MOCK_*`) and command-line flags, resolved once into a validated [`Config`].
+//!
+//! Flags and environment variables are declared together on [`ServeArgs`] (clap reads both);
+//! the file is read with `deny_unknown_fields`, so a typo is an error that names the file, line
+//! and column instead of a silently ignored setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::position::Position;
+
+/// The config file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "dfdg-mock.toml";
+
+/// How client certificates are treated during the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthMode {
+    /// A missing, untrusted or expired certificate fails the handshake.
+    Require,
+    /// Any or no certificate completes the handshake; the request is then answered with the
+    /// DFDG fault that explains what is wrong (1101 missing, 1012 logon failed). Nothing passes.
+    Diagnose,
+}
+
+impl ClientAuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMode::Require => "require",
+            ClientAuthMode::Diagnose => "diagnose",
+        }
+    }
+}
+
+/// Bounds on every wait and every input, so that no client can hold the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body accepted; larger ones get 413 with a fault.
+    pub max_body: u64,
+    /// How much of each request and response body the journal keeps.
+    pub journal_body_cap: u64,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed for a request's headers (and for an idle keep-alive connection).
+    pub header_timeout: Duration,
+    /// Time allowed for receiving a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long shutdown waits for open connections to finish.
+    pub shutdown_drain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 10 * 1024 * 1024,
+            journal_body_cap: 256 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            shutdown_drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address of the SOAP listener.
+    pub listen: SocketAddr,
+    /// Folder of the generated test PKI (CA, server and demo client certificates).
+    pub certs_dir: PathBuf,
+    /// A server certificate chain and key of the user's own; when set, no PKI is generated and
+    /// only `client_cas` are trusted.
+    pub server_identity: Option<(PathBuf, PathBuf)>,
+    /// Extra CA certificates (PEM) trusted for client certificates, e.g. real OCES test CAs.
+    pub client_cas: Vec<PathBuf>,
+    /// Extra names and addresses the generated server certificate covers.
+    pub server_names: Vec<String>,
+    pub client_auth: ClientAuthMode,
+    /// The SQLite journal file.
+    pub journal: PathBuf,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            certs_dir: PathBuf::from("certs"),
+            server_identity: None,
+            client_cas: Vec::new(),
+            server_names: Vec::new(),
+            client_auth: ClientAuthMode::Require,
+            journal: PathBuf::from("dfdg-mock.sqlite"),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Flags of `serve`; each also reads an environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Config file (TOML). Default: ./dfdg-mock.toml when it exists.
+    #[arg(long, env = "DFDG_MOCK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for SOAP over mutual TLS. [default: 127.0.0.1:8443]
+    #[arg(long, env = "DFDG_MOCK_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Folder of the test PKI, generated on first start. [default: certs]
+    #[arg(long, env = "DFDG_MOCK_CERTS_DIR", value_name = "DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Server certificate chain (PEM) of your own instead of the generated one (needs --key).
+    #[arg(long, env = "DFDG_MOCK_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, env = "DFDG_MOCK_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust for client certificates; repeatable or comma-separated.
+    #[arg(
+        long,
+        env = "DFDG_MOCK_CLIENT_CA",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub client_ca: Vec<PathBuf>,
+    /// Extra DNS name or IP address for the generated server certificate; repeatable or
+    /// comma-separated.
+    #[arg(
+        long = "server-name",
+        visible_alias = "san",
+        env = "DFDG_MOCK_SERVER_NAMES",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub server_names: Vec<String>,
+    /// How client certificates are checked. [default: require]
+    #[arg(long, env = "DFDG_MOCK_CLIENT_AUTH", value_enum)]
+    pub client_auth: Option<ClientAuthMode>,
+    /// SQLite journal of every call. [default: dfdg-mock.sqlite]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Largest request body, e.g. 10MiB. [default: 10MiB]
+    #[arg(long, env = "DFDG_MOCK_MAX_BODY", value_name = "SIZE")]
+    pub max_body: Option<ByteSize>,
+    /// How much of each body the journal keeps. [default: 256KiB]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL_BODY_CAP", value_name = "SIZE")]
+    pub journal_body_cap: Option<ByteSize>,
+    /// TLS handshake time limit, e.g. 10s. [default: 10s]
+    #[arg(long, env = "DFDG_MOCK_HANDSHAKE_TIMEOUT", value_name = "DURATION")]
+    pub handshake_timeout: Option<Seconds>,
+    /// Time limit for request headers and idle keep-alive. [default: 30s]
+    #[arg(long, env = "DFDG_MOCK_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub header_timeout: Option<Seconds>,
+    /// Time limit for receiving a request body. [default: 60s]
+    #[arg(long, env = "DFDG_MOCK_BODY_TIMEOUT", value_name = "DURATION")]
+    pub body_timeout: Option<Seconds>,
+    /// Connections served at once. [default: 1024]
+    #[arg(long, env = "DFDG_MOCK_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long shutdown waits for open connections. [default: 10s]
+    #[arg(long, env = "DFDG_MOCK_SHUTDOWN_DRAIN", value_name = "DURATION")]
+    pub shutdown_drain: Option<Seconds>,
+}
+
+/// The config file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    journal: Option<PathBuf>,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    certs_dir: Option<PathBuf>,
+    server_cert: Option<PathBuf>,
+    server_key: Option<PathBuf>,
+    #[serde(default)]
+    client_ca: Vec<PathBuf>,
+    #[serde(default)]
+    server_names: Vec<String>,
+    client_auth: Option<ClientAuthMode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_body: Option<ByteSize>,
+    journal_body_cap: Option<ByteSize>,
+    handshake_timeout: Option<Seconds>,
+    header_timeout: Option<Seconds>,
+    body_timeout: Option<Seconds>,
+    max_connections: Option<usize>,
+    shutdown_drain: Option<Seconds>,
+}
+
+impl Config {
+    /// Resolves flags and environment (in `args`) over the config file over the defaults.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Config::merge(args, file)
+    }
+
+    /// Parses a config file's text; errors say `path:line:column: what`.
+    pub fn from_toml(path: &Path, text: &str) -> anyhow::Result<Config> {
+        Config::merge(&ServeArgs::default(), parse_file(path, text)?)
+    }
+
+    fn merge(args: &ServeArgs, file: FileConfig) -> anyhow::Result<Config> {
+        let defaults = Config::default();
+        let limits = Limits {
+            max_body: pick(
+                args.max_body,
+                file.limits.max_body,
+                ByteSize(defaults.limits.max_body),
+            )
+            .0,
+            journal_body_cap: pick(
+                args.journal_body_cap,
+                file.limits.journal_body_cap,
+                ByteSize(defaults.limits.journal_body_cap),
+            )
+            .0,
+            handshake_timeout: pick(
+                args.handshake_timeout,
+                file.limits.handshake_timeout,
+                Seconds(defaults.limits.handshake_timeout),
+            )
+            .0,
+            header_timeout: pick(
+                args.header_timeout,
+                file.limits.header_timeout,
+                Seconds(defaults.limits.header_timeout),
+            )
+            .0,
+            body_timeout: pick(
+                args.body_timeout,
+                file.limits.body_timeout,
+                Seconds(defaults.limits.body_timeout),
+            )
+            .0,
+            max_connections: pick(
+                args.max_connections,
+                file.limits.max_connections,
+                defaults.limits.max_connections,
+            ),
+            shutdown_drain: pick(
+                args.shutdown_drain,
+                file.limits.shutdown_drain,
+                Seconds(defaults.limits.shutdown_drain),
+            )
+            .0,
+        };
+        if limits.max_connections == 0 {
+            anyhow::bail!("max_connections must be at least 1");
+        }
+        let server_identity = match (
+            args.cert.clone().or(file.tls.server_cert),
+            args.key.clone().or(file.tls.server_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!("a server certificate is set but no key: set both"),
+            (None, Some(_)) => anyhow::bail!("a server key is set but no certificate: set both"),
+        };
+        Ok(Config {
+            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+            certs_dir: args
+                .certs_dir
+                .clone()
+                .or(file.tls.certs_dir)
+                .unwrap_or(defaults.certs_dir),
+            server_identity,
+            client_cas: if args.client_ca.is_empty() {
+                file.tls.client_ca
+            } else {
+                args.client_ca.clone()
+            },
+            server_names: if args.server_names.is_empty() {
+                file.tls.server_names
+            } else {
+                args.server_names.clone()
+            },
+            client_auth: args
+                .client_auth
+                .or(file.tls.client_auth)
+                .unwrap_or(defaults.client_auth),
+            journal: args
+                .journal
+                .clone()
+                .or(file.journal)
+                .unwrap_or(defaults.journal),
+            limits,
+        })
+    }
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> anyhow::Result<FileConfig> {
+    toml::from_str(text).map_err(|error| {
+        let at = error
+            .span()
+            .map(|span| Position::of_offset(text, span.start))
+            .map_or(String::new(), |p| format!(":{}:{}", p.line, p.column));
+        anyhow::anyhow!("{}{at}: {}", path.display(), error.message().trim())
+    })
+}
+
+/// A size in bytes, written as `1048576`, `512KiB`, `10MiB`, `1GiB` (or kB/MB/GB, powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a size: write e.g. 10MiB, 512KiB or 1048576"))?;
+        let factor = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kib" => 1 << 10,
+            "m" | "mib" => 1 << 20,
+            "g" | "gib" => 1 << 30,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown size unit '{other}' in '{text}': use B, KiB, MiB or GiB"
+                ))
+            }
+        };
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("'{text}' is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match NumberOrText::deserialize(deserializer)? {
+            NumberOrText::Number(n) => Ok(ByteSize(n)),
+            NumberOrText::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration, written as `250ms`, `10s`, `2m` (a bare number is seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration: write e.g. 10s, 250ms or 2m"))?;
+        let duration = match unit.trim() {
+            "ms" => Duration::from_millis(number),
+            "" | "s" => Duration::from_secs(number),
+            "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
+            other => {
+                return Err(format!(
+                    "unknown duration unit '{other}' in '{text}': use ms, s or m"
+                ))
+            }
+        };
+        Ok(Seconds(duration))
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match NumberOrText::deserialize(deserializer)? {
+            NumberOrText::Number(n) => Ok(Seconds(Duration::from_secs(n))),
+            NumberOrText::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{}MiB", n >> 20),
+            n if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{}KiB", n >> 10),
+            n => write!(f, "{n}B"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_file_or_flags() {
+        let config = Config::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.limits.max_body, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let text = r#"
+listen = "127.0.0.1:9443"
+journal = "/tmp/j.sqlite"
+
+[tls]
+client_auth = "diagnose"
+server_names = ["dfdg-mock"]
+
+[limits]
+max_body = "1MiB"
+handshake_timeout = "250ms"
+max_connections = 8
+"#;
+        let file = parse_file(Path::new("x.toml"), text).unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:7443".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let config = Config::merge(&args, file).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7443".parse().unwrap());
+        assert_eq!(config.journal, PathBuf::from("/tmp/j.sqlite"));
+        assert_eq!(config.client_auth, ClientAuthMode::Diagnose);
+        assert_eq!(config.server_names, vec!["dfdg-mock".to_string()]);
+        assert_eq!(config.limits.max_body, 1 << 20);
+        assert_eq!(config.limits.handshake_timeout, Duration::from_millis(250));
+        assert_eq!(config.limits.max_connections, 8);
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_column() {
+        let error = Config::from_toml(Path::new("dfdg-mock.toml"), "listen = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("dfdg-mock.toml:1:10: "), "{error}");
+        let error = Config::from_toml(Path::new("dfdg-mock.toml"), "[limits]\nmax_bdy = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("dfdg-mock.toml:2:1: "), "{error}");
+        assert!(error.contains("max_bdy"), "{error}");
+        let error = Config::from_toml(Path::new("c.toml"), "[limits]\nmax_body = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("c.toml:2:12: "), "{error}");
+        assert!(error.contains("not a size"), "{error}");
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!("10MiB".parse::<ByteSize>().unwrap(), ByteSize(10 << 20));
+        assert_eq!("512 KiB".parse::<ByteSize>().unwrap(), ByteSize(512 << 10));
+        assert_eq!("1000".parse::<ByteSize>().unwrap(), ByteSize(1000));
+        assert!("1TB".parse::<ByteSize>().is_err());
+        assert_eq!(
+            "250ms".parse::<Seconds>().unwrap(),
+            Seconds(Duration::from_millis(250))
+        );
+        assert_eq!(
+            "2m".parse::<Seconds>().unwrap(),
+            Seconds(Duration::from_secs(120))
+        );
+        assert!("soon".parse::<Seconds>().is_err());
+        assert_eq!(ByteSize(10 << 20).to_string(), "10MiB");
+    }
+
+    #[test]
+    fn half_a_server_identity_is_refused() {
+        let file = parse_file(Path::new("x.toml"), "[tls]\nserver_cert = \"a.pem\"\n").unwrap();
+        let error = Config::merge(&ServeArgs::default(), file).unwrap_err();
+        assert!(error.to_string().contains("no key"));
+    }
+}
