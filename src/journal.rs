@@ -358,6 +358,9 @@ pub struct RejectionRecord {
 }
 
 /// What the writer is asked to store.
+// Calls far outnumber rejections: boxing the call would cost the common case an allocation to
+// save space in the rare one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Call(CallRecord),
@@ -977,7 +980,8 @@ impl JournalReader for SqliteStore {
 enum Message {
     /// Store this entry, then answer with its id.
     Append {
-        entry: Entry,
+        /// Boxed so that a queue slot stays small whatever the record's size.
+        entry: Box<Entry>,
         reply: oneshot::Sender<Result<i64, JournalError>>,
     },
     /// Accept nothing more, write what is queued, stop, then answer.
@@ -995,6 +999,9 @@ struct Shared {
 }
 
 /// The handle the server journals through: cheap to clone, all clones feed one writer thread.
+///
+/// When the last clone is dropped without [`Journal::close`], the writer still writes what is
+/// queued and stops; `close` is the way to wait for that.
 #[derive(Debug, Clone)]
 pub struct Journal {
     /// Bounded queue to the writer; a full queue makes `record_*` wait.
@@ -1035,13 +1042,16 @@ impl Journal {
     async fn record(&self, entry: Entry) -> Result<i64, JournalError> {
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Message::Append { entry, reply })
+            .send(Message::Append {
+                entry: Box::new(entry),
+                reply,
+            })
             .await
             .map_err(|_| JournalError::Closed)?;
         answer.await.map_err(|_| JournalError::WriterStopped)?
     }
 
-    /// Messages waiting for the writer.
+    /// Entries (and close requests) queued for the writer and not yet taken by it.
     pub fn queue_depth(&self) -> usize {
         self.sender.max_capacity() - self.sender.capacity()
     }
@@ -1082,7 +1092,7 @@ fn run_writer<S: JournalStore>(
         for message in messages.drain(..) {
             match message {
                 Message::Append { entry, reply } => {
-                    entries.push(entry);
+                    entries.push(*entry);
                     replies.push(reply);
                 }
                 Message::Close { reply } => {
@@ -1361,6 +1371,24 @@ mod tests {
             newest_first
         );
         assert_eq!(reader.call(i64::MAX).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_read_only_reader_sees_commits_while_the_writer_runs() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = journal_path(&folder);
+        let journal = Journal::open_sqlite(&path).unwrap();
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        assert!(reader.calls(&CallQuery::default()).unwrap().is_empty());
+        let id = journal.record_call(call(0)).await.unwrap();
+        assert_eq!(ids(&reader.calls(&CallQuery::default()).unwrap()), [id]);
+        assert!(matches!(
+            SqliteStore::open_read_only(&path)
+                .unwrap()
+                .append(&[Entry::Call(call(1))]),
+            Err(JournalError::Database(_))
+        ));
+        journal.close().await.unwrap();
     }
 
     #[tokio::test]
