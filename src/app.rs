@@ -1,0 +1,456 @@
+//! The request pipeline, free of sockets: read the body under a size and time bound, check the
+//! caller's certificate verdict, parse the SOAP envelope, decide the answer, journal the call
+//! (committed before the answer leaves), respond.
+//!
+//! Deciding is synchronous and pure apart from the clock and fresh GUIDs; the only awaits are
+//! reading the body and the journal commit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use time::OffsetDateTime;
+
+use crate::config::{ClientAuthMode, Limits};
+use crate::identity::CallerIdentity;
+use crate::journal::{CallRecord, IdentityFields, Journal, Outcome, RejectionRecord};
+use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
+use crate::tls::{ClientCertificate, Refusal, Session};
+
+/// DFDG's code for "client certificate missing".
+pub const CODE_CERTIFICATE_MISSING: i64 = 1101;
+/// DFDG's code for "logon failed".
+pub const CODE_LOGON_FAILED: i64 = 1012;
+/// DFDG's code for "message not valid".
+pub const CODE_MESSAGE_NOT_VALID: i64 = 1014;
+/// DFDG's code for "internal error".
+pub const CODE_INTERNAL_ERROR: i64 = 1011;
+
+/// Response header carrying the journal id of the call, so a supplier can quote it.
+pub const CALL_ID_HEADER: &str = "x-dfdg-mock-call-id";
+
+/// One accepted connection: who is on the other end, established once per connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub session: Session,
+}
+
+/// The request pipeline and what it needs.
+#[derive(Debug)]
+pub struct App {
+    journal: Journal,
+    limits: Limits,
+}
+
+/// The answer to one request, decided before anything is journaled or sent.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    version: Option<SoapVersion>,
+    body: String,
+    receipts: Vec<String>,
+    outcome: Outcome,
+    detail: Option<String>,
+}
+
+/// What was learned about the request on the way, for the journal.
+#[derive(Debug, Default)]
+struct Facts {
+    soap_version: Option<SoapVersion>,
+    soap_action: Option<String>,
+    operation: Option<soap::QualifiedName>,
+    star_headers: Option<soap::StarHeaders>,
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+enum BodyProblem {
+    TooLarge,
+    TooSlow,
+    Broken(String),
+}
+
+impl App {
+    pub fn new(journal: Journal, limits: Limits) -> App {
+        App { journal, limits }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Records a refused TLS handshake.
+    pub async fn refused_handshake(&self, peer: SocketAddr, refusal: Refusal, mode: ClientAuthMode) {
+        tracing::info!(%peer, reason = refusal.reason.as_str(), detail = %refusal.detail, "refused TLS handshake");
+        let record = RejectionRecord {
+            time: OffsetDateTime::now_utc(),
+            peer: peer.to_string(),
+            reason: refusal.reason,
+            detail: refusal.detail,
+            identity: refusal.identity.as_deref().map(identity_fields),
+            mode: mode.as_str().to_owned(),
+        };
+        if let Err(error) = self.journal.record_rejection(record).await {
+            tracing::error!(%error, "cannot journal a refused handshake");
+        }
+    }
+
+    /// Answers one HTTP request on `connection`.
+    pub async fn handle(
+        &self,
+        request: http::Request<Incoming>,
+        connection: &Connection,
+    ) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let time = OffsetDateTime::now_utc();
+        let (parts, body) = request.into_parts();
+        if parts.method != Method::POST {
+            return self.non_soap(&parts, connection);
+        }
+        let body = read_body(&parts, body, &self.limits).await;
+        let mut facts = Facts::default();
+        let answer = decide(&parts, &body, connection, time, &mut facts);
+
+        let cap = usize::try_from(self.limits.journal_body_cap).unwrap_or(usize::MAX);
+        let request_body = body.as_ref().map(Bytes::as_ref).unwrap_or_default();
+        let record = CallRecord {
+            time,
+            peer: connection.peer.to_string(),
+            tls_version: connection.session.tls_version.to_owned(),
+            cipher_suite: connection.session.cipher_suite.clone(),
+            alpn: connection.session.alpn.clone(),
+            identity: caller(connection).map(identity_fields),
+            method: parts.method.to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
+            soap_version: facts.soap_version.map(|v| v.label().to_owned()),
+            soap_action: facts.soap_action,
+            operation: facts.operation.as_ref().map(|o| o.local.clone()),
+            operation_namespace: facts.operation.map(|o| o.namespace),
+            star_headers: facts
+                .star_headers
+                .filter(|h| !h.is_empty())
+                .and_then(|h| serde_json::to_value(h).ok()),
+            request_body: request_body[..request_body.len().min(cap)].to_vec(),
+            request_truncated: request_body.len() > cap || body.is_err(),
+            response_body: answer.body.as_bytes()[..answer.body.len().min(cap)].to_vec(),
+            response_truncated: answer.body.len() > cap,
+            http_status: answer.status.as_u16(),
+            receipts: answer.receipts.clone(),
+            outcome: answer.outcome.clone(),
+            detail: answer.detail.clone(),
+            latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        };
+        match self.journal.record_call(record).await {
+            Ok(id) => {
+                tracing::debug!(id, peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
+                let mut response = soap_response(answer);
+                if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                    response.headers_mut().insert(CALL_ID_HEADER, value);
+                }
+                response
+            }
+            Err(error) => {
+                // No receipt may leave that the journal does not hold.
+                tracing::error!(%error, "cannot journal a call; answering with a fault");
+                let version = answer.version.unwrap_or(SoapVersion::V11);
+                let fault = Fault::dfdg(
+                    FaultParty::Service,
+                    CODE_INTERNAL_ERROR,
+                    format!("the mock's journal could not record this call, so no receipt was issued: {error}"),
+                );
+                soap_response(Answer {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    version: Some(version),
+                    body: fault.render(version),
+                    receipts: Vec::new(),
+                    outcome: Outcome::Http,
+                    detail: None,
+                })
+            }
+        }
+    }
+
+    /// GET and other methods: not SOAP calls, so not journaled.
+    fn non_soap(&self, parts: &Parts, connection: &Connection) -> Response<Full<Bytes>> {
+        if let ClientCertificate::Refused(refusal) = &connection.session.client {
+            return text(StatusCode::FORBIDDEN, &format!("{}\n", refusal.detail));
+        }
+        match parts.method {
+            Method::GET | Method::HEAD => text(
+                StatusCode::OK,
+                "dfdg-mock: an offline imitation of STAR's DFDG/Jobnet SOAP webservices.\n\
+                 POST a SOAP 1.1 (text/xml) or SOAP 1.2 (application/soap+xml) envelope to any path.\n",
+            ),
+            _ => {
+                let mut response = text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "SOAP requests use POST; GET shows what is served here.\n",
+                );
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+                response
+            }
+        }
+    }
+}
+
+/// The verified caller, if the connection has one.
+fn caller(connection: &Connection) -> Option<&CallerIdentity> {
+    match &connection.session.client {
+        ClientCertificate::Verified(identity) => Some(identity),
+        ClientCertificate::Refused(refusal) => refusal.identity.as_deref(),
+    }
+}
+
+/// The journal's copy of an identity.
+pub fn identity_fields(identity: &CallerIdentity) -> IdentityFields {
+    IdentityFields {
+        caller_id: identity.caller_id.clone(),
+        kind: identity.kind.label().to_owned(),
+        cvr: identity.cvr.clone(),
+        common_name: identity.common_name.clone(),
+        subject: identity.subject.clone(),
+        issuer: identity.issuer.clone(),
+        serial: identity.serial.clone(),
+        fingerprint: identity.fingerprint.clone(),
+        not_before: rfc3339(identity.not_before),
+        not_after: rfc3339(identity.not_after),
+    }
+}
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| time.to_string())
+}
+
+async fn read_body(parts: &Parts, body: Incoming, limits: &Limits) -> Result<Bytes, BodyProblem> {
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_body) {
+        return Err(BodyProblem::TooLarge);
+    }
+    let max = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
+    match tokio::time::timeout(limits.body_timeout, Limited::new(body, max).collect()).await {
+        Err(_elapsed) => Err(BodyProblem::TooSlow),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyProblem::TooLarge)
+        }
+        Ok(Err(error)) => Err(BodyProblem::Broken(error.to_string())),
+    }
+}
+
+/// `Content-Type` split into its media type and the parameters SOAP cares about.
+#[derive(Debug, Default)]
+struct ContentType {
+    media_type: String,
+    charset: Option<String>,
+    action: Option<String>,
+}
+
+fn content_type(parts: &Parts) -> Option<ContentType> {
+    let value = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let mut pieces = value.split(';');
+    let mut parsed = ContentType {
+        media_type: pieces.next().unwrap_or_default().trim().to_ascii_lowercase(),
+        ..ContentType::default()
+    };
+    for parameter in pieces {
+        let Some((name, value)) = parameter.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_owned();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "charset" => parsed.charset = Some(value),
+            "action" => parsed.action = Some(value),
+            _ => {}
+        }
+    }
+    Some(parsed)
+}
+
+/// Decides the answer to a POST. Fills `facts` with what it learned for the journal.
+fn decide(
+    parts: &Parts,
+    body: &Result<Bytes, BodyProblem>,
+    connection: &Connection,
+    now: OffsetDateTime,
+    facts: &mut Facts,
+) -> Answer {
+    let content_type = content_type(parts);
+    let declared_version = content_type
+        .as_ref()
+        .and_then(|c| SoapVersion::from_media_type(&c.media_type));
+    let body = match body {
+        Ok(body) => body,
+        Err(problem) => {
+            let version = declared_version.unwrap_or(SoapVersion::V11);
+            let (status, reason) = match problem {
+                BodyProblem::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is larger than this server accepts (see --max-body)".to_owned(),
+                ),
+                BodyProblem::TooSlow => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time (see --body-timeout)".to_owned(),
+                ),
+                BodyProblem::Broken(error) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {error}"),
+                ),
+            };
+            return fault_answer(version, Fault::caller(reason), Some(status));
+        }
+    };
+    let version = soap::sniff_version(body)
+        .or(declared_version)
+        .unwrap_or(SoapVersion::V11);
+
+    // Diagnose mode: the handshake let a bad certificate through so we can say what is wrong.
+    if let ClientCertificate::Refused(refusal) = &connection.session.client {
+        let fault = match refusal.reason {
+            crate::journal::RejectionReason::NoCertificate => Fault::dfdg(
+                FaultParty::Caller,
+                CODE_CERTIFICATE_MISSING,
+                format!("Client certificate missing: {}", refusal.detail),
+            ),
+            _ => Fault::dfdg(
+                FaultParty::Caller,
+                CODE_LOGON_FAILED,
+                format!("Logon failed: {}", refusal.detail),
+            ),
+        };
+        return fault_answer(version, fault, None);
+    }
+
+    let Some(content_type) = content_type else {
+        return fault_answer(
+            version,
+            Fault::caller(
+                "the request has no Content-Type: send text/xml for SOAP 1.1 or application/soap+xml for SOAP 1.2",
+            ),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        );
+    };
+    let Some(declared_version) = declared_version else {
+        return fault_answer(
+            version,
+            Fault::caller(format!(
+                "Content-Type '{}' is not SOAP: send text/xml for SOAP 1.1 or application/soap+xml for SOAP 1.2",
+                content_type.media_type
+            )),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        );
+    };
+    if let Some(charset) = &content_type.charset {
+        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+            return fault_answer(
+                version,
+                Fault::caller(format!(
+                    "charset '{charset}' is not supported: send UTF-8 encoded XML"
+                )),
+                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            );
+        }
+    }
+
+    let envelope = match soap::body_text(body).and_then(soap::parse_envelope) {
+        Ok(envelope) => envelope,
+        Err(problem) => {
+            return fault_answer(
+                version,
+                Fault::dfdg(
+                    FaultParty::Caller,
+                    CODE_MESSAGE_NOT_VALID,
+                    format!("Message not valid: {problem}"),
+                ),
+                Some(StatusCode::BAD_REQUEST),
+            )
+        }
+    };
+    facts.soap_version = Some(envelope.version);
+    facts.soap_action = match envelope.version {
+        SoapVersion::V11 => soap_action_header(parts),
+        SoapVersion::V12 => content_type.action.clone().or_else(|| soap_action_header(parts)),
+    };
+    facts.operation = Some(envelope.operation.clone());
+    facts.star_headers = Some(envelope.star_headers.clone());
+    if envelope.version != declared_version {
+        return fault_answer(
+            envelope.version,
+            Fault::caller(format!(
+                "a {} envelope must be sent as {}, not as {}",
+                envelope.version,
+                envelope.version.media_type(),
+                content_type.media_type
+            )),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        );
+    }
+
+    let receipt = Receipt::fresh(now);
+    Answer {
+        status: StatusCode::OK,
+        version: Some(envelope.version),
+        body: receipt.render(envelope.version, &envelope.operation),
+        receipts: vec![receipt.message_identifier.to_string()],
+        outcome: Outcome::Receipt,
+        detail: None,
+    }
+}
+
+fn soap_action_header(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get("soapaction")?.to_str().ok()?;
+    Some(value.trim().trim_matches('"').to_owned())
+}
+
+fn fault_answer(version: SoapVersion, fault: Fault, status: Option<StatusCode>) -> Answer {
+    let status = status.unwrap_or_else(|| {
+        StatusCode::from_u16(fault.http_status(version)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    });
+    Answer {
+        status,
+        version: Some(version),
+        body: fault.render(version),
+        receipts: Vec::new(),
+        outcome: Outcome::Fault {
+            code: fault.dfdg.as_ref().map(|d| d.code),
+            fault_code: fault.party.code(version).to_owned(),
+        },
+        detail: Some(fault.reason),
+    }
+}
+
+fn soap_response(answer: Answer) -> Response<Full<Bytes>> {
+    let content_type = answer.version.unwrap_or(SoapVersion::V11).content_type();
+    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+    *response.status_mut() = answer.status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

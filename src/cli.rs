@@ -1,0 +1,476 @@
+//! The command line: subcommands and one function each. Raw flags become validated types here
+//! (or in [`crate::config`]) before any work starts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::config::{Config, ServeArgs};
+use crate::journal::{CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore};
+use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
+use crate::tls::{TlsMaterial, TlsServer};
+
+/// The file name stem of the demo client certificate made on first start.
+pub const DEMO_CLIENT: &str = "demo-client";
+
+/// An offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
+///
+/// Point a real SOAP client at it with a test OCES certificate: every call is answered with a
+/// STAR-shaped receipt or fault and journaled with the caller's certificate identity, so a
+/// supplier can rehearse STAR's onboarding test offline.
+///
+/// Without a subcommand, `serve` runs with its defaults.
+#[derive(Debug, Parser)]
+#[command(name = "dfdg-mock", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve SOAP over mutual TLS (creates a test PKI under certs/ on first start).
+    ///
+    /// Every setting can also come from dfdg-mock.toml or a DFDG_MOCK_* environment variable;
+    /// flags win over the environment, which wins over the file.
+    Serve(ServeArgs),
+    /// Make test certificates: a CA, the server certificate, OCES-shaped client certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// List journaled calls (newest first), or refused TLS handshakes with --rejected.
+    Calls(CallsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create a test CA and a server certificate for localhost, 127.0.0.1 and ::1.
+    Init {
+        /// Folder to write into.
+        #[arg(long, default_value = "certs", env = "DFDG_MOCK_CERTS_DIR")]
+        dir: PathBuf,
+        /// Extra DNS name or IP address for the server certificate; repeatable.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a client certificate from the test CA: PEM certificate and key, and a PKCS#12 bundle.
+    ///
+    /// The default shape is an OCES3 organisation/system certificate
+    /// (serialNumber=UI:DK-O:G:<uuid>, organizationIdentifier=NTRDK-<cvr>), whose STAR caller id
+    /// is CVR:<cvr>-UUID:<uuid>. --oces2 makes the older OCES2 shape (serialNumber=CVR:<cvr>-FID:<n>).
+    Client(ClientArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// Folder of the test CA; the certificate is written there too.
+    #[arg(long, default_value = "certs", env = "DFDG_MOCK_CERTS_DIR")]
+    pub dir: PathBuf,
+    /// File name stem: writes <STEM>.crt, <STEM>.key and <STEM>.p12.
+    #[arg(long, default_value = "client")]
+    pub out: String,
+    /// Common name of the system, e.g. "Fagsystem Jobcenter Test".
+    #[arg(long, default_value = "Fagsystem Test")]
+    pub name: String,
+    /// Organisation, e.g. "Testleverandør ApS".
+    #[arg(long, default_value = "Testleverandør ApS")]
+    pub org: String,
+    /// CVR number, 8 digits (fictitious test organisations start with 9).
+    #[arg(long, default_value = "91234567")]
+    pub cvr: String,
+    /// UUID of an OCES3 certificate (default: random).
+    #[arg(long, conflicts_with = "oces2")]
+    pub uuid: Option<uuid::Uuid>,
+    /// Make an OCES2 certificate: fid (function/FOCES), uid (company/VOCES) or rid (employee).
+    #[arg(long, value_enum)]
+    pub oces2: Option<Oces2Shape>,
+    /// The FID/UID/RID number of an OCES2 certificate (default: random digits).
+    #[arg(long, requires = "oces2")]
+    pub number: Option<String>,
+    /// Days of validity from now; 0 or negative makes an already expired certificate.
+    #[arg(long, default_value_t = 365, allow_negative_numbers = true)]
+    pub valid_days: i64,
+    /// Password of the PKCS#12 bundle (default: generated and printed once).
+    #[arg(long, env = "DFDG_MOCK_P12_PASSWORD")]
+    pub password: Option<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Oces2Shape {
+    Fid,
+    Uid,
+    Rid,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CallsArgs {
+    /// The journal file.
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    pub journal: PathBuf,
+    /// Print JSON (one object per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only calls from this STAR caller id (CVR:…-UUID:…) or CVR number.
+    #[arg(long)]
+    pub caller: Option<String>,
+    /// Only calls of this operation (local name, e.g. SaveAvailabilityAssessment).
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// Only calls since this time: RFC 3339 (2026-11-27T10:00:00Z) or an age (90s, 10m, 2h, 1d).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<OffsetDateTime>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// List refused TLS handshakes instead of calls.
+    #[arg(long)]
+    pub rejected: bool,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(&args),
+        Command::Pki(PkiCommand::Init { dir, sans, force }) => pki_init(&dir, &sans, force),
+        Command::Pki(PkiCommand::Client(args)) => pki_client(&args),
+        Command::Calls(args) => calls(&args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve_until_signal(config))
+}
+
+async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    let mut first_start = None;
+    let material = match &config.server_identity {
+        Some((cert, key)) => {
+            let cas: Vec<&Path> = config.client_cas.iter().map(PathBuf::as_path).collect();
+            if cas.is_empty() {
+                anyhow::bail!(
+                    "with a server certificate of your own (--cert/--key), name the CA that issues client certificates with --client-ca"
+                );
+            }
+            TlsMaterial::from_files(cert, key, &cas)?
+        }
+        None => {
+            let paths = PkiPaths::new(&config.certs_dir);
+            let demo = pki::ensure_demo(&paths, &config.server_names)
+                .with_context(|| format!("cannot prepare the test PKI in {}", paths.dir.display()))?;
+            let mut cas = vec![paths.ca_cert()];
+            cas.extend(config.client_cas.iter().cloned());
+            let cas: Vec<&Path> = cas.iter().map(PathBuf::as_path).collect();
+            let material = TlsMaterial::from_files(&paths.server_cert(), &paths.server_key(), &cas)?;
+            first_start = Some((paths, demo));
+            material
+        }
+    };
+    let tls = TlsServer::new(material, config.client_auth, config.limits.handshake_timeout)?;
+    let journal = Journal::open_sqlite(&config.journal)
+        .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+
+    print_banner(&config, address, first_start.as_ref())?;
+    let app = Arc::new(App::new(journal.clone(), config.limits.clone()));
+    crate::server::run(listener, tls, app, &config.limits, shutdown_signal()).await;
+    journal.close().await.context("cannot flush the journal")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested");
+}
+
+fn print_banner(
+    config: &Config,
+    address: std::net::SocketAddr,
+    pki: Option<&(PkiPaths, pki::DemoPki)>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let host = if address.ip().is_loopback() || address.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        address.ip().to_string()
+    };
+    let url = format!("https://{host}:{}", address.port());
+    writeln!(
+        out,
+        "dfdg-mock {} listening on {url} (client certificates: {}, journal: {})",
+        env!("CARGO_PKG_VERSION"),
+        config.client_auth.as_str(),
+        config.journal.display()
+    )?;
+    let Some((paths, demo)) = pki else {
+        return Ok(());
+    };
+    if demo.created_ca || demo.created_client {
+        writeln!(out, "created a test PKI in {}", paths.dir.display())?;
+    }
+    let client = paths.client(DEMO_CLIENT);
+    let request = paths.dir.join("demo-request.xml");
+    std::fs::write(&request, demo_request(&demo.client_caller_id))
+        .with_context(|| format!("cannot write {}", request.display()))?;
+    writeln!(
+        out,
+        "demo client certificate: {} (caller id {})",
+        client.cert.display(),
+        demo.client_caller_id
+    )?;
+    writeln!(out, "\nTry it:\n")?;
+    writeln!(
+        out,
+        "  curl --cacert {} --cert {} --key {} \\\n    -H 'Content-Type: text/xml; charset=utf-8' -H 'SOAPAction: \"{DEMO_NAMESPACE}#SaveAvailabilityAssessment\"' \\\n    --data-binary @{} {url}{DEMO_PATH}\n",
+        paths.ca_cert().display(),
+        client.cert.display(),
+        client.key.display(),
+        request.display(),
+    )?;
+    writeln!(out, "  dfdg-mock calls        # the journal: who called, and the receipt\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Path and namespace of the demo call printed on start.
+pub const DEMO_PATH: &str = "/JobcenterMessageService/2/JobcenterMessageService.svc";
+pub const DEMO_NAMESPACE: &str = "urn:dfdg-mock:JobcenterMessageService:2";
+
+/// A registration call with STAR's two caller headers, made on behalf of `caller_id`.
+pub fn demo_request(caller_id: &str) -> String {
+    let now = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap:Header>
+    <ActiveOrganisationHeader xmlns="http://rep.oio.dk/ams.dk/xml/schemas/2005/09/01/">
+      <OrganisationTypeIdentifier>8</OrganisationTypeIdentifier>
+      <OrganisationCode>101</OrganisationCode>
+    </ActiveOrganisationHeader>
+    <RequestUserMetadataHeader xmlns="http://service.bm.dk/RequestUserMetadata/2015/01/21/"
+        xmlns:rus="http://service.bm.dk/pjaktass/2015/01/21/RequestUserStructure/"
+        xmlns:ru="http://service.bm.dk/pjaktass/2015/01/21/RequestUserTypeIdentifierCodeList/"
+        xmlns:clb="http://service.bm.dk/pjaktass/2013/06/07/CodeListBase/"
+        xmlns:ros="http://service.bm.dk/pjaktass/2015/01/21/RequestOrganisationStructure/">
+      <rus:RequestUserStructure>
+        <rus:UserFullName>Fagsystem Jobcenter Test</rus:UserFullName>
+        <ru:RequestUserTypeIdentifier><clb:CodeListItemIdentifier>3</clb:CodeListItemIdentifier></ru:RequestUserTypeIdentifier>
+        <rus:UserIdentifier>{caller_id}</rus:UserIdentifier>
+      </rus:RequestUserStructure>
+      <ros:RequestOrganisationStructure>
+        <ros:OrganisationTypeIdentifier><clb:CodeListItemIdentifier>8</clb:CodeListItemIdentifier></ros:OrganisationTypeIdentifier>
+        <ros:OrganisationCode>101</ros:OrganisationCode>
+      </ros:RequestOrganisationStructure>
+      <RegistrationDateTime>{now}</RegistrationDateTime>
+    </RequestUserMetadataHeader>
+  </soap:Header>
+  <soap:Body>
+    <SaveAvailabilityAssessment xmlns="{DEMO_NAMESPACE}">
+      <CivilRegistrationIdentifier>0101701234</CivilRegistrationIdentifier>
+      <AvailabilityAssessmentCode>1</AvailabilityAssessmentCode>
+    </SaveAvailabilityAssessment>
+  </soap:Body>
+</soap:Envelope>
+"#
+    )
+}
+
+fn pki_init(dir: &Path, sans: &[String], force: bool) -> anyhow::Result<()> {
+    let paths = PkiPaths::new(dir);
+    pki::init(&paths, sans, force)?;
+    println!("wrote {} and {} (key {}, mode 0600)", paths.ca_cert().display(), paths.server_cert().display(), paths.server_key().display());
+    println!("the CA key is {} (mode 0600); issue client certificates with `dfdg-mock pki client`", paths.ca_key().display());
+    Ok(())
+}
+
+fn pki_client(args: &ClientArgs) -> anyhow::Result<()> {
+    let shape = match args.oces2 {
+        None => CertificateShape::Oces3 {
+            uuid: args.uuid.unwrap_or_else(uuid::Uuid::new_v4),
+        },
+        Some(kind) => {
+            let number = match &args.number {
+                Some(number) => number.clone(),
+                None => random_digits(13),
+            };
+            CertificateShape::Oces2(match kind {
+                Oces2Shape::Fid => Oces2Kind::Fid(number),
+                Oces2Shape::Uid => Oces2Kind::Uid(number),
+                Oces2Shape::Rid => Oces2Kind::Rid(number),
+            })
+        }
+    };
+    let spec = ClientSpec {
+        name: args.name.clone(),
+        organisation: args.org.clone(),
+        cvr: args.cvr.clone(),
+        shape,
+        valid_days: args.valid_days,
+    };
+    let (password, generated) = match &args.password {
+        Some(password) => (password.clone(), false),
+        None => (pki::random_password(), true),
+    };
+    let paths = PkiPaths::new(&args.dir);
+    let files = pki::issue_client_files(&paths, &args.out, &spec, &password, args.force)?;
+    let identity = crate::identity::CallerIdentity::from_der(&files.cert_der)
+        .context("the issued certificate cannot be read back")?;
+    let client = paths.client(&args.out);
+    println!("issued {} for caller id {}", identity.kind.label(), identity.caller_id);
+    println!("  subject:     {}", identity.subject);
+    println!("  valid until: {}", crate::app::identity_fields(&identity).not_after);
+    println!("  certificate: {}", client.cert.display());
+    println!("  key:         {} (mode 0600)", client.key.display());
+    println!("  PKCS#12:     {}", client.p12.display());
+    if generated {
+        println!("  PKCS#12 password (shown once): {password}");
+    }
+    Ok(())
+}
+
+fn random_digits(count: usize) -> String {
+    let mut digits = String::with_capacity(count);
+    while digits.len() < count {
+        for byte in uuid::Uuid::new_v4().as_bytes() {
+            if digits.len() < count && *byte < 250 {
+                digits.push(char::from(b'0' + byte % 10));
+            }
+        }
+    }
+    if digits.starts_with('0') {
+        digits.replace_range(..1, "1");
+    }
+    digits
+}
+
+fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
+    if let Ok(time) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Ok(time);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is neither an RFC 3339 time nor an age like 10m"))?;
+    let age = match unit {
+        "s" => time::Duration::seconds(number),
+        "m" => time::Duration::minutes(number),
+        "h" => time::Duration::hours(number),
+        "d" => time::Duration::days(number),
+        _ => return Err(format!("unknown unit in '{text}': use s, m, h or d")),
+    };
+    Ok(OffsetDateTime::now_utc() - age)
+}
+
+fn calls(args: &CallsArgs) -> anyhow::Result<()> {
+    let store = SqliteStore::open_read_only(&args.journal)?;
+    let mut out = std::io::stdout().lock();
+    if args.rejected {
+        let rejections = store.rejections(&RejectionQuery {
+            since: args.since,
+            limit: args.limit,
+            ..RejectionQuery::default()
+        })?;
+        if args.json {
+            for rejection in &rejections {
+                writeln!(out, "{}", serde_json::to_string(rejection)?)?;
+            }
+            return Ok(());
+        }
+        writeln!(out, "{:<6} {:<20} {:<22} {:<18} {:<44} DETAIL", "ID", "TIME (UTC)", "PEER", "REASON", "PRESENTED")?;
+        for rejection in &rejections {
+            let record = &rejection.record;
+            writeln!(
+                out,
+                "{:<6} {:<20} {:<22} {:<18} {:<44} {}",
+                rejection.id,
+                short_time(record.time),
+                record.peer,
+                record.reason.as_str(),
+                record.identity.as_ref().map_or("-", |i| i.caller_id.as_str()),
+                record.detail
+            )?;
+        }
+        if rejections.is_empty() {
+            writeln!(out, "(no refused handshakes)")?;
+        }
+        return Ok(());
+    }
+    let calls = store.calls(&CallQuery {
+        caller: args.caller.clone(),
+        operation: args.operation.clone(),
+        since: args.since,
+        limit: args.limit,
+        ..CallQuery::default()
+    })?;
+    if args.json {
+        for call in &calls {
+            writeln!(out, "{}", serde_json::to_string(call)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT", "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME")?;
+    for call in &calls {
+        let record = &call.record;
+        writeln!(
+            out,
+            "{:<6} {:<20} {:<52} {:<30} {:<12} {}",
+            call.id,
+            short_time(record.time),
+            record.identity.as_ref().map_or("(no certificate)", |i| i.caller_id.as_str()),
+            record.operation.as_deref().unwrap_or("-"),
+            record.outcome.label(),
+            record.receipts.first().map_or("-", String::as_str),
+        )?;
+    }
+    if calls.is_empty() {
+        writeln!(out, "(no calls)")?;
+    }
+    Ok(())
+}
+
+fn short_time(time: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}

@@ -1,0 +1,188 @@
+//! The binary as a user meets it: first start on a fresh folder, the printed curl call, `calls`,
+//! `pki client` with its PKCS#12 bundle opened by openssl, and a clean stop on SIGTERM.
+//! Needs curl and openssl on the PATH (`.ci/run` installs them).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dfdg-mock");
+
+fn dfdg_mock(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BINARY)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DFDG_MOCK_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Kills the server if a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn first_start_prints_a_curl_call_that_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Running(
+        Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let mut banner = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let done = line.contains("dfdg-mock calls");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let banner = banner.join("\n");
+    assert!(banner.contains("created a test PKI in certs"), "{banner}");
+    for file in ["ca.crt", "ca.key", "server.crt", "server.key", "demo-client.crt", "demo-client.key", "demo-client.p12"] {
+        assert!(dir.path().join("certs").join(file).exists(), "{file} missing");
+    }
+    #[cfg(unix)]
+    for key in ["ca.key", "server.key", "demo-client.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("certs").join(key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    assert!(!banner.contains("PRIVATE KEY"));
+
+    // The curl command exactly as printed: from "curl" to the line without a continuation.
+    let start = banner.find("curl ").expect("no curl command in the banner");
+    let command: String = banner[start..]
+        .lines()
+        .scan(true, |more, line| {
+            let take = *more;
+            *more = line.trim_end().ends_with('\\');
+            take.then(|| line.to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let output = Command::new("bash")
+        .args(["-c", &format!("{command} --silent --show-error")])
+        .current_dir(dir.path())
+        .output()
+        .expect("bash");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "curl failed: {}\n{command}", String::from_utf8_lossy(&output.stderr));
+    assert!(answer.contains("<MessageIdentifier>"), "{answer}");
+
+    let calls = dfdg_mock(dir.path(), &["calls"]);
+    let table = String::from_utf8_lossy(&calls.stdout);
+    assert!(calls.status.success(), "{}", String::from_utf8_lossy(&calls.stderr));
+    assert!(table.contains("CVR:91234567-UUID:"), "{table}");
+    assert!(table.contains("SaveAvailabilityAssessment"), "{table}");
+    assert!(table.contains("receipt"), "{table}");
+
+    let json = dfdg_mock(dir.path(), &["calls", "--json", "--caller", "91234567"]);
+    let line = String::from_utf8_lossy(&json.stdout);
+    let call: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(call["outcome"]["kind"], "receipt");
+
+    sigterm(&server.0);
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+
+    // Second start: the PKI is reused, not regenerated.
+    let before = std::fs::read(dir.path().join("certs/ca.crt")).unwrap();
+    let mut again = Running(
+        Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let first_line = BufReader::new(again.0.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    assert!(first_line.contains("listening on https://localhost:"), "{first_line}");
+    assert_eq!(std::fs::read(dir.path().join("certs/ca.crt")).unwrap(), before);
+    sigterm(&again.0);
+    assert!(again.0.wait().unwrap().success());
+}
+
+#[test]
+fn pki_client_writes_a_pkcs12_that_openssl_opens_with_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dfdg_mock(dir.path(), &["pki", "init"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+
+    let issued = dfdg_mock(
+        dir.path(),
+        &["pki", "client", "--out", "supplier", "--name", "Fagsystem Test", "--cvr", "98765432", "--oces2", "fid", "--number", "1234"],
+    );
+    let text = String::from_utf8_lossy(&issued.stdout);
+    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    assert!(text.contains("caller id CVR:98765432-FID:1234"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let password = text
+        .lines()
+        .find_map(|l| l.split("(shown once): ").nth(1))
+        .expect("no password printed")
+        .trim()
+        .to_owned();
+
+    let info = Command::new("openssl")
+        .args(["pkcs12", "-info", "-nokeys", "-in", "certs/supplier.p12", "-passin"])
+        .arg(format!("pass:{password}"))
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl is needed for this test");
+    let shown = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    assert!(shown.contains("CVR:98765432-FID:1234"), "{shown}");
+
+    let wrong = Command::new("openssl")
+        .args(["pkcs12", "-info", "-nokeys", "-in", "certs/supplier.p12", "-passin", "pass:wrong"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+
+    // Without --force nothing is overwritten.
+    let again = dfdg_mock(dir.path(), &["pki", "client", "--out", "supplier"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
+
+#[test]
+fn a_broken_config_file_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dfdg-mock.toml"), "listen = \"127.0.0.1:0\"\n[limits]\nmax_bdy = 5\n").unwrap();
+    let output = dfdg_mock(dir.path(), &["serve"]);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(error.contains("dfdg-mock.toml:3:1: unknown field `max_bdy`"), "{error}");
+}
+
+#[test]
+fn calls_without_a_journal_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dfdg_mock(dir.path(), &["calls"]);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(error.contains("start `dfdg-mock serve` first"), "{error}");
+}

@@ -1,0 +1,351 @@
+//! The test harness: a fresh rcgen PKI per test, the real server in-process on 127.0.0.1:0,
+//! and a real rustls + hyper client that trusts only the test CA and presents a named client
+//! certificate. Dropping a [`TestServer`] shuts it down; [`TestServer::stop`] waits for it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dfdg_mock::app::App;
+use dfdg_mock::config::{ClientAuthMode, Limits};
+use dfdg_mock::journal::{
+    CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore, StoredCall, StoredRejection,
+};
+use dfdg_mock::pki::{CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind};
+use dfdg_mock::tls::{TlsMaterial, TlsServer};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+
+pub const OCES3_UUID: &str = "3f2b6c1e-8d4a-4b7e-9c21-5a0e7d9f4b13";
+pub const CVR: &str = "91234567";
+
+/// A test PKI: a CA and a server certificate for localhost.
+pub struct Pki {
+    pub ca: CertificateAuthority,
+    pub server: IssuedCertificate,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let ca = CertificateAuthority::generate("dfdg-mock Test CA").unwrap();
+        let server = ca
+            .issue_server(&["localhost".into(), "127.0.0.1".into()], 30)
+            .unwrap();
+        Pki { ca, server }
+    }
+
+    /// An OCES3 organisation/system certificate: caller id `CVR:91234567-UUID:3f2b…`.
+    pub fn oces3_client(&self) -> IssuedCertificate {
+        self.client(
+            CertificateShape::Oces3 {
+                uuid: OCES3_UUID.parse().unwrap(),
+            },
+            365,
+        )
+    }
+
+    /// An OCES2 FOCES certificate: caller id `CVR:91234567-FID:1234567890123`.
+    pub fn oces2_client(&self) -> IssuedCertificate {
+        self.client(
+            CertificateShape::Oces2(Oces2Kind::Fid("1234567890123".into())),
+            365,
+        )
+    }
+
+    pub fn client(&self, shape: CertificateShape, valid_days: i64) -> IssuedCertificate {
+        self.ca
+            .issue_client(&ClientSpec {
+                name: "Fagsystem Jobcenter Test".into(),
+                organisation: "Testleverandør ApS".into(),
+                cvr: CVR.into(),
+                shape,
+                valid_days,
+            })
+            .unwrap()
+    }
+
+    pub fn material(&self) -> TlsMaterial {
+        TlsMaterial {
+            server_chain: vec![CertificateDer::from(self.server.cert_der.clone())],
+            server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server.key_der())),
+            client_cas: vec![CertificateDer::from(self.ca.cert_der().to_vec())],
+        }
+    }
+
+    /// A client that trusts this PKI's CA and presents `certificate`.
+    pub fn client_with(&self, certificate: Option<&IssuedCertificate>) -> Client {
+        Client::new(self.ca.cert_der(), certificate, Versions::Any)
+    }
+}
+
+/// The real server, in-process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub journal_path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct Options {
+    pub mode: ClientAuthMode,
+    pub limits: Limits,
+    /// Journal file; default: a fresh one in a temporary folder.
+    pub journal: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: ClientAuthMode::Require,
+            limits: Limits::default(),
+            journal: None,
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start(pki: &Pki) -> TestServer {
+        TestServer::start_with(pki, Options::default()).await
+    }
+
+    pub async fn start_with(pki: &Pki, options: Options) -> TestServer {
+        let (dir, journal_path) = match options.journal {
+            Some(path) => (None, path),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("journal.sqlite");
+                (Some(dir), path)
+            }
+        };
+        let tls = TlsServer::new(pki.material(), options.mode, options.limits.handshake_timeout)
+            .unwrap();
+        let journal = Journal::open_sqlite(&journal_path).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let limits = options.limits;
+        let task = tokio::spawn(async move {
+            let app = Arc::new(App::new(journal.clone(), limits.clone()));
+            dfdg_mock::server::run(listener, tls, app, &limits, async {
+                let _ = stop.await;
+            })
+            .await;
+            journal.close().await.unwrap();
+        });
+        TestServer {
+            addr,
+            journal_path,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and waits until every connection task (and its journal entry) is done.
+    pub async fn stop(mut self) -> Journaled {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        Journaled::read(&self.journal_path)
+    }
+
+    /// What the journal holds right now (calls are committed before their response is sent).
+    pub fn journal(&self) -> Journaled {
+        Journaled::read(&self.journal_path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A snapshot of a journal, newest first.
+pub struct Journaled {
+    pub calls: Vec<StoredCall>,
+    pub rejections: Vec<StoredRejection>,
+}
+
+impl Journaled {
+    pub fn read(path: &Path) -> Journaled {
+        let store = SqliteStore::open_read_only(path).unwrap();
+        Journaled {
+            calls: store
+                .calls(&CallQuery {
+                    limit: 1000,
+                    ..CallQuery::default()
+                })
+                .unwrap(),
+            rejections: store
+                .rejections(&RejectionQuery {
+                    limit: 1000,
+                    ..RejectionQuery::default()
+                })
+                .unwrap(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Versions {
+    Any,
+    Tls12Only,
+}
+
+/// An HTTPS client presenting an optional client certificate.
+pub struct Client {
+    connector: TlsConnector,
+    h2: bool,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Client {
+    pub fn new(ca_der: &[u8], certificate: Option<&IssuedCertificate>, versions: Versions) -> Client {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
+        let versions: &[&rustls::SupportedProtocolVersion] = match versions {
+            Versions::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            Versions::Tls12Only => &[&rustls::version::TLS12],
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match certificate {
+            Some(certificate) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from(certificate.cert_der.clone())],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificate.key_der())),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        Client {
+            connector: TlsConnector::from(Arc::new(config)),
+            h2: false,
+        }
+    }
+
+    /// Offer only h2 by ALPN and speak HTTP/2.
+    pub fn http2(mut self) -> Client {
+        let mut config = (*self.connector.config().clone()).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        self.connector = TlsConnector::from(Arc::new(config));
+        self.h2 = true;
+        self
+    }
+
+    /// Sends one request on a new connection.
+    pub async fn send(&self, addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Result<Reply, String> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let stream = self
+            .connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let io = TokioIo::new(stream);
+        let response = if self.h2 {
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(connection);
+            sender.send_request(request).await
+        } else {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| format!("http1 handshake: {e}"))?;
+            tokio::spawn(connection);
+            sender.send_request(request).await
+        }
+        .map_err(|e| format!("request: {e}"))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// POSTs a SOAP 1.1 envelope.
+    pub async fn soap11(&self, addr: SocketAddr, action: &str, body: &str) -> Result<Reply, String> {
+        let request = http::Request::post("/JobcenterMessageService/2/JobcenterMessageService.svc")
+            .header("host", "localhost")
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", format!("\"{action}\""))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        self.send(addr, request).await
+    }
+
+    /// POSTs a SOAP 1.2 envelope, the action in the content type.
+    pub async fn soap12(&self, addr: SocketAddr, action: &str, body: &str) -> Result<Reply, String> {
+        let request = http::Request::post("/JobnetCitizenStatusService/10/JobnetCitizenStatusService.svc")
+            .header("host", "localhost")
+            .header(
+                "content-type",
+                format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
+            )
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        self.send(addr, request).await
+    }
+}
+
+pub const NS: &str = "urn:dfdg-mock:JobcenterMessageService:2";
+
+/// A SOAP 1.1 registration with STAR's headers, made on behalf of `user_identifier`.
+pub fn registration(user_identifier: &str) -> String {
+    dfdg_mock::cli::demo_request(user_identifier)
+}
+
+pub fn soap12_lookup() -> String {
+    r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope">
+  <env:Body><GetBorgerstatus xmlns="urn:dfdg-mock:JobnetCitizenStatusService:10"><CivilRegistrationIdentifier>0101701234</CivilRegistrationIdentifier></GetBorgerstatus></env:Body>
+</env:Envelope>"#
+        .to_owned()
+}
+
+/// The text of the first element named `local` in `xml`.
+pub fn element_text<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
+    let open = format!("<{local}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find('<')? + start;
+    Some(&xml[start..end])
+}
