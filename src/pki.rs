@@ -5,23 +5,33 @@
 //! used by `dfdg-mock pki init|client` and by `serve` on first start. Private keys never reach
 //! `Debug` output or logs, and key files are created with mode 0600.
 //!
+//! This file holds the in-memory API; `pki/files.rs` the folder layout and file writing
+//! (re-exported here), `pki/der.rs` the DER rewrite for OCES2's multi-valued RDN.
+//!
 //! Reading an identity *from* a certificate is [`crate::identity`]'s job.
 
 use std::fmt;
-use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::identity::{self, CallerIdentity, IdentityError};
+use crate::identity::IdentityError;
+
+mod der;
+mod files;
+
+pub use files::{
+    ensure_demo, init, issue_client_files, ClientFiles, ClientPaths, DemoPki, InitReport, PkiPaths,
+    DEFAULT_SERVER_SANS, DEMO_CLIENT_STEM, DEMO_P12_PASSWORD,
+};
 
 /// OID 2.5.4.5, X.520 `serialNumber`: the OCES identifier (`UI:DK-O:G:…`, `CVR:…-FID:…`).
 const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
@@ -30,18 +40,6 @@ const OID_ORGANIZATION_IDENTIFIER: [u64; 4] = [2, 5, 4, 97];
 
 /// How long a CA made by [`CertificateAuthority::generate`] is valid.
 const CA_VALID_DAYS: i64 = 3650;
-/// How long the server certificate made by [`init`] is valid.
-const SERVER_VALID_DAYS: i64 = 825;
-/// How long the demo client certificate made by [`ensure_demo`] is valid.
-const DEMO_CLIENT_VALID_DAYS: i64 = 825;
-
-/// File stem of the demo client certificate that `serve` creates on first start.
-pub const DEMO_CLIENT_STEM: &str = "demo-client";
-/// Password of the demo client's PKCS#12 file. A documented test password: the demo
-/// certificate only opens doors of a local mock.
-pub const DEMO_P12_PASSWORD: &str = "dfdg-mock";
-/// SANs every server certificate gets.
-pub const DEFAULT_SERVER_SANS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// What can go wrong while making or storing test certificates.
 #[derive(Debug, thiserror::Error)]
@@ -477,247 +475,6 @@ impl IssuedCertificate {
     }
 }
 
-/// Where the file API keeps the PKI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PkiPaths {
-    /// The folder (default `certs/`).
-    pub dir: PathBuf,
-}
-
-/// The files of one client certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientPaths {
-    /// `<stem>.crt`, PEM certificate.
-    pub cert: PathBuf,
-    /// `<stem>.key`, PKCS#8 PEM key (mode 0600).
-    pub key: PathBuf,
-    /// `<stem>.p12`, PKCS#12 with key and chain (mode 0600).
-    pub p12: PathBuf,
-}
-
-impl PkiPaths {
-    /// The PKI in folder `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        PkiPaths { dir: dir.into() }
-    }
-
-    /// `ca.crt`: the CA certificate, to give to clients as trust anchor.
-    pub fn ca_cert(&self) -> PathBuf {
-        self.dir.join("ca.crt")
-    }
-
-    /// `ca.key`: the CA key.
-    pub fn ca_key(&self) -> PathBuf {
-        self.dir.join("ca.key")
-    }
-
-    /// `server.crt`: the server certificate followed by the CA certificate.
-    pub fn server_cert(&self) -> PathBuf {
-        self.dir.join("server.crt")
-    }
-
-    /// `server.key`: the server key.
-    pub fn server_key(&self) -> PathBuf {
-        self.dir.join("server.key")
-    }
-
-    /// The files of client `stem`.
-    pub fn client(&self, stem: &str) -> ClientPaths {
-        ClientPaths {
-            cert: self.dir.join(format!("{stem}.crt")),
-            key: self.dir.join(format!("{stem}.key")),
-            p12: self.dir.join(format!("{stem}.p12")),
-        }
-    }
-}
-
-/// What [`init`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitReport {
-    /// The folder.
-    pub paths: PkiPaths,
-    /// The server certificate's SANs.
-    pub server_sans: Vec<String>,
-    /// SHA-256 fingerprint of the CA certificate (lowercase hex).
-    pub ca_fingerprint: String,
-}
-
-/// What [`issue_client_files`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientFiles {
-    /// The files.
-    pub paths: ClientPaths,
-    /// The identity the mock will see for this certificate.
-    pub identity: CallerIdentity,
-}
-
-/// What [`ensure_demo`] found or made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemoPki {
-    /// The folder.
-    pub paths: PkiPaths,
-    /// True if the CA was created now.
-    pub created_ca: bool,
-    /// True if the server certificate was (re)issued now.
-    pub issued_server: bool,
-    /// True if the demo client certificate was (re)issued now.
-    pub issued_client: bool,
-    /// The demo client's files.
-    pub client: ClientPaths,
-    /// The password of the demo client's PKCS#12 file ([`DEMO_P12_PASSWORD`]).
-    pub client_p12_password: &'static str,
-}
-
-/// Creates the CA and a server certificate (SANs `localhost`, `127.0.0.1`, `::1` plus
-/// `extra_sans`) in `paths.dir`. Without `force`, refuses if any of the files exists.
-pub fn init(paths: &PkiPaths, extra_sans: &[String], force: bool) -> Result<InitReport, PkiError> {
-    create_dir(&paths.dir)?;
-    if !force {
-        for path in [
-            paths.ca_cert(),
-            paths.ca_key(),
-            paths.server_cert(),
-            paths.server_key(),
-        ] {
-            if path.exists() {
-                return Err(PkiError::Exists(path));
-            }
-        }
-    }
-    let ca = CertificateAuthority::generate("dfdg-mock Test CA")?;
-    write_file(
-        &paths.ca_key(),
-        ca.key_pem.as_bytes(),
-        Secrecy::Secret,
-        force,
-    )?;
-    write_file(
-        &paths.ca_cert(),
-        ca.cert_pem.as_bytes(),
-        Secrecy::Public,
-        force,
-    )?;
-    let server_sans = write_server(paths, &ca, extra_sans, force)?;
-    Ok(InitReport {
-        paths: paths.clone(),
-        server_sans,
-        ca_fingerprint: identity::hex(&sha256(ca.cert_der())),
-    })
-}
-
-/// Issues client certificate `stem` from the CA in `paths.dir` and writes `<stem>.crt`,
-/// `<stem>.key` and `<stem>.p12` (protected by `p12_password`).
-pub fn issue_client_files(
-    paths: &PkiPaths,
-    stem: &str,
-    spec: &ClientSpec,
-    p12_password: &str,
-    force: bool,
-) -> Result<ClientFiles, PkiError> {
-    validate_stem(stem)?;
-    let client_paths = paths.client(stem);
-    if !force {
-        for path in [&client_paths.cert, &client_paths.key, &client_paths.p12] {
-            if path.exists() {
-                return Err(PkiError::Exists(path.clone()));
-            }
-        }
-    }
-    let ca = load_ca(paths)?;
-    let issued = ca.issue_client(spec)?;
-    let p12 = issued.to_pkcs12(&ca, stem, p12_password)?;
-    write_file(
-        &client_paths.key,
-        issued.key_pem.as_bytes(),
-        Secrecy::Secret,
-        force,
-    )?;
-    write_file(&client_paths.p12, &p12, Secrecy::Secret, force)?;
-    write_file(
-        &client_paths.cert,
-        issued.cert_pem.as_bytes(),
-        Secrecy::Public,
-        force,
-    )?;
-    Ok(ClientFiles {
-        paths: client_paths,
-        identity: CallerIdentity::from_der(&issued.cert_der)?,
-    })
-}
-
-/// First start of `serve`: makes whatever is missing of CA, server certificate (reissued from
-/// the existing CA if it lacks a requested SAN) and the OCES3 demo client `demo-client`
-/// (PKCS#12 password [`DEMO_P12_PASSWORD`]).
-pub fn ensure_demo(paths: &PkiPaths, extra_sans: &[String]) -> Result<DemoPki, PkiError> {
-    create_dir(&paths.dir)?;
-    let created_ca = !pair_exists(&paths.ca_cert(), &paths.ca_key())?;
-    let ca = if created_ca {
-        let ca = CertificateAuthority::generate("dfdg-mock Test CA")?;
-        write_file(
-            &paths.ca_key(),
-            ca.key_pem.as_bytes(),
-            Secrecy::Secret,
-            false,
-        )?;
-        write_file(
-            &paths.ca_cert(),
-            ca.cert_pem.as_bytes(),
-            Secrecy::Public,
-            false,
-        )?;
-        ca
-    } else {
-        load_ca(paths)?
-    };
-
-    let server_ok = !created_ca
-        && paths.server_cert().exists()
-        && paths.server_key().exists()
-        && server_cert_fits(&paths.server_cert(), &ca, extra_sans)?;
-    if !server_ok {
-        write_server(paths, &ca, extra_sans, true)?;
-    }
-
-    let client = paths.client(DEMO_CLIENT_STEM);
-    let client_ok =
-        !created_ca && client.cert.exists() && client.key.exists() && client.p12.exists();
-    if !client_ok {
-        let spec = ClientSpec {
-            name: "Fagsystem Jobcenter Test".to_owned(),
-            organisation: "Testleverandør ApS".to_owned(),
-            cvr: "91234567".to_owned(),
-            shape: CertificateShape::Oces3 {
-                uuid: uuid::Uuid::new_v4(),
-            },
-            valid_days: DEMO_CLIENT_VALID_DAYS,
-        };
-        let issued = ca.issue_client(&spec)?;
-        let p12 = issued.to_pkcs12(&ca, DEMO_CLIENT_STEM, DEMO_P12_PASSWORD)?;
-        write_file(
-            &client.key,
-            issued.key_pem.as_bytes(),
-            Secrecy::Secret,
-            true,
-        )?;
-        write_file(&client.p12, &p12, Secrecy::Secret, true)?;
-        write_file(
-            &client.cert,
-            issued.cert_pem.as_bytes(),
-            Secrecy::Public,
-            true,
-        )?;
-    }
-
-    Ok(DemoPki {
-        paths: paths.clone(),
-        created_ca,
-        issued_server: !server_ok,
-        issued_client: !client_ok,
-        client,
-        client_p12_password: DEMO_P12_PASSWORD,
-    })
-}
-
 /// A random 20-character alphanumeric password from the operating system's CSPRNG
 /// (via `uuid` v4, which draws from `getrandom`).
 pub fn random_password() -> String {
@@ -807,203 +564,6 @@ fn distinguished_name_of(cert: &X509Certificate<'_>) -> Result<DistinguishedName
     Ok(dn)
 }
 
-/// Issues and writes the server certificate (chain: server, CA) and key.
-fn write_server(
-    paths: &PkiPaths,
-    ca: &CertificateAuthority,
-    extra_sans: &[String],
-    force: bool,
-) -> Result<Vec<String>, PkiError> {
-    let sans = server_sans(extra_sans);
-    let server = ca.issue_server(&sans, SERVER_VALID_DAYS)?;
-    write_file(
-        &paths.server_key(),
-        server.key_pem.as_bytes(),
-        Secrecy::Secret,
-        force,
-    )?;
-    let chain = format!("{}{}", server.cert_pem, ca.cert_pem);
-    write_file(
-        &paths.server_cert(),
-        chain.as_bytes(),
-        Secrecy::Public,
-        force,
-    )?;
-    Ok(sans)
-}
-
-/// Default SANs plus `extra`, without duplicates, in order.
-fn server_sans(extra: &[String]) -> Vec<String> {
-    let mut sans: Vec<String> = DEFAULT_SERVER_SANS.iter().map(|s| s.to_string()).collect();
-    for san in extra {
-        let san = san.trim();
-        if !san.is_empty() && !sans.iter().any(|s| same_san(s, san)) {
-            sans.push(san.to_owned());
-        }
-    }
-    sans
-}
-
-fn same_san(a: &str, b: &str) -> bool {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(a), Ok(b)) => a == b,
-        (Err(_), Err(_)) => a.eq_ignore_ascii_case(b),
-        _ => false,
-    }
-}
-
-/// True if the server certificate at `path` was issued by `ca`, is currently valid and
-/// covers the default SANs and `extra_sans`.
-fn server_cert_fits(
-    path: &Path,
-    ca: &CertificateAuthority,
-    extra_sans: &[String],
-) -> Result<bool, PkiError> {
-    let pem = read_file(path)?;
-    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(pem.as_bytes()) else {
-        return Ok(false);
-    };
-    let Ok((_, cert)) = X509Certificate::from_der(&pem.contents) else {
-        return Ok(false);
-    };
-    let Ok((_, ca_cert)) = X509Certificate::from_der(ca.cert_der()) else {
-        return Ok(false);
-    };
-    if cert.issuer().as_raw() != ca_cert.subject().as_raw() || !cert.validity().is_valid() {
-        return Ok(false);
-    }
-    let present: Vec<String> = match cert.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|name| match name {
-                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                GeneralName::IPAddress(ip) => match ip.len() {
-                    4 => <[u8; 4]>::try_from(*ip)
-                        .ok()
-                        .map(|a| IpAddr::from(a).to_string()),
-                    16 => <[u8; 16]>::try_from(*ip)
-                        .ok()
-                        .map(|a| IpAddr::from(a).to_string()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect(),
-        _ => return Ok(false),
-    };
-    Ok(server_sans(extra_sans)
-        .iter()
-        .all(|wanted| present.iter().any(|p| same_san(p, wanted))))
-}
-
-fn load_ca(paths: &PkiPaths) -> Result<CertificateAuthority, PkiError> {
-    let cert = read_file(&paths.ca_cert())?;
-    let key = read_file(&paths.ca_key())?;
-    CertificateAuthority::from_pem(&cert, &key)
-}
-
-/// True if both files exist, false if neither; an error naming the missing one otherwise.
-fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
-    match (cert.exists(), key.exists()) {
-        (true, true) => Ok(true),
-        (false, false) => Ok(false),
-        (true, false) => Err(PkiError::Incomplete {
-            present: cert.to_owned(),
-            missing: key.to_owned(),
-        }),
-        (false, true) => Err(PkiError::Incomplete {
-            present: key.to_owned(),
-            missing: cert.to_owned(),
-        }),
-    }
-}
-
-fn validate_stem(stem: &str) -> Result<(), PkiError> {
-    let ok = !stem.is_empty()
-        && stem.len() <= 64
-        && !stem.starts_with('.')
-        && stem != "ca"
-        && stem != "server"
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(PkiError::InvalidStem(stem.to_owned()))
-    }
-}
-
-/// Whether a file holds a secret (mode 0600) or public material (mode 0644).
-#[derive(Clone, Copy)]
-enum Secrecy {
-    Secret,
-    Public,
-}
-
-fn create_dir(dir: &Path) -> Result<(), PkiError> {
-    fs::create_dir_all(dir).map_err(|source| PkiError::Io {
-        action: "create folder",
-        path: dir.to_owned(),
-        source,
-    })
-}
-
-fn read_file(path: &Path) -> Result<String, PkiError> {
-    fs::read_to_string(path).map_err(|source| PkiError::Io {
-        action: "read",
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Writes `contents`; the mode is set at creation, so a key is never readable by others.
-/// Without `force` the file must not exist yet.
-fn write_file(path: &Path, contents: &[u8], secrecy: Secrecy, force: bool) -> Result<(), PkiError> {
-    let io_error = |source| PkiError::Io {
-        action: "write",
-        path: path.to_owned(),
-        source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    let mode = match secrecy {
-        Secrecy::Secret => 0o600,
-        Secrecy::Public => 0o644,
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = secrecy;
-    let mut file = options.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            PkiError::Exists(path.to_owned())
-        } else {
-            io_error(e)
-        }
-    })?;
-    // An overwritten file keeps its old mode: tighten (or set) it explicitly.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_error)?;
-    }
-    file.write_all(contents).map_err(io_error)?;
-    file.sync_all().map_err(io_error)
-}
-
 fn sha256(data: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(data).to_vec()
@@ -1034,142 +594,14 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Minimal DER surgery for what rcgen cannot express: multi-valued RDNs.
-mod der {
-    use super::PkiError;
-    use crate::identity::push_der_length;
-    use rcgen::{KeyPair, SigningKey as _};
-
-    const SEQUENCE: u8 = 0x30;
-    const SET: u8 = 0x31;
-    const BIT_STRING: u8 = 0x03;
-
-    fn malformed(what: &'static str) -> PkiError {
-        PkiError::UnexpectedDer(what)
-    }
-
-    /// One DER element split off the front of a buffer.
-    struct Tlv<'a> {
-        tag: u8,
-        /// The value bytes.
-        contents: &'a [u8],
-        /// Tag, length and value bytes.
-        whole: &'a [u8],
-        /// What follows the element.
-        rest: &'a [u8],
-    }
-
-    /// Splits the first TLV off `input`.
-    fn split_tlv(input: &[u8]) -> Option<Tlv<'_>> {
-        let tag = *input.first()?;
-        let first_len = *input.get(1)?;
-        let (len, header) = if first_len < 0x80 {
-            (usize::from(first_len), 2)
-        } else {
-            let count = usize::from(first_len & 0x7f);
-            if count == 0 || count > 4 {
-                return None;
-            }
-            let bytes = input.get(2..2 + count)?;
-            let len = bytes
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-            (len, 2 + count)
-        };
-        let end = header.checked_add(len)?;
-        let whole = input.get(..end)?;
-        Some(Tlv {
-            tag,
-            contents: &whole[header..],
-            whole,
-            rest: &input[end..],
-        })
-    }
-
-    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        push_der_length(&mut out, contents.len());
-        out.extend_from_slice(contents);
-        out
-    }
-
-    /// Merges the last `n` RDNs of the certificate's subject into one multi-valued RDN and
-    /// re-signs the certificate with `ca_key` (same algorithm as rcgen used).
-    pub(super) fn merge_subject_rdns(
-        cert: &[u8],
-        n: usize,
-        ca_key: &KeyPair,
-    ) -> Result<Vec<u8>, PkiError> {
-        let outer = split_tlv(cert).ok_or_else(|| malformed("certificate"))?;
-        let tbs = split_tlv(outer.contents).ok_or_else(|| malformed("tbs"))?;
-        let algorithm = split_tlv(tbs.rest).ok_or_else(|| malformed("algorithm"))?;
-        let tbs = tbs.contents;
-
-        // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, ...
-        let mut before_subject = Vec::new();
-        let mut cursor = tbs;
-        let mut index = 0;
-        let (subject, after_subject) = loop {
-            let field = split_tlv(cursor).ok_or_else(|| malformed("tbs field"))?;
-            let is_subject = if tbs.first() == Some(&0xa0) {
-                index == 5
-            } else {
-                index == 4
-            };
-            if is_subject {
-                if field.tag != SEQUENCE {
-                    return Err(malformed("subject"));
-                }
-                break (field.contents, field.rest);
-            }
-            before_subject.extend_from_slice(field.whole);
-            cursor = field.rest;
-            index += 1;
-        };
-
-        let mut rdns = Vec::new();
-        let mut cursor = subject;
-        while !cursor.is_empty() {
-            let rdn = split_tlv(cursor).ok_or_else(|| malformed("rdn"))?;
-            if rdn.tag != SET {
-                return Err(malformed("rdn tag"));
-            }
-            rdns.push(rdn.contents);
-            cursor = rdn.rest;
-        }
-        if n < 2 || n > rdns.len() {
-            return Err(malformed("rdn count"));
-        }
-        let keep = rdns.len() - n;
-        let mut new_subject = Vec::new();
-        for rdn in &rdns[..keep] {
-            new_subject.extend(tlv(SET, rdn));
-        }
-        // Members stay in the given order (CN first, as real FOCES certificates have it)
-        // rather than DER-sorted; X.509 stacks (OpenSSL, webpki, Java, .NET) accept both.
-        new_subject.extend(tlv(SET, &rdns[keep..].concat()));
-
-        let mut tbs_contents = before_subject;
-        tbs_contents.extend(tlv(SEQUENCE, &new_subject));
-        tbs_contents.extend_from_slice(after_subject);
-        let new_tbs = tlv(SEQUENCE, &tbs_contents);
-
-        let signature = ca_key.sign(&new_tbs)?;
-        let mut bits = vec![0u8];
-        bits.extend(signature);
-
-        let mut contents = new_tbs;
-        contents.extend_from_slice(algorithm.whole);
-        contents.extend(tlv(BIT_STRING, &bits));
-        Ok(tlv(SEQUENCE, &contents))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::CallerIdentity;
+    use std::fs;
+    use x509_parser::extensions::GeneralName;
 
-    fn oces3_spec(valid_days: i64) -> ClientSpec {
+    pub(super) fn oces3_spec(valid_days: i64) -> ClientSpec {
         ClientSpec {
             name: "Fagsystem Jobcenter Test".into(),
             organisation: "Testleverandør ApS".into(),
@@ -1428,79 +860,5 @@ mod tests {
         assert_eq!(a.len(), 20);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn init_writes_files_with_modes_and_refuses_to_overwrite() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let paths = PkiPaths::new(dir.path().join("certs"));
-        let report = init(&paths, &["mock.example".into()], false).expect("init");
-        assert!(report.server_sans.contains(&"mock.example".to_owned()));
-        let mode = |p: PathBuf| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
-        assert_eq!(mode(paths.ca_key()), 0o600);
-        assert_eq!(mode(paths.server_key()), 0o600);
-        assert_eq!(mode(paths.ca_cert()), 0o644);
-        assert_eq!(mode(paths.server_cert()), 0o644);
-
-        let err = init(&paths, &[], false).expect_err("must refuse");
-        assert!(matches!(err, PkiError::Exists(_)));
-        assert!(err.to_string().contains("--force"), "{err}");
-        init(&paths, &[], true).expect("force overwrites");
-
-        let mut spec = oces3_spec(30);
-        spec.shape = CertificateShape::Oces2(Oces2Kind::Fid("42".into()));
-        let files =
-            issue_client_files(&paths, "leverandor", &spec, "pw", false).expect("client files");
-        assert_eq!(files.identity.caller_id, "CVR:91234567-FID:42");
-        assert_eq!(mode(files.paths.key.clone()), 0o600);
-        assert_eq!(mode(files.paths.p12.clone()), 0o600);
-        assert_eq!(mode(files.paths.cert.clone()), 0o644);
-        assert!(matches!(
-            issue_client_files(&paths, "leverandor", &spec, "pw", false),
-            Err(PkiError::Exists(_))
-        ));
-        assert!(matches!(
-            issue_client_files(&paths, "../escape", &spec, "pw", false),
-            Err(PkiError::InvalidStem(_))
-        ));
-    }
-
-    #[test]
-    fn ensure_demo_creates_once_and_reissues_server_for_new_san() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let paths = PkiPaths::new(dir.path());
-        let first = ensure_demo(&paths, &[]).expect("first start");
-        assert!(first.created_ca && first.issued_server && first.issued_client);
-        let p12 = fs::read(&first.client.p12).expect("p12");
-        p12_keystore::KeyStore::from_pkcs12(
-            &p12,
-            DEMO_P12_PASSWORD,
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .expect("demo p12 opens");
-        let demo_pem = fs::read_to_string(&first.client.cert).expect("demo cert");
-        let (_, pem) = x509_parser::pem::parse_x509_pem(demo_pem.as_bytes()).expect("pem");
-        let id = CallerIdentity::from_der(&pem.contents).expect("identity");
-        assert_eq!(id.kind, crate::identity::IdentityKind::Oces3Organisation);
-        assert_eq!(id.cvr.as_deref(), Some("91234567"));
-
-        let second = ensure_demo(&paths, &["127.0.0.1".into()]).expect("second start");
-        assert!(!second.created_ca && !second.issued_server && !second.issued_client);
-
-        let ca_before = fs::read(paths.ca_cert()).expect("ca");
-        let third = ensure_demo(&paths, &["mock.internal".into()]).expect("new san");
-        assert!(!third.created_ca && third.issued_server && !third.issued_client);
-        assert_eq!(fs::read(paths.ca_cert()).expect("ca"), ca_before);
-        let ca = load_ca(&paths).expect("ca loads");
-        assert!(
-            server_cert_fits(&paths.server_cert(), &ca, &["mock.internal".into()]).expect("check")
-        );
-
-        fs::remove_file(paths.ca_key()).expect("remove key");
-        assert!(matches!(
-            ensure_demo(&paths, &[]),
-            Err(PkiError::Incomplete { .. })
-        ));
     }
 }
