@@ -6,7 +6,6 @@
 //! reading the body and the journal commit.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -87,7 +86,12 @@ impl App {
     }
 
     /// Records a refused TLS handshake.
-    pub async fn refused_handshake(&self, peer: SocketAddr, refusal: Refusal, mode: ClientAuthMode) {
+    pub async fn refused_handshake(
+        &self,
+        peer: SocketAddr,
+        refusal: Refusal,
+        mode: ClientAuthMode,
+    ) {
         tracing::info!(%peer, reason = refusal.reason.as_str(), detail = %refusal.detail, "refused TLS handshake");
         let record = RejectionRecord {
             time: OffsetDateTime::now_utc(),
@@ -266,7 +270,11 @@ fn content_type(parts: &Parts) -> Option<ContentType> {
     let value = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
     let mut pieces = value.split(';');
     let mut parsed = ContentType {
-        media_type: pieces.next().unwrap_or_default().trim().to_ascii_lowercase(),
+        media_type: pieces
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
         ..ContentType::default()
     };
     for parameter in pieces {
@@ -302,7 +310,8 @@ fn decide(
             let (status, reason) = match problem {
                 BodyProblem::TooLarge => (
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "the request body is larger than this server accepts (see --max-body)".to_owned(),
+                    "the request body is larger than this server accepts (see --max-body)"
+                        .to_owned(),
                 ),
                 BodyProblem::TooSlow => (
                     StatusCode::REQUEST_TIMEOUT,
@@ -385,7 +394,10 @@ fn decide(
     facts.soap_version = Some(envelope.version);
     facts.soap_action = match envelope.version {
         SoapVersion::V11 => soap_action_header(parts),
-        SoapVersion::V12 => content_type.action.clone().or_else(|| soap_action_header(parts)),
+        SoapVersion::V12 => content_type
+            .action
+            .clone()
+            .or_else(|| soap_action_header(parts)),
     };
     facts.operation = Some(envelope.operation.clone());
     facts.star_headers = Some(envelope.star_headers.clone());
@@ -420,7 +432,8 @@ fn soap_action_header(parts: &Parts) -> Option<String> {
 
 fn fault_answer(version: SoapVersion, fault: Fault, status: Option<StatusCode>) -> Answer {
     let status = status.unwrap_or_else(|| {
-        StatusCode::from_u16(fault.http_status(version)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(fault.http_status(version))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     });
     Answer {
         status,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
 use crate::app::App;
@@ -14,9 +15,6 @@ use crate::config::{Config, ServeArgs};
 use crate::journal::{CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore};
 use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
 use crate::tls::{TlsMaterial, TlsServer};
-
-/// The file name stem of the demo client certificate made on first start.
-pub const DEMO_CLIENT: &str = "demo-client";
 
 /// An offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
 ///
@@ -170,17 +168,23 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         }
         None => {
             let paths = PkiPaths::new(&config.certs_dir);
-            let demo = pki::ensure_demo(&paths, &config.server_names)
-                .with_context(|| format!("cannot prepare the test PKI in {}", paths.dir.display()))?;
+            let demo = pki::ensure_demo(&paths, &config.server_names).with_context(|| {
+                format!("cannot prepare the test PKI in {}", paths.dir.display())
+            })?;
             let mut cas = vec![paths.ca_cert()];
             cas.extend(config.client_cas.iter().cloned());
             let cas: Vec<&Path> = cas.iter().map(PathBuf::as_path).collect();
-            let material = TlsMaterial::from_files(&paths.server_cert(), &paths.server_key(), &cas)?;
+            let material =
+                TlsMaterial::from_files(&paths.server_cert(), &paths.server_key(), &cas)?;
             first_start = Some((paths, demo));
             material
         }
     };
-    let tls = TlsServer::new(material, config.client_auth, config.limits.handshake_timeout)?;
+    let tls = TlsServer::new(
+        material,
+        config.client_auth,
+        config.limits.handshake_timeout,
+    )?;
     let journal = Journal::open_sqlite(&config.journal)
         .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -188,36 +192,30 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
 
-    print_banner(&config, address, first_start.as_ref())?;
+    let shutdown = shutdown_signal()?;
+    if let Err(error) = print_banner(&config, address, first_start.as_ref()) {
+        tracing::warn!("cannot print the start-up banner: {error:#}");
+    }
     let app = Arc::new(App::new(journal.clone(), config.limits.clone()));
-    crate::server::run(listener, tls, app, &config.limits, shutdown_signal()).await;
+    crate::server::run(listener, tls, app, &config.limits, shutdown).await;
     journal.close().await.context("cannot flush the journal")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives during start-up is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested");
+    })
 }
 
 fn print_banner(
@@ -242,18 +240,30 @@ fn print_banner(
     let Some((paths, demo)) = pki else {
         return Ok(());
     };
-    if demo.created_ca || demo.created_client {
+    if demo.created_ca {
         writeln!(out, "created a test PKI in {}", paths.dir.display())?;
+    } else if demo.issued_server || demo.issued_client {
+        writeln!(
+            out,
+            "renewed certificates of the test PKI in {}",
+            paths.dir.display()
+        )?;
     }
-    let client = paths.client(DEMO_CLIENT);
+    let client = &demo.client;
+    let certificate = std::fs::read(&client.cert)
+        .with_context(|| format!("cannot read {}", client.cert.display()))?;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&certificate)
+        .with_context(|| format!("{} is not a PEM certificate", client.cert.display()))?;
+    let caller_id = crate::identity::CallerIdentity::from_der(&der)?.caller_id;
     let request = paths.dir.join("demo-request.xml");
-    std::fs::write(&request, demo_request(&demo.client_caller_id))
+    std::fs::write(&request, demo_request(&caller_id))
         .with_context(|| format!("cannot write {}", request.display()))?;
     writeln!(
         out,
-        "demo client certificate: {} (caller id {})",
+        "demo client certificate: {} (caller id {caller_id}; PKCS#12 {} with password \"{}\")",
         client.cert.display(),
-        demo.client_caller_id
+        client.p12.display(),
+        demo.client_p12_password,
     )?;
     writeln!(out, "\nTry it:\n")?;
     writeln!(
@@ -264,7 +274,10 @@ fn print_banner(
         client.key.display(),
         request.display(),
     )?;
-    writeln!(out, "  dfdg-mock calls        # the journal: who called, and the receipt\n")?;
+    writeln!(
+        out,
+        "  dfdg-mock calls        # the journal: who called, and the receipt\n"
+    )?;
     out.flush()?;
     Ok(())
 }
@@ -317,8 +330,16 @@ pub fn demo_request(caller_id: &str) -> String {
 fn pki_init(dir: &Path, sans: &[String], force: bool) -> anyhow::Result<()> {
     let paths = PkiPaths::new(dir);
     pki::init(&paths, sans, force)?;
-    println!("wrote {} and {} (key {}, mode 0600)", paths.ca_cert().display(), paths.server_cert().display(), paths.server_key().display());
-    println!("the CA key is {} (mode 0600); issue client certificates with `dfdg-mock pki client`", paths.ca_key().display());
+    println!(
+        "wrote {} and {} (key {}, mode 0600)",
+        paths.ca_cert().display(),
+        paths.server_cert().display(),
+        paths.server_key().display()
+    );
+    println!(
+        "the CA key is {} (mode 0600); issue client certificates with `dfdg-mock pki client`",
+        paths.ca_key().display()
+    );
     Ok(())
 }
 
@@ -352,12 +373,18 @@ fn pki_client(args: &ClientArgs) -> anyhow::Result<()> {
     };
     let paths = PkiPaths::new(&args.dir);
     let files = pki::issue_client_files(&paths, &args.out, &spec, &password, args.force)?;
-    let identity = crate::identity::CallerIdentity::from_der(&files.cert_der)
-        .context("the issued certificate cannot be read back")?;
-    let client = paths.client(&args.out);
-    println!("issued {} for caller id {}", identity.kind.label(), identity.caller_id);
+    let identity = files.identity;
+    let client = files.paths;
+    println!(
+        "issued {} for caller id {}",
+        identity.kind.label(),
+        identity.caller_id
+    );
     println!("  subject:     {}", identity.subject);
-    println!("  valid until: {}", crate::app::identity_fields(&identity).not_after);
+    println!(
+        "  valid until: {}",
+        crate::app::identity_fields(&identity).not_after
+    );
     println!("  certificate: {}", client.cert.display());
     println!("  key:         {} (mode 0600)", client.key.display());
     println!("  PKCS#12:     {}", client.p12.display());
@@ -386,7 +413,9 @@ fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
     if let Ok(time) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         return Ok(time);
     }
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: i64 = number
         .parse()
@@ -416,7 +445,11 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        writeln!(out, "{:<6} {:<20} {:<22} {:<18} {:<44} DETAIL", "ID", "TIME (UTC)", "PEER", "REASON", "PRESENTED")?;
+        writeln!(
+            out,
+            "{:<6} {:<20} {:<22} {:<18} {:<44} DETAIL",
+            "ID", "TIME (UTC)", "PEER", "REASON", "PRESENTED"
+        )?;
         for rejection in &rejections {
             let record = &rejection.record;
             writeln!(
@@ -426,7 +459,10 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
                 short_time(record.time),
                 record.peer,
                 record.reason.as_str(),
-                record.identity.as_ref().map_or("-", |i| i.caller_id.as_str()),
+                record
+                    .identity
+                    .as_ref()
+                    .map_or("-", |i| i.caller_id.as_str()),
                 record.detail
             )?;
         }
@@ -448,7 +484,11 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    writeln!(out, "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT", "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME")?;
+    writeln!(
+        out,
+        "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT",
+        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME"
+    )?;
     for call in &calls {
         let record = &call.record;
         writeln!(
@@ -456,7 +496,10 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
             "{:<6} {:<20} {:<52} {:<30} {:<12} {}",
             call.id,
             short_time(record.time),
-            record.identity.as_ref().map_or("(no certificate)", |i| i.caller_id.as_str()),
+            record
+                .identity
+                .as_ref()
+                .map_or("(no certificate)", |i| i.caller_id.as_str()),
             record.operation.as_deref().unwrap_or("-"),
             record.outcome.label(),
             record.receipts.first().map_or("-", String::as_str),

@@ -89,7 +89,10 @@ pub async fn run(
         graceful.shutdown().await;
         while tasks.join_next().await.is_some() {}
     };
-    if tokio::time::timeout(limits.shutdown_drain, drain).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_drain, drain)
+        .await
+        .is_err()
+    {
         tracing::warn!(
             drain = ?limits.shutdown_drain,
             "connections still open after the drain limit; closing them"

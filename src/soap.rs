@@ -10,7 +10,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use quick_xml::escape::escape;
+use quick_xml::escape::{escape, partial_escape};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
@@ -655,7 +655,7 @@ impl Fault {
         out.push_str(version.envelope_namespace());
         out.push_str(r#""><s:Body><s:Fault>"#);
         let code = self.party.code(version);
-        let reason = escape(&self.reason);
+        let reason = partial_escape(&self.reason);
         match version {
             SoapVersion::V11 => {
                 out.push_str("<faultcode>s:");
@@ -702,7 +702,7 @@ fn push_fault_details(out: &mut String, dfdg: &DfdgError) {
     out.push_str(r#""><ErrorCode>"#);
     out.push_str(&dfdg.code.to_string());
     out.push_str("</ErrorCode><Message>");
-    out.push_str(&escape(&dfdg.message));
+    out.push_str(&partial_escape(&dfdg.message));
     out.push_str(
         "</Message><InnerException/><StackTrace/><Source>dfdg-mock</Source></FaultDetails>",
     );

@@ -20,7 +20,9 @@ use anyhow::Context;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::net::TcpStream;
@@ -103,7 +105,11 @@ impl fmt::Debug for TlsMaterial {
 
 impl TlsMaterial {
     /// Reads the server chain and key and the trusted client CAs from PEM files.
-    pub fn from_files(cert: &Path, key: &Path, client_cas: &[&Path]) -> anyhow::Result<TlsMaterial> {
+    pub fn from_files(
+        cert: &Path,
+        key: &Path,
+        client_cas: &[&Path],
+    ) -> anyhow::Result<TlsMaterial> {
         let server_chain = read_certificates(cert)?;
         let server_key = PrivateKeyDer::from_pem_file(key)
             .with_context(|| format!("cannot read a private key from {}", key.display()))?;
@@ -311,10 +317,9 @@ fn describe(error: &rustls::Error, identity: Option<Arc<CallerIdentity>>) -> Ref
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
                 RejectionReason::Expired,
                 match &identity {
-                    Some(i) => format!(
-                        "the client certificate expired on {}",
-                        rfc3339(i.not_after)
-                    ),
+                    Some(i) => {
+                        format!("the client certificate expired on {}", rfc3339(i.not_after))
+                    }
                     None => "the client certificate has expired".into(),
                 },
             ),
@@ -339,9 +344,14 @@ fn describe(error: &rustls::Error, identity: Option<Arc<CallerIdentity>>) -> Ref
                 RejectionReason::Revoked,
                 "the client certificate is revoked".into(),
             ),
+            // webpki finds the issuer by name; a bad signature then means a different CA
+            // that happens to carry a trusted CA's name.
             CertificateError::BadSignature => (
                 RejectionReason::BadSignature,
-                "the client certificate's signature is invalid".into(),
+                format!(
+                    "the client certificate's signature does not verify against the trusted CA \
+                     of the same name: it was issued by another CA{issuer}"
+                ),
             ),
             other => (
                 RejectionReason::BadCertificate,

@@ -59,13 +59,27 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     }
     let banner = banner.join("\n");
     assert!(banner.contains("created a test PKI in certs"), "{banner}");
-    for file in ["ca.crt", "ca.key", "server.crt", "server.key", "demo-client.crt", "demo-client.key", "demo-client.p12"] {
-        assert!(dir.path().join("certs").join(file).exists(), "{file} missing");
+    for file in [
+        "ca.crt",
+        "ca.key",
+        "server.crt",
+        "server.key",
+        "demo-client.crt",
+        "demo-client.key",
+        "demo-client.p12",
+    ] {
+        assert!(
+            dir.path().join("certs").join(file).exists(),
+            "{file} missing"
+        );
     }
     #[cfg(unix)]
     for key in ["ca.key", "server.key", "demo-client.key"] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("certs").join(key)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("certs").join(key))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{key}");
     }
     assert!(!banner.contains("PRIVATE KEY"));
@@ -87,12 +101,20 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
         .output()
         .expect("bash");
     let answer = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "curl failed: {}\n{command}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "curl failed: {}\n{command}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(answer.contains("<MessageIdentifier>"), "{answer}");
 
     let calls = dfdg_mock(dir.path(), &["calls"]);
     let table = String::from_utf8_lossy(&calls.stdout);
-    assert!(calls.status.success(), "{}", String::from_utf8_lossy(&calls.stderr));
+    assert!(
+        calls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&calls.stderr)
+    );
     assert!(table.contains("CVR:91234567-UUID:"), "{table}");
     assert!(table.contains("SaveAvailabilityAssessment"), "{table}");
     assert!(table.contains("receipt"), "{table}");
@@ -117,9 +139,18 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
             .spawn()
             .unwrap(),
     );
-    let first_line = BufReader::new(again.0.stdout.take().unwrap()).lines().next().unwrap().unwrap();
-    assert!(first_line.contains("listening on https://localhost:"), "{first_line}");
-    assert_eq!(std::fs::read(dir.path().join("certs/ca.crt")).unwrap(), before);
+    let mut lines = BufReader::new(again.0.stdout.take().unwrap()).lines();
+    let first_line = lines.next().unwrap().unwrap();
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        first_line.contains("listening on https://localhost:"),
+        "{first_line}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("certs/ca.crt")).unwrap(),
+        before
+    );
     sigterm(&again.0);
     assert!(again.0.wait().unwrap().success());
 }
@@ -128,14 +159,35 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
 fn pki_client_writes_a_pkcs12_that_openssl_opens_with_its_password() {
     let dir = tempfile::tempdir().unwrap();
     let init = dfdg_mock(dir.path(), &["pki", "init"]);
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
 
     let issued = dfdg_mock(
         dir.path(),
-        &["pki", "client", "--out", "supplier", "--name", "Fagsystem Test", "--cvr", "98765432", "--oces2", "fid", "--number", "1234"],
+        &[
+            "pki",
+            "client",
+            "--out",
+            "supplier",
+            "--name",
+            "Fagsystem Test",
+            "--cvr",
+            "98765432",
+            "--oces2",
+            "fid",
+            "--number",
+            "1234",
+        ],
     );
     let text = String::from_utf8_lossy(&issued.stdout);
-    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
     assert!(text.contains("caller id CVR:98765432-FID:1234"), "{text}");
     assert!(!text.contains("PRIVATE KEY"), "{text}");
     let password = text
@@ -146,17 +198,36 @@ fn pki_client_writes_a_pkcs12_that_openssl_opens_with_its_password() {
         .to_owned();
 
     let info = Command::new("openssl")
-        .args(["pkcs12", "-info", "-nokeys", "-in", "certs/supplier.p12", "-passin"])
+        .args([
+            "pkcs12",
+            "-info",
+            "-nokeys",
+            "-in",
+            "certs/supplier.p12",
+            "-passin",
+        ])
         .arg(format!("pass:{password}"))
         .current_dir(dir.path())
         .output()
         .expect("openssl is needed for this test");
     let shown = String::from_utf8_lossy(&info.stdout);
-    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
     assert!(shown.contains("CVR:98765432-FID:1234"), "{shown}");
 
     let wrong = Command::new("openssl")
-        .args(["pkcs12", "-info", "-nokeys", "-in", "certs/supplier.p12", "-passin", "pass:wrong"])
+        .args([
+            "pkcs12",
+            "-info",
+            "-nokeys",
+            "-in",
+            "certs/supplier.p12",
+            "-passin",
+            "pass:wrong",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -171,11 +242,18 @@ fn pki_client_writes_a_pkcs12_that_openssl_opens_with_its_password() {
 #[test]
 fn a_broken_config_file_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("dfdg-mock.toml"), "listen = \"127.0.0.1:0\"\n[limits]\nmax_bdy = 5\n").unwrap();
+    std::fs::write(
+        dir.path().join("dfdg-mock.toml"),
+        "listen = \"127.0.0.1:0\"\n[limits]\nmax_bdy = 5\n",
+    )
+    .unwrap();
     let output = dfdg_mock(dir.path(), &["serve"]);
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(error.contains("dfdg-mock.toml:3:1: unknown field `max_bdy`"), "{error}");
+    assert!(
+        error.contains("dfdg-mock.toml:3:1: unknown field `max_bdy`"),
+        "{error}"
+    );
 }
 
 #[test]

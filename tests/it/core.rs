@@ -39,21 +39,38 @@ async fn oces3_call_gets_a_receipt_and_is_journaled_with_its_caller_id() {
     let identity = call.record.identity.as_ref().unwrap();
     assert_eq!(identity.caller_id, caller_id);
     assert_eq!(identity.cvr.as_deref(), Some(CVR));
-    assert!(identity.subject.contains("organizationIdentifier=NTRDK-91234567"), "{}", identity.subject);
+    assert!(
+        identity
+            .subject
+            .contains("organizationIdentifier=NTRDK-91234567"),
+        "{}",
+        identity.subject
+    );
     assert_eq!(call.record.receipts, vec![receipt.to_owned()]);
     assert_eq!(call.record.outcome, Outcome::Receipt);
-    assert_eq!(call.record.operation.as_deref(), Some("SaveAvailabilityAssessment"));
+    assert_eq!(
+        call.record.operation.as_deref(),
+        Some("SaveAvailabilityAssessment")
+    );
     assert_eq!(call.record.operation_namespace.as_deref(), Some(NS));
     assert_eq!(call.record.soap_version.as_deref(), Some("1.1"));
     assert_eq!(call.record.soap_action.as_deref(), Some(ACTION));
     assert_eq!(call.record.http_status, 200);
     assert!(call.record.tls_version.starts_with("TLSv1."));
     let headers = call.record.star_headers.as_ref().unwrap();
-    assert_eq!(headers["request_user"]["user_identifier"], caller_id.as_str());
+    assert_eq!(
+        headers["request_user"]["user_identifier"],
+        caller_id.as_str()
+    );
     assert_eq!(headers["active_organisation"]["organisation_type"], "8");
     assert!(String::from_utf8_lossy(&call.record.response_body).contains(receipt));
     assert_eq!(
-        reply.headers.get("x-dfdg-mock-call-id").unwrap().to_str().unwrap(),
+        reply
+            .headers
+            .get("x-dfdg-mock-call-id")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         call.id.to_string()
     );
 }
@@ -65,7 +82,11 @@ async fn oces2_call_is_journaled_with_its_fid_caller_id() {
     let client = pki.client_with(Some(&pki.oces2_client()));
 
     let reply = client
-        .soap11(server.addr, ACTION, &registration("CVR:91234567-FID:1234567890123"))
+        .soap11(
+            server.addr,
+            ACTION,
+            &registration("CVR:91234567-FID:1234567890123"),
+        )
         .await
         .unwrap();
 
@@ -77,14 +98,24 @@ async fn oces2_call_is_journaled_with_its_fid_caller_id() {
 
 /// The four certificates that must never get through.
 fn bad_clients(pki: &Pki) -> Vec<(&'static str, Client, RejectionReason)> {
-    let foreign = Pki::new();
+    let foreign = Pki::named("Some Other CA");
+    let impostor = Pki::named("dfdg-mock Test CA");
     let server_only = pki.server.clone();
     vec![
-        ("no certificate", pki.client_with(None), RejectionReason::NoCertificate),
+        (
+            "no certificate",
+            pki.client_with(None),
+            RejectionReason::NoCertificate,
+        ),
         (
             "foreign CA",
             pki.client_with(Some(&foreign.oces3_client())),
             RejectionReason::UnknownCa,
+        ),
+        (
+            "CA impostor with the trusted CA's name",
+            pki.client_with(Some(&impostor.oces3_client())),
+            RejectionReason::BadSignature,
         ),
         (
             "expired",
@@ -138,7 +169,13 @@ async fn require_mode_refuses_bad_certificates_and_journals_why() {
         .iter()
         .find(|r| r.record.reason == RejectionReason::UnknownCa)
         .unwrap();
-    assert!(foreign.record.identity.as_ref().unwrap().caller_id.starts_with("CVR:91234567-UUID:"));
+    assert!(foreign
+        .record
+        .identity
+        .as_ref()
+        .unwrap()
+        .caller_id
+        .starts_with("CVR:91234567-UUID:"));
 }
 
 #[tokio::test]
@@ -159,7 +196,11 @@ async fn diagnose_mode_answers_bad_certificates_with_dfdg_faults() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(reply.status, 500, "{name}: {}", reply.body);
-        assert!(reply.body.contains("<faultcode>s:Client</faultcode>"), "{name}: {}", reply.body);
+        assert!(
+            reply.body.contains("<faultcode>s:Client</faultcode>"),
+            "{name}: {}",
+            reply.body
+        );
         let code = element_text(&reply.body, "ErrorCode").unwrap();
         let message = element_text(&reply.body, "Message").unwrap();
         match reason {
@@ -170,21 +211,42 @@ async fn diagnose_mode_answers_bad_certificates_with_dfdg_faults() {
             RejectionReason::NoCertificate => "no client certificate",
             RejectionReason::UnknownCa => "not issued by a trusted CA",
             RejectionReason::Expired => "expired on",
+            RejectionReason::BadSignature => "issued by another CA",
             _ => "not valid for client authentication",
         };
         assert!(message.contains(expected_words), "{name}: {message}");
-        assert!(!reply.body.contains("MessageIdentifier"), "{name}: a receipt leaked");
+        assert!(
+            !reply.body.contains("MessageIdentifier"),
+            "{name}: a receipt leaked"
+        );
     }
 
     // A good certificate still passes in diagnose mode.
     let good = pki.client_with(Some(&pki.oces3_client()));
-    let reply = good.soap11(server.addr, ACTION, &registration("x")).await.unwrap();
+    let reply = good
+        .soap11(server.addr, ACTION, &registration("x"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200);
 
     let journal = server.stop().await;
-    let mut outcomes: Vec<String> = journal.calls.iter().map(|c| c.record.outcome.label()).collect();
+    let mut outcomes: Vec<String> = journal
+        .calls
+        .iter()
+        .map(|c| c.record.outcome.label())
+        .collect();
     outcomes.reverse();
-    assert_eq!(outcomes, ["fault 1101", "fault 1012", "fault 1012", "fault 1012", "receipt"]);
+    assert_eq!(
+        outcomes,
+        [
+            "fault 1101",
+            "fault 1012",
+            "fault 1012",
+            "fault 1012",
+            "fault 1012",
+            "receipt"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -200,11 +262,16 @@ async fn soap12_is_answered_in_soap12() {
 
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.content_type().starts_with("application/soap+xml"));
-    assert!(reply.body.contains("http://www.w3.org/2003/05/soap-envelope"));
+    assert!(reply
+        .body
+        .contains("http://www.w3.org/2003/05/soap-envelope"));
     assert!(reply.body.contains("GetBorgerstatusResponse"));
     let journal = server.journal();
     assert_eq!(journal.calls[0].record.soap_version.as_deref(), Some("1.2"));
-    assert_eq!(journal.calls[0].record.soap_action.as_deref(), Some("urn:jobnet#GetBorgerstatus"));
+    assert_eq!(
+        journal.calls[0].record.soap_action.as_deref(),
+        Some("urn:jobnet#GetBorgerstatus")
+    );
 }
 
 #[tokio::test]
@@ -217,7 +284,11 @@ async fn malformed_xml_gets_a_client_fault_with_line_and_column() {
     let reply = client.soap11(server.addr, ACTION, broken).await.unwrap();
 
     assert_eq!(reply.status, 400, "{}", reply.body);
-    assert!(reply.body.contains("<faultcode>s:Client</faultcode>"), "{}", reply.body);
+    assert!(
+        reply.body.contains("<faultcode>s:Client</faultcode>"),
+        "{}",
+        reply.body
+    );
     assert!(reply.body.contains("line 3, column"), "{}", reply.body);
     assert_eq!(element_text(&reply.body, "ErrorCode"), Some("1014"));
     let journal = server.journal();
@@ -237,7 +308,13 @@ async fn a_dtd_with_entities_is_refused_and_never_expanded() {
     let reply = client.soap11(server.addr, ACTION, bomb).await.unwrap();
 
     assert_eq!(reply.status, 400);
-    assert!(reply.body.contains("document type declarations (DTDs) are not allowed"), "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("document type declarations (DTDs) are not allowed"),
+        "{}",
+        reply.body
+    );
     assert!(reply.body.contains("line 2, column 1"), "{}", reply.body);
     assert!(!reply.body.contains("lollol"));
 }
@@ -262,7 +339,11 @@ async fn an_oversized_body_gets_413_with_a_fault() {
     let reply = client.soap11(server.addr, ACTION, &large).await.unwrap();
 
     assert_eq!(reply.status, 413);
-    assert!(reply.body.contains("larger than this server accepts"), "{}", reply.body);
+    assert!(
+        reply.body.contains("larger than this server accepts"),
+        "{}",
+        reply.body
+    );
     let journal = server.journal();
     assert_eq!(journal.calls[0].record.http_status, 413);
     assert!(journal.calls[0].record.request_truncated);
@@ -304,7 +385,13 @@ async fn wrong_content_type_gets_a_fault_saying_so() {
         .unwrap();
     let reply = client.send(server.addr, request).await.unwrap();
     assert_eq!(reply.status, 415);
-    assert!(reply.body.contains("Content-Type 'application/json' is not SOAP"), "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("Content-Type 'application/json' is not SOAP"),
+        "{}",
+        reply.body
+    );
 
     // A SOAP 1.2 envelope sent as text/xml is answered in SOAP 1.2, naming the mismatch.
     let request = http::Request::post("/x")
@@ -314,7 +401,11 @@ async fn wrong_content_type_gets_a_fault_saying_so() {
     let reply = client.send(server.addr, request).await.unwrap();
     assert_eq!(reply.status, 415);
     assert!(reply.content_type().starts_with("application/soap+xml"));
-    assert!(reply.body.contains("must be sent as application/soap+xml"), "{}", reply.body);
+    assert!(
+        reply.body.contains("must be sent as application/soap+xml"),
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test]
@@ -325,11 +416,23 @@ async fn not_an_envelope_and_empty_body_get_faults() {
 
     let reply = client.soap11(server.addr, ACTION, "<html/>").await.unwrap();
     assert!(reply.body.contains("not a SOAP Envelope"), "{}", reply.body);
-    let empty = "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body/></s:Envelope>";
+    let empty =
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body/></s:Envelope>";
     let reply = client.soap11(server.addr, ACTION, empty).await.unwrap();
-    assert!(reply.body.contains("Body at line 1, column 68 is empty"), "{}", reply.body);
-    let reply = client.soap11(server.addr, ACTION, "not xml at all").await.unwrap();
-    assert!(reply.body.contains("<faultcode>s:Client</faultcode>"), "{}", reply.body);
+    assert!(
+        reply.body.contains("Body at line 1, column 65 is empty"),
+        "{}",
+        reply.body
+    );
+    let reply = client
+        .soap11(server.addr, ACTION, "not xml at all")
+        .await
+        .unwrap();
+    assert!(
+        reply.body.contains("<faultcode>s:Client</faultcode>"),
+        "{}",
+        reply.body
+    );
     assert_eq!(server.journal().calls.len(), 3);
 }
 
@@ -340,11 +443,17 @@ async fn http2_and_tls12_clients_are_served() {
     let certificate = pki.oces3_client();
 
     let h2 = pki.client_with(Some(&certificate)).http2();
-    let reply = h2.soap11(server.addr, ACTION, &registration("x")).await.unwrap();
+    let reply = h2
+        .soap11(server.addr, ACTION, &registration("x"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     let tls12 = Client::new(pki.ca.cert_der(), Some(&certificate), Versions::Tls12Only);
-    let reply = tls12.soap11(server.addr, ACTION, &registration("x")).await.unwrap();
+    let reply = tls12
+        .soap11(server.addr, ACTION, &registration("x"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     let journal = server.journal();
@@ -370,13 +479,35 @@ async fn the_journal_survives_a_restart() {
     let path = dir.path().join("journal.sqlite");
     let client = pki.client_with(Some(&pki.oces3_client()));
 
-    let first = TestServer::start_with(&pki, Options { journal: Some(path.clone()), ..Options::default() }).await;
-    let reply = client.soap11(first.addr, ACTION, &registration("x")).await.unwrap();
-    let first_receipt = element_text(&reply.body, "MessageIdentifier").unwrap().to_owned();
+    let first = TestServer::start_with(
+        &pki,
+        Options {
+            journal: Some(path.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let reply = client
+        .soap11(first.addr, ACTION, &registration("x"))
+        .await
+        .unwrap();
+    let first_receipt = element_text(&reply.body, "MessageIdentifier")
+        .unwrap()
+        .to_owned();
     first.stop().await;
 
-    let second = TestServer::start_with(&pki, Options { journal: Some(path.clone()), ..Options::default() }).await;
-    client.soap11(second.addr, ACTION, &registration("x")).await.unwrap();
+    let second = TestServer::start_with(
+        &pki,
+        Options {
+            journal: Some(path.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    client
+        .soap11(second.addr, ACTION, &registration("x"))
+        .await
+        .unwrap();
     let journal = second.stop().await;
 
     assert_eq!(journal.calls.len(), 2);
@@ -406,7 +537,10 @@ async fn a_client_that_never_finishes_the_handshake_is_cut_off_and_journaled() {
 
     let journal = server.stop().await;
     assert_eq!(journal.rejections.len(), 1);
-    assert_eq!(journal.rejections[0].record.reason, RejectionReason::HandshakeTimeout);
+    assert_eq!(
+        journal.rejections[0].record.reason,
+        RejectionReason::HandshakeTimeout
+    );
 }
 
 #[tokio::test]
@@ -423,11 +557,18 @@ async fn many_concurrent_calls_are_all_journaled() {
     let mut receipts = Vec::new();
     while let Some(reply) = tasks.join_next().await {
         let reply = reply.unwrap().unwrap();
-        receipts.push(element_text(&reply.body, "MessageIdentifier").unwrap().to_owned());
+        receipts.push(
+            element_text(&reply.body, "MessageIdentifier")
+                .unwrap()
+                .to_owned(),
+        );
     }
     let journal = server.journal();
     assert_eq!(journal.calls.len(), 40);
     for receipt in receipts {
-        assert!(journal.calls.iter().any(|c| c.record.receipts == [receipt.clone()]));
+        assert!(journal
+            .calls
+            .iter()
+            .any(|c| c.record.receipts == [receipt.clone()]));
     }
 }

@@ -12,7 +12,9 @@ use dfdg_mock::config::{ClientAuthMode, Limits};
 use dfdg_mock::journal::{
     CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore, StoredCall, StoredRejection,
 };
-use dfdg_mock::pki::{CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind};
+use dfdg_mock::pki::{
+    CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind,
+};
 use dfdg_mock::tls::{TlsMaterial, TlsServer};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -32,7 +34,12 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Pki {
-        let ca = CertificateAuthority::generate("dfdg-mock Test CA").unwrap();
+        Pki::named("dfdg-mock Test CA")
+    }
+
+    /// A PKI whose CA has the common name `ca_name`.
+    pub fn named(ca_name: &str) -> Pki {
+        let ca = CertificateAuthority::generate(ca_name).unwrap();
         let server = ca
             .issue_server(&["localhost".into(), "127.0.0.1".into()], 30)
             .unwrap();
@@ -123,8 +130,12 @@ impl TestServer {
                 (Some(dir), path)
             }
         };
-        let tls = TlsServer::new(pki.material(), options.mode, options.limits.handshake_timeout)
-            .unwrap();
+        let tls = TlsServer::new(
+            pki.material(),
+            options.mode,
+            options.limits.handshake_timeout,
+        )
+        .unwrap();
         let journal = Journal::open_sqlite(&journal_path).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -228,7 +239,11 @@ impl Reply {
 }
 
 impl Client {
-    pub fn new(ca_der: &[u8], certificate: Option<&IssuedCertificate>, versions: Versions) -> Client {
+    pub fn new(
+        ca_der: &[u8],
+        certificate: Option<&IssuedCertificate>,
+        versions: Versions,
+    ) -> Client {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
@@ -265,7 +280,11 @@ impl Client {
     }
 
     /// Sends one request on a new connection.
-    pub async fn send(&self, addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Result<Reply, String> {
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<Reply, String> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let stream = self
             .connector
@@ -304,7 +323,12 @@ impl Client {
     }
 
     /// POSTs a SOAP 1.1 envelope.
-    pub async fn soap11(&self, addr: SocketAddr, action: &str, body: &str) -> Result<Reply, String> {
+    pub async fn soap11(
+        &self,
+        addr: SocketAddr,
+        action: &str,
+        body: &str,
+    ) -> Result<Reply, String> {
         let request = http::Request::post("/JobcenterMessageService/2/JobcenterMessageService.svc")
             .header("host", "localhost")
             .header("content-type", "text/xml; charset=utf-8")
@@ -315,15 +339,21 @@ impl Client {
     }
 
     /// POSTs a SOAP 1.2 envelope, the action in the content type.
-    pub async fn soap12(&self, addr: SocketAddr, action: &str, body: &str) -> Result<Reply, String> {
-        let request = http::Request::post("/JobnetCitizenStatusService/10/JobnetCitizenStatusService.svc")
-            .header("host", "localhost")
-            .header(
-                "content-type",
-                format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
-            )
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
+    pub async fn soap12(
+        &self,
+        addr: SocketAddr,
+        action: &str,
+        body: &str,
+    ) -> Result<Reply, String> {
+        let request =
+            http::Request::post("/JobnetCitizenStatusService/10/JobnetCitizenStatusService.svc")
+                .header("host", "localhost")
+                .header(
+                    "content-type",
+                    format!("application/soap+xml; charset=utf-8; action=\"{action}\""),
+                )
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap();
         self.send(addr, request).await
     }
 }
