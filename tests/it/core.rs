@@ -572,3 +572,135 @@ async fn many_concurrent_calls_are_all_journaled() {
             .any(|c| c.record.receipts == [receipt.clone()]));
     }
 }
+
+/// Opens a mutual-TLS connection and returns the raw stream, for writing partial requests.
+async fn raw_tls(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let certificate = pki.oces3_client();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            pki.ca.cert_der().to_vec(),
+        ))
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![rustls::pki_types::CertificateDer::from(
+                certificate.cert_der.clone(),
+            )],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certificate.key_der().into()),
+        )
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            limits: Limits {
+                header_timeout: Duration::from_millis(300),
+                ..Limits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut stream = raw_tls(&pki, server.addr).await;
+    stream
+        .write_all(b"POST /x HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    // The server closes the connection on its own (with or without a 408 first).
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_with_a_fault() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            limits: Limits {
+                body_timeout: Duration::from_millis(300),
+                ..Limits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut stream = raw_tls(&pki, server.addr).await;
+    stream
+        .write_all(b"POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<s:Envelope")
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = stream.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    drop(stream);
+    let journal = server.stop().await;
+    assert_eq!(journal.calls[0].record.http_status, 408);
+    assert!(journal.calls[0]
+        .record
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("did not arrive in time"));
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_further_connections_until_one_closes() {
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            limits: Limits {
+                max_connections: 1,
+                ..Limits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    // The first connection is established and stays open.
+    let first = raw_tls(&pki, server.addr).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let addr = server.addr;
+    let mut second =
+        tokio::spawn(async move { client.soap11(addr, ACTION, &registration("x")).await });
+    // While the first is open, the second is not served (this can only fail if the cap leaks).
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
+    assert!(
+        early.is_err(),
+        "a second connection was served past the cap"
+    );
+    drop(first);
+    let reply = second.await.unwrap().unwrap();
+    assert_eq!(reply.status, 200);
+}
