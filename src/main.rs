@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("DFDG_MOCK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match dfdg_mock::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

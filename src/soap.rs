@@ -729,10 +729,7 @@ impl Receipt {
 
     /// `<operation>Response` in the operation's namespace, carrying this receipt.
     pub fn render(&self, version: SoapVersion, operation: &QualifiedName) -> String {
-        let event_date = self
-            .event_date
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let event_date = xml_date_time(self.event_date);
         let mut out = String::with_capacity(640);
         out.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
         out.push_str(r#"<s:Envelope xmlns:s=""#);
@@ -757,6 +754,17 @@ impl Receipt {
         out.push_str("Response></s:Body></s:Envelope>");
         out
     }
+}
+
+/// An `xs:dateTime` in UTC with millisecond precision: .NET's `XmlConvert` reads at most seven
+/// fractional digits, so nanoseconds would break WCF clients.
+pub fn xml_date_time(time: time::OffsetDateTime) -> String {
+    let time = time.to_offset(time::UtcOffset::UTC);
+    let millis = time.nanosecond() / 1_000_000 * 1_000_000;
+    time.replace_nanosecond(millis)
+        .unwrap_or(time)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -980,6 +988,12 @@ mod tests {
         );
         assert_eq!(envelope.operation.namespace, "urn:example");
         assert!(text.contains(&receipt.message_identifier.to_string()));
+    }
+
+    #[test]
+    fn dates_have_at_most_millisecond_precision() {
+        let time = time::macros::datetime!(2026-11-27 10:00:00.123456789 +01:00);
+        assert_eq!(xml_date_time(time), "2026-11-27T09:00:00.123Z");
     }
 
     #[test]
