@@ -42,6 +42,68 @@ pub enum Command {
     Pki(PkiCommand),
     /// List journaled calls (newest first), or refused TLS handshakes with --rejected.
     Calls(CallsArgs),
+    /// Register suppliers: their certificates, category and allowed services.
+    ///
+    /// Without a registry file the mock is open: any trusted certificate may call everything.
+    /// Once a supplier is registered, calls are authorized with DFDG's codes: a certificate of
+    /// no supplier gets 1012, a service not allowed 1013, a write by a small supplier 4575.
+    #[command(subcommand)]
+    Supplier(SupplierCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SupplierCommand {
+    /// Register a supplier (or replace the one with the same name).
+    Add {
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// The supplier's name, e.g. "Testleverandør ApS".
+        #[arg(long)]
+        name: String,
+        /// CVR number, 8 digits.
+        #[arg(long)]
+        cvr: String,
+        /// small: read operations only; medium and large may also write.
+        #[arg(long, value_enum)]
+        category: crate::supplier::Category,
+        /// Services it may call, comma-separated (e.g. PersonStatusService,CodeListService).
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<String>,
+        /// A certificate identity of the supplier: STAR caller id (CVR:…-UUID:…) or
+        /// SHA256:<fingerprint>; repeatable.
+        #[arg(long = "identity", value_name = "ID")]
+        identities: Vec<String>,
+    },
+    /// List registered suppliers.
+    List {
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a supplier by name.
+    Remove {
+        #[command(flatten)]
+        registry: RegistryArg,
+        name: String,
+    },
+    /// Revoke one of a supplier's certificates: its calls are then refused (1012).
+    Revoke {
+        #[command(flatten)]
+        registry: RegistryArg,
+        name: String,
+        /// The certificate identity to revoke (caller id or SHA256:<fingerprint>).
+        #[arg(long = "identity", value_name = "ID")]
+        identity: String,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArg {
+    /// The supplier registry file.
+    #[arg(long = "registry", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pki(PkiCommand::Init { dir, sans, force }) => pki_init(&dir, &sans, force),
         Command::Pki(PkiCommand::Client(args)) => pki_client(&args),
         Command::Calls(args) => calls(&args),
+        Command::Supplier(command) => supplier(command),
     }
 }
 
@@ -507,6 +570,80 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     }
     if calls.is_empty() {
         writeln!(out, "(no calls)")?;
+    }
+    Ok(())
+}
+
+fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
+    use crate::supplier::{Registry, Supplier};
+    match command {
+        SupplierCommand::Add {
+            registry,
+            name,
+            cvr,
+            category,
+            services,
+            identities,
+        } => {
+            let mut suppliers = Registry::load(&registry.path)?;
+            suppliers.upsert(Supplier {
+                name: name.clone(),
+                cvr,
+                category,
+                identities,
+                services,
+                revoked: Vec::new(),
+            })?;
+            suppliers.save(&registry.path)?;
+            println!("registered {name} in {}", registry.path.display());
+        }
+        SupplierCommand::List { registry, json } => {
+            let suppliers = Registry::load(&registry.path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(suppliers.suppliers())?);
+            } else if suppliers.is_open() {
+                println!(
+                    "no registry at {}: open mode, any trusted certificate may call everything",
+                    registry.path.display()
+                );
+            } else {
+                println!(
+                    "{:<28} {:<9} {:<8} {:<40} IDENTITIES",
+                    "NAME", "CVR", "CATEGORY", "SERVICES"
+                );
+                for s in suppliers.suppliers() {
+                    let mut identities = s.identities.join(", ");
+                    if !s.revoked.is_empty() {
+                        identities.push_str(&format!(" (revoked: {})", s.revoked.join(", ")));
+                    }
+                    println!(
+                        "{:<28} {:<9} {:<8} {:<40} {identities}",
+                        s.name,
+                        s.cvr,
+                        s.category.as_str(),
+                        s.services.join(",")
+                    );
+                }
+            }
+        }
+        SupplierCommand::Remove { registry, name } => {
+            let mut suppliers = Registry::load(&registry.path)?;
+            if !suppliers.remove(&name) {
+                anyhow::bail!("no supplier named '{name}' in {}", registry.path.display());
+            }
+            suppliers.save(&registry.path)?;
+            println!("removed {name}");
+        }
+        SupplierCommand::Revoke {
+            registry,
+            name,
+            identity,
+        } => {
+            let mut suppliers = Registry::load(&registry.path)?;
+            suppliers.revoke(&name, &identity)?;
+            suppliers.save(&registry.path)?;
+            println!("revoked {identity} of {name}: its calls are now refused with 1012");
+        }
     }
     Ok(())
 }

@@ -12,4 +12,5 @@ pub mod pki;
 pub mod position;
 pub mod server;
 pub mod soap;
+pub mod supplier;
 pub mod tls;

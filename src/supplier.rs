@@ -1,0 +1,646 @@
+//! The supplier registry: which certificate identities belong to which supplier, its category
+//! (small / medium / large) and the services it may call; the authorization of one call with
+//! DFDG's codes; and the identity checks a systemforvalter makes on each call.
+//!
+//! Without a registry file the mock runs in *open* mode: any trusted certificate may call
+//! everything, so the quickstart works before any supplier is registered.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::CallerIdentity;
+use crate::position::Position;
+use crate::soap::StarHeaders;
+
+/// The registry file used when none is configured.
+pub const DEFAULT_REGISTRY: &str = "suppliers.toml";
+
+/// DFDG: logon failed (the certificate belongs to no supplier, or is revoked).
+pub const CODE_LOGON_FAILED: i64 = 1012;
+/// DFDG: insufficient permissions for this webservice.
+pub const CODE_SERVICE_NOT_ALLOWED: i64 = 1013;
+/// DFDG: not authorised for the operation.
+pub const CODE_OPERATION_NOT_ALLOWED: i64 = 4575;
+/// DFDG: missing ActiveOrganisationHeader.
+pub const CODE_MISSING_ACTIVE_ORGANISATION: i64 = 8232;
+/// DFDG: missing RequestUserMetadataHeader.
+pub const CODE_MISSING_REQUEST_USER: i64 = 8233;
+
+/// STAR's supplier categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Reads only (lookups), or Jobnet services.
+    Small,
+    /// More integration; may write.
+    Medium,
+    /// Case-system suppliers; write updates to DFDG.
+    Large,
+}
+
+impl Category {
+    pub fn may_write(self) -> bool {
+        !matches!(self, Category::Small)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Small => "small",
+            Category::Medium => "medium",
+            Category::Large => "large",
+        }
+    }
+}
+
+/// Whether an operation reads or writes DFDG's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// One supplier, as registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supplier {
+    pub name: String,
+    pub cvr: String,
+    pub category: Category,
+    /// STAR caller ids (`CVR:…-UUID:…`, `CVR:…-FID:…`) or `SHA256:<fingerprint>`.
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Service names it may call (e.g. `PersonStatusService`); empty means none.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Identities whose certificates are revoked: their calls are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
+}
+
+impl Supplier {
+    /// Does this certificate belong to the supplier (revoked or not)?
+    fn owns(&self, identity: &CallerIdentity) -> bool {
+        self.identities
+            .iter()
+            .chain(&self.revoked)
+            .any(|known| identity_matches(known, identity))
+    }
+
+    fn is_revoked(&self, identity: &CallerIdentity) -> bool {
+        self.revoked
+            .iter()
+            .any(|known| identity_matches(known, identity))
+    }
+
+    fn may_call(&self, service: &str) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(service))
+    }
+}
+
+fn identity_matches(known: &str, identity: &CallerIdentity) -> bool {
+    let known = known.trim();
+    known.eq_ignore_ascii_case(&identity.caller_id)
+        || known
+            .strip_prefix("SHA256:")
+            .unwrap_or(known)
+            .replace(':', "")
+            .eq_ignore_ascii_case(&identity.fingerprint)
+}
+
+/// The registry file's shape.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default, rename = "supplier")]
+    suppliers: Vec<Supplier>,
+}
+
+/// The suppliers known to the mock, or open mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    /// `None` in open mode (no registry file).
+    suppliers: Option<Vec<Supplier>>,
+}
+
+/// The outcome of authorizing one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Open mode: no registry, everything allowed.
+    Open,
+    /// A registered supplier may make this call.
+    Allowed { supplier: String },
+    /// Refused with a DFDG code and the reason.
+    Refused {
+        supplier: Option<String>,
+        code: i64,
+        reason: String,
+    },
+}
+
+impl Decision {
+    pub fn supplier(&self) -> Option<&str> {
+        match self {
+            Decision::Open => None,
+            Decision::Allowed { supplier } => Some(supplier),
+            Decision::Refused { supplier, .. } => supplier.as_deref(),
+        }
+    }
+
+    /// A short label for the journal: `open`, `allowed`, `refused 1013`.
+    pub fn label(&self) -> String {
+        match self {
+            Decision::Open => "open".into(),
+            Decision::Allowed { .. } => "allowed".into(),
+            Decision::Refused { code, .. } => format!("refused {code}"),
+        }
+    }
+}
+
+impl Registry {
+    /// Open mode: any trusted certificate may call everything.
+    pub fn open() -> Registry {
+        Registry { suppliers: None }
+    }
+
+    /// A registry of these suppliers.
+    pub fn of(suppliers: Vec<Supplier>) -> Registry {
+        Registry {
+            suppliers: Some(suppliers),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.suppliers.is_none()
+    }
+
+    pub fn suppliers(&self) -> &[Supplier] {
+        self.suppliers.as_deref().unwrap_or_default()
+    }
+
+    /// Reads the registry at `path`; a missing file means open mode.
+    pub fn load(path: &Path) -> anyhow::Result<Registry> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Registry::parse(path, &text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Registry::open()),
+            Err(error) => Err(error)
+                .with_context(|| format!("cannot read the supplier registry {}", path.display())),
+        }
+    }
+
+    /// Parses a registry file's text; errors say `path:line:column: what`.
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Registry> {
+        let file: RegistryFile = toml::from_str(text).map_err(|error| {
+            let at = error
+                .span()
+                .map(|span| Position::of_offset(text, span.start))
+                .map_or(String::new(), |p| format!(":{}:{}", p.line, p.column));
+            anyhow::anyhow!("{}{at}: {}", path.display(), error.message().trim())
+        })?;
+        for supplier in &file.suppliers {
+            validate(supplier)
+                .with_context(|| format!("{}: supplier '{}'", path.display(), supplier.name))?;
+        }
+        Ok(Registry::of(file.suppliers))
+    }
+
+    /// Writes the registry to `path` atomically (a temporary file renamed over it).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let file = RegistryFile {
+            suppliers: self.suppliers().to_vec(),
+        };
+        let text = format!(
+            "# dfdg-mock supplier registry: edit by hand or with `dfdg-mock supplier add|remove|revoke`.\n\n{}",
+            toml::to_string_pretty(&file).context("cannot write the registry as TOML")?
+        );
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let temporary = temporary_path(path);
+        std::fs::write(&temporary, text)
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        std::fs::rename(&temporary, path)
+            .with_context(|| format!("cannot replace {}", path.display()))
+    }
+
+    /// Adds or replaces (by name) a supplier.
+    pub fn upsert(&mut self, supplier: Supplier) -> anyhow::Result<()> {
+        validate(&supplier)?;
+        let suppliers = self.suppliers.get_or_insert_with(Vec::new);
+        match suppliers
+            .iter_mut()
+            .find(|s| s.name.eq_ignore_ascii_case(&supplier.name))
+        {
+            Some(existing) => *existing = supplier,
+            None => suppliers.push(supplier),
+        }
+        Ok(())
+    }
+
+    /// Removes a supplier by name; says whether it was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(suppliers) = &mut self.suppliers else {
+            return false;
+        };
+        let before = suppliers.len();
+        suppliers.retain(|s| !s.name.eq_ignore_ascii_case(name));
+        suppliers.len() != before
+    }
+
+    /// Marks an identity of a supplier as revoked.
+    pub fn revoke(&mut self, name: &str, identity: &str) -> anyhow::Result<()> {
+        let supplier = self
+            .suppliers
+            .iter_mut()
+            .flatten()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .with_context(|| format!("no supplier named '{name}'"))?;
+        supplier
+            .identities
+            .retain(|i| !i.eq_ignore_ascii_case(identity));
+        if !supplier
+            .revoked
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(identity))
+        {
+            supplier.revoked.push(identity.to_owned());
+        }
+        Ok(())
+    }
+
+    /// The supplier a certificate belongs to.
+    pub fn find(&self, identity: &CallerIdentity) -> Option<&Supplier> {
+        self.suppliers().iter().find(|s| s.owns(identity))
+    }
+
+    /// May `identity` call `service` (an operation with `access`)?
+    pub fn authorize(
+        &self,
+        identity: &CallerIdentity,
+        service: Option<&str>,
+        access: Access,
+    ) -> Decision {
+        if self.is_open() {
+            return Decision::Open;
+        }
+        let Some(supplier) = self.find(identity) else {
+            return Decision::Refused {
+                supplier: None,
+                code: CODE_LOGON_FAILED,
+                reason: format!(
+                    "Logon failed: the certificate {} is trusted but belongs to no registered supplier",
+                    identity.caller_id
+                ),
+            };
+        };
+        let name = Some(supplier.name.clone());
+        if supplier.is_revoked(identity) {
+            return Decision::Refused {
+                supplier: name,
+                code: CODE_LOGON_FAILED,
+                reason: format!(
+                    "Logon failed: the certificate {} of {} is revoked",
+                    identity.caller_id, supplier.name
+                ),
+            };
+        }
+        if let Some(service) = service {
+            if !supplier.may_call(service) {
+                return Decision::Refused {
+                    supplier: name,
+                    code: CODE_SERVICE_NOT_ALLOWED,
+                    reason: format!(
+                        "Insufficient permissions for this webservice: {} may call {}, not {service}",
+                        supplier.name,
+                        if supplier.services.is_empty() {
+                            "no services".to_owned()
+                        } else {
+                            supplier.services.join(", ")
+                        }
+                    ),
+                };
+            }
+        }
+        if access == Access::Write && !supplier.category.may_write() {
+            return Decision::Refused {
+                supplier: name,
+                code: CODE_OPERATION_NOT_ALLOWED,
+                reason: format!(
+                    "Not authorised for the operation: {} is a {} supplier, which may only read",
+                    supplier.name,
+                    supplier.category.as_str()
+                ),
+            };
+        }
+        Decision::Allowed {
+            supplier: supplier.name.clone(),
+        }
+    }
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+fn validate(supplier: &Supplier) -> anyhow::Result<()> {
+    if supplier.name.trim().is_empty() {
+        anyhow::bail!("a supplier needs a name");
+    }
+    if supplier.cvr.len() != 8 || !supplier.cvr.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("CVR '{}' is not 8 digits", supplier.cvr);
+    }
+    Ok(())
+}
+
+/// One identity check that did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Which check: `supplier_cvr`, `user_identifier`, `organisation_code`, `active_organisation`,
+    /// `request_user`.
+    pub check: String,
+    pub expected: String,
+    pub found: String,
+    pub message: String,
+    /// The DFDG code strict mode answers with.
+    pub code: i64,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The checks a systemforvalter makes on one call: the certificate belongs to the supplier's
+/// CVR, the headers name the caller as the certificate does, the organisation is plausible, and
+/// STAR's two headers are present.
+pub fn identity_findings(
+    identity: &CallerIdentity,
+    supplier: Option<&Supplier>,
+    headers: &StarHeaders,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Some(supplier) = supplier {
+        let certificate_cvr = identity.cvr.as_deref().unwrap_or("(none)");
+        if certificate_cvr != supplier.cvr {
+            findings.push(Finding {
+                check: "supplier_cvr".into(),
+                expected: supplier.cvr.clone(),
+                found: certificate_cvr.to_owned(),
+                message: format!(
+                    "the certificate's CVR {certificate_cvr} is not the CVR {} registered for {}",
+                    supplier.cvr, supplier.name
+                ),
+                code: CODE_LOGON_FAILED,
+            });
+        }
+    }
+    match &headers.active_organisation {
+        None => findings.push(Finding {
+            check: "active_organisation".into(),
+            expected: "ActiveOrganisationHeader".into(),
+            found: "(missing)".into(),
+            message: "the ActiveOrganisationHeader is missing".into(),
+            code: CODE_MISSING_ACTIVE_ORGANISATION,
+        }),
+        Some(organisation) => {
+            let code = organisation.organisation_code.as_deref().unwrap_or("");
+            if code.is_empty() || code.len() > 20 {
+                findings.push(Finding {
+                    check: "active_organisation".into(),
+                    expected: "OrganisationCode of 1 to 20 characters".into(),
+                    found: code.to_owned(),
+                    message: format!("ActiveOrganisationHeader/OrganisationCode '{code}' is not 1 to 20 characters"),
+                    code: 8234,
+                });
+            }
+        }
+    }
+    match &headers.request_user {
+        None => findings.push(Finding {
+            check: "request_user".into(),
+            expected: "RequestUserMetadataHeader".into(),
+            found: "(missing)".into(),
+            message: "the RequestUserMetadataHeader is missing".into(),
+            code: CODE_MISSING_REQUEST_USER,
+        }),
+        Some(user) => {
+            // A system call (user type 3) names the certificate as its user.
+            let system_call = user.user_type.as_deref().is_none_or(|t| t == "3");
+            let found = user.user_identifier.as_deref().unwrap_or("(missing)");
+            if system_call && !found.eq_ignore_ascii_case(&identity.caller_id) {
+                findings.push(Finding {
+                    check: "user_identifier".into(),
+                    expected: identity.caller_id.clone(),
+                    found: found.to_owned(),
+                    message: format!(
+                        "RequestUserMetadataHeader/UserIdentifier is '{found}', but the certificate says {}",
+                        identity.caller_id
+                    ),
+                    code: CODE_LOGON_FAILED,
+                });
+            }
+            let code = user.organisation_code.as_deref().unwrap_or("(missing)");
+            let plausible = code == "-1"
+                || (!code.is_empty()
+                    && code.len() <= 8
+                    && code.bytes().all(|b| b.is_ascii_digit()));
+            if !plausible {
+                findings.push(Finding {
+                    check: "organisation_code".into(),
+                    expected: "-1 or 1 to 8 digits".into(),
+                    found: code.to_owned(),
+                    message: format!(
+                        "RequestOrganisationStructure/OrganisationCode '{code}' is not -1 or 1 to 8 digits"
+                    ),
+                    code: 8173,
+                });
+            }
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{CertificateAuthority, CertificateShape, ClientSpec};
+    use crate::soap::{ActiveOrganisation, RequestUserMetadata};
+
+    fn identity(cvr: &str) -> CallerIdentity {
+        let ca = CertificateAuthority::generate("Test CA").unwrap();
+        let issued = ca
+            .issue_client(&ClientSpec {
+                name: "Fagsystem".into(),
+                organisation: "Org".into(),
+                cvr: cvr.into(),
+                shape: CertificateShape::Oces3 {
+                    uuid: uuid::Uuid::new_v4(),
+                },
+                valid_days: 10,
+            })
+            .unwrap();
+        CallerIdentity::from_der(&issued.cert_der).unwrap()
+    }
+
+    fn supplier(identity: &CallerIdentity, category: Category) -> Supplier {
+        Supplier {
+            name: "Testleverandør ApS".into(),
+            cvr: "91234567".into(),
+            category,
+            identities: vec![identity.caller_id.clone()],
+            services: vec![
+                "PersonStatusService".into(),
+                "JobcenterMessageService".into(),
+            ],
+            revoked: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn open_mode_allows_everything() {
+        let caller = identity("91234567");
+        assert_eq!(
+            Registry::open().authorize(&caller, Some("X"), Access::Write),
+            Decision::Open
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_dfdg_code() {
+        let caller = identity("91234567");
+        let stranger = identity("98765432");
+        let small = Registry::of(vec![supplier(&caller, Category::Small)]);
+        let code = |d: Decision| match d {
+            Decision::Refused { code, .. } => code,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert_eq!(
+            code(small.authorize(&stranger, Some("PersonStatusService"), Access::Read)),
+            1012
+        );
+        assert_eq!(
+            code(small.authorize(&caller, Some("CodeListService"), Access::Read)),
+            1013
+        );
+        assert_eq!(
+            code(small.authorize(&caller, Some("JobcenterMessageService"), Access::Write)),
+            4575
+        );
+        assert_eq!(
+            small.authorize(&caller, Some("personstatusservice"), Access::Read),
+            Decision::Allowed {
+                supplier: "Testleverandør ApS".into()
+            }
+        );
+        let large = Registry::of(vec![supplier(&caller, Category::Large)]);
+        assert!(matches!(
+            large.authorize(&caller, Some("JobcenterMessageService"), Access::Write),
+            Decision::Allowed { .. }
+        ));
+    }
+
+    #[test]
+    fn a_revoked_certificate_is_refused_with_the_reason() {
+        let caller = identity("91234567");
+        let mut registry = Registry::of(vec![supplier(&caller, Category::Large)]);
+        registry
+            .revoke("Testleverandør ApS", &caller.caller_id)
+            .unwrap();
+        match registry.authorize(&caller, Some("PersonStatusService"), Access::Read) {
+            Decision::Refused {
+                code: 1012,
+                reason,
+                supplier,
+            } => {
+                assert!(reason.contains("revoked"), "{reason}");
+                assert_eq!(supplier.as_deref(), Some("Testleverandør ApS"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn identities_match_by_caller_id_or_fingerprint() {
+        let caller = identity("91234567");
+        let mut by_fingerprint = supplier(&caller, Category::Small);
+        by_fingerprint.identities = vec![format!("SHA256:{}", caller.fingerprint.to_uppercase())];
+        assert!(Registry::of(vec![by_fingerprint]).find(&caller).is_some());
+    }
+
+    #[test]
+    fn findings_compare_headers_with_the_certificate() {
+        let caller = identity("91234567");
+        let registered = supplier(&caller, Category::Small);
+        let good = StarHeaders {
+            active_organisation: Some(ActiveOrganisation {
+                organisation_type: Some("8".into()),
+                organisation_code: Some("101".into()),
+            }),
+            request_user: Some(RequestUserMetadata {
+                user_type: Some("3".into()),
+                user_identifier: Some(caller.caller_id.clone()),
+                organisation_code: Some("101".into()),
+                ..RequestUserMetadata::default()
+            }),
+        };
+        assert_eq!(identity_findings(&caller, Some(&registered), &good), vec![]);
+
+        let mut wrong = good.clone();
+        if let Some(user) = &mut wrong.request_user {
+            user.user_identifier = Some("CVR:91234567-UUID:someone-else".into());
+            user.organisation_code = Some("ABC".into());
+        }
+        let findings = identity_findings(&caller, Some(&registered), &wrong);
+        let checks: Vec<&str> = findings.iter().map(|f| f.check.as_str()).collect();
+        assert_eq!(checks, ["user_identifier", "organisation_code"]);
+        assert_eq!(findings[0].expected, caller.caller_id);
+
+        let missing = identity_findings(&caller, None, &StarHeaders::default());
+        let codes: Vec<i64> = missing.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [8232, 8233]);
+
+        let other = identity("98765432");
+        let findings = identity_findings(&other, Some(&registered), &good);
+        assert_eq!(findings[0].check, "supplier_cvr");
+    }
+
+    #[test]
+    fn registry_files_round_trip_and_errors_name_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suppliers.toml");
+        assert!(Registry::load(&path).unwrap().is_open());
+        let caller = identity("91234567");
+        let mut registry = Registry::default();
+        registry
+            .upsert(supplier(&caller, Category::Medium))
+            .unwrap();
+        registry.save(&path).unwrap();
+        let loaded = Registry::load(&path).unwrap();
+        assert_eq!(loaded, registry);
+        assert!(registry.remove("testleverandør aps"));
+        assert!(registry.suppliers().is_empty());
+
+        let error = Registry::parse(
+            Path::new("s.toml"),
+            "[[supplier]]\nname = \"A\"\ncvr = \"91234567\"\ncategory = \"huge\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("s.toml:4:12: "), "{error}");
+        let error = Registry::parse(
+            Path::new("s.toml"),
+            "[[supplier]]\nname = \"A\"\ncvr = \"1\"\ncategory = \"small\"\n",
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("not 8 digits"), "{error:#}");
+    }
+}
