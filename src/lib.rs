@@ -3,13 +3,17 @@
 //! The caller binds, the library serves: [`server::run`] takes a bound listener, the TLS side
 //! ([`tls::TlsServer`]) and the request pipeline ([`app::App`]), so tests run it on port 0.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod identity;
 pub mod journal;
+pub mod metrics;
+pub mod onboarding;
 pub mod pki;
 pub mod position;
 pub mod server;
 pub mod soap;
 pub mod tls;
+pub mod verify;

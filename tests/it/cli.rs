@@ -40,7 +40,13 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Running(
         Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -132,7 +138,13 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     let before = std::fs::read(dir.path().join("certs/ca.crt")).unwrap();
     let mut again = Running(
         Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
