@@ -5,3 +5,4 @@ mod admin;
 mod cli;
 mod core;
 mod support;
+mod verify;
