@@ -4,5 +4,6 @@
 mod admin;
 mod cli;
 mod core;
+mod dashboard;
 mod support;
 mod verify;
