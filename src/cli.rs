@@ -190,6 +190,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    // Before anything is created or bound.
+    crate::admin::check_exposure(config.admin.listen, config.admin.token.as_ref())?;
     let mut first_start = None;
     let material = match &config.server_identity {
         Some((cert, key)) => {
@@ -226,7 +228,6 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    crate::admin::check_exposure(config.admin.listen, config.admin.token.as_ref())?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| {
