@@ -332,7 +332,11 @@ fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| name == TOKEN_COOKIE && token.matches(value.as_bytes()));
+        .any(|(name, value)| {
+            // The token prompt stores the token URI-encoded.
+            name == TOKEN_COOKIE
+                && percent_decode(value).is_ok_and(|value| token.matches(value.as_bytes()))
+        });
     bearer || cookie
 }
 

@@ -173,9 +173,31 @@ async fn off_loopback_with_a_token_every_path_but_health_needs_the_bearer() {
     assert!(post.body.contains("Authorization: Bearer"), "{}", post.body);
     let health = admin_request(admin, "GET", "/health", None, None).await;
     assert_eq!(health.status, 200, "{}", health.body);
-    // The browser's way: the token prompt's cookie.
+    // The browser's way: the token prompt, then its cookie.
     let browser = admin_request(admin, "GET", "/", None, None).await;
     assert!(browser.body.contains("dfdg_mock_admin_token"));
+    let with_cookie = |value: &'static str| async move {
+        let tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
+        let (read_half, mut write_half) = tcp.into_split();
+        write_half
+            .write_all(
+                format!("GET /api/calls HTTP/1.1\r\nhost: x\r\ncookie: a=b; dfdg_mock_admin_token={value}\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut status = String::new();
+        tokio::io::BufReader::new(read_half)
+            .read_line(&mut status)
+            .await
+            .unwrap();
+        status
+    };
+    assert!(with_cookie("test-token-0123456789").await.contains(" 200 "));
+    assert!(with_cookie("test%2Dtoken-0123456789")
+        .await
+        .contains(" 200 "));
+    assert!(with_cookie("test-token-0123456788").await.contains(" 401 "));
 }
 
 #[tokio::test]
