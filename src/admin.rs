@@ -873,3 +873,52 @@ async fn verify_api(admin: &Admin, request: Request<Incoming>) -> ApiResult {
     let report = read(admin, move |store| verify::verify(store, &expectations)).await?;
     Ok(json(StatusCode::OK, &report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded_and_bad_encodings_refused() {
+        let pairs = query_pairs("caller_id=CVR%3A1-UUID%3Ax&outcome=fault+1014&flag").unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("caller_id".to_owned(), "CVR:1-UUID:x".to_owned()),
+                ("outcome".to_owned(), "fault 1014".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+        assert!(percent_decode("%zz").is_err());
+        assert!(percent_decode("%4").is_err());
+        assert!(percent_decode("%ff").is_err(), "not UTF-8");
+        assert_eq!(percent_decode("%C3%A6").unwrap(), "æ");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        assert_eq!(parse_cursor(&cursor(42)).unwrap(), 42);
+        assert!(parse_cursor("42").is_err());
+        assert!(parse_cursor("cx").is_err());
+        let query = call_query("limit=5&cursor=c9&service=S", false).unwrap();
+        assert_eq!(
+            (query.limit, query.before_id, query.service.as_deref()),
+            (5, Some(9), Some("S"))
+        );
+        // The export takes every matching call: no paging parameters.
+        assert!(call_query("limit=5", true).is_err());
+    }
+
+    #[test]
+    fn only_loopback_may_go_without_a_token() {
+        let token = AdminToken::new("t0ken").unwrap();
+        for address in ["127.0.0.1:8080", "[::1]:8080"] {
+            assert!(check_exposure(address.parse().unwrap(), None).is_ok());
+        }
+        for address in ["0.0.0.0:8080", "[::]:8080", "192.0.2.1:8080"] {
+            let address = address.parse().unwrap();
+            assert!(check_exposure(address, None).is_err(), "{address}");
+            assert!(check_exposure(address, Some(&token)).is_ok());
+        }
+    }
+}

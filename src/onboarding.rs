@@ -291,3 +291,105 @@ fn status(
         complete,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{IdentityFields, Outcome};
+
+    fn call(user_identifier: Option<&str>) -> CallRecord {
+        let headers = match user_identifier {
+            Some(user) => serde_json::json!({
+                "active_organisation": { "organisation_type": "8" },
+                "request_user": { "user_identifier": user },
+            }),
+            None => serde_json::json!({ "active_organisation": { "organisation_type": "8" } }),
+        };
+        CallRecord {
+            time: OffsetDateTime::UNIX_EPOCH,
+            peer: "127.0.0.1:1".to_owned(),
+            tls_version: "TLSv1.3".to_owned(),
+            cipher_suite: "x".to_owned(),
+            alpn: None,
+            identity: Some(IdentityFields {
+                caller_id: "CVR:1-UUID:a".to_owned(),
+                kind: "organisation".to_owned(),
+                cvr: Some("1".to_owned()),
+                common_name: None,
+                subject: "CN=a".to_owned(),
+                issuer: "CN=ca".to_owned(),
+                serial: "01".to_owned(),
+                fingerprint: "ff".to_owned(),
+                not_before: String::new(),
+                not_after: String::new(),
+            }),
+            method: "POST".to_owned(),
+            path: "/S/1/S.svc".to_owned(),
+            soap_version: Some("1.1".to_owned()),
+            soap_action: None,
+            operation: Some("Op".to_owned()),
+            operation_namespace: None,
+            star_headers: Some(headers),
+            request_body: Vec::new(),
+            request_truncated: false,
+            response_body: Vec::new(),
+            response_truncated: false,
+            http_status: 200,
+            receipts: vec!["guid".to_owned()],
+            outcome: Outcome::Receipt,
+            detail: None,
+            latency_micros: 1,
+        }
+    }
+
+    #[test]
+    fn identity_compares_user_identifier_with_the_certificate() {
+        let same = identity_comparison(&call(Some(" CVR:1-UUID:a "))).unwrap();
+        assert!(same.matches);
+        let other = identity_comparison(&call(Some("CVR:1-UUID:b"))).unwrap();
+        assert!(!other.matches);
+        assert_eq!(
+            other.header_user_identifier.as_deref(),
+            Some("CVR:1-UUID:b")
+        );
+        let mut anonymous = call(Some("CVR:1-UUID:a"));
+        anonymous.identity = None;
+        assert_eq!(identity_comparison(&anonymous), None);
+    }
+
+    #[test]
+    fn findings_name_missing_headers_with_their_dfdg_codes() {
+        let findings = findings(&call(None));
+        let by_check = |check: &str| findings.iter().find(|f| f.check == check).unwrap();
+        assert!(by_check("active_organisation_header").passed);
+        let missing = by_check("request_user_metadata_header");
+        assert!(!missing.passed);
+        assert!(missing.message.contains("8233"));
+        assert!(!by_check("identity").passed);
+    }
+
+    #[test]
+    fn steps_follow_the_calls_and_the_confirmation() {
+        let stored = StoredCall {
+            id: 7,
+            record: call(Some("CVR:1-UUID:a")),
+        };
+        let open = status("CVR:1-UUID:a".to_owned(), &[&stored], None);
+        assert!(open.call_received.done && open.identity_checked.done);
+        assert!(!open.receipt_confirmed.done && !open.complete);
+        assert_eq!(open.call_received.receipt.as_deref(), Some("guid"));
+        let confirmation = StoredConfirmation {
+            call_id: 7,
+            caller_id: Some("CVR:1-UUID:a".to_owned()),
+            record: crate::journal::ConfirmationRecord {
+                guid: "guid".to_owned(),
+                time: OffsetDateTime::UNIX_EPOCH,
+                note: None,
+            },
+        };
+        let confirmed = status("CVR:1-UUID:a".to_owned(), &[&stored], Some(&confirmation));
+        assert!(confirmed.complete);
+        let nothing = status("CVR:1-UUID:a".to_owned(), &[], None);
+        assert!(!nothing.call_received.done && !nothing.identity_checked.done);
+    }
+}
