@@ -1,12 +1,13 @@
 //! The durable journal: every SOAP call and every refused TLS handshake, and the queries over them.
 //!
 //! This module owns
-//! - the records ([`CallRecord`], [`RejectionRecord`]) and what a query returns ([`StoredCall`],
-//!   [`StoredRejection`]);
+//! - the records ([`CallRecord`], [`RejectionRecord`], [`ConfirmationRecord`]) and what a query
+//!   returns ([`StoredCall`], [`StoredRejection`], [`StoredConfirmation`], [`CallerSummary`]);
 //! - the group-commit writer ([`Journal`]): one OS thread owns the write connection, takes whatever
 //!   is queued (up to [`MAX_BATCH`] entries), writes it in one transaction and only then answers
 //!   each caller, so a response is never sent before its call is committed and the hot path never
-//!   waits on the disk once per call;
+//!   waits on the disk once per call; the admin side's writes (receipt confirmations, reset) take
+//!   the same queue;
 //! - the storage interface ([`JournalStore`], [`JournalReader`]) and its embedded implementation
 //!   ([`SqliteStore`]), with a versioned schema ([`MIGRATIONS`]).
 //!

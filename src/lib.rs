@@ -2,6 +2,7 @@
 //!
 //! The caller binds, the library serves: [`server::run`] takes a bound listener, the TLS side
 //! ([`tls::TlsServer`]) and the request pipeline ([`app::App`]), so tests run it on port 0.
+//! [`admin::run`] serves the administrator's side (JSON API, dashboard, metrics) the same way.
 
 pub mod admin;
 pub mod app;

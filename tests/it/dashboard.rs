@@ -201,16 +201,30 @@ impl Browser {
         }
     }
 
-    fn click(&self, element: &str) {
-        self.command(
-            "POST",
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        );
+    /// Runs `command` on the element `css` matches; finds it again when the page re-rendered
+    /// it in between (a stale element reference).
+    fn on_element(&self, css: &str, method: &str, command: &str, body: Option<Value>) -> Value {
+        let started = Instant::now();
+        loop {
+            let element = self.wait_for(css);
+            let path = format!("/session/{}/element/{element}/{command}", self.session);
+            let (status, answer) = http(self.driver, method, &path, body.as_ref());
+            if status == 200 {
+                return answer["value"].clone();
+            }
+            assert!(
+                answer["value"]["error"] == "stale element reference" && started.elapsed() < WAIT,
+                "{method} {command} on {css}: {answer}"
+            );
+        }
     }
 
-    fn text(&self, element: &str) -> String {
-        self.command("GET", &format!("/element/{element}/text"), None)
+    fn click(&self, css: &str) {
+        self.on_element(css, "POST", "click", Some(json!({})));
+    }
+
+    fn text(&self, css: &str) -> String {
+        self.on_element(css, "GET", "text", None)
             .as_str()
             .unwrap()
             .to_owned()
@@ -288,8 +302,7 @@ async fn the_dashboard_shows_a_call_live_and_confirming_its_receipt_completes_th
         browser.go(&dashboard);
         browser.wait_for("#live.on");
         browser.script("window.__sameDocument = 'yes'");
-        let empty = browser.wait_for("#feed-empty");
-        assert!(browser.text(&empty).contains("Ingen kald endnu"));
+        assert!(browser.text("#feed-empty").contains("Ingen kald endnu"));
 
         // A SOAP call over mutual TLS appears without a reload.
         let reply = runtime
@@ -302,24 +315,20 @@ async fn the_dashboard_shows_a_call_live_and_confirming_its_receipt_completes_th
         let id = runtime.block_on(admin_json(admin, "/api/calls"))["calls"][0]["id"]
             .as_i64()
             .unwrap();
-        let row = browser.wait_for(&format!("#call-{id}"));
+        let row = format!("#call-{id}");
+        assert!(browser.text(&row).contains(&caller_id));
         assert_eq!(
             browser.script("return window.__sameDocument"),
             "yes",
             "the page reloaded"
         );
-        assert!(browser.text(&row).contains(&caller_id));
 
         // Its detail: certificate identity beside the header findings, pretty XML.
         browser.click(&row);
-        let certificate = browser.wait_for("#detail-caller-id");
-        assert_eq!(browser.text(&certificate), caller_id);
-        let header = browser.wait_for("#detail-user-identifier");
-        assert_eq!(browser.text(&header), caller_id);
-        let verdict = browser.wait_for("#identity-verdict");
-        assert!(browser.text(&verdict).starts_with('✓'));
-        let request = browser.wait_for("#request-xml");
-        let xml = browser.text(&request);
+        assert_eq!(browser.text("#detail-caller-id"), caller_id);
+        assert_eq!(browser.text("#detail-user-identifier"), caller_id);
+        assert!(browser.text("#identity-verdict").starts_with('✓'));
+        let xml = browser.text("#request-xml");
         assert!(
             xml.contains("\n  <soap:Header>"),
             "not pretty-printed: {xml}"
@@ -327,42 +336,36 @@ async fn the_dashboard_shows_a_call_live_and_confirming_its_receipt_completes_th
         assert!(xml.contains("<SaveAvailabilityAssessment"), "{xml}");
 
         // The callers tab before confirming: steps 1 and 2 done, 3 open.
-        let callers_tab = browser.wait_for("#tab-callers");
-        browser.click(&callers_tab);
+        browser.click("#tab-callers");
         browser.wait_for(&format!(
             "[data-caller='{caller_id}'] [data-step='step2'].done"
         ));
         browser.wait_for(&format!(
             "[data-caller='{caller_id}'] [data-step='step3'].todo"
         ));
-        let calls_tab = browser.wait_for("#tab-calls");
-        browser.click(&calls_tab);
+        browser.click("#tab-calls");
 
         // Confirm the receipt on the call's detail.
-        let confirm = browser.wait_for(&format!("#confirm-{receipt}"));
-        browser.click(&confirm);
-        let confirmed = browser.wait_for(&format!("#confirmed-{receipt}"));
-        assert!(browser.text(&confirmed).contains("Bekræftet"));
+        browser.click(&format!("#confirm-{receipt}"));
+        assert!(browser
+            .text(&format!("#confirmed-{receipt}"))
+            .contains("Bekræftet"));
         browser.script("window.scrollTo(0, 0); document.getElementById('detail').scrollTop = 0");
         browser.screenshot(&artifact("dashboard.png"));
 
         // The checklist is complete.
-        browser.click(&callers_tab);
+        browser.click("#tab-callers");
         browser.wait_for(&format!(
             "[data-caller='{caller_id}'].complete [data-step='step3'].done"
         ));
-        let english = browser.wait_for("#lang-en");
-        browser.click(&english);
-        let tab = browser.wait_for("#tab-callers");
-        assert!(browser.text(&tab).starts_with("Callers"));
+        browser.click("#lang-en");
+        assert!(browser.text("#tab-callers").starts_with("Callers"));
         browser.script("window.scrollTo(0, 0)");
         browser.screenshot(&artifact("dashboard-callers.png"));
 
         // The refused handshake, with its reason.
-        let refused_tab = browser.wait_for("#tab-rejections");
-        browser.click(&refused_tab);
-        let reason = browser.wait_for("#rejections-body tr .badge");
-        assert_eq!(browser.text(&reason), "no certificate");
+        browser.click("#tab-rejections");
+        assert_eq!(browser.text("#rejections-body tr .badge"), "no certificate");
         assert_eq!(browser.script("return window.__sameDocument"), "yes");
     })
     .await
