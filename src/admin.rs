@@ -665,7 +665,8 @@ fn export_calls(admin: &Admin, query: &str) -> ApiResult {
     let query = call_query(query, true)?;
     let (sender, body) = stream::ChannelBody::new(4);
     let path = admin.journal_path.clone();
-    tokio::task::spawn_blocking(move || stream::export(&sender, &path, &query));
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || stream::export(&runtime, &sender, &path, &query));
     let mut response = Response::new(body.boxed());
     response.headers_mut().insert(
         CONTENT_TYPE,

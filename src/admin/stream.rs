@@ -24,6 +24,9 @@ pub const STREAM_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Rows read per journal query while exporting.
 const EXPORT_PAGE: usize = 200;
 
+/// A client that reads nothing for this long loses its stream or export.
+pub const STALLED_CLIENT: Duration = Duration::from_secs(60);
+
 /// A response body fed through a small bounded channel: the producer waits when the client
 /// reads slowly, and stops when the client goes away (the receiver is dropped).
 #[derive(Debug)]
@@ -83,11 +86,7 @@ pub async fn events(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let end = tokio::time::sleep(STREAM_LIFETIME);
     tokio::pin!(end);
-    if sender
-        .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
-        .await
-        .is_err()
-    {
+    if !send(&sender, Bytes::from_static(b"retry: 2000\n: connected\n\n")).await {
         return;
     }
     loop {
@@ -103,15 +102,29 @@ pub async fn events(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
         };
-        if sender.send(frame).await.is_err() {
+        if !send(&sender, frame).await {
             break;
         }
     }
 }
 
+/// Sends a chunk; false when the client left or read nothing for [`STALLED_CLIENT`].
+async fn send(sender: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
+    matches!(
+        tokio::time::timeout(STALLED_CLIENT, sender.send(chunk)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Writes every call matching `query` (newest first) as JSON Lines into `sender`, paging
-/// through the journal. Runs on a blocking thread; ends early when the client leaves.
-pub fn export(sender: &mpsc::Sender<Bytes>, journal: &Path, query: &CallQuery) {
+/// through the journal. Runs on a blocking thread of `runtime`; ends early when the client
+/// leaves or stalls.
+pub fn export(
+    runtime: &tokio::runtime::Handle,
+    sender: &mpsc::Sender<Bytes>,
+    journal: &Path,
+    query: &CallQuery,
+) {
     let store = match SqliteStore::open_read_only(journal) {
         Ok(store) => store,
         Err(error) => {
@@ -142,7 +155,7 @@ pub fn export(sender: &mpsc::Sender<Bytes>, journal: &Path, query: &CallQuery) {
             }
             chunk.push(b'\n');
         }
-        if sender.blocking_send(Bytes::from(chunk)).is_err() {
+        if !runtime.block_on(send(sender, Bytes::from(chunk))) {
             return;
         }
         if page.len() < EXPORT_PAGE {
