@@ -740,3 +740,41 @@ async fn calls_follow_prints_new_calls_as_they_arrive() {
     let _ = child.wait();
     let _ = std::io::stdout().flush();
 }
+
+#[tokio::test]
+async fn the_verify_endpoint_answers_a_report_and_refuses_bad_expectations() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    registration_call(&pki, &server, &caller_id()).await;
+    let admin = server.admin();
+    let body = r#"{"expect": [{"name": "one registration", "exactly": 1, "operation": "SaveAvailabilityAssessment"},
+                             {"at_least": 1, "outcome": "fault"}]}"#;
+    let reply = admin_request(admin, "POST", "/api/verify", None, Some(body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let report: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["calls_examined"], 1);
+    assert_eq!(report["verdicts"][0]["passed"], true);
+    assert_eq!(report["verdicts"][1]["passed"], false);
+    assert_eq!(report["verdicts"][1]["expected"], "at least 1");
+    // The registration matched everything but the outcome.
+    assert_eq!(
+        report["verdicts"][1]["near_misses"][0]["mismatch"]["criterion"],
+        "outcome"
+    );
+    for (bad, message) in [
+        (
+            r#"{"expect": [{"exactly": 1, "at_most": 2}]}"#,
+            "expect[0]: `exactly` cannot be combined",
+        ),
+        (
+            r#"{"expect": [{"operaton": "X"}]}"#,
+            "unknown field `operaton`",
+        ),
+        ("not json", "expectations JSON"),
+    ] {
+        let reply = admin_request(admin, "POST", "/api/verify", None, Some(bad)).await;
+        assert_eq!(reply.status, 400, "{bad}");
+        assert!(reply.body.contains(message), "{}", reply.body);
+    }
+}
