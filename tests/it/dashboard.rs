@@ -59,6 +59,17 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        // `/shutdown` makes chromedriver quit its browsers; a killed chromedriver would leave
+        // Chromium running.
+        let addr = self.addr;
+        let _ = std::panic::catch_unwind(|| http(addr, "GET", "/shutdown", None));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
