@@ -3,9 +3,11 @@
 //! (committed before the answer leaves), respond.
 //!
 //! Deciding is synchronous and pure apart from the clock and fresh GUIDs; the only awaits are
-//! reading the body and the journal commit.
+//! reading the body and the journal commit. Once a call or refusal is journaled, the App counts
+//! it in [`Metrics`] and publishes its id as a [`LiveEvent`] for the admin side's live views.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,10 +17,12 @@ use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 
 use crate::config::{ClientAuthMode, Limits};
 use crate::identity::CallerIdentity;
-use crate::journal::{CallRecord, IdentityFields, Journal, Outcome, RejectionRecord};
+use crate::journal::{self, CallRecord, IdentityFields, Journal, Outcome, RejectionRecord};
+use crate::metrics::Metrics;
 use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
 use crate::tls::{ClientCertificate, Refusal, Session};
 
@@ -41,11 +45,32 @@ pub struct Connection {
     pub session: Session,
 }
 
+/// How many live events wait for a slow subscriber before it starts missing some (it is told
+/// how many it missed and can re-read the journal).
+pub const LIVE_EVENTS_CAPACITY: usize = 256;
+
+/// Something that was just journaled, for live views (the dashboard's feed, SSE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent {
+    /// A call with this journal id.
+    Call(i64),
+    /// A refused handshake with this journal id.
+    Rejection(i64),
+    /// A receipt was confirmed; the id is the call that sent it.
+    Confirmation { guid: String, call_id: i64 },
+    /// The journal was emptied.
+    Reset,
+}
+
 /// The request pipeline and what it needs.
 #[derive(Debug)]
 pub struct App {
     journal: Journal,
     limits: Limits,
+    /// Counted after each journal commit; rendered by the admin listener's `/metrics`.
+    metrics: Arc<Metrics>,
+    /// Each journaled call and refusal, for live views; sending never waits.
+    events: broadcast::Sender<LiveEvent>,
 }
 
 /// The answer to one request, decided before anything is journaled or sent.
@@ -78,11 +103,26 @@ enum BodyProblem {
 
 impl App {
     pub fn new(journal: Journal, limits: Limits) -> App {
-        App { journal, limits }
+        let (events, _) = broadcast::channel(LIVE_EVENTS_CAPACITY);
+        App {
+            journal,
+            limits,
+            metrics: Arc::new(Metrics::default()),
+            events,
+        }
     }
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Where live events are published; `subscribe` to follow them.
+    pub fn events(&self) -> &broadcast::Sender<LiveEvent> {
+        &self.events
     }
 
     /// Records a refused TLS handshake.
@@ -101,8 +141,12 @@ impl App {
             identity: refusal.identity.as_deref().map(identity_fields),
             mode: mode.as_str().to_owned(),
         };
-        if let Err(error) = self.journal.record_rejection(record).await {
-            tracing::error!(%error, "cannot journal a refused handshake");
+        let reason = record.reason;
+        self.metrics.record_refusal(reason);
+        match self.journal.record_rejection(record).await {
+            // No subscriber is not an error.
+            Ok(id) => drop(self.events.send(LiveEvent::Rejection(id))),
+            Err(error) => tracing::error!(%error, "cannot journal a refused handshake"),
         }
     }
 
@@ -154,8 +198,15 @@ impl App {
             detail: answer.detail.clone(),
             latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         };
+        let service = journal::service_of(&record.path).to_owned();
+        let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
         match self.journal.record_call(record).await {
             Ok(id) => {
+                let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.metrics
+                    .record_call(&service, &operation, &answer.outcome.label(), latency);
+                // No subscriber is not an error.
+                drop(self.events.send(LiveEvent::Call(id)));
                 tracing::debug!(id, peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
                 let mut response = soap_response(answer);
                 if let Ok(value) = HeaderValue::from_str(&id.to_string()) {

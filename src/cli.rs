@@ -40,7 +40,8 @@ pub enum Command {
     /// Make test certificates: a CA, the server certificate, OCES-shaped client certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
-    /// List journaled calls (newest first), or refused TLS handshakes with --rejected.
+    /// List journaled calls (newest first), or refused TLS handshakes with --rejected;
+    /// --follow prints new calls as they arrive.
     Calls(CallsArgs),
     /// Register suppliers: their certificates, category and allowed services.
     ///
@@ -49,6 +50,9 @@ pub enum Command {
     /// no supplier gets 1012, a service not allowed 1013, a write by a small supplier 4575.
     #[command(subcommand)]
     Supplier(SupplierCommand),
+    /// Check expectations ("at least/exactly/at most N calls matching …") against the journal,
+    /// for CI: exit code 0 when all pass, 1 otherwise, near misses listed on failure.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +108,29 @@ pub struct RegistryArg {
     /// The supplier registry file.
     #[arg(long = "registry", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
     pub path: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The expectations file (TOML, see the README).
+    #[arg(long, value_name = "FILE")]
+    pub expect: PathBuf,
+    /// Ask a running dfdg-mock's admin listener, e.g. http://127.0.0.1:8080 (token from
+    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file).
+    #[arg(long, value_name = "URL", conflicts_with = "journal")]
+    pub admin: Option<String>,
+    /// Read this journal file directly. [default: dfdg-mock.sqlite]
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Also write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// File holding the admin bearer token (for --admin).
+    #[arg(long, env = "DFDG_MOCK_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +222,13 @@ pub struct CallsArgs {
     /// List refused TLS handshakes instead of calls.
     #[arg(long)]
     pub rejected: bool,
+    /// Keep running and print new calls as they are journaled (Ctrl-C ends).
+    #[arg(long, conflicts_with_all = ["rejected", "json"])]
+    pub follow: bool,
 }
+
+/// How often `calls --follow` looks for new calls.
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -203,8 +236,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&args),
         Command::Pki(PkiCommand::Init { dir, sans, force }) => pki_init(&dir, &sans, force),
         Command::Pki(PkiCommand::Client(args)) => pki_client(&args),
+        Command::Calls(args) if args.follow => follow(&args),
         Command::Calls(args) => calls(&args),
         Command::Supplier(command) => supplier(command),
+        Command::Verify(args) => verify(&args),
     }
 }
 
@@ -218,6 +253,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    // Before anything is created or bound.
+    crate::admin::check_exposure(config.admin.listen, config.admin.token.as_ref())?;
     let mut first_start = None;
     let material = match &config.server_identity {
         Some((cert, key)) => {
@@ -254,13 +291,46 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the admin side (choose another with --admin-listen)",
+                config.admin.listen
+            )
+        })?;
+    let admin_address = admin_listener.local_addr()?;
 
     let shutdown = shutdown_signal()?;
-    if let Err(error) = print_banner(&config, address, first_start.as_ref()) {
+    if let Err(error) = print_banner(&config, address, admin_address, first_start.as_ref()) {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
     let app = Arc::new(App::new(journal.clone(), config.limits.clone()));
-    crate::server::run(listener, tls, app, &config.limits, shutdown).await;
+    let admin = Arc::new(crate::admin::Admin::new(
+        &app,
+        config.journal.clone(),
+        config.admin.token.clone(),
+    ));
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let admin_task = tokio::spawn(crate::admin::run(
+        admin_listener,
+        admin,
+        until_stopped(stopped.clone()),
+    ));
+    crate::server::run(listener, tls, app, &config.limits, until_stopped(stopped)).await;
+    match admin_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!("admin listener: {error:#}"),
+        Err(error) => tracing::error!("admin listener task: {error}"),
+    }
     journal.close().await.context("cannot flush the journal")?;
     tracing::info!("stopped");
     Ok(())
@@ -284,6 +354,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 fn print_banner(
     config: &Config,
     address: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
     pki: Option<&(PkiPaths, pki::DemoPki)>,
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -299,6 +370,15 @@ fn print_banner(
         env!("CARGO_PKG_VERSION"),
         config.client_auth.as_str(),
         config.journal.display()
+    )?;
+    writeln!(
+        out,
+        "admin: dashboard http://{admin}/, API described at http://{admin}/openapi.json{}",
+        if config.admin.token.is_some() {
+            " (bearer token required)"
+        } else {
+            ""
+        }
     )?;
     let Some((paths, demo)) = pki else {
         return Ok(());
@@ -472,7 +552,8 @@ fn random_digits(count: usize) -> String {
     digits
 }
 
-fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
+/// An RFC 3339 time, or an age before now such as `90s`, `10m`, `2h`, `1d`.
+pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
     if let Ok(time) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         return Ok(time);
     }
@@ -653,4 +734,188 @@ fn short_time(time: OffsetDateTime) -> String {
     time.to_offset(time::UtcOffset::UTC)
         .format(&format)
         .unwrap_or_default()
+}
+
+/// `calls --follow`: print the latest rows, then poll the read-only journal for newer ones.
+fn follow(args: &CallsArgs) -> anyhow::Result<()> {
+    let store = SqliteStore::open_read_only(&args.journal)?;
+    let filter = CallQuery {
+        caller: args.caller.clone(),
+        operation: args.operation.clone(),
+        since: args.since,
+        ..CallQuery::default()
+    };
+    let mut out = std::io::stdout().lock();
+    print_call_header(&mut out)?;
+    let mut latest = store.calls(&CallQuery {
+        limit: args.limit,
+        ..filter.clone()
+    })?;
+    latest.reverse();
+    let mut last_id = latest.last().map_or(0, |call| call.id);
+    for call in &latest {
+        print_call_row(&mut out, call)?;
+    }
+    out.flush()?;
+    loop {
+        std::thread::sleep(FOLLOW_INTERVAL);
+        // A reset removes every row; ids are never reused, so the cursor stays valid.
+        let new = store.calls(&CallQuery {
+            after_id: Some(last_id),
+            limit: crate::journal::MAX_LIMIT,
+            ..filter.clone()
+        })?;
+        for call in &new {
+            print_call_row(&mut out, call)?;
+            last_id = call.id;
+        }
+        if !new.is_empty() {
+            out.flush()?;
+        }
+    }
+}
+
+fn print_call_header(out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT",
+        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME"
+    )
+}
+
+fn print_call_row(out: &mut impl Write, call: &crate::journal::StoredCall) -> std::io::Result<()> {
+    let record = &call.record;
+    writeln!(
+        out,
+        "{:<6} {:<20} {:<52} {:<30} {:<12} {}",
+        call.id,
+        short_time(record.time),
+        record
+            .identity
+            .as_ref()
+            .map_or("(no certificate)", |i| i.caller_id.as_str()),
+        record.operation.as_deref().unwrap_or("-"),
+        record.outcome.label(),
+        record.receipts.first().map_or("-", String::as_str),
+    )
+}
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.expect)
+        .with_context(|| format!("cannot read {}", args.expect.display()))?;
+    let expectations = crate::verify::Expectations::from_toml(&args.expect, &text)?;
+    let report = match &args.admin {
+        Some(url) => {
+            let token = match (
+                &args.admin_token_file,
+                std::env::var("DFDG_MOCK_ADMIN_TOKEN"),
+            ) {
+                (Some(file), _) => {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    Some(crate::config::AdminToken::new(&text)?)
+                }
+                (None, Ok(token)) => Some(crate::config::AdminToken::new(&token)?),
+                (None, Err(_)) => None,
+            };
+            let body = serde_json::to_vec(&expectations)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let (status, answer) =
+                runtime.block_on(admin_post(url, "/api/verify", body, token.as_ref()))?;
+            if status != 200 {
+                anyhow::bail!(
+                    "{url} answered {status}: {}",
+                    String::from_utf8_lossy(&answer).trim()
+                );
+            }
+            serde_json::from_slice::<crate::verify::Report>(&answer)
+                .with_context(|| format!("{url} did not answer with a verification report"))?
+        }
+        None => {
+            let path = args
+                .journal
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("dfdg-mock.sqlite"));
+            let store = SqliteStore::open_read_only(&path)?;
+            crate::verify::verify(&store, &expectations)?
+        }
+    };
+    if let Some(junit) = &args.junit {
+        std::fs::write(junit, report.junit())
+            .with_context(|| format!("cannot write the JUnit report {}", junit.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", report.text())?;
+    }
+    out.flush()?;
+    if !report.passed {
+        let failed = report.verdicts.iter().filter(|v| !v.passed).count();
+        anyhow::bail!(
+            "verification failed: {failed} of {} expectations not met",
+            report.verdicts.len()
+        );
+    }
+    Ok(())
+}
+
+/// POSTs `body` as JSON to `path` under the admin `url` (plain HTTP); the status and body.
+async fn admin_post(
+    url: &str,
+    path: &str,
+    body: Vec<u8>,
+    token: Option<&crate::config::AdminToken>,
+) -> anyhow::Result<(u16, bytes::Bytes)> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("{url:?} is not a URL such as http://127.0.0.1:8080"))?;
+    if uri.scheme_str() != Some("http") {
+        anyhow::bail!("{url}: the admin listener speaks plain http://");
+    }
+    let authority = uri
+        .authority()
+        .with_context(|| format!("{url}: no host"))?
+        .clone();
+    let address = if authority.port().is_some() {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let target = format!("{}{path}", uri.path().trim_end_matches('/'));
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .with_context(|| format!("cannot connect to the admin listener at {address}"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let mut request = http::Request::post(target)
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.secret()),
+            );
+        }
+        let response = sender
+            .send_request(request.body(http_body_util::Full::new(bytes::Bytes::from(body)))?)
+            .await?;
+        let status = response.status().as_u16();
+        let answer = http_body_util::Limited::new(response.into_body(), 64 << 20)
+            .collect()
+            .await
+            .map_err(|error| anyhow::anyhow!("reading the answer: {error}"))?
+            .to_bytes();
+        anyhow::Ok((status, answer))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), exchange)
+        .await
+        .with_context(|| format!("{url} did not answer within 2 minutes"))?
 }

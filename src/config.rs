@@ -72,6 +72,76 @@ impl Default for Limits {
     }
 }
 
+/// The admin listener's default address: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 8080);
+
+/// A bearer token for the admin listener. Never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// A token from text (surrounding whitespace, e.g. a file's final newline, is dropped).
+    pub fn new(text: &str) -> anyhow::Result<AdminToken> {
+        let token = text.trim();
+        if token.is_empty() {
+            anyhow::bail!("the admin token is empty");
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            anyhow::bail!("the admin token must be printable ASCII without spaces");
+        }
+        Ok(AdminToken(token.to_owned()))
+    }
+
+    /// The token itself, to send it (e.g. `verify --admin`). Never log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares in constant time (for a given length), so timing does not reveal the token.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        if presented.len() != expected.len() {
+            return false;
+        }
+        expected
+            .iter()
+            .zip(presented)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+impl FromStr for AdminToken {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        AdminToken::new(text).map_err(|error| error.to_string())
+    }
+}
+
+/// The admin listener (plain HTTP: JSON API, dashboard, metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Required when `listen` is not a loopback address; when set, required everywhere.
+    pub token: Option<AdminToken>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(DEFAULT_ADMIN_LISTEN),
+            token: None,
+        }
+    }
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -90,6 +160,7 @@ pub struct Config {
     /// The SQLite journal file.
     pub journal: PathBuf,
     pub limits: Limits,
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -103,6 +174,7 @@ impl Default for Config {
             client_auth: ClientAuthMode::Require,
             journal: PathBuf::from("dfdg-mock.sqlite"),
             limits: Limits::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -170,6 +242,22 @@ pub struct ServeArgs {
     /// How long shutdown waits for open connections. [default: 10s]
     #[arg(long, env = "DFDG_MOCK_SHUTDOWN_DRAIN", value_name = "DURATION")]
     pub shutdown_drain: Option<Seconds>,
+    /// Address of the admin listener (plain HTTP: API, dashboard, metrics); off loopback it
+    /// needs a token. [default: 127.0.0.1:8080]
+    #[arg(long, env = "DFDG_MOCK_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// File holding the admin bearer token.
+    #[arg(long, env = "DFDG_MOCK_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin bearer token itself; prefer the environment variable or --admin-token-file,
+    /// since a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "DFDG_MOCK_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<AdminToken>,
 }
 
 /// The config file's shape.
@@ -182,6 +270,15 @@ struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    admin: FileAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    listen: Option<SocketAddr>,
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +381,23 @@ impl Config {
             (Some(_), None) => anyhow::bail!("a server certificate is set but no key: set both"),
             (None, Some(_)) => anyhow::bail!("a server key is set but no certificate: set both"),
         };
+        let token = match (&args.admin_token, &args.admin_token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(file)) => Some(read_token(file)?),
+            (None, None) => file
+                .admin
+                .token_file
+                .as_deref()
+                .map(read_token)
+                .transpose()?,
+        };
+        let admin = AdminConfig {
+            listen: args
+                .admin_listen
+                .or(file.admin.listen)
+                .unwrap_or(defaults.admin.listen),
+            token,
+        };
         Ok(Config {
             listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
             certs_dir: args
@@ -312,8 +426,15 @@ impl Config {
                 .or(file.journal)
                 .unwrap_or(defaults.journal),
             limits,
+            admin,
         })
     }
+}
+
+fn read_token(path: &Path) -> anyhow::Result<AdminToken> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+    AdminToken::new(&text).with_context(|| format!("in the admin token file {}", path.display()))
 }
 
 fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
@@ -513,6 +634,25 @@ max_connections = 8
         );
         assert!("soon".parse::<Seconds>().is_err());
         assert_eq!(ByteSize(10 << 20).to_string(), "10MiB");
+    }
+
+    #[test]
+    fn admin_token_comes_from_a_file_and_never_shows_in_debug() {
+        let folder = tempfile::tempdir().unwrap();
+        let token_file = folder.path().join("token");
+        std::fs::write(&token_file, "s3cret-token\n").unwrap();
+        let text = format!(
+            "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken_file = {:?}\n",
+            token_file.display().to_string()
+        );
+        let config = Config::from_toml(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(config.admin.listen, "0.0.0.0:9090".parse().unwrap());
+        let token = config.admin.token.clone().unwrap();
+        assert!(token.matches(b"s3cret-token"));
+        assert!(!token.matches(b"s3cret-tokeN"));
+        assert!(!token.matches(b"s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(AdminToken::new("  \n").is_err());
     }
 
     #[test]

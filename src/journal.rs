@@ -1,12 +1,13 @@
 //! The durable journal: every SOAP call and every refused TLS handshake, and the queries over them.
 //!
 //! This module owns
-//! - the records ([`CallRecord`], [`RejectionRecord`]) and what a query returns ([`StoredCall`],
-//!   [`StoredRejection`]);
+//! - the records ([`CallRecord`], [`RejectionRecord`], [`ConfirmationRecord`]) and what a query
+//!   returns ([`StoredCall`], [`StoredRejection`], [`StoredConfirmation`], [`CallerSummary`]);
 //! - the group-commit writer ([`Journal`]): one OS thread owns the write connection, takes whatever
 //!   is queued (up to [`MAX_BATCH`] entries), writes it in one transaction and only then answers
 //!   each caller, so a response is never sent before its call is committed and the hot path never
-//!   waits on the disk once per call;
+//!   waits on the disk once per call; the admin side's writes (receipt confirmations, reset) take
+//!   the same queue;
 //! - the storage interface ([`JournalStore`], [`JournalReader`]) and its embedded implementation
 //!   ([`SqliteStore`]), with a versioned schema ([`MIGRATIONS`]).
 //!
@@ -99,6 +100,13 @@ pub const MIGRATIONS: &[&str] = &[
         mode      TEXT NOT NULL
     );
     CREATE INDEX rejections_time ON rejections (time_us);",
+    // 2: receipts a supplier confirmed having received (step 3 of STAR's onboarding test).
+    "CREATE TABLE confirmations (
+        guid    TEXT PRIMARY KEY,              -- the receipt's MessageIdentifier
+        call_id INTEGER NOT NULL,              -- the call that sent it, when confirmed
+        time_us INTEGER NOT NULL,              -- first confirmation; later ones change nothing
+        note    TEXT
+    ) WITHOUT ROWID;",
 ];
 
 /// What went wrong in the journal.
@@ -168,6 +176,8 @@ pub enum JournalError {
     IdCount { expected: usize, returned: usize },
     #[error("cannot start the journal writer thread")]
     SpawnWriter(#[source] std::io::Error),
+    #[error("no call in the journal sent a receipt with MessageIdentifier {guid}")]
+    UnknownReceipt { guid: String },
     #[error("the journal is closed and accepts no more entries")]
     Closed,
     #[error("the journal writer stopped before answering")]
@@ -357,7 +367,19 @@ pub struct RejectionRecord {
     pub mode: String,
 }
 
-/// What the writer is asked to store.
+/// A supplier's confirmation that it received one of the mock's receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationRecord {
+    /// The receipt's `MessageIdentifier`, as sent.
+    pub guid: String,
+    #[serde(with = "rfc3339")]
+    pub time: OffsetDateTime,
+    /// Free text, e.g. who confirmed and how.
+    pub note: Option<String>,
+}
+
+/// What the writer is asked to do. All writes go through the one writer thread, so the admin
+/// side never races the hot path for the write lock.
 // Calls far outnumber rejections: boxing the call would cost the common case an allocation to
 // save space in the rare one.
 #[allow(clippy::large_enum_variant)]
@@ -365,6 +387,43 @@ pub struct RejectionRecord {
 pub enum Entry {
     Call(CallRecord),
     Rejection(RejectionRecord),
+    /// Confirms a receipt; its id is the id of the call that sent the receipt. Fails with
+    /// [`JournalError::UnknownReceipt`] when no call sent it.
+    Confirmation(ConfirmationRecord),
+    /// Deletes every call, receipt, confirmation and rejection (ids are never reused); id 0.
+    Reset,
+}
+
+/// A confirmed receipt, with the call and caller it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredConfirmation {
+    pub call_id: i64,
+    /// Caller id of the call that sent the receipt, if it had a certificate identity.
+    pub caller_id: Option<String>,
+    #[serde(flatten)]
+    pub record: ConfirmationRecord,
+}
+
+/// One caller id seen in the journal, with how often and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerSummary {
+    pub caller_id: String,
+    pub cvr: Option<String>,
+    pub calls: i64,
+    #[serde(with = "rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// The service of a request path: its first segment (`/JobcenterMessageService/2/X.svc` →
+/// `JobcenterMessageService`), or `""` for `/`.
+pub fn service_of(path: &str) -> &str {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
 }
 
 /// A journaled call and its id.
@@ -389,6 +448,10 @@ pub struct StoredRejection {
 pub struct CallQuery {
     /// Exact caller id or CVR.
     pub caller: Option<String>,
+    /// Exact CVR of the caller's certificate.
+    pub cvr: Option<String>,
+    /// Service: the first segment of the path (see [`service_of`]).
+    pub service: Option<String>,
     /// Exact operation (local name).
     pub operation: Option<String>,
     /// Arrived at or after.
@@ -434,6 +497,12 @@ pub trait JournalReader {
     /// The latest call whose response carried this receipt GUID.
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError>;
     fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError>;
+    /// The confirmation of this receipt, if it was confirmed.
+    fn confirmation(&self, guid: &str) -> Result<Option<StoredConfirmation>, JournalError>;
+    /// Confirmations, newest first, at most `limit` (0: [`DEFAULT_LIMIT`]).
+    fn confirmations(&self, limit: usize) -> Result<Vec<StoredConfirmation>, JournalError>;
+    /// Every caller id with a certificate identity, most recently seen first, at most `limit`.
+    fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError>;
 }
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -680,6 +749,31 @@ fn insert_rejection(
     Ok(connection.last_insert_rowid())
 }
 
+fn insert_confirmation(
+    connection: &Connection,
+    confirmation: &ConfirmationRecord,
+) -> Result<i64, JournalError> {
+    let call_id: Option<i64> = connection
+        .prepare_cached("SELECT call_id FROM receipts WHERE guid = ?1")?
+        .query_row([&confirmation.guid], |row| row.get(0))
+        .optional()?;
+    let call_id = call_id.ok_or_else(|| JournalError::UnknownReceipt {
+        guid: confirmation.guid.clone(),
+    })?;
+    connection
+        .prepare_cached(
+            "INSERT OR IGNORE INTO confirmations (guid, call_id, time_us, note)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            confirmation.guid,
+            call_id,
+            to_micros(confirmation.time),
+            confirmation.note
+        ])?;
+    Ok(call_id)
+}
+
 impl JournalStore for SqliteStore {
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
         let transaction = self.connection.transaction()?;
@@ -688,6 +782,16 @@ impl JournalStore for SqliteStore {
             let id = match entry {
                 Entry::Call(call) => insert_call(&transaction, call)?,
                 Entry::Rejection(rejection) => insert_rejection(&transaction, rejection)?,
+                Entry::Confirmation(confirmation) => {
+                    insert_confirmation(&transaction, confirmation)?
+                }
+                Entry::Reset => {
+                    transaction.execute_batch(
+                        "DELETE FROM confirmations; DELETE FROM receipts; DELETE FROM calls;
+                         DELETE FROM rejections;",
+                    )?;
+                    0
+                }
             };
             ids.push(id);
         }
@@ -887,6 +991,20 @@ impl JournalReader for SqliteStore {
                 [Value::Text(caller.clone()), Value::Text(caller.clone())],
             );
         }
+        if let Some(cvr) = &query.cvr {
+            filter.add("cvr = ?", [Value::Text(cvr.clone())]);
+        }
+        if let Some(service) = &query.service {
+            let service = service.trim_matches('/');
+            filter.add(
+                "(path = ? OR instr(path, ?) = 1 OR instr(path, ?) = 1)",
+                [
+                    Value::Text(format!("/{service}")),
+                    Value::Text(format!("/{service}/")),
+                    Value::Text(format!("/{service}?")),
+                ],
+            );
+        }
         if let Some(operation) = &query.operation {
             filter.add("operation = ?", [Value::Text(operation.clone())]);
         }
@@ -974,6 +1092,81 @@ impl JournalReader for SqliteStore {
         }
         Ok(rejections)
     }
+
+    fn confirmation(&self, guid: &str) -> Result<Option<StoredConfirmation>, JournalError> {
+        Ok(self
+            .query_confirmations("WHERE f.guid = ?1", vec![Value::Text(guid.to_owned())])?
+            .pop())
+    }
+
+    fn confirmations(&self, limit: usize) -> Result<Vec<StoredConfirmation>, JournalError> {
+        self.query_confirmations("", vec![Value::Integer(effective_limit(limit))])
+    }
+
+    fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT caller_id, MAX(cvr), COUNT(*), MIN(time_us), MAX(time_us) FROM calls
+             WHERE caller_id IS NOT NULL GROUP BY caller_id ORDER BY MAX(id) DESC LIMIT ?1",
+        )?;
+        let mut rows = statement.query([effective_limit(limit)])?;
+        let mut callers = Vec::new();
+        while let Some(row) = rows.next()? {
+            let time = |index: usize| -> Result<OffsetDateTime, JournalError> {
+                from_micros(row.get(index)?).map_err(|error| JournalError::Corrupt {
+                    table: "calls",
+                    id: 0,
+                    column: "time_us",
+                    reason: error.to_string(),
+                })
+            };
+            callers.push(CallerSummary {
+                caller_id: row.get(0)?,
+                cvr: row.get(1)?,
+                calls: row.get(2)?,
+                first_seen: time(3)?,
+                last_seen: time(4)?,
+            });
+        }
+        Ok(callers)
+    }
+}
+
+impl SqliteStore {
+    /// Confirmations joined with their call's caller; `filter` is a WHERE clause (or empty,
+    /// then the last value is the limit).
+    fn query_confirmations(
+        &self,
+        filter: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<StoredConfirmation>, JournalError> {
+        let limit = if filter.is_empty() { "LIMIT ?1" } else { "" };
+        let sql = format!(
+            "SELECT f.guid, f.call_id, f.time_us, f.note, c.caller_id FROM confirmations f
+             LEFT JOIN calls c ON c.id = f.call_id {filter} ORDER BY f.time_us DESC {limit}"
+        );
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut confirmations = Vec::new();
+        while let Some(row) = rows.next()? {
+            let call_id: i64 = row.get(1)?;
+            let time = from_micros(row.get(2)?).map_err(|error| JournalError::Corrupt {
+                table: "confirmations",
+                id: call_id,
+                column: "time_us",
+                reason: error.to_string(),
+            })?;
+            confirmations.push(StoredConfirmation {
+                call_id,
+                caller_id: row.get(4)?,
+                record: ConfirmationRecord {
+                    guid: row.get(0)?,
+                    time,
+                    note: row.get(3)?,
+                },
+            });
+        }
+        Ok(confirmations)
+    }
 }
 
 /// What travels from the handles to the writer thread.
@@ -1037,6 +1230,25 @@ impl Journal {
     /// Journals a refused handshake; resolves with its id once it is committed.
     pub async fn record_rejection(&self, rejection: RejectionRecord) -> Result<i64, JournalError> {
         self.record(Entry::Rejection(rejection)).await
+    }
+
+    /// Records that a receipt was confirmed; resolves with the id of the call that sent it, or
+    /// [`JournalError::UnknownReceipt`]. Confirming again keeps the first confirmation.
+    pub async fn confirm_receipt(
+        &self,
+        confirmation: ConfirmationRecord,
+    ) -> Result<i64, JournalError> {
+        self.record(Entry::Confirmation(confirmation)).await
+    }
+
+    /// Deletes every entry of the journal (after what is queued before it is written).
+    pub async fn reset(&self) -> Result<(), JournalError> {
+        self.record(Entry::Reset).await.map(|_| ())
+    }
+
+    /// Whether the writer still accepts entries.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed() && !self.shared.stopped.load(Ordering::Acquire)
     }
 
     async fn record(&self, entry: Entry) -> Result<i64, JournalError> {
@@ -1806,6 +2018,76 @@ mod tests {
         }
         assert_eq!(failures, 1);
         journal.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn receipts_are_confirmed_once_and_reset_empties_the_journal() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = journal_path(&folder);
+        let journal = Journal::open_sqlite(&path).unwrap();
+        let mut record = call(0);
+        record.receipts = vec!["guid-1".to_owned()];
+        let id = journal.record_call(record).await.unwrap();
+        let confirm = |note: &str| ConfirmationRecord {
+            guid: "guid-1".to_owned(),
+            time: datetime!(2025-01-02 00:00:00 UTC),
+            note: Some(note.to_owned()),
+        };
+        assert_eq!(journal.confirm_receipt(confirm("first")).await.unwrap(), id);
+        assert_eq!(journal.confirm_receipt(confirm("again")).await.unwrap(), id);
+        let unknown = ConfirmationRecord {
+            guid: "guid-unknown".to_owned(),
+            ..confirm("x")
+        };
+        assert!(matches!(
+            journal.confirm_receipt(unknown).await,
+            Err(JournalError::UnknownReceipt { .. })
+        ));
+        {
+            let reader = SqliteStore::open_read_only(&path).unwrap();
+            let confirmed = reader.confirmation("guid-1").unwrap().unwrap();
+            assert_eq!(confirmed.call_id, id);
+            assert_eq!(confirmed.record.note.as_deref(), Some("first"));
+            assert_eq!(confirmed.caller_id.as_deref(), Some("supplier-a"));
+            assert_eq!(reader.confirmations(0).unwrap().len(), 1);
+            let callers = reader.callers(0).unwrap();
+            assert_eq!(callers.len(), 1);
+            assert_eq!(callers[0].calls, 1);
+        }
+        journal.reset().await.unwrap();
+        let next = journal.record_call(call(1)).await.unwrap();
+        assert!(next > id, "ids are never reused");
+        journal.close().await.unwrap();
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        assert_eq!(ids(&reader.calls(&CallQuery::default()).unwrap()), [next]);
+        assert_eq!(reader.confirmation("guid-1").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn calls_filter_by_cvr_and_service() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = journal_path(&folder);
+        let id = journal_with_varied_calls(&path).await;
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        let cvr = ids(&reader
+            .calls(&CallQuery {
+                cvr: Some("87654321".to_owned()),
+                ..CallQuery::default()
+            })
+            .unwrap());
+        assert_eq!(cvr, [id[2]]);
+        let unknown = ids(&reader
+            .calls(&CallQuery {
+                service: Some("unknown".to_owned()),
+                ..CallQuery::default()
+            })
+            .unwrap());
+        assert_eq!(unknown, [id[4]]);
+        assert_eq!(
+            service_of("/JobcenterMessageService/2/X.svc?wsdl"),
+            "JobcenterMessageService"
+        );
+        assert_eq!(service_of("/"), "");
     }
 
     #[test]

@@ -40,7 +40,13 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Running(
         Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -124,6 +130,26 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     let call: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!(call["outcome"]["kind"], "receipt");
 
+    // The admin listener started with it and shows the same call.
+    let admin = banner
+        .lines()
+        .find_map(|line| line.strip_prefix("admin: dashboard "))
+        .and_then(|rest| rest.split('/').nth(2))
+        .expect("no admin address in the banner")
+        .to_owned();
+    let calls = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail"])
+        .arg(format!("http://{admin}/api/calls"))
+        .output()
+        .unwrap();
+    assert!(
+        calls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&calls.stderr)
+    );
+    let calls: serde_json::Value = serde_json::from_slice(&calls.stdout).unwrap();
+    assert_eq!(calls["calls"][0]["operation"], "SaveAvailabilityAssessment");
+
     sigterm(&server.0);
     let status = server.0.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
@@ -132,7 +158,13 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     let before = std::fs::read(dir.path().join("certs/ca.crt")).unwrap();
     let mut again = Running(
         Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -263,4 +295,93 @@ fn calls_without_a_journal_says_what_to_do() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(error.contains("start `dfdg-mock serve` first"), "{error}");
+}
+
+#[test]
+fn serve_refuses_an_exposed_admin_listener_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BINARY)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "0.0.0.0:0",
+        ])
+        .current_dir(dir.path())
+        .env_remove("DFDG_MOCK_ADMIN_TOKEN")
+        .env_remove("DFDG_MOCK_ADMIN_TOKEN_FILE")
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        error.contains("would be reachable from other machines without a token"),
+        "{error}"
+    );
+}
+
+#[test]
+fn serve_with_a_token_file_guards_the_admin_listener_and_stops_with_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "cli-test-token\n").unwrap();
+    let mut server = Running(
+        Command::new(BINARY)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "0.0.0.0:0",
+                "--admin-token-file",
+                "token",
+            ])
+            .current_dir(dir.path())
+            .env_remove("DFDG_MOCK_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let admin_line = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.starts_with("admin: "))
+        .expect("no admin line in the banner");
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        admin_line.contains("(bearer token required)"),
+        "{admin_line}"
+    );
+    let port = admin_line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|address| address.rsplit(':').next())
+        .unwrap()
+        .to_owned();
+    let status = |token: Option<&str>| {
+        let mut curl = Command::new("curl");
+        curl.args([
+            "--silent",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code}",
+        ]);
+        if let Some(token) = token {
+            curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let output = curl
+            .arg(format!("http://127.0.0.1:{port}/api/calls"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(status(None), "401");
+    assert_eq!(status(Some("wrong")), "401");
+    assert_eq!(status(Some("cli-test-token")), "200");
+    sigterm(&server.0);
+    assert!(server.0.wait().unwrap().success());
 }

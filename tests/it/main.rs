@@ -1,6 +1,9 @@
 //! All integration tests, in one test binary: the real server on 127.0.0.1:0 with a fresh PKI
 //! per test, real TLS clients presenting real certificates, a real SQLite journal.
 
+mod admin;
 mod cli;
 mod core;
+mod dashboard;
 mod support;
+mod verify;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dfdg_mock::app::App;
-use dfdg_mock::config::{ClientAuthMode, Limits};
+use dfdg_mock::config::{AdminToken, ClientAuthMode, Limits};
 use dfdg_mock::journal::{
     CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore, StoredCall, StoredRejection,
 };
@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 pub const OCES3_UUID: &str = "3f2b6c1e-8d4a-4b7e-9c21-5a0e7d9f4b13";
@@ -93,8 +93,10 @@ impl Pki {
 /// The real server, in-process.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin listener, when started with one.
+    pub admin_addr: Option<SocketAddr>,
     pub journal_path: PathBuf,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -104,6 +106,23 @@ pub struct Options {
     pub limits: Limits,
     /// Journal file; default: a fresh one in a temporary folder.
     pub journal: Option<PathBuf>,
+    /// Start the admin listener too.
+    pub admin: Option<AdminOptions>,
+}
+
+pub struct AdminOptions {
+    pub listen: SocketAddr,
+    pub token: Option<AdminToken>,
+}
+
+impl AdminOptions {
+    /// Loopback, port 0, no token.
+    pub fn loopback() -> AdminOptions {
+        AdminOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: None,
+        }
+    }
 }
 
 impl Default for Options {
@@ -112,6 +131,7 @@ impl Default for Options {
             mode: ClientAuthMode::Require,
             limits: Limits::default(),
             journal: None,
+            admin: None,
         }
     }
 }
@@ -119,6 +139,24 @@ impl Default for Options {
 impl TestServer {
     pub async fn start(pki: &Pki) -> TestServer {
         TestServer::start_with(pki, Options::default()).await
+    }
+
+    /// The server with an open admin listener on loopback.
+    pub async fn with_admin(pki: &Pki) -> TestServer {
+        TestServer::start_with(
+            pki,
+            Options {
+                admin: Some(AdminOptions::loopback()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// The admin listener's address, reachable over loopback whatever it was bound to.
+    pub fn admin(&self) -> SocketAddr {
+        let addr = self.admin_addr.expect("started without an admin listener");
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
     }
 
     pub async fn start_with(pki: &Pki, options: Options) -> TestServer {
@@ -139,20 +177,39 @@ impl TestServer {
         let journal = Journal::open_sqlite(&journal_path).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (shutdown, stop) = oneshot::channel::<()>();
+        let (shutdown, stop) = watch::channel(false);
         let limits = options.limits;
+        let app = Arc::new(App::new(journal.clone(), limits.clone()));
+        let stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let mut admin_addr = None;
+        let mut admin_task = None;
+        if let Some(admin) = options.admin {
+            let admin_listener = tokio::net::TcpListener::bind(admin.listen).await.unwrap();
+            admin_addr = Some(admin_listener.local_addr().unwrap());
+            let admin = Arc::new(
+                dfdg_mock::admin::Admin::new(&app, journal_path.clone(), admin.token)
+                    .with_keep_alive(std::time::Duration::from_millis(500)),
+            );
+            admin_task = Some(tokio::spawn(dfdg_mock::admin::run(
+                admin_listener,
+                admin,
+                stopped(stop.clone()),
+            )));
+        }
         let task = tokio::spawn(async move {
-            let app = Arc::new(App::new(journal.clone(), limits.clone()));
-            dfdg_mock::server::run(listener, tls, app, &limits, async {
-                let _ = stop.await;
-            })
-            .await;
+            dfdg_mock::server::run(listener, tls, app, &limits, stopped(stop)).await;
+            if let Some(admin_task) = admin_task {
+                admin_task.await.unwrap().unwrap();
+            }
             journal.close().await.unwrap();
         });
         TestServer {
             addr,
+            admin_addr,
             journal_path,
-            shutdown: Some(shutdown),
+            shutdown,
             task: Some(task),
             _dir: dir,
         }
@@ -160,9 +217,7 @@ impl TestServer {
 
     /// Stops the server and waits until every connection task (and its journal entry) is done.
     pub async fn stop(mut self) -> Journaled {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
@@ -177,10 +232,52 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        let _ = self.shutdown.send(true);
     }
+}
+
+/// One plain-HTTP request to an admin listener, on a new connection.
+pub async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// GET on an open admin listener, expecting 200 and JSON.
+pub async fn admin_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let reply = admin_request(addr, "GET", path, None, None).await;
+    assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+    serde_json::from_str(&reply.body).unwrap()
 }
 
 /// A snapshot of a journal, newest first.

@@ -1,0 +1,160 @@
+//! In-memory counters since start, for `/metrics` on the admin listener, rendered in the
+//! Prometheus text format: calls by service/operation/outcome, refused handshakes by reason, a
+//! latency histogram, and (read at render time) the journal's queue depth.
+//!
+//! [`crate::app::App`] updates them when a call or refusal is journaled; they are never reset
+//! (Prometheus counters only grow; a journal reset does not touch them).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::journal::RejectionReason;
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// How many distinct (service, operation, outcome) series are kept; further ones are counted
+/// under `other`, so a client inventing operation names cannot grow memory without bound.
+pub const MAX_SERIES: usize = 1000;
+
+/// The counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Calls journaled, by (service, operation, outcome kind).
+    calls: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// Refused handshakes, indexed like [`RejectionReason::ALL`].
+    refusals: [AtomicU64; RejectionReason::ALL.len()],
+    /// Latency histogram: one counter per bucket of [`LATENCY_BUCKETS`] (not cumulative) and
+    /// one for +Inf.
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_micros: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one journaled call.
+    pub fn record_call(&self, service: &str, operation: &str, outcome: &str, latency_micros: u64) {
+        if let Ok(mut calls) = self.calls.lock() {
+            let key = (service.to_owned(), operation.to_owned(), outcome.to_owned());
+            if calls.len() < MAX_SERIES || calls.contains_key(&key) {
+                *calls.entry(key).or_default() += 1;
+            } else {
+                let other = ("other".to_owned(), "other".to_owned(), outcome.to_owned());
+                *calls.entry(other).or_default() += 1;
+            }
+        }
+        let seconds = latency_micros as f64 / 1e6;
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(latency_micros, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one refused handshake.
+    pub fn record_refusal(&self, reason: RejectionReason) {
+        if let Some(index) = RejectionReason::ALL.iter().position(|r| *r == reason) {
+            self.refusals[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self, queue_depth: usize) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP dfdg_mock_calls_total SOAP calls journaled since start.\n");
+        out.push_str("# TYPE dfdg_mock_calls_total counter\n");
+        if let Ok(calls) = self.calls.lock() {
+            for ((service, operation, outcome), count) in calls.iter() {
+                let _ = writeln!(
+                    out,
+                    "dfdg_mock_calls_total{{service=\"{}\",operation=\"{}\",outcome=\"{}\"}} {count}",
+                    label(service),
+                    label(operation),
+                    label(outcome)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP dfdg_mock_refused_handshakes_total TLS handshakes refused since start.\n",
+        );
+        out.push_str("# TYPE dfdg_mock_refused_handshakes_total counter\n");
+        for (reason, count) in RejectionReason::ALL.iter().zip(&self.refusals) {
+            let _ = writeln!(
+                out,
+                "dfdg_mock_refused_handshakes_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP dfdg_mock_call_duration_seconds Time from request to journaled answer.\n",
+        );
+        out.push_str("# TYPE dfdg_mock_call_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (bound, count) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "dfdg_mock_call_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.latency_buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "dfdg_mock_call_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "dfdg_mock_call_duration_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "dfdg_mock_call_duration_seconds_count {}",
+            self.latency_count.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP dfdg_mock_journal_queue_depth Entries waiting for the journal writer.\n",
+        );
+        out.push_str("# TYPE dfdg_mock_journal_queue_depth gauge\n");
+        let _ = writeln!(out, "dfdg_mock_journal_queue_depth {queue_depth}");
+        out
+    }
+}
+
+/// A label value escaped as the text format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_gauge() {
+        let metrics = Metrics::default();
+        metrics.record_call("JobcenterMessageService", "Save\"A", "receipt", 2_000);
+        metrics.record_call("JobcenterMessageService", "Save\"A", "receipt", 2_000_000);
+        metrics.record_refusal(RejectionReason::UnknownCa);
+        let text = metrics.render(3);
+        assert!(text.contains(
+            "dfdg_mock_calls_total{service=\"JobcenterMessageService\",operation=\"Save\\\"A\",outcome=\"receipt\"} 2"
+        ), "{text}");
+        assert!(text.contains("dfdg_mock_refused_handshakes_total{reason=\"unknown_ca\"} 1"));
+        assert!(text.contains("dfdg_mock_call_duration_seconds_bucket{le=\"0.0025\"} 1"));
+        assert!(text.contains("dfdg_mock_call_duration_seconds_bucket{le=\"1\"} 1"));
+        assert!(text.contains("dfdg_mock_call_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("dfdg_mock_call_duration_seconds_count 2"));
+        assert!(text.contains("dfdg_mock_journal_queue_depth 3"));
+    }
+}
