@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod identity;
 pub mod journal;
 pub mod pki;
