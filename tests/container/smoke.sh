@@ -5,7 +5,8 @@
 # from the volume, read the call back with `dfdg-mock calls` inside the container, stop it with
 # SIGTERM and check it exits 0 promptly, then start it again on the same volume (with one more
 # server name) and check that the CA and the journal survived and the server certificate was
-# reissued for the new name. Prints the timings.
+# reissued for the new name; stop it with a call in flight, which must still be answered and
+# journaled. Prints the timings.
 #
 # Usage: tests/container/smoke.sh   (needs root, curl, openssl; target/release/dfdg-mock is
 # built when missing). Podman comes from ../shared/tools/setup-podman.sh (relative to the repo
@@ -104,17 +105,17 @@ start() {
   step "$container answering ${answer_time}s and healthy ${start_time}s after podman run (https://localhost:$port)"
 }
 
-# Sends SIGTERM (podman stop) to container $1 and checks it exits 0 within $stop_within seconds;
-# sets $stop_time.
+# Sends SIGTERM (podman stop) to container $1 and checks it exits 0 within $2 (default
+# $stop_within) seconds; sets $stop_time.
 stop() {
-  local container=$1
+  local container=$1 limit=${2:-$stop_within}
   local t; t=$(now)
   podman stop -t 10 "$container" >/dev/null
   stop_time=$(since "$t")
   local code; code=$(podman inspect -f '{{.State.ExitCode}}' "$container")
   [ "$code" = 0 ] || { podman logs "$container" >&2; fail "$container exited with $code after SIGTERM"; }
-  awk -v s="$stop_time" -v m="$stop_within" 'BEGIN { exit !(s < m) }' \
-    || fail "$container took ${stop_time}s to stop (limit ${stop_within}s)"
+  awk -v s="$stop_time" -v m="$limit" 'BEGIN { exit !(s < m) }' \
+    || fail "$container took ${stop_time}s to stop (limit ${limit}s)"
   local logs; logs=$(podman logs "$container" 2>&1)
   grep -q 'stopped' <<<"$logs" || fail "$container did not log a clean stop: $logs"
   step "$container stopped by SIGTERM in ${stop_time}s with exit code 0"
@@ -143,14 +144,21 @@ ca_fingerprint=$(openssl x509 -in "$certs/ca.crt" -noout -fingerprint -sha256)
 step "PKI in the volume; server certificate $(tr -d ' \n' <<<"$sans" | sed 's/X509v3SubjectAlternativeName://')"
 
 # --- one call over mutual TLS, read back ---------------------------------------------------
-answer=$(curl -sS --fail-with-body --max-time 10 \
-  --cacert "$certs/ca.crt" --cert "$certs/demo-client.crt" --key "$certs/demo-client.key" \
-  -H 'Content-Type: text/xml; charset=utf-8' \
-  -H 'SOAPAction: "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment"' \
-  --data-binary @"$certs/demo-request.xml" \
-  "https://localhost:$port/JobcenterMessageService/2/JobcenterMessageService.svc") \
-  || fail "the SOAP call failed: $answer"
-receipt=$(sed -n 's:.*<MessageIdentifier>\([^<]*\)</MessageIdentifier>.*:\1:p' <<<"$answer")
+# POSTs the demo request file $1 over mutual TLS (extra curl arguments after it); prints the
+# answer.
+call() {
+  local body=$1; shift
+  curl -sS --fail-with-body --max-time 20 "$@" \
+    --cacert "$certs/ca.crt" --cert "$certs/demo-client.crt" --key "$certs/demo-client.key" \
+    -H 'Content-Type: text/xml; charset=utf-8' \
+    -H 'SOAPAction: "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment"' \
+    --data-binary @"$body" \
+    "https://localhost:$port/JobcenterMessageService/2/JobcenterMessageService.svc"
+}
+receipt_of() { sed -n 's:.*<MessageIdentifier>\([^<]*\)</MessageIdentifier>.*:\1:p' <<<"$1"; }
+
+answer=$(call "$certs/demo-request.xml") || fail "the SOAP call failed: $answer"
+receipt=$(receipt_of "$answer")
 [ -n "$receipt" ] || fail "no MessageIdentifier in the answer: $answer"
 step "SOAP call answered with receipt $receipt"
 calls=$(podman exec "$name" dfdg-mock calls --json --caller 91234567)
@@ -174,7 +182,21 @@ step "restart: same CA ($ca_fingerprint), server certificate reissued with mock.
 calls=$(podman exec "$name-2" dfdg-mock calls --json)
 grep -q "$receipt" <<<"$calls" || fail "the first call is gone after restart: $calls"
 step "restart: the first call is still in the journal"
-stop "$name-2"
+
+# SIGTERM while a call is in flight: its upload (12 kB at 4 kB/s) outlasts the stop request, and
+# the drain lets it finish, get its receipt and reach the journal before the process exits 0.
+slow=$data/slow-request.xml
+{ cat "$certs/demo-request.xml"; printf '%*s\n' 12000 ''; } >"$slow"
+call "$slow" --limit-rate 4k >"$slow.answer" 2>&1 &
+in_flight=$!
+sleep 0.5 # the connection is made and the upload under way
+stop "$name-2" $((stop_within + 5))
+wait "$in_flight" || fail "the call in flight during SIGTERM failed: $(cat "$slow.answer")"
+late_receipt=$(receipt_of "$(cat "$slow.answer")")
+[ -n "$late_receipt" ] || fail "no receipt for the call in flight: $(cat "$slow.answer")"
+calls=$(podman run --rm --pull=never -v "$data:/data:U" "$image" calls --json)
+grep -q "$late_receipt" <<<"$calls" || fail "the call answered during the drain is not in the journal"
+step "a call in flight during SIGTERM was answered ($late_receipt) and journaled before exit"
 
 echo
 echo "smoke: OK"
@@ -184,5 +206,5 @@ printf 'smoke: %-40s %ss\n' "image build (prebuilt binary)" "$build_time" \
   "first stop (SIGTERM, exit 0)" "$first_stop" \
   "restart: run to answering (curl)" "$second_answer" \
   "restart: run to healthy" "$second_healthy" \
-  "second stop (SIGTERM, exit 0)" "$stop_time"
+  "second stop (SIGTERM, a call in flight)" "$stop_time"
 printf 'smoke: %-40s %s MB\n' "image size" "$((size / 1000 / 1000))"
