@@ -1,23 +1,23 @@
 # dfdg-mock: an offline mock of STAR's DFDG/Jobnet SOAP webservices over mutual TLS.
 #
 #   docker build -t dfdg-mock .
-#   docker run --rm -p 8443:8443 -v dfdg-mock-data:/data dfdg-mock
+#   docker run --rm -p 127.0.0.1:8443:8443 -v dfdg-mock-data:/data dfdg-mock
 #
-# Stages: `builder` compiles from source in the official Rust image; `runtime` is
-# debian:bookworm-slim with the binary and nothing else. Where a Rust image cannot be pulled
-# (offline or air-gapped CI), build the binary on the host and feed it in instead:
+# Stages: `builder` compiles from source in the official Rust image; `runtime` (the default, the
+# last stage) is debian:bookworm-slim with that binary and nothing else. Where a Rust image
+# cannot be pulled (offline or air-gapped CI), build the binary on the host and feed it to the
+# `prebuilt` stage instead, which is the same runtime image:
 #
 #   cargo build --release --locked
-#   docker build --build-arg BINARY_SOURCE=prebuilt -t dfdg-mock .
+#   docker build --target prebuilt -t dfdg-mock .
 #
 # The host must be glibc 2.36 or older (Debian 12, Ubuntu 22.04) for that binary to run here.
-# `strip --strip-debug` it first (or name a stripped copy with PREBUILT_BINARY) for a small
-# image: the release profile keeps line tables, about 47 MB of them.
+# Strip it first (`strip --strip-debug`, or name a stripped copy with PREBUILT_BINARY) for a
+# small image: the release profile keeps line tables, about 47 MB of them.
+# BuildKit and buildah build only the stages the target needs: `--target prebuilt` never
+# touches the Rust image.
 
-# Where the runtime stage takes the binary from: `builder` (compile here) or `prebuilt`
-# (PREBUILT_BINARY from the build context). BuildKit and buildah build only the stage that is
-# selected.
-ARG BINARY_SOURCE=builder
+# The host-built binary, for --target prebuilt; a path in the build context.
 ARG PREBUILT_BINARY=target/release/dfdg-mock
 
 FROM rust:1-slim-bookworm AS builder
@@ -31,13 +31,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/dfdg-mock /out/dfdg-mock \
     && strip --strip-debug /out/dfdg-mock
 
-FROM scratch AS prebuilt
-ARG PREBUILT_BINARY
-COPY ${PREBUILT_BINARY} /out/dfdg-mock
-
-FROM ${BINARY_SOURCE} AS binary
-
-FROM debian:bookworm-slim AS runtime
+# Everything of the runtime image but the binary.
+FROM debian:bookworm-slim AS base
 LABEL org.opencontainers.image.title="dfdg-mock" \
       org.opencontainers.image.description="Offline mock of STAR's DFDG/Jobnet SOAP webservices over mutual TLS" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
@@ -48,7 +43,6 @@ RUN groupadd --gid 10001 dfdg-mock \
        --shell /usr/sbin/nologin dfdg-mock \
     && mkdir -p /data /etc/dfdg-mock \
     && chown dfdg-mock:dfdg-mock /data
-COPY --from=binary /out/dfdg-mock /usr/local/bin/dfdg-mock
 
 # Container defaults; every one can be overridden with -e. In a container the listener must
 # take connections from outside, so it binds all interfaces; the server certificate also
@@ -79,3 +73,12 @@ HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["dfdg-mock"]
 CMD ["serve"]
+
+# The runtime image with a binary built on the host (docker build --target prebuilt).
+FROM base AS prebuilt
+ARG PREBUILT_BINARY
+COPY ${PREBUILT_BINARY} /usr/local/bin/dfdg-mock
+
+# The runtime image with the binary built from source above: the default target.
+FROM base AS runtime
+COPY --from=builder /out/dfdg-mock /usr/local/bin/dfdg-mock

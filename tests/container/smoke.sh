@@ -61,7 +61,7 @@ trap cleanup EXIT
 
 # --- build -----------------------------------------------------------------------------------
 t=$(now)
-podman build --pull=never --format docker --build-arg BINARY_SOURCE=prebuilt \
+podman build --pull=never --format docker --target prebuilt \
   --build-arg PREBUILT_BINARY=target/container/dfdg-mock -t "$image" . >/dev/null
 build_time=$(since "$t")
 size=$(podman image inspect -f '{{.Size}}' "$image")
