@@ -50,6 +50,13 @@ pub enum Command {
     /// no supplier gets 1012, a service not allowed 1013, a write by a small supplier 4575.
     #[command(subcommand)]
     Supplier(SupplierCommand),
+    /// Check that the SOAP listener answers over mutual TLS: exit 0 if `GET /` gives 200, else 1.
+    ///
+    /// Connects to the listen address (0.0.0.0 and :: are probed on loopback), trusts only the
+    /// test CA and presents the demo client certificate from the certs folder, both read from the
+    /// same settings as `serve` (DFDG_MOCK_LISTEN, DFDG_MOCK_CERTS_DIR, dfdg-mock.toml). Meant for
+    /// container health checks.
+    Health(HealthArgs),
     /// Check expectations ("at least/exactly/at most N calls matching …") against the journal,
     /// for CI: exit code 0 when all pass, 1 otherwise, near misses listed on failure.
     Verify(VerifyArgs),
@@ -230,6 +237,34 @@ pub struct CallsArgs {
 /// How often `calls --follow` looks for new calls.
 pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
 
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// Config file (TOML), read as `serve` reads it. Default: ./dfdg-mock.toml when it exists.
+    #[arg(long, env = "DFDG_MOCK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address the SOAP listener is bound to. [default: 127.0.0.1:8443]
+    #[arg(long, env = "DFDG_MOCK_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Folder of the test PKI (ca.crt, demo-client.crt, demo-client.key). [default: certs]
+    #[arg(long, env = "DFDG_MOCK_CERTS_DIR", value_name = "DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// CA certificate (PEM) that issued the server certificate. [default: <certs-dir>/ca.crt]
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) to present. [default: <certs-dir>/demo-client.crt]
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert. [default: <certs-dir>/demo-client.key]
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Name the server certificate must carry.
+    #[arg(long, default_value = "localhost", value_name = "NAME")]
+    pub tls_name: String,
+    /// Give up (unhealthy) after this long: connect, handshake and answer together.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub timeout: crate::config::Seconds,
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
@@ -240,7 +275,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calls(args) => calls(&args),
         Command::Supplier(command) => supplier(command),
         Command::Verify(args) => verify(&args),
+        Command::Health(args) => health(&args),
     }
+}
+
+fn health(args: &HealthArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(&ServeArgs {
+        config: args.config.clone(),
+        listen: args.listen,
+        certs_dir: args.certs_dir.clone(),
+        ..ServeArgs::default()
+    })?;
+    let paths = PkiPaths::new(&config.certs_dir);
+    let demo = paths.client(pki::DEMO_CLIENT_STEM);
+    let ca = args.ca.clone().unwrap_or_else(|| paths.ca_cert());
+    let client_cert = args.client_cert.clone().unwrap_or(demo.cert);
+    let client_key = args.client_key.clone().unwrap_or(demo.key);
+    let address = crate::health::probe_address(config.listen);
+    let probe = crate::health::Probe::from_files(
+        address,
+        &args.tls_name,
+        &ca,
+        &client_cert,
+        &client_key,
+    )
+    .context("cannot prepare the health check (the test PKI is made by the first `serve`; name other files with --ca, --client-cert and --client-key)")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let healthy = runtime
+        .block_on(probe.check(args.timeout.0))
+        .map_err(|unhealthy| anyhow::anyhow!("unhealthy: {unhealthy}"))?;
+    println!(
+        "healthy: https://{}/ answered 200 over mutual TLS ({}) in {} ms",
+        healthy.address,
+        healthy.tls_version,
+        healthy.elapsed.as_millis()
+    );
+    Ok(())
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {

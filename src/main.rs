@@ -1,6 +1,7 @@
 //! The `dfdg-mock` binary: parse the command line, set up logging, run, and print the whole
 //! error chain with a non-zero exit code on failure.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +14,8 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("DFDG_MOCK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Colour only on a terminal: container and CI logs get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match dfdg_mock::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,5 +5,6 @@ mod admin;
 mod cli;
 mod core;
 mod dashboard;
+mod health;
 mod support;
 mod verify;
