@@ -10,6 +10,7 @@ pub mod identity;
 pub mod journal;
 pub mod pki;
 pub mod position;
+pub mod scenario;
 pub mod server;
 pub mod soap;
 pub mod tls;
