@@ -66,6 +66,8 @@ pub enum WriteMode {
     Garbage,
     /// Close with a TCP reset (linger 0) instead of writing.
     Reset,
+    /// Close cleanly (TLS close_notify, FIN) instead of writing the next response.
+    Close,
 }
 
 impl ConnectionControl {
@@ -74,6 +76,7 @@ impl ConnectionControl {
             WriteMode::Normal => 0,
             WriteMode::Garbage => 1,
             WriteMode::Reset => 2,
+            WriteMode::Close => 3,
         };
         self.0.store(value, Ordering::Release);
     }
@@ -82,13 +85,14 @@ impl ConnectionControl {
         match self.0.load(Ordering::Acquire) {
             1 => WriteMode::Garbage,
             2 => WriteMode::Reset,
+            3 => WriteMode::Close,
             _ => WriteMode::Normal,
         }
     }
 }
 
-/// The answer is to drop the connection without a response: hyper closes it when the service
-/// fails (HTTP/1.1), or resets the stream (h2).
+/// The answer is to drop the connection without a response (the `reset` scenario fault): hyper
+/// drops the connection when the service fails (HTTP/1.1), or resets the stream (h2).
 #[derive(Debug, thiserror::Error)]
 #[error("scenario connection fault: {0}")]
 pub struct Dropped(pub &'static str);
@@ -98,9 +102,10 @@ pub struct Dropped(pub &'static str);
 #[derive(Debug)]
 pub enum ResponseBody {
     Full(Full<Bytes>),
-    /// Announces `length` bytes, then fails.
+    /// Announces `length` bytes, lets the headers go out (one `Pending`), then fails.
     FailAfterHeaders {
         length: u64,
+        headers_sent: bool,
     },
 }
 
@@ -122,8 +127,15 @@ impl hyper::body::Body for ResponseBody {
             ResponseBody::Full(full) => Pin::new(full)
                 .poll_frame(context)
                 .map_err(|never| match never {}),
-            ResponseBody::FailAfterHeaders { .. } => {
-                Poll::Ready(Some(Err(Dropped("close_after_headers"))))
+            ResponseBody::FailAfterHeaders { headers_sent, .. } => {
+                if *headers_sent {
+                    Poll::Ready(Some(Err(Dropped("close_after_headers"))))
+                } else {
+                    // hyper flushes what it has (the head) while the body is pending.
+                    *headers_sent = true;
+                    context.waker().wake_by_ref();
+                    Poll::Pending
+                }
             }
         }
     }
@@ -138,7 +150,9 @@ impl hyper::body::Body for ResponseBody {
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
             ResponseBody::Full(full) => full.size_hint(),
-            ResponseBody::FailAfterHeaders { length } => hyper::body::SizeHint::with_exact(*length),
+            ResponseBody::FailAfterHeaders { length, .. } => {
+                hyper::body::SizeHint::with_exact(*length)
+            }
         }
     }
 }
@@ -337,7 +351,7 @@ impl App {
             Ok(id) => {
                 tracing::debug!(id, peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
                 match connection_fault {
-                    Some(ConnectionFault::Empty) => return Err(Dropped("empty")),
+                    Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
                     Some(ConnectionFault::Reset) => {
                         connection.control.set(WriteMode::Reset);
                         return Err(Dropped("reset"));
@@ -356,7 +370,10 @@ impl App {
                 }
                 if connection_fault == Some(ConnectionFault::CloseAfterHeaders) {
                     let length = response.body().size_hint().exact().unwrap_or(1).max(1);
-                    *response.body_mut() = ResponseBody::FailAfterHeaders { length };
+                    *response.body_mut() = ResponseBody::FailAfterHeaders {
+                        length,
+                        headers_sent: false,
+                    };
                 }
                 Ok(response)
             }

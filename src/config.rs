@@ -19,6 +19,9 @@ use crate::position::Position;
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "dfdg-mock.toml";
 
+/// The scenario folder used when none is configured, if it exists.
+pub const DEFAULT_SCENARIOS_DIR: &str = "scenarios";
+
 /// How client certificates are treated during the TLS handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -89,6 +92,8 @@ pub struct Config {
     pub client_auth: ClientAuthMode,
     /// The SQLite journal file.
     pub journal: PathBuf,
+    /// The folder of scenario rule files; `None`: no rules, every call gets the default answer.
+    pub scenarios: Option<PathBuf>,
     pub limits: Limits,
 }
 
@@ -102,6 +107,7 @@ impl Default for Config {
             server_names: Vec::new(),
             client_auth: ClientAuthMode::Require,
             journal: PathBuf::from("dfdg-mock.sqlite"),
+            scenarios: None,
             limits: Limits::default(),
         }
     }
@@ -149,6 +155,10 @@ pub struct ServeArgs {
     /// SQLite journal of every call. [default: dfdg-mock.sqlite]
     #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Folder of scenario rule files (*.toml), reloaded when they change. [default: scenarios,
+    /// when it exists]
+    #[arg(long, env = "DFDG_MOCK_SCENARIOS", value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
     /// Largest request body, e.g. 10MiB. [default: 10MiB]
     #[arg(long, env = "DFDG_MOCK_MAX_BODY", value_name = "SIZE")]
     pub max_body: Option<ByteSize>,
@@ -182,6 +192,14 @@ struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    scenarios: FileScenarios,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScenarios {
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,7 +237,11 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        Config::merge(args, file)
+        let mut config = Config::merge(args, file)?;
+        if config.scenarios.is_none() && Path::new(DEFAULT_SCENARIOS_DIR).is_dir() {
+            config.scenarios = Some(PathBuf::from(DEFAULT_SCENARIOS_DIR));
+        }
+        Ok(config)
     }
 
     /// Parses a config file's text; errors say `path:line:column: what`.
@@ -311,6 +333,7 @@ impl Config {
                 .clone()
                 .or(file.journal)
                 .unwrap_or(defaults.journal),
+            scenarios: args.scenarios.clone().or(file.scenarios.dir),
             limits,
         })
     }
@@ -463,6 +486,9 @@ server_names = ["dfdg-mock"]
 max_body = "1MiB"
 handshake_timeout = "250ms"
 max_connections = 8
+
+[scenarios]
+dir = "rehearsal"
 "#;
         let file = parse_file(Path::new("x.toml"), text).unwrap();
         let args = ServeArgs {
@@ -477,6 +503,7 @@ max_connections = 8
         assert_eq!(config.limits.max_body, 1 << 20);
         assert_eq!(config.limits.handshake_timeout, Duration::from_millis(250));
         assert_eq!(config.limits.max_connections, 8);
+        assert_eq!(config.scenarios, Some(PathBuf::from("rehearsal")));
     }
 
     #[test]

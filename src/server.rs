@@ -183,6 +183,13 @@ impl AsyncWrite for ScriptedIo {
         match this.control.mode() {
             WriteMode::Normal => Pin::new(&mut this.stream).poll_write(context, buffer),
             WriteMode::Reset => Poll::Ready(Err(reset(&this.stream))),
+            WriteMode::Close => match Pin::new(&mut this.stream).poll_shutdown(context) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(_) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "scenario connection fault: closed without a response",
+                ))),
+            },
             WriteMode::Garbage => {
                 while this.garbage_sent < GARBAGE.len() {
                     let rest = &GARBAGE[this.garbage_sent..];

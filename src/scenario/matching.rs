@@ -2,6 +2,7 @@
 //! per-caller call counters it advances. Request values are extracted once per request, in one
 //! pass over the operation element, for exactly the paths the rules name.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use quick_xml::events::Event;
@@ -91,7 +92,7 @@ impl CallerField {
         match self {
             CallerField::Id => Some(&identity.caller_id),
             CallerField::Cvr => identity.cvr.as_deref(),
-            CallerField::Kind => Some(identity.kind.label()),
+            CallerField::Kind => Some(kind_name(identity.kind)),
             CallerField::CommonName => identity.common_name.as_deref(),
             CallerField::Organisation => identity.organisation.as_deref(),
             CallerField::Subject => Some(&identity.subject),
@@ -99,6 +100,20 @@ impl CallerField {
             CallerField::Serial => Some(&identity.serial),
             CallerField::Fingerprint => Some(&identity.fingerprint),
         }
+    }
+}
+
+/// The snake_case name of a certificate shape, as in the journal's JSON: `oces3_organisation`,
+/// `oces3_person`, `oces2_function`, `oces2_company`, `oces2_employee`, `other`.
+pub fn kind_name(kind: crate::identity::IdentityKind) -> &'static str {
+    use crate::identity::IdentityKind;
+    match kind {
+        IdentityKind::Oces3Organisation => "oces3_organisation",
+        IdentityKind::Oces3Person => "oces3_person",
+        IdentityKind::Oces2Function => "oces2_function",
+        IdentityKind::Oces2Company => "oces2_company",
+        IdentityKind::Oces2Employee => "oces2_employee",
+        IdentityKind::Other => "other",
     }
 }
 
@@ -267,21 +282,20 @@ impl RequestValues {
 
     /// One pass over the operation element's XML: the text of the first element at each wanted
     /// path (local names, namespaces ignored). An empty element has the value "".
-    pub fn extract(
-        xml: &str,
-        paths: &std::collections::HashMap<Box<str>, usize>,
-        count: usize,
-    ) -> RequestValues {
+    pub fn extract(xml: &str, paths: &PathIndex, count: usize) -> RequestValues {
         let mut values = vec![None; count];
         if count == 0 {
             return RequestValues { values };
         }
         let mut reader = Reader::from_str(xml);
+        // The local name of the operation element, and the path below it ("A/B").
+        let mut operation = String::new();
         let mut path = String::new();
-        // Lengths of `path` before each open element, to pop.
+        // Lengths of `path` before each open element below the operation, to pop.
         let mut stack: Vec<usize> = Vec::new();
-        // The wanted path index whose text is being collected.
-        let mut collecting: Option<usize> = None;
+        let mut depth = 0usize;
+        // The wanted path indexes whose text is being collected.
+        let mut collecting: Vec<usize> = Vec::new();
         let mut elements = 0usize;
         // A read error ends the scan: the envelope parser already accepted this XML.
         while let Ok(event) = reader.read_event() {
@@ -291,64 +305,97 @@ impl RequestValues {
                     if elements > MAX_ELEMENTS {
                         break;
                     }
-                    stack.push(path.len());
-                    if !path.is_empty() {
-                        path.push('/');
-                    }
-                    path.push_str(start.local_name().into_inner());
-                    collecting = match paths.get(path.as_str()) {
-                        Some(&index) if values[index].is_none() => {
-                            values[index] = Some(String::new());
-                            Some(index)
+                    let local = start.local_name().into_inner();
+                    if depth == 0 {
+                        operation.clear();
+                        operation.push_str(local);
+                    } else {
+                        stack.push(path.len());
+                        if depth > 1 {
+                            path.push('/');
                         }
-                        _ => None,
-                    };
+                        path.push_str(local);
+                    }
+                    depth += 1;
+                    collecting.clear();
+                    if let Some(wanted) = paths.get(path.as_str()) {
+                        for (filter, index) in wanted {
+                            let applies = filter.as_deref().is_none_or(|op| op == operation);
+                            if applies && values[*index].is_none() {
+                                values[*index] = Some(String::new());
+                                collecting.push(*index);
+                            }
+                        }
+                    }
                     if matches!(event, Event::Empty(_)) {
+                        depth -= 1;
                         if let Some(length) = stack.pop() {
                             path.truncate(length);
                         }
-                        collecting = None;
+                        collecting.clear();
                     }
                 }
                 Event::End(_) => {
+                    depth = depth.saturating_sub(1);
                     if let Some(length) = stack.pop() {
                         path.truncate(length);
                     }
-                    collecting = None;
+                    collecting.clear();
                 }
                 Event::Text(text) => {
-                    if let Some(value) = collecting.and_then(|index| values[index].as_mut()) {
-                        value.push_str(text.xml10_content().trim());
+                    for index in &collecting {
+                        if let Some(value) = values[*index].as_mut() {
+                            value.push_str(&text.xml10_content());
+                        }
                     }
                 }
                 Event::CData(text) => {
-                    if let Some(value) = collecting.and_then(|index| values[index].as_mut()) {
-                        value.push_str(&text.xml10_content());
+                    for index in &collecting {
+                        if let Some(value) = values[*index].as_mut() {
+                            value.push_str(&text.xml10_content());
+                        }
                     }
                 }
                 Event::GeneralRef(reference) => {
-                    if let Some(value) = collecting.and_then(|index| values[index].as_mut()) {
-                        let name = reference.xml10_content();
-                        let character = match reference.resolve_char_ref() {
-                            Ok(Some(c)) => Some(c),
-                            _ => match name.as_ref() {
-                                "lt" => Some('<'),
-                                "gt" => Some('>'),
-                                "amp" => Some('&'),
-                                "apos" => Some('\''),
-                                "quot" => Some('"'),
-                                _ => None,
-                            },
-                        };
-                        value.extend(character);
+                    let character = match reference.resolve_char_ref() {
+                        Ok(Some(c)) => Some(c),
+                        _ => match reference.xml10_content().as_ref() {
+                            "lt" => Some('<'),
+                            "gt" => Some('>'),
+                            "amp" => Some('&'),
+                            "apos" => Some('\''),
+                            "quot" => Some('"'),
+                            _ => None,
+                        },
+                    };
+                    for index in &collecting {
+                        if let Some(value) = values[*index].as_mut() {
+                            value.extend(character);
+                        }
                     }
                 }
                 Event::Eof => break,
                 _ => {}
             }
         }
+        for value in values.iter_mut().flatten() {
+            let trimmed = value.trim();
+            if trimmed.len() != value.len() {
+                *value = trimmed.to_owned();
+            }
+        }
         RequestValues { values }
     }
+}
+
+/// Wanted request paths by their part below the operation element ("A/B"): for each, the
+/// operation it requires (`None` for `*/A/B`) and its index.
+pub type PathIndex = HashMap<Box<str>, Vec<(Option<Box<str>>, usize)>>;
+
+/// Splits "Op/A/B" into (Some("Op"), "A/B") and "*/A/B" into (None, "A/B").
+pub fn split_path(path: &str) -> (Option<&str>, &str) {
+    let (operation, rest) = path.split_once('/').unwrap_or((path, ""));
+    ((operation != "*").then_some(operation), rest)
 }
 
 impl Spec {
@@ -452,5 +499,63 @@ impl Spec {
             }),
             connection: respond.connection,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(paths: &[&str]) -> PathIndex {
+        let mut index = PathIndex::new();
+        for (i, path) in paths.iter().enumerate() {
+            let (operation, rest) = split_path(path);
+            index
+                .entry(Box::from(rest))
+                .or_default()
+                .push((operation.map(Box::from), i));
+        }
+        index
+    }
+
+    #[test]
+    fn extracts_values_by_local_name_path_in_one_pass() {
+        let xml = r#"<p:GetVariablePersonStatus xmlns:p="urn:x" xmlns:q="urn:y"><q:Person><q:Cpr> 0101701234 </q:Cpr><q:Cpr>second</q:Cpr><q:Name>A &amp; B &#65;</q:Name><q:Empty/></q:Person><Top>t</Top></p:GetVariablePersonStatus>"#;
+        let paths = [
+            "GetVariablePersonStatus/Person/Cpr",
+            "*/Person/Name",
+            "GetVariablePersonStatus/Person/Empty",
+            "OtherOperation/Top",
+            "*/Top",
+            "GetVariablePersonStatus/Missing",
+        ];
+        let values = RequestValues::extract(xml, &index(&paths), paths.len());
+        assert_eq!(values.get(0), Some("0101701234"));
+        assert_eq!(values.get(1), Some("A & B A"));
+        assert_eq!(values.get(2), Some(""));
+        assert_eq!(values.get(3), None);
+        assert_eq!(values.get(4), Some("t"));
+        assert_eq!(values.get(5), None);
+    }
+
+    #[test]
+    fn text_matchers() {
+        let equals = TextMatcher::Equals("a".into());
+        assert!(equals.matches(Some("a")) && !equals.matches(Some("b")) && !equals.matches(None));
+        let one_of = TextMatcher::OneOf(vec!["a".into(), "b".into()].into_boxed_slice());
+        assert!(one_of.matches(Some("b")) && !one_of.matches(Some("c")));
+        let regex = TextMatcher::Regex(regex::Regex::new("0000$").unwrap());
+        assert!(regex.matches(Some("0101700000")) && !regex.matches(Some("0101701234")));
+        assert!(TextMatcher::Exists(false).matches(None));
+        assert!(TextMatcher::Exists(true).matches(Some("")));
+        assert!(!TextMatcher::Exists(true).matches(None));
+    }
+
+    #[test]
+    fn call_counts() {
+        assert!(CallCount::Nth(2).accepts(2) && !CallCount::Nth(2).accepts(3));
+        assert!(CallCount::Every(3).accepts(6) && !CallCount::Every(3).accepts(4));
+        assert!(CallCount::First(2).accepts(2) && !CallCount::First(2).accepts(3));
+        assert!(CallCount::After(2).accepts(3) && !CallCount::After(2).accepts(2));
     }
 }

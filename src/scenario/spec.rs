@@ -13,7 +13,10 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::matching::{CallCount, CallerField, Conditions, StarField, StateCondition, TextMatcher};
+use super::matching::{
+    split_path, CallCount, CallerField, Conditions, PathIndex, StarField, StateCondition,
+    TextMatcher,
+};
 use super::template::Templates;
 use super::ConnectionFault;
 use crate::position::Position;
@@ -71,8 +74,8 @@ pub struct Spec {
     pub(crate) templates: Templates,
     /// Every request path some rule matches on; a request's values are extracted for these.
     pub(crate) value_paths: Vec<Box<str>>,
-    /// `value_paths` by text, to find a path's index while scanning.
-    pub(crate) value_index: HashMap<Box<str>, usize>,
+    /// `value_paths` by their part below the operation, to find them while scanning.
+    pub(crate) value_index: PathIndex,
 }
 
 /// One compiled rule.
@@ -392,16 +395,20 @@ impl Spec {
         if text.is_empty() || text.split('/').any(|segment| segment.trim().is_empty()) {
             source.problem(
                 Some(path.span()),
-                format!("\"{}\" is not a request path: write local element names from the operation down, e.g. GetVariablePersonStatus/CivilRegistrationIdentifier", path.get_ref()),
+                format!("\"{}\" is not a request path: write local element names from the operation down, e.g. GetVariablePersonStatus/CivilRegistrationIdentifier, or */CivilRegistrationIdentifier for any operation", path.get_ref()),
             );
             return None;
         }
-        if let Some(index) = self.value_index.get(text) {
-            return Some(*index);
+        if let Some(index) = self.value_paths.iter().position(|known| &**known == text) {
+            return Some(index);
         }
         let index = self.value_paths.len();
         self.value_paths.push(Box::from(text));
-        self.value_index.insert(Box::from(text), index);
+        let (operation, rest) = split_path(text);
+        self.value_index
+            .entry(Box::from(rest))
+            .or_default()
+            .push((operation.map(Box::from), index));
         Some(index)
     }
 
@@ -835,7 +842,12 @@ fn text_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<TextMatcher> {
                 ("regex", toml::Value::String(pattern)) => match regex::Regex::new(pattern) {
                     Ok(regex) => Some(TextMatcher::Regex(regex)),
                     Err(error) => {
-                        source.problem(Some(raw.span()), format!("invalid regex: {error}"));
+                        let error = error.to_string();
+                        let reason = error.lines().last().unwrap_or_default().trim();
+                        source.problem(
+                            Some(raw.span()),
+                            format!("invalid regex {pattern:?}: {reason}"),
+                        );
                         return None;
                     }
                 },
@@ -904,4 +916,111 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Result<Spec, LoadError> {
+        Spec::compile(Path::new("scenarios"), &[("a.toml", text)])
+    }
+
+    fn error(text: &str) -> String {
+        compile(text).expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn rules_are_ordered_by_priority_then_file_order() {
+        let spec = compile(
+            r#"
+[[rule]]
+name = "first"
+[[rule]]
+name = "urgent"
+priority = 5
+[[rule]]
+name = "second"
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = spec.rules().iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["urgent", "first", "second"]);
+        assert_eq!(spec.rules()[0].at.line, 4);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let message = error(
+            "[[rule]]\nname = \"x\"\n[rule.when]\nvalues = { \"Op/Cpr\" = { regex = \"(\" } }\n",
+        );
+        assert!(
+            message
+                .starts_with("scenarios/a.toml:4:23: invalid regex \"(\": error: unclosed group"),
+            "{message}"
+        );
+        let message = error("[[rule]]\nname = \"x\"\nwhen = { opration = \"Op\" }\n");
+        assert!(message.starts_with("scenarios/a.toml:3:"), "{message}");
+        assert!(message.contains("opration"), "{message}");
+        let message = error("[[rule]]\nname = \"x\"\n[rule.when.caller]\ncommon_nme = \"A\"\n");
+        assert!(
+            message.contains("did you mean \"common_name\""),
+            "{message}"
+        );
+        assert!(message.starts_with("scenarios/a.toml:4:14:"), "{message}");
+        let message = error("[[rule]]\nname = \"x\"\n[rule.respond]\nconnection = \"rest\"\n");
+        assert!(message.contains("did you mean \"reset\""), "{message}");
+        let message = error(
+            "[[rule]]\nname = \"x\"\n[rule.respond]\nbody = \"\"\"\n<a>\n{{ oops( }}\n</a>\"\"\"\n",
+        );
+        assert!(message.contains("template syntax error"), "{message}");
+        assert!(message.contains("file line 6"), "{message}");
+        let message = error("[[rule]]\nname = \"x\"\n[rule.respond]\nfault = { code = 77 }\n");
+        assert!(message.contains("give a message"), "{message}");
+        let message = error("[[rule]]\nname = \"x\"\n[[rule]]\nname = \"x\"\n");
+        assert!(message.contains("second rule named"), "{message}");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let message = error("[[rule]]\nname = \"x\"\n[rule.when]\nsoap_version = \"1.3\"\npath = { regex = \"[\" }\n");
+        assert_eq!(message.lines().count(), 2, "{message}");
+    }
+
+    #[test]
+    fn did_you_mean_finds_close_names() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let known = ["GetVariablePersonStatus", "SaveAvailabilityAssessment"];
+        assert_eq!(
+            did_you_mean("GetVariablePersonStatu", &known),
+            Some("GetVariablePersonStatus")
+        );
+        assert_eq!(did_you_mean("Nothing", &known), None);
+    }
+
+    #[test]
+    fn check_against_the_catalog_suggests_names() {
+        let spec = compile(
+            "[[rule]]\nname = \"x\"\nwhen = { service = \"PersonStatusService\", operation = \"GetVariablePersonStatu\" }\n",
+        )
+        .unwrap();
+        let known = vec![
+            (
+                "PersonStatusService".to_owned(),
+                "GetVariablePersonStatus".to_owned(),
+            ),
+            (
+                "JobcenterMessageService".to_owned(),
+                "SaveAvailabilityAssessment".to_owned(),
+            ),
+        ];
+        let problems = spec.check_against(&known);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("did you mean \"GetVariablePersonStatus\""),
+            "{problems:?}"
+        );
+        assert!(problems[0].starts_with("a.toml:1:1"), "{problems:?}");
+    }
 }

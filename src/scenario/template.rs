@@ -1,13 +1,15 @@
-//! Response templates: minijinja with HTML-style auto-escaping (valid for XML text and
-//! attributes), so a value taken from the request can never break the response's markup.
+//! Response templates: minijinja with XML auto-escaping (`&`, `<`, `>`, `"`, `'` become
+//! entities in every inserted value), so a value taken from the request can never break the
+//! response's markup; `{{ value|safe }}` inserts markup on purpose. Absent values print as "".
 //!
 //! What a template sees:
 //! - `request("Op/Child/Leaf")`: a request value by local-name path ("" when absent);
 //! - `caller.id`, `caller.cvr`, `caller.kind`, `caller.common_name`, `caller.organisation`,
 //!   `caller.subject`, `caller.issuer`, `caller.serial`, `caller.fingerprint`;
 //! - `star.organisation_code`, `star.user_identifier`, … (the STAR header fields);
-//! - `operation`, `namespace`, `soap_version`, `path`, `call_number` (this caller's count for
-//!   the rule, 1 for the first call);
+//! - `operation`, `namespace` (the request operation's), `soap_version` ("1.1"/"1.2"),
+//!   `envelope_namespace` (of that SOAP version), `path`, `call_number` (this caller's count
+//!   for the rule, 1 for the first call);
 //! - `guid()`: a fresh GUID; `receipt()`: a fresh GUID journaled as the call's receipt;
 //! - `now()`, `now(offset="-1d")`, `now(format="[year]-[month]-[day]")`: the arrival time,
 //!   RFC 3339 by default; offsets in s, m, h, d, signed;
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use minijinja::value::{Kwargs, Object, Value};
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, State};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State};
 use time::OffsetDateTime;
 
 use super::{RequestFacts, Runtime};
@@ -38,7 +40,8 @@ impl Default for Templates {
 impl Templates {
     pub fn new() -> Templates {
         let mut environment = Environment::new();
-        environment.set_auto_escape_callback(|_| AutoEscape::Html);
+        environment.set_auto_escape_callback(|_| AutoEscape::Custom(XML.into()));
+        environment.set_formatter(xml_formatter);
         environment.add_function("request", request);
         environment.add_function("guid", guid);
         environment.add_function("receipt", receipt);
@@ -87,6 +90,29 @@ impl Templates {
             )
         })
     }
+}
+
+/// The name of our auto-escape mode.
+const XML: &str = "xml";
+
+/// Writes a value into XML: escaped (minijinja's HTML escaping would also turn `/` into
+/// `&#x2f;`, which some XML tooling does not expect in namespace attributes).
+fn xml_formatter(
+    out: &mut Output<'_>,
+    state: &mut State<'_, '_>,
+    value: &Value,
+) -> Result<(), Error> {
+    if !matches!(state.auto_escape(), AutoEscape::Custom(mode) if mode == XML) {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let written = if value.is_undefined() || value.is_none() {
+        Ok(())
+    } else if value.is_safe() {
+        write!(out, "{value}")
+    } else {
+        std::fmt::Write::write_str(out, &quick_xml::escape::escape(value.to_string().as_str()))
+    };
+    written.map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write the template output"))
 }
 
 /// One call, as the template functions see it.
@@ -138,7 +164,10 @@ impl CallContext {
         if let Some(id) = facts.identity {
             identity.insert("id".into(), Value::from(id.caller_id.as_str()));
             identity.insert("cvr".into(), Value::from(id.cvr.clone()));
-            identity.insert("kind".into(), Value::from(id.kind.label()));
+            identity.insert(
+                "kind".into(),
+                Value::from(crate::scenario::matching::kind_name(id.kind)),
+            );
             identity.insert("common_name".into(), Value::from(id.common_name.clone()));
             identity.insert("organisation".into(), Value::from(id.organisation.clone()));
             identity.insert("subject".into(), Value::from(id.subject.as_str()));
@@ -181,6 +210,10 @@ impl CallContext {
             Value::from(facts.operation.namespace.as_str()),
         );
         variables.insert("soap_version".into(), Value::from(facts.version.label()));
+        variables.insert(
+            "envelope_namespace".into(),
+            Value::from(facts.version.envelope_namespace()),
+        );
         variables.insert("path".into(), Value::from(facts.path));
         variables.insert("call_number".into(), Value::from(count));
         variables.insert(CALL.into(), call_value);
@@ -219,8 +252,9 @@ fn request(state: &State<'_, '_>, path: String) -> Result<Value, Error> {
         return Ok(call.values.get(index).map_or(Value::UNDEFINED, Value::from));
     }
     // A path no rule matches on: one more pass, for this path only.
-    let mut single = std::collections::HashMap::new();
-    single.insert(Box::from(path), 0usize);
+    let (operation, rest) = crate::scenario::matching::split_path(path);
+    let mut single = crate::scenario::matching::PathIndex::new();
+    single.insert(Box::from(rest), vec![(operation.map(Box::from), 0)]);
     let values = RequestValues::extract(&call.operation_xml, &single, 1);
     Ok(values.get(0).map_or(Value::UNDEFINED, Value::from))
 }

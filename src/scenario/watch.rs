@@ -42,11 +42,14 @@ pub fn snapshot(dir: &Path) -> Snapshot {
 /// Watches `app`'s scenario folder until the returned task is aborted; does nothing when the
 /// app has no folder.
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    // The first look happens now, not when the task first runs, so that a change made in
+    // between is not taken for the starting point.
+    let dir = app.scenarios().dir().map(Path::to_owned);
+    let first = dir.as_deref().map(snapshot);
     tokio::spawn(async move {
-        let Some(dir) = app.scenarios().dir().map(Path::to_owned) else {
+        let (Some(dir), Some(mut last)) = (dir, first) else {
             return;
         };
-        let mut last = snapshot(&dir);
         let mut interval = tokio::time::interval(POLL_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -3,4 +3,5 @@
 
 mod cli;
 mod core;
+mod scenarios;
 mod support;

@@ -15,6 +15,7 @@ use dfdg_mock::journal::{
 use dfdg_mock::pki::{
     CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind,
 };
+use dfdg_mock::scenario::Scenarios;
 use dfdg_mock::tls::{TlsMaterial, TlsServer};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -94,6 +95,8 @@ impl Pki {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub journal_path: PathBuf,
+    /// The request pipeline, for reloading and resetting scenarios from a test.
+    pub app: Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -104,6 +107,10 @@ pub struct Options {
     pub limits: Limits,
     /// Journal file; default: a fresh one in a temporary folder.
     pub journal: Option<PathBuf>,
+    /// Scenario folder; default: none (every call gets the default answer).
+    pub scenarios: Option<PathBuf>,
+    /// Run the scenario folder's file watcher.
+    pub watch: bool,
 }
 
 impl Default for Options {
@@ -112,6 +119,8 @@ impl Default for Options {
             mode: ClientAuthMode::Require,
             limits: Limits::default(),
             journal: None,
+            scenarios: None,
+            watch: false,
         }
     }
 }
@@ -141,17 +150,33 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
         let limits = options.limits;
+        let scenarios = match &options.scenarios {
+            Some(dir) => Scenarios::load(dir).unwrap_or_else(|error| panic!("{error}")),
+            None => Scenarios::none(),
+        };
+        let app = Arc::new(App::with_scenarios(
+            journal.clone(),
+            limits.clone(),
+            scenarios,
+        ));
+        let watcher = options
+            .watch
+            .then(|| dfdg_mock::scenario::watch::spawn(app.clone()));
+        let served = app.clone();
         let task = tokio::spawn(async move {
-            let app = Arc::new(App::new(journal.clone(), limits.clone()));
-            dfdg_mock::server::run(listener, tls, app, &limits, async {
+            dfdg_mock::server::run(listener, tls, served, &limits, async {
                 let _ = stop.await;
             })
             .await;
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
             journal.close().await.unwrap();
         });
         TestServer {
             addr,
             journal_path,
+            app,
             shutdown: Some(shutdown),
             task: Some(task),
             _dir: dir,
@@ -306,14 +331,14 @@ impl Client {
             tokio::spawn(connection);
             sender.send_request(request).await
         }
-        .map_err(|e| format!("request: {e}"))?;
+        .map_err(|e| format!("request: {}", error_chain(&e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("body: {e}"))?
+            .map_err(|e| format!("body: {}", error_chain(&e)))?
             .to_bytes();
         Ok(Reply {
             status,
@@ -378,4 +403,16 @@ pub fn element_text<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find('<')? + start;
     Some(&xml[start..end])
+}
+
+/// An error and its sources, "outer: inner: innermost".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
