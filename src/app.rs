@@ -179,6 +179,14 @@ struct Answer {
     script: Option<Script>,
 }
 
+/// What the journal records as sent, which a connection fault changes.
+struct SentAnswer {
+    status: u16,
+    receipts: Vec<String>,
+    outcome: Outcome,
+    detail: Option<String>,
+}
+
 /// The parts of a scenario decision that act beyond the body.
 #[derive(Debug)]
 struct Script {
@@ -305,6 +313,31 @@ impl App {
             tokio::time::sleep(delay).await;
         }
         let connection_fault = script.as_ref().and_then(|s| s.connection);
+        // What the journal says was sent: for a broken connection, no receipt reached the
+        // caller, and for all but close_after_headers no HTTP status either (0).
+        let mut sent = SentAnswer {
+            status: answer.status.as_u16(),
+            receipts: answer.receipts.clone(),
+            outcome: answer.outcome.clone(),
+            detail: answer.detail.clone(),
+        };
+        if let Some(fault) = connection_fault {
+            sent.receipts.clear();
+            sent.outcome = Outcome::Http;
+            if fault != ConnectionFault::CloseAfterHeaders {
+                sent.status = 0;
+            }
+            sent.detail = Some(format!(
+                "scenario connection fault {}: {}",
+                fault.as_str(),
+                match fault {
+                    ConnectionFault::Reset => "TCP reset, no response sent",
+                    ConnectionFault::CloseAfterHeaders => "status and headers sent, then closed",
+                    ConnectionFault::Garbage => "non-HTTP bytes sent instead of the response",
+                    ConnectionFault::Empty => "closed without a response",
+                }
+            ));
+        }
 
         let cap = usize::try_from(self.limits.journal_body_cap).unwrap_or(usize::MAX);
         let request_body = body.as_ref().map(Bytes::as_ref).unwrap_or_default();
@@ -332,10 +365,10 @@ impl App {
             request_truncated: request_body.len() > cap || body.is_err(),
             response_body: answer.body.as_bytes()[..answer.body.len().min(cap)].to_vec(),
             response_truncated: answer.body.len() > cap,
-            http_status: answer.status.as_u16(),
-            receipts: answer.receipts.clone(),
-            outcome: answer.outcome.clone(),
-            detail: answer.detail.clone(),
+            http_status: sent.status,
+            receipts: sent.receipts,
+            outcome: sent.outcome,
+            detail: sent.detail,
             latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             scenario_file: script
                 .as_ref()

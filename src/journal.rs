@@ -280,6 +280,7 @@ pub struct CallRecord {
     #[serde(with = "body_text")]
     pub response_body: Vec<u8>,
     pub response_truncated: bool,
+    /// 0 when no HTTP response was sent (a scenario's connection fault).
     pub http_status: u16,
     /// Receipt GUIDs sent in the response.
     pub receipts: Vec<String>,

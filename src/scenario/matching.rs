@@ -445,7 +445,7 @@ impl Spec {
             CallContext::new(
                 facts,
                 values,
-                &self.value_paths,
+                self.shared_paths.clone(),
                 runtime.clone(),
                 caller,
                 count,

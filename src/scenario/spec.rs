@@ -76,6 +76,8 @@ pub struct Spec {
     pub(crate) value_paths: Vec<Box<str>>,
     /// `value_paths` by their part below the operation, to find them while scanning.
     pub(crate) value_index: PathIndex,
+    /// `value_paths` again, shared with each render context without copying.
+    pub(crate) shared_paths: Arc<[Box<str>]>,
 }
 
 /// One compiled rule.
@@ -254,6 +256,7 @@ impl Spec {
             templates: Templates::new(),
             value_paths: Vec::new(),
             value_index: HashMap::new(),
+            shared_paths: Arc::from(Vec::new()),
         }
     }
 

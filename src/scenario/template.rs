@@ -119,7 +119,7 @@ fn xml_formatter(
 #[derive(Debug)]
 struct Call {
     values: RequestValues,
-    paths: Vec<Box<str>>,
+    paths: Arc<[Box<str>]>,
     operation_xml: String,
     now: OffsetDateTime,
     receipts: Mutex<Vec<String>>,
@@ -142,14 +142,14 @@ impl CallContext {
     pub fn new(
         facts: &RequestFacts<'_>,
         values: RequestValues,
-        paths: &[Box<str>],
+        paths: Arc<[Box<str>]>,
         runtime: Arc<Runtime>,
         caller: &str,
         count: u64,
     ) -> CallContext {
         let call_value = Value::from_object(Call {
             values,
-            paths: paths.to_vec(),
+            paths,
             operation_xml: facts.operation_xml.to_owned(),
             now: facts.now,
             receipts: Mutex::new(Vec::new()),

@@ -586,9 +586,15 @@ respond.connection = "empty"
     assert_eq!(ask(&client, &server, "1").await.unwrap().status, 200);
     let journal = server.journal();
     assert_eq!(journal.calls.len(), 5);
+    let reset = &journal.calls[4].record;
+    assert_eq!(reset.scenario_rule.as_deref(), Some("reset"));
+    assert_eq!(reset.http_status, 0);
+    assert!(reset.receipts.is_empty());
+    assert_eq!(reset.outcome, Outcome::Http);
+    assert!(reset.detail.as_deref().unwrap().contains("TCP reset"));
     assert_eq!(
-        journal.calls[4].record.scenario_rule.as_deref(),
-        Some("reset")
+        journal.calls[3].record.http_status, 200,
+        "close_after_headers"
     );
 }
 
@@ -882,4 +888,24 @@ async fn check_suggests_names_from_the_catalog() {
     assert!(report.contains("1 rules in 1 files"), "{report}");
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     assert!(dfdg_mock::cli::check_scenarios(&shipped, None).is_ok());
+}
+
+#[tokio::test]
+async fn a_template_that_fails_at_render_time_answers_fault_1011_naming_the_rule() {
+    let dir = folder(&[(
+        "broken.toml",
+        "[[rule]]\nname = \"bad-offset\"\nrespond.body = \"<a>{{ now(offset='soon') }}</a>\"\n",
+    )]);
+    let pki = Pki::new();
+    let server = serve(&pki, dir.path()).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let reply = ask(&client, &server, "1").await.unwrap();
+    assert_eq!(reply.status, 500);
+    assert_eq!(fault_code(&reply), Some(1011));
+    assert!(
+        reply.body.contains("broken.toml#bad-offset"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("offset"), "{}", reply.body);
 }
