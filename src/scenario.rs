@@ -2,7 +2,8 @@
 //!
 //! Rule files (`scenarios/*.toml`, templates in `.xml` files beside them) are compiled once into
 //! an immutable [`Spec`] ([`spec`]); a request is matched against it by pure, synchronous code
-//! ([`matching`]), and the winning rule's response is rendered with minijinja ([`template`]).
+//! ([`matching`]), and the winning rule's response is rendered with minijinja ([`template`]);
+//! [`names`] holds DFDG's fault codes and the "did you mean" for unknown names.
 //!
 //! The spec lives behind an `Arc` that a reload swaps atomically ([`Scenarios::reload`]); the
 //! runtime state the rules build up — per-caller call counters and per-caller state buckets —
@@ -10,6 +11,7 @@
 //! [`Scenarios::reset_state`]. [`watch`] polls the folder for changes.
 
 pub mod matching;
+pub mod names;
 pub mod spec;
 pub mod template;
 pub mod watch;

@@ -17,6 +17,7 @@ use super::matching::{
     split_path, CallCount, CallerField, Conditions, PathIndex, StarField, StateCondition,
     TextMatcher,
 };
+use super::names::{dfdg_message, unknown_name};
 use super::template::Templates;
 use super::ConnectionFault;
 use crate::position::Position;
@@ -754,38 +755,6 @@ fn default_party(code: i64) -> FaultParty {
     }
 }
 
-/// DFDG's fault codes and their meaning (docs/domain.md).
-pub const DFDG_CODES: &[(i64, &str)] = &[
-    (100, "Ping"),
-    (1001, "Invalid CPR number"),
-    (1010, "Unknown CPR number"),
-    (1011, "Internal error"),
-    (1012, "Logon failed"),
-    (1013, "Insufficient permissions for this webservice"),
-    (1014, "Message not valid"),
-    (1100, "An error occurred"),
-    (1101, "Client certificate missing"),
-    (2001, "Code list name invalid"),
-    (2002, "Code list value invalid"),
-    (2003, "Code list value expired"),
-    (4405, "Person is dead"),
-    (4413, "Authority type in header invalid"),
-    (4575, "Not authorised for the operation"),
-    (8173, "Invalid OrganisationType"),
-    (8174, "Invalid UserType"),
-    (8232, "Missing ActiveOrganisationHeader"),
-    (8233, "Missing RequestUserMetadataHeader"),
-    (8234, "ActiveOrganisationHeader cannot be deserialised"),
-];
-
-/// The message of a known DFDG fault code.
-pub fn dfdg_message(code: i64) -> Option<&'static str> {
-    DFDG_CODES
-        .iter()
-        .find(|(known, _)| *known == code)
-        .map(|(_, message)| *message)
-}
-
 fn parse_delay(value: &toml::Value) -> Result<Delay, String> {
     let duration = |value: &toml::Value| -> Result<Duration, String> {
         match value {
@@ -873,54 +842,6 @@ fn text_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<TextMatcher> {
     matcher
 }
 
-/// "unknown operation \"GetVariablePersonStatu\"; did you mean \"GetVariablePersonStatus\"?"
-pub fn unknown_name(what: &str, name: &str, known: &[&str]) -> String {
-    match did_you_mean(name, known) {
-        Some(close) => format!("unknown {what} \"{name}\"; did you mean \"{close}\"?"),
-        None if known.is_empty() => format!("unknown {what} \"{name}\""),
-        None => format!(
-            "unknown {what} \"{name}\"; expected one of: {}",
-            known.join(", ")
-        ),
-    }
-}
-
-/// The known name closest to `name`, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(2);
-    known
-        .iter()
-        .map(|candidate| {
-            (
-                edit_distance(&name.to_lowercase(), &candidate.to_lowercase()),
-                candidate,
-            )
-        })
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| *candidate)
-}
-
-/// Levenshtein distance over characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -988,18 +909,6 @@ name = "second"
     fn every_problem_is_reported() {
         let message = error("[[rule]]\nname = \"x\"\n[rule.when]\nsoap_version = \"1.3\"\npath = { regex = \"[\" }\n");
         assert_eq!(message.lines().count(), 2, "{message}");
-    }
-
-    #[test]
-    fn did_you_mean_finds_close_names() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        let known = ["GetVariablePersonStatus", "SaveAvailabilityAssessment"];
-        assert_eq!(
-            did_you_mean("GetVariablePersonStatu", &known),
-            Some("GetVariablePersonStatus")
-        );
-        assert_eq!(did_you_mean("Nothing", &known), None);
     }
 
     #[test]

@@ -752,7 +752,7 @@ async fn every_documented_trigger_answers_as_documented() {
     let triggers = documented_triggers();
     // Every DFDG fault code of docs/domain.md, plus the behaviours.
     assert!(triggers.len() >= 28, "{} triggers", triggers.len());
-    for (code, _) in dfdg_mock::scenario::spec::DFDG_CODES {
+    for (code, _) in dfdg_mock::scenario::names::DFDG_CODES {
         assert!(
             triggers.iter().any(|t| t.answer == format!("fault {code}")),
             "no documented trigger for fault {code}"
