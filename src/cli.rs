@@ -618,14 +618,14 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT",
-        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME"
+        "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} RULE",
+        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME", "RECEIPT"
     )?;
     for call in &calls {
         let record = &call.record;
         writeln!(
             out,
-            "{:<6} {:<20} {:<52} {:<30} {:<12} {}",
+            "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} {}",
             call.id,
             short_time(record.time),
             record
@@ -635,6 +635,11 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
             record.operation.as_deref().unwrap_or("-"),
             record.outcome.label(),
             record.receipts.first().map_or("-", String::as_str),
+            match (&record.scenario_file, &record.scenario_rule) {
+                (Some(file), Some(rule)) => format!("{file}#{rule}"),
+                (None, Some(rule)) => rule.clone(),
+                _ => "-".to_owned(),
+            },
         )?;
     }
     if calls.is_empty() {
