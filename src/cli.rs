@@ -254,6 +254,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    // First, so that broken rules stop the start before any file is written.
+    let scenarios = match &config.scenarios {
+        Some(dir) => crate::scenario::Scenarios::load(dir)
+            .map_err(|error| anyhow::anyhow!("{error}"))
+            .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?,
+        None => crate::scenario::Scenarios::none(),
+    };
+
     let mut first_start = None;
     let material = match &config.server_identity {
         Some((cert, key)) => {
@@ -290,13 +298,6 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-
-    let scenarios = match &config.scenarios {
-        Some(dir) => crate::scenario::Scenarios::load(dir)
-            .map_err(|error| anyhow::anyhow!("{error}"))
-            .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?,
-        None => crate::scenario::Scenarios::none(),
-    };
 
     let shutdown = shutdown_signal()?;
     if let Err(error) = print_banner(&config, address, first_start.as_ref()) {

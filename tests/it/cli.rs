@@ -283,6 +283,19 @@ fn check_reports_every_problem_with_its_position_and_passes_the_shipped_scenario
     assert!(stderr.contains("rules/broken.toml:4:"), "{stderr}");
     assert!(stderr.contains("did you mean \"reset\""), "{stderr}");
 
+    // A server does not start on broken rules.
+    let output = dfdg_mock(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--scenarios", "rules"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("rules/broken.toml:3:"), "{stderr}");
+    assert!(
+        !dir.path().join("certs").exists(),
+        "nothing is written before the rules load"
+    );
+
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let output = dfdg_mock(
         dir.path(),
