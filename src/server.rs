@@ -6,7 +6,7 @@
 //!
 //! [`ScriptedIo`] wraps each TLS stream so that a scenario can break the connection on purpose:
 //! the app sets the connection's [`ConnectionControl`] and the wrapper then writes garbage
-//! instead of the response, or resets the TCP connection.
+//! instead of the response, closes cleanly without one, or resets the TCP connection.
 
 use std::future::Future;
 use std::io;
@@ -155,7 +155,8 @@ const GARBAGE: &[u8] =
 
 /// The TLS stream, plus the per-connection instruction a scenario can give
 /// ([`ConnectionControl`]): on the next write, send [`GARBAGE`] and fail (so hyper closes the
-/// connection), or set linger 0 and fail (so the close is a TCP reset).
+/// connection), close cleanly (TLS close_notify, FIN) without writing, or set linger 0 and fail
+/// (so the close is a TCP reset; also armed on drop, as a failed service writes nothing).
 struct ScriptedIo {
     stream: TlsStream<TcpStream>,
     control: ConnectionControl,
