@@ -71,16 +71,22 @@ const TOKEN_COOKIE: &str = "dfdg_mock_admin_token";
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// Scenario control, implemented by the scenario engine when a build has one. `None` means
-/// "scenarios not available in this build" (501).
+/// What a scenario control call answers: `None` means "scenarios not available" (501);
+/// `Ok` carries a summary for the operator.
+pub type ScenarioAnswer<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<Result<String, String>>> + Send + 'a>,
+>;
+
+/// Scenario control (reload, state reset), implemented by [`App`]. [`NoScenarios`] answers 501
+/// "scenarios not available".
 pub trait ScenarioControl: Send + Sync + 'static {
-    /// Re-reads the scenario files; `Ok` carries a summary for the operator.
-    fn reload(&self) -> Option<Result<String, String>> {
-        None
+    /// Re-reads the scenario files.
+    fn reload(&self) -> ScenarioAnswer<'_> {
+        Box::pin(async { None })
     }
     /// Forgets the scenarios' runtime state (counters, stateful responses).
-    fn reset_state(&self) -> Option<Result<String, String>> {
-        None
+    fn reset_state(&self) -> ScenarioAnswer<'_> {
+        Box::pin(async { None })
     }
 }
 
@@ -426,10 +432,10 @@ async fn route(
         }
         (&Method::POST, ["api", "journal", "reset"]) => reset_journal(admin, request).await,
         (&Method::POST, ["api", "scenarios", "reload"]) => {
-            scenario_answer(admin.scenarios.reload())
+            scenario_answer(admin.scenarios.reload().await)
         }
         (&Method::POST, ["api", "scenarios", "reset"]) => {
-            scenario_answer(admin.scenarios.reset_state())
+            scenario_answer(admin.scenarios.reset_state().await)
         }
         (&Method::POST, ["api", "verify"]) => verify_api(admin, request).await,
         (_, ["" | "openapi.json" | "metrics"])
@@ -857,7 +863,7 @@ fn scenario_answer(answer: Option<Result<String, String>>) -> ApiResult {
     match answer {
         None => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
-            "scenarios not available in this build",
+            "scenarios not available",
         )),
         Some(Ok(summary)) => Ok(json(
             StatusCode::OK,

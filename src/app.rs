@@ -2,27 +2,39 @@
 //! caller's certificate verdict, parse the SOAP envelope, decide the answer, journal the call
 //! (committed before the answer leaves), respond.
 //!
-//! Deciding is synchronous and pure apart from the clock and fresh GUIDs; the only awaits are
-//! reading the body and the journal commit. Once a call or refusal is journaled, the App counts
-//! it in [`Metrics`] and publishes its id as a [`LiveEvent`] for the admin side's live views.
+//! Deciding is synchronous and pure apart from the clock, fresh GUIDs and the scenarios'
+//! per-caller counters; the only awaits are reading the body, a scenario's delay and the journal
+//! commit. A scenario may also break the connection ([`ConnectionFault`]): the app journals the
+//! call, then tells the transport through the connection's [`ConnectionControl`] or by
+//! answering with [`Dropped`] or a body that fails after the headers. Once a call or refusal is
+//! journaled, the App counts it in [`Metrics`] and publishes its id as a [`LiveEvent`] for the
+//! admin side's live views.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use crate::config::{ClientAuthMode, Limits};
 use crate::identity::CallerIdentity;
-use crate::journal::{self, CallRecord, IdentityFields, Journal, Outcome, RejectionRecord};
+use crate::journal::{
+    self, CallRecord, IdentityFields, Journal, Outcome, RejectionRecord, ReloadRecord,
+};
 use crate::metrics::Metrics;
+use crate::scenario::{
+    ConnectionFault, Decision, ReloadStatus, RequestFacts, RuleRef, Scenarios, ScriptedAnswer,
+};
 use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
 use crate::tls::{ClientCertificate, Refusal, Session};
 
@@ -43,6 +55,112 @@ pub const CALL_ID_HEADER: &str = "x-dfdg-mock-call-id";
 pub struct Connection {
     pub peer: SocketAddr,
     pub session: Session,
+    /// How the transport should treat the connection's next writes (scenario faults).
+    pub control: ConnectionControl,
+}
+
+/// A per-connection instruction from the app to the transport's IO wrapper
+/// ([`crate::server`]): write normally, replace the next response with garbage, or reset.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionControl(Arc<AtomicU8>);
+
+/// What [`ConnectionControl`] tells the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Normal,
+    /// Write bytes that are not HTTP instead of the next response, then close.
+    Garbage,
+    /// Close with a TCP reset (linger 0) instead of writing.
+    Reset,
+    /// Close cleanly (TLS close_notify, FIN) instead of writing the next response.
+    Close,
+}
+
+impl ConnectionControl {
+    pub fn set(&self, mode: WriteMode) {
+        let value = match mode {
+            WriteMode::Normal => 0,
+            WriteMode::Garbage => 1,
+            WriteMode::Reset => 2,
+            WriteMode::Close => 3,
+        };
+        self.0.store(value, Ordering::Release);
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        match self.0.load(Ordering::Acquire) {
+            1 => WriteMode::Garbage,
+            2 => WriteMode::Reset,
+            3 => WriteMode::Close,
+            _ => WriteMode::Normal,
+        }
+    }
+}
+
+/// The answer is to drop the connection without a response (the `reset` scenario fault): hyper
+/// drops the connection when the service fails (HTTP/1.1), or resets the stream (h2).
+#[derive(Debug, thiserror::Error)]
+#[error("scenario connection fault: {0}")]
+pub struct Dropped(pub &'static str);
+
+/// A response body: the whole answer, or one that fails right after the headers so that hyper
+/// aborts the connection (the `close_after_headers` scenario fault).
+#[derive(Debug)]
+pub enum ResponseBody {
+    Full(Full<Bytes>),
+    /// Announces `length` bytes, lets the headers go out (one `Pending`), then fails.
+    FailAfterHeaders {
+        length: u64,
+        headers_sent: bool,
+    },
+}
+
+impl ResponseBody {
+    pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+        ResponseBody::Full(Full::new(bytes.into()))
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Dropped;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Dropped>>> {
+        match self.get_mut() {
+            ResponseBody::Full(full) => Pin::new(full)
+                .poll_frame(context)
+                .map_err(|never| match never {}),
+            ResponseBody::FailAfterHeaders { headers_sent, .. } => {
+                if *headers_sent {
+                    Poll::Ready(Some(Err(Dropped("close_after_headers"))))
+                } else {
+                    // hyper flushes what it has (the head) while the body is pending.
+                    *headers_sent = true;
+                    context.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Full(full) => full.is_end_stream(),
+            ResponseBody::FailAfterHeaders { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ResponseBody::Full(full) => full.size_hint(),
+            ResponseBody::FailAfterHeaders { length, .. } => {
+                hyper::body::SizeHint::with_exact(*length)
+            }
+        }
+    }
 }
 
 /// How many live events wait for a slow subscriber before it starts missing some (it is told
@@ -71,6 +189,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Each journaled call and refusal, for live views; sending never waits.
     events: broadcast::Sender<LiveEvent>,
+    /// The scripted answers; the default receipt where no rule matches.
+    scenarios: Scenarios,
 }
 
 /// The answer to one request, decided before anything is journaled or sent.
@@ -82,6 +202,26 @@ struct Answer {
     receipts: Vec<String>,
     outcome: Outcome,
     detail: Option<String>,
+    /// What the scenarios added: which rule, headers, delay, connection fault.
+    script: Option<Script>,
+}
+
+/// What the journal records as sent, which a connection fault changes.
+struct SentAnswer {
+    status: u16,
+    receipts: Vec<String>,
+    outcome: Outcome,
+    detail: Option<String>,
+}
+
+/// The parts of a scenario decision that act beyond the body.
+#[derive(Debug)]
+struct Script {
+    /// `None` when no rule matched (the default answer).
+    rule: Option<RuleRef>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+    delay: Option<Duration>,
+    connection: Option<ConnectionFault>,
 }
 
 /// What was learned about the request on the way, for the journal.
@@ -102,13 +242,19 @@ enum BodyProblem {
 }
 
 impl App {
+    /// An app without scenarios: every call gets the default answer.
     pub fn new(journal: Journal, limits: Limits) -> App {
+        App::with_scenarios(journal, limits, Scenarios::none())
+    }
+
+    pub fn with_scenarios(journal: Journal, limits: Limits, scenarios: Scenarios) -> App {
         let (events, _) = broadcast::channel(LIVE_EVENTS_CAPACITY);
         App {
             journal,
             limits,
             metrics: Arc::new(Metrics::default()),
             events,
+            scenarios,
         }
     }
 
@@ -123,6 +269,46 @@ impl App {
     /// Where live events are published; `subscribe` to follow them.
     pub fn events(&self) -> &broadcast::Sender<LiveEvent> {
         &self.events
+    }
+
+    pub fn scenarios(&self) -> &Scenarios {
+        &self.scenarios
+    }
+
+    /// Reads the scenario files again (see [`Scenarios::reload`]), logs and journals the
+    /// outcome. Called by the file watcher, on SIGHUP, and by tests that want a reload now.
+    pub async fn reload_scenarios(&self) -> ReloadStatus {
+        let status = self.scenarios.reload();
+        if status.ok {
+            tracing::info!(rules = status.rules, files = ?status.files, "scenarios reloaded");
+        } else {
+            tracing::error!(
+                error = status.error.as_deref().unwrap_or_default(),
+                "scenario files refused; the previous rules stay in force"
+            );
+        }
+        self.journal_reload(&status).await;
+        status
+    }
+
+    /// Journals a reload attempt (also the load at start).
+    pub async fn journal_reload(&self, status: &ReloadStatus) {
+        let record = ReloadRecord {
+            time: OffsetDateTime::now_utc(),
+            ok: status.ok,
+            files: status.files.clone(),
+            rules: status.rules,
+            error: status.error.clone(),
+        };
+        if let Err(error) = self.journal.record_reload(record).await {
+            tracing::error!(%error, "cannot journal a scenario reload");
+        }
+    }
+
+    /// Forgets the scenarios' per-caller counters and state: sequences start over. SIGHUP
+    /// calls this (with a reload); the admin API will too.
+    pub fn reset_state(&self) {
+        self.scenarios.reset_state();
     }
 
     /// Records a refused TLS handshake.
@@ -155,16 +341,46 @@ impl App {
         &self,
         request: http::Request<Incoming>,
         connection: &Connection,
-    ) -> Response<Full<Bytes>> {
+    ) -> Result<Response<ResponseBody>, Dropped> {
         let started = Instant::now();
         let time = OffsetDateTime::now_utc();
         let (parts, body) = request.into_parts();
         if parts.method != Method::POST {
-            return self.non_soap(&parts, connection);
+            return Ok(self.non_soap(&parts, connection));
         }
         let body = read_body(&parts, body, &self.limits).await;
         let mut facts = Facts::default();
-        let answer = decide(&parts, &body, connection, time, &mut facts);
+        let mut answer = decide(&parts, &body, connection, time, &mut facts, &self.scenarios);
+        let script = answer.script.take();
+        if let Some(delay) = script.as_ref().and_then(|s| s.delay) {
+            tokio::time::sleep(delay).await;
+        }
+        let connection_fault = script.as_ref().and_then(|s| s.connection);
+        // What the journal says was sent: for a broken connection, no receipt reached the
+        // caller, and for all but close_after_headers no HTTP status either (0).
+        let mut sent = SentAnswer {
+            status: answer.status.as_u16(),
+            receipts: answer.receipts.clone(),
+            outcome: answer.outcome.clone(),
+            detail: answer.detail.clone(),
+        };
+        if let Some(fault) = connection_fault {
+            sent.receipts.clear();
+            sent.outcome = Outcome::Http;
+            if fault != ConnectionFault::CloseAfterHeaders {
+                sent.status = 0;
+            }
+            sent.detail = Some(format!(
+                "scenario connection fault {}: {}",
+                fault.as_str(),
+                match fault {
+                    ConnectionFault::Reset => "TCP reset, no response sent",
+                    ConnectionFault::CloseAfterHeaders => "status and headers sent, then closed",
+                    ConnectionFault::Garbage => "non-HTTP bytes sent instead of the response",
+                    ConnectionFault::Empty => "closed without a response",
+                }
+            ));
+        }
 
         let cap = usize::try_from(self.limits.journal_body_cap).unwrap_or(usize::MAX);
         let request_body = body.as_ref().map(Bytes::as_ref).unwrap_or_default();
@@ -192,11 +408,20 @@ impl App {
             request_truncated: request_body.len() > cap || body.is_err(),
             response_body: answer.body.as_bytes()[..answer.body.len().min(cap)].to_vec(),
             response_truncated: answer.body.len() > cap,
-            http_status: answer.status.as_u16(),
-            receipts: answer.receipts.clone(),
-            outcome: answer.outcome.clone(),
-            detail: answer.detail.clone(),
+            http_status: sent.status,
+            receipts: sent.receipts,
+            outcome: sent.outcome,
+            detail: sent.detail,
             latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            scenario_file: script
+                .as_ref()
+                .and_then(|s| s.rule.as_ref())
+                .map(|rule| rule.file.to_string()),
+            scenario_rule: script.as_ref().map(|s| {
+                s.rule
+                    .as_ref()
+                    .map_or_else(|| "default".to_owned(), |rule| rule.name.to_string())
+            }),
         };
         let service = journal::service_of(&record.path).to_owned();
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
@@ -208,11 +433,32 @@ impl App {
                 // No subscriber is not an error.
                 drop(self.events.send(LiveEvent::Call(id)));
                 tracing::debug!(id, peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
+                match connection_fault {
+                    Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
+                    Some(ConnectionFault::Reset) => {
+                        connection.control.set(WriteMode::Reset);
+                        return Err(Dropped("reset"));
+                    }
+                    Some(ConnectionFault::Garbage) => connection.control.set(WriteMode::Garbage),
+                    Some(ConnectionFault::CloseAfterHeaders) | None => {}
+                }
                 let mut response = soap_response(answer);
                 if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
                     response.headers_mut().insert(CALL_ID_HEADER, value);
                 }
-                response
+                if let Some(script) = script {
+                    for (name, value) in script.headers {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+                if connection_fault == Some(ConnectionFault::CloseAfterHeaders) {
+                    let length = response.body().size_hint().exact().unwrap_or(1).max(1);
+                    *response.body_mut() = ResponseBody::FailAfterHeaders {
+                        length,
+                        headers_sent: false,
+                    };
+                }
+                Ok(response)
             }
             Err(error) => {
                 // No receipt may leave that the journal does not hold.
@@ -223,20 +469,21 @@ impl App {
                     CODE_INTERNAL_ERROR,
                     format!("the mock's journal could not record this call, so no receipt was issued: {error}"),
                 );
-                soap_response(Answer {
+                Ok(soap_response(Answer {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     version: Some(version),
                     body: fault.render(version),
                     receipts: Vec::new(),
                     outcome: Outcome::Http,
                     detail: None,
-                })
+                    script: None,
+                }))
             }
         }
     }
 
     /// GET and other methods: not SOAP calls, so not journaled.
-    fn non_soap(&self, parts: &Parts, connection: &Connection) -> Response<Full<Bytes>> {
+    fn non_soap(&self, parts: &Parts, connection: &Connection) -> Response<ResponseBody> {
         if let ClientCertificate::Refused(refusal) = &connection.session.client {
             return text(StatusCode::FORBIDDEN, &format!("{}\n", refusal.detail));
         }
@@ -349,6 +596,7 @@ fn decide(
     connection: &Connection,
     now: OffsetDateTime,
     facts: &mut Facts,
+    scenarios: &Scenarios,
 ) -> Answer {
     let content_type = content_type(parts);
     let declared_version = content_type
@@ -428,8 +676,10 @@ fn decide(
         }
     }
 
-    let envelope = match soap::body_text(body).and_then(soap::parse_envelope) {
-        Ok(envelope) => envelope,
+    let parsed = soap::body_text(body)
+        .and_then(|text| soap::parse_envelope(text).map(|envelope| (text, envelope)));
+    let (text, envelope) = match parsed {
+        Ok(parsed) => parsed,
         Err(problem) => {
             return fault_answer(
                 version,
@@ -465,15 +715,104 @@ fn decide(
         );
     }
 
+    let request = RequestFacts {
+        service: None,
+        operation: &envelope.operation,
+        version: envelope.version,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        identity: caller(connection),
+        star: &envelope.star_headers,
+        operation_xml: text
+            .get(envelope.operation_span.clone())
+            .unwrap_or_default(),
+        now,
+    };
+    let Some(decision) = scenarios.decide(&request) else {
+        let mut answer = default_answer(envelope.version, &envelope.operation, now);
+        answer.script = Some(Script {
+            rule: None,
+            headers: Vec::new(),
+            delay: None,
+            connection: None,
+        });
+        return answer;
+    };
+    scripted_answer(decision, envelope.version, &envelope.operation, now)
+}
+
+/// The answer when no rule matches: a receipt (later the catalog's default response).
+fn default_answer(
+    version: SoapVersion,
+    operation: &soap::QualifiedName,
+    now: OffsetDateTime,
+) -> Answer {
     let receipt = Receipt::fresh(now);
     Answer {
         status: StatusCode::OK,
-        version: Some(envelope.version),
-        body: receipt.render(envelope.version, &envelope.operation),
+        version: Some(version),
+        body: receipt.render(version, operation),
         receipts: vec![receipt.message_identifier.to_string()],
         outcome: Outcome::Receipt,
         detail: None,
+        script: None,
     }
+}
+
+/// A matched rule's decision as an answer.
+fn scripted_answer(
+    decision: Decision,
+    version: SoapVersion,
+    operation: &soap::QualifiedName,
+    now: OffsetDateTime,
+) -> Answer {
+    let Decision {
+        rule,
+        answer,
+        status,
+        headers,
+        delay,
+        connection,
+    } = decision;
+    let mut answer = match answer {
+        ScriptedAnswer::Default => default_answer(version, operation, now),
+        ScriptedAnswer::Fault(fault) => fault_answer(version, fault, None),
+        ScriptedAnswer::Xml { text, receipts } => Answer {
+            status: StatusCode::OK,
+            version: Some(version),
+            body: text,
+            // A SOAP answer; `receipts` lists what it issued, possibly nothing (a lookup).
+            outcome: Outcome::Receipt,
+            receipts,
+            detail: None,
+            script: None,
+        },
+        ScriptedAnswer::Broken(problem) => {
+            tracing::error!(file = %rule.file, rule = %rule.name, %problem, "scenario rule failed");
+            fault_answer(
+                version,
+                Fault::dfdg(
+                    FaultParty::Service,
+                    CODE_INTERNAL_ERROR,
+                    format!(
+                        "scenario rule {}#{} failed: {problem}",
+                        rule.file, rule.name
+                    ),
+                ),
+                None,
+            )
+        }
+    };
+    if let Some(status) = status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        answer.status = status;
+    }
+    answer.script = Some(Script {
+        rule: Some(rule),
+        headers,
+        delay,
+        connection,
+    });
+    answer
 }
 
 fn soap_action_header(parts: &Parts) -> Option<String> {
@@ -496,12 +835,13 @@ fn fault_answer(version: SoapVersion, fault: Fault, status: Option<StatusCode>) 
             fault_code: fault.party.code(version).to_owned(),
         },
         detail: Some(fault.reason),
+        script: None,
     }
 }
 
-fn soap_response(answer: Answer) -> Response<Full<Bytes>> {
+fn soap_response(answer: Answer) -> Response<ResponseBody> {
     let content_type = answer.version.unwrap_or(SoapVersion::V11).content_type();
-    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+    let mut response = Response::new(ResponseBody::full(answer.body));
     *response.status_mut() = answer.status;
     response
         .headers_mut()
@@ -509,12 +849,37 @@ fn soap_response(answer: Answer) -> Response<Full<Bytes>> {
     response
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body.to_owned()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+impl crate::admin::ScenarioControl for App {
+    fn reload(&self) -> crate::admin::ScenarioAnswer<'_> {
+        Box::pin(async move {
+            let status = self.reload_scenarios().await;
+            Some(match status.error {
+                None => Ok(format!(
+                    "{} rules from {} files in force",
+                    status.rules,
+                    status.files.len()
+                )),
+                Some(error) => Err(format!(
+                    "the scenario files were refused; the previous rules stay in force: {error}"
+                )),
+            })
+        })
+    }
+
+    fn reset_state(&self) -> crate::admin::ScenarioAnswer<'_> {
+        Box::pin(async move {
+            App::reset_state(self);
+            Some(Ok("per-caller counters and state forgotten".to_owned()))
+        })
+    }
 }

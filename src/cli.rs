@@ -60,6 +60,8 @@ pub enum Command {
     /// Check expectations ("at least/exactly/at most N calls matching …") against the journal,
     /// for CI: exit code 0 when all pass, 1 otherwise, near misses listed on failure.
     Verify(VerifyArgs),
+    /// Validate the scenario files, and show the running server's latest reload from the journal.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +140,16 @@ pub struct VerifyArgs {
     /// File holding the admin bearer token (for --admin).
     #[arg(long, env = "DFDG_MOCK_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Folder of scenario rule files. [default: scenarios]
+    #[arg(long, env = "DFDG_MOCK_SCENARIOS", value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// The journal of the running server, whose latest scenario reload is shown.
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    pub journal: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +288,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Supplier(command) => supplier(command),
         Command::Verify(args) => verify(&args),
         Command::Health(args) => health(&args),
+        Command::Check(args) => check(&args),
     }
 }
 
@@ -316,6 +329,92 @@ fn health(args: &HealthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The (service, operation) pairs of the WSDL catalog, once it exists (issue 3); until then
+/// `check` cannot tell unknown names and says so.
+fn known_operations() -> Option<Vec<(String, String)>> {
+    None
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let dir = args
+        .scenarios
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_SCENARIOS_DIR));
+    let mut out = std::io::stdout().lock();
+    if let Ok(store) = SqliteStore::open_read_only(&args.journal) {
+        if let Some(reload) = store.reloads(1)?.first() {
+            let record = &reload.record;
+            match &record.error {
+                None => writeln!(
+                    out,
+                    "running server (journal {}): rules last loaded {} ({} rules)",
+                    args.journal.display(),
+                    short_time(record.time),
+                    record.rules
+                )?,
+                Some(error) => writeln!(
+                    out,
+                    "running server (journal {}): the reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
+                    args.journal.display(),
+                    short_time(record.time),
+                    record.rules
+                )?,
+            }
+        }
+    }
+    let report = check_scenarios(&dir, known_operations().as_deref())?;
+    write!(out, "{report}")?;
+    Ok(())
+}
+
+/// Validates the scenario folder: a summary per file, or every problem as an error. With the
+/// catalog's `(service, operation)` pairs, unknown names are problems too (with a "did you
+/// mean").
+pub fn check_scenarios(dir: &Path, known: Option<&[(String, String)]>) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let spec = crate::scenario::Spec::load_dir(dir)
+        .map_err(|error| anyhow::anyhow!("{error}"))
+        .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?;
+    let mut report = String::new();
+    match known {
+        Some(known) => {
+            let problems = spec.check_against(known);
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "the scenarios in {} name unknown services or operations:\n{}",
+                    dir.display(),
+                    problems.join("\n")
+                );
+            }
+        }
+        None => report.push_str(
+            "note: no WSDL catalog yet, so service and operation names are not checked\n",
+        ),
+    }
+    for file in spec.files() {
+        let rules: Vec<&str> = spec
+            .rules()
+            .iter()
+            .filter(|rule| &*rule.file == file.as_str())
+            .map(|rule| &*rule.name)
+            .collect();
+        let _ = writeln!(
+            report,
+            "{}: {} rules ({})",
+            dir.join(file).display(),
+            rules.len(),
+            rules.join(", ")
+        );
+    }
+    let _ = writeln!(
+        report,
+        "ok: {} rules in {} files",
+        spec.rules().len(),
+        spec.files().len()
+    );
+    Ok(report)
+}
+
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -328,6 +427,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     // Before anything is created or bound.
     crate::admin::check_exposure(config.admin.listen, config.admin.token.as_ref())?;
+    // First, so that broken rules stop the start before any file is written.
+    let scenarios = match &config.scenarios {
+        Some(dir) => crate::scenario::Scenarios::load(dir)
+            .map_err(|error| anyhow::anyhow!("{error}"))
+            .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?,
+        None => crate::scenario::Scenarios::none(),
+    };
+
     let mut first_start = None;
     let material = match &config.server_identity {
         Some((cert, key)) => {
@@ -378,12 +485,22 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     if let Err(error) = print_banner(&config, address, admin_address, first_start.as_ref()) {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
-    let app = Arc::new(App::new(journal.clone(), config.limits.clone()));
-    let admin = Arc::new(crate::admin::Admin::new(
-        &app,
-        config.journal.clone(),
-        config.admin.token.clone(),
+    let app = Arc::new(App::with_scenarios(
+        journal.clone(),
+        config.limits.clone(),
+        scenarios,
     ));
+    let loaded = app.scenarios().subscribe().borrow().clone();
+    if let Some(dir) = &config.scenarios {
+        tracing::info!(dir = %dir.display(), rules = loaded.rules, "scenarios loaded");
+    }
+    app.journal_reload(&loaded).await;
+    let watcher = crate::scenario::watch::spawn(app.clone());
+    let hangup = reload_on_hangup(app.clone())?;
+    let admin = Arc::new(
+        crate::admin::Admin::new(&app, config.journal.clone(), config.admin.token.clone())
+            .with_scenarios(app.clone()),
+    );
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -399,6 +516,8 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         until_stopped(stopped.clone()),
     ));
     crate::server::run(listener, tls, app, &config.limits, until_stopped(stopped)).await;
+    watcher.abort();
+    hangup.abort();
     match admin_task.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::error!("admin listener: {error:#}"),
@@ -422,6 +541,19 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
         tracing::info!("shutdown requested");
     })
+}
+
+/// SIGHUP: start the scenarios over: forget counters and state, read the files again.
+fn reload_on_hangup(app: Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: resetting scenario state and reloading the scenario files");
+            app.reset_state();
+            app.reload_scenarios().await;
+        }
+    }))
 }
 
 fn print_banner(
@@ -703,14 +835,14 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT",
-        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME"
+        "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} RULE",
+        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME", "RECEIPT"
     )?;
     for call in &calls {
         let record = &call.record;
         writeln!(
             out,
-            "{:<6} {:<20} {:<52} {:<30} {:<12} {}",
+            "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} {}",
             call.id,
             short_time(record.time),
             record
@@ -720,6 +852,11 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
             record.operation.as_deref().unwrap_or("-"),
             record.outcome.label(),
             record.receipts.first().map_or("-", String::as_str),
+            match (&record.scenario_file, &record.scenario_rule) {
+                (Some(file), Some(rule)) => format!("{file}#{rule}"),
+                (None, Some(rule)) => rule.clone(),
+                _ => "-".to_owned(),
+            },
         )?;
     }
     if calls.is_empty() {

@@ -19,6 +19,9 @@ use crate::position::Position;
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "dfdg-mock.toml";
 
+/// The scenario folder used when none is configured, if it exists.
+pub const DEFAULT_SCENARIOS_DIR: &str = "scenarios";
+
 /// How client certificates are treated during the TLS handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -159,6 +162,8 @@ pub struct Config {
     pub client_auth: ClientAuthMode,
     /// The SQLite journal file.
     pub journal: PathBuf,
+    /// The folder of scenario rule files; `None`: no rules, every call gets the default answer.
+    pub scenarios: Option<PathBuf>,
     pub limits: Limits,
     pub admin: AdminConfig,
 }
@@ -173,6 +178,7 @@ impl Default for Config {
             server_names: Vec::new(),
             client_auth: ClientAuthMode::Require,
             journal: PathBuf::from("dfdg-mock.sqlite"),
+            scenarios: None,
             limits: Limits::default(),
             admin: AdminConfig::default(),
         }
@@ -221,6 +227,10 @@ pub struct ServeArgs {
     /// SQLite journal of every call. [default: dfdg-mock.sqlite]
     #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Folder of scenario rule files (*.toml), reloaded when they change. [default: scenarios,
+    /// when it exists]
+    #[arg(long, env = "DFDG_MOCK_SCENARIOS", value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
     /// Largest request body, e.g. 10MiB. [default: 10MiB]
     #[arg(long, env = "DFDG_MOCK_MAX_BODY", value_name = "SIZE")]
     pub max_body: Option<ByteSize>,
@@ -272,6 +282,8 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     admin: FileAdmin,
+    #[serde(default)]
+    scenarios: FileScenarios,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,6 +291,12 @@ struct FileConfig {
 struct FileAdmin {
     listen: Option<SocketAddr>,
     token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScenarios {
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,7 +334,11 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        Config::merge(args, file)
+        let mut config = Config::merge(args, file)?;
+        if config.scenarios.is_none() && Path::new(DEFAULT_SCENARIOS_DIR).is_dir() {
+            config.scenarios = Some(PathBuf::from(DEFAULT_SCENARIOS_DIR));
+        }
+        Ok(config)
     }
 
     /// Parses a config file's text; errors say `path:line:column: what`.
@@ -425,6 +447,7 @@ impl Config {
                 .clone()
                 .or(file.journal)
                 .unwrap_or(defaults.journal),
+            scenarios: args.scenarios.clone().or(file.scenarios.dir),
             limits,
             admin,
         })
@@ -584,6 +607,9 @@ server_names = ["dfdg-mock"]
 max_body = "1MiB"
 handshake_timeout = "250ms"
 max_connections = 8
+
+[scenarios]
+dir = "rehearsal"
 "#;
         let file = parse_file(Path::new("x.toml"), text).unwrap();
         let args = ServeArgs {
@@ -598,6 +624,7 @@ max_connections = 8
         assert_eq!(config.limits.max_body, 1 << 20);
         assert_eq!(config.limits.handshake_timeout, Duration::from_millis(250));
         assert_eq!(config.limits.max_connections, 8);
+        assert_eq!(config.scenarios, Some(PathBuf::from("rehearsal")));
     }
 
     #[test]

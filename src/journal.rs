@@ -107,6 +107,17 @@ pub const MIGRATIONS: &[&str] = &[
         time_us INTEGER NOT NULL,              -- first confirmation; later ones change nothing
         note    TEXT
     ) WITHOUT ROWID;",
+    // 3: which scenario rule answered each call; the journal of scenario reloads.
+    "ALTER TABLE calls ADD COLUMN scenario_file TEXT;  -- NULL: no rule (see scenario_rule)
+    ALTER TABLE calls ADD COLUMN scenario_rule TEXT;  -- rule name, 'default', or NULL (not decided)
+    CREATE TABLE reloads (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us INTEGER NOT NULL,
+        ok      INTEGER NOT NULL,                   -- 1: the new rules are in force
+        files   TEXT NOT NULL,                      -- JSON array of the files read
+        rules   INTEGER NOT NULL,                   -- rules in force afterwards
+        error   TEXT                                -- why the new files were refused
+    );",
 ];
 
 /// What went wrong in the journal.
@@ -279,6 +290,7 @@ pub struct CallRecord {
     #[serde(with = "body_text")]
     pub response_body: Vec<u8>,
     pub response_truncated: bool,
+    /// 0 when no HTTP response was sent (a scenario's connection fault).
     pub http_status: u16,
     /// Receipt GUIDs sent in the response.
     pub receipts: Vec<String>,
@@ -287,6 +299,36 @@ pub struct CallRecord {
     pub detail: Option<String>,
     /// Stored saturated at `i64::MAX`.
     pub latency_micros: u64,
+    /// The scenario file whose rule answered, if a rule did.
+    #[serde(default)]
+    pub scenario_file: Option<String>,
+    /// The rule that answered, `"default"` when no rule matched, `None` when the call never
+    /// reached the scenarios (refused or malformed).
+    #[serde(default)]
+    pub scenario_rule: Option<String>,
+}
+
+/// One attempt to load the scenario files, at start, on a file change or on a signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadRecord {
+    #[serde(with = "rfc3339")]
+    pub time: OffsetDateTime,
+    /// Whether the new rules are now in force; when not, the previous ones still are.
+    pub ok: bool,
+    /// The files read.
+    pub files: Vec<String>,
+    /// Rules in force afterwards.
+    pub rules: usize,
+    /// Why the new files were refused.
+    pub error: Option<String>,
+}
+
+/// A journaled reload and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredReload {
+    pub id: i64,
+    #[serde(flatten)]
+    pub record: ReloadRecord,
 }
 
 /// Why a TLS handshake was refused.
@@ -392,6 +434,7 @@ pub enum Entry {
     Confirmation(ConfirmationRecord),
     /// Deletes every call, receipt, confirmation and rejection (ids are never reused); id 0.
     Reset,
+    Reload(ReloadRecord),
 }
 
 /// A confirmed receipt, with the call and caller it belongs to.
@@ -683,9 +726,10 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         "INSERT INTO calls (time_us, peer, tls_version, cipher_suite, alpn, caller_id, cvr,
             identity, method, path, soap_version, soap_action, operation, operation_namespace,
             star_headers, request_body, request_truncated, response_body, response_truncated,
-            http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us)
+            http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us,
+            scenario_file, scenario_rule)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
     )?;
     statement.execute(params![
         to_micros(call.time),
@@ -714,6 +758,8 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         soap_fault_code,
         call.detail,
         latency,
+        call.scenario_file,
+        call.scenario_rule,
     ])?;
     let id = connection.last_insert_rowid();
     let mut receipt_statement = connection
@@ -774,6 +820,21 @@ fn insert_confirmation(
     Ok(call_id)
 }
 
+fn insert_reload(connection: &Connection, reload: &ReloadRecord) -> Result<i64, JournalError> {
+    let files = to_json(&reload.files, "reloaded files")?;
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO reloads (time_us, ok, files, rules, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    statement.execute(params![
+        to_micros(reload.time),
+        reload.ok,
+        files,
+        i64::try_from(reload.rules).unwrap_or(i64::MAX),
+        reload.error,
+    ])?;
+    Ok(connection.last_insert_rowid())
+}
+
 impl JournalStore for SqliteStore {
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
         let transaction = self.connection.transaction()?;
@@ -792,6 +853,7 @@ impl JournalStore for SqliteStore {
                     )?;
                     0
                 }
+                Entry::Reload(reload) => insert_reload(&transaction, reload)?,
             };
             ids.push(id);
         }
@@ -835,7 +897,7 @@ fn time_column(
 const CALL_COLUMNS: &str = "id, time_us, peer, tls_version, cipher_suite, alpn, identity, method, \
     path, soap_version, soap_action, operation, operation_namespace, star_headers, request_body, \
     request_truncated, response_body, response_truncated, http_status, receipts, outcome, \
-    fault_code, soap_fault_code, detail, latency_us";
+    fault_code, soap_fault_code, detail, latency_us, scenario_file, scenario_rule";
 
 fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
     const TABLE: &str = "calls";
@@ -885,6 +947,8 @@ fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
         detail: row.get("detail")?,
         latency_micros: u64::try_from(latency)
             .map_err(|error| corrupt("latency_us", error.to_string()))?,
+        scenario_file: row.get("scenario_file")?,
+        scenario_rule: row.get("scenario_rule")?,
     };
     Ok(StoredCall { id, record })
 }
@@ -979,6 +1043,33 @@ impl SqliteStore {
             calls.push(call_from_row(row)?);
         }
         Ok(calls)
+    }
+}
+
+impl SqliteStore {
+    /// The latest scenario reloads, newest first.
+    pub fn reloads(&self, limit: usize) -> Result<Vec<StoredReload>, JournalError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, time_us, ok, files, rules, error FROM reloads ORDER BY id DESC LIMIT ?1",
+        )?;
+        let mut rows = statement.query([effective_limit(limit)])?;
+        let mut reloads = Vec::new();
+        while let Some(row) = rows.next()? {
+            const TABLE: &str = "reloads";
+            let id: i64 = row.get("id")?;
+            let rules: i64 = row.get("rules")?;
+            reloads.push(StoredReload {
+                id,
+                record: ReloadRecord {
+                    time: time_column(row, TABLE, id)?,
+                    ok: row.get("ok")?,
+                    files: json_column(row, TABLE, id, "files")?.unwrap_or_default(),
+                    rules: usize::try_from(rules).unwrap_or(0),
+                    error: row.get("error")?,
+                },
+            });
+        }
+        Ok(reloads)
     }
 }
 
@@ -1227,6 +1318,11 @@ impl Journal {
         self.record(Entry::Call(call)).await
     }
 
+    /// Journals a scenario reload; resolves with its id once it is committed.
+    pub async fn record_reload(&self, reload: ReloadRecord) -> Result<i64, JournalError> {
+        self.record(Entry::Reload(reload)).await
+    }
+
     /// Journals a refused handshake; resolves with its id once it is committed.
     pub async fn record_rejection(&self, rejection: RejectionRecord) -> Result<i64, JournalError> {
         self.record(Entry::Rejection(rejection)).await
@@ -1463,6 +1559,8 @@ mod tests {
             outcome: Outcome::Receipt,
             detail: None,
             latency_micros: 1234,
+            scenario_file: Some("onboarding.toml".to_owned()),
+            scenario_rule: Some("happy-path".to_owned()),
         }
     }
 

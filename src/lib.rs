@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod onboarding;
 pub mod pki;
 pub mod position;
+pub mod scenario;
 pub mod server;
 pub mod soap;
 pub mod supplier;

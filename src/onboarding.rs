@@ -339,6 +339,8 @@ mod tests {
             outcome: Outcome::Receipt,
             detail: None,
             latency_micros: 1,
+            scenario_file: None,
+            scenario_rule: None,
         }
     }
 

@@ -532,14 +532,51 @@ async fn journal_reset_needs_an_explicit_confirmation() {
 }
 
 #[tokio::test]
-async fn scenario_routes_say_scenarios_are_not_in_this_build() {
+async fn scenario_routes_reload_the_rules_and_reset_the_state() {
     let pki = Pki::new();
-    let server = TestServer::with_admin(&pki).await;
-    for path in ["/api/scenarios/reload", "/api/scenarios/reset"] {
-        let reply = admin_request(server.admin(), "POST", path, None, None).await;
-        assert_eq!(reply.status, 501, "{path}");
-        assert!(reply.body.contains("scenarios not available in this build"));
-    }
+    let rules = tempfile::tempdir().unwrap();
+    let file = rules.path().join("rules.toml");
+    let rule = "[[rule]]\nname = \"always-1011\"\nrespond.fault = { code = 1011 }\n";
+    std::fs::write(&file, rule).unwrap();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            admin: Some(AdminOptions::loopback()),
+            scenarios: Some(rules.path().to_path_buf()),
+            ..Options::default()
+        },
+    )
+    .await;
+
+    std::fs::write(
+        &file,
+        format!("{rule}{}", rule.replace("always-1011", "second")),
+    )
+    .unwrap();
+    let reply = admin_request(server.admin(), "POST", "/api/scenarios/reload", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("2 rules from 1 files in force"),
+        "{}",
+        reply.body
+    );
+
+    std::fs::write(
+        &file,
+        "[[rule]]\nname = \"broken\"\nrespond.fault = { code = \"x\" }\n",
+    )
+    .unwrap();
+    let reply = admin_request(server.admin(), "POST", "/api/scenarios/reload", None, None).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert!(
+        reply.body.contains("previous rules stay in force"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("rules.toml:3:"), "{}", reply.body);
+
+    let reply = admin_request(server.admin(), "POST", "/api/scenarios/reset", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[tokio::test]

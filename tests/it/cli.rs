@@ -385,3 +385,120 @@ fn serve_with_a_token_file_guards_the_admin_listener_and_stops_with_sigterm() {
     sigterm(&server.0);
     assert!(server.0.wait().unwrap().success());
 }
+
+#[test]
+fn check_reports_every_problem_with_its_position_and_passes_the_shipped_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("broken.toml"),
+        "[[rule]]\nname = \"x\"\nwhen.caller = { cvn = \"1\" }\nrespond.connection = \"rest\"\n",
+    )
+    .unwrap();
+    let output = dfdg_mock(dir.path(), &["check", "--scenarios", "rules"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("rules/broken.toml:3:"), "{stderr}");
+    assert!(stderr.contains("did you mean \"cvr\""), "{stderr}");
+    assert!(stderr.contains("rules/broken.toml:4:"), "{stderr}");
+    assert!(stderr.contains("did you mean \"reset\""), "{stderr}");
+
+    // A server does not start on broken rules.
+    let output = dfdg_mock(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--scenarios", "rules"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("rules/broken.toml:3:"), "{stderr}");
+    assert!(
+        !dir.path().join("certs").exists(),
+        "nothing is written before the rules load"
+    );
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let output = dfdg_mock(
+        dir.path(),
+        &["check", "--scenarios", shipped.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("onboarding.toml"), "{stdout}");
+}
+
+#[test]
+fn sighup_reloads_the_scenarios_and_starts_sequences_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut server = Running(
+        Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--scenarios"])
+            .arg(&shipped)
+            .current_dir(dir.path())
+            .env("DFDG_MOCK_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|word| word.starts_with("https://"))
+        .unwrap()
+        .to_owned();
+    // Keep reading stdout in the background so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stdout {});
+    let mut log = BufReader::new(server.0.stderr.take().unwrap()).lines();
+
+    std::fs::write(
+        dir.path().join("lookup.xml"),
+        r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetVariablePersonStatus xmlns="urn:dfdg-mock:PersonStatusService:20"><CivilRegistrationIdentifier>0101709990</CivilRegistrationIdentifier></GetVariablePersonStatus></soap:Body></soap:Envelope>"#,
+    )
+    .unwrap();
+    let call = || {
+        let output = Command::new("curl")
+            .args([
+                "--silent",
+                "--show-error",
+                "--cacert",
+                "certs/ca.crt",
+                "--cert",
+                "certs/demo-client.crt",
+                "--key",
+                "certs/demo-client.key",
+                "-H",
+                "Content-Type: text/xml; charset=utf-8",
+                "--data-binary",
+                "@lookup.xml",
+            ])
+            .arg(format!(
+                "{url}/PersonStatusService/20/PersonStatusService.svc"
+            ))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(call().contains("<ErrorCode>1011</ErrorCode>"));
+    assert!(call().contains("<MessageIdentifier>"));
+
+    let status = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The server logs the reload once it is in force.
+    let reloaded = log
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("scenarios reloaded"));
+    assert!(reloaded, "the server stopped without logging a reload");
+    std::thread::spawn(move || for _ in log {});
+    assert!(call().contains("<ErrorCode>1011</ErrorCode>"));
+
+    sigterm(&server.0);
+    assert!(server.0.wait().unwrap().success());
+}

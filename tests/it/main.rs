@@ -6,5 +6,6 @@ mod cli;
 mod core;
 mod dashboard;
 mod health;
+mod scenarios;
 mod support;
 mod verify;

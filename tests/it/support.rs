@@ -15,6 +15,7 @@ use dfdg_mock::journal::{
 use dfdg_mock::pki::{
     CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind,
 };
+use dfdg_mock::scenario::Scenarios;
 use dfdg_mock::tls::{TlsMaterial, TlsServer};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -97,6 +98,8 @@ pub struct TestServer {
     pub admin_addr: Option<SocketAddr>,
     pub journal_path: PathBuf,
     shutdown: watch::Sender<bool>,
+    /// The request pipeline, for reloading and resetting scenarios from a test.
+    pub app: Arc<App>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -108,6 +111,10 @@ pub struct Options {
     pub journal: Option<PathBuf>,
     /// Start the admin listener too.
     pub admin: Option<AdminOptions>,
+    /// Scenario folder; default: none (every call gets the default answer).
+    pub scenarios: Option<PathBuf>,
+    /// Run the scenario folder's file watcher.
+    pub watch: bool,
 }
 
 pub struct AdminOptions {
@@ -132,6 +139,8 @@ impl Default for Options {
             limits: Limits::default(),
             journal: None,
             admin: None,
+            scenarios: None,
+            watch: false,
         }
     }
 }
@@ -179,7 +188,18 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = watch::channel(false);
         let limits = options.limits;
-        let app = Arc::new(App::new(journal.clone(), limits.clone()));
+        let scenarios = match &options.scenarios {
+            Some(dir) => Scenarios::load(dir).unwrap_or_else(|error| panic!("{error}")),
+            None => Scenarios::none(),
+        };
+        let app = Arc::new(App::with_scenarios(
+            journal.clone(),
+            limits.clone(),
+            scenarios,
+        ));
+        let watcher = options
+            .watch
+            .then(|| dfdg_mock::scenario::watch::spawn(app.clone()));
         let stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|stop| *stop).await;
         };
@@ -190,6 +210,7 @@ impl TestServer {
             admin_addr = Some(admin_listener.local_addr().unwrap());
             let admin = Arc::new(
                 dfdg_mock::admin::Admin::new(&app, journal_path.clone(), admin.token)
+                    .with_scenarios(app.clone())
                     .with_keep_alive(std::time::Duration::from_millis(500)),
             );
             admin_task = Some(tokio::spawn(dfdg_mock::admin::run(
@@ -198,8 +219,12 @@ impl TestServer {
                 stopped(stop.clone()),
             )));
         }
+        let served = app.clone();
         let task = tokio::spawn(async move {
-            dfdg_mock::server::run(listener, tls, app, &limits, stopped(stop)).await;
+            dfdg_mock::server::run(listener, tls, served, &limits, stopped(stop)).await;
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
             if let Some(admin_task) = admin_task {
                 admin_task.await.unwrap().unwrap();
             }
@@ -210,6 +235,7 @@ impl TestServer {
             admin_addr,
             journal_path,
             shutdown,
+            app,
             task: Some(task),
             _dir: dir,
         }
@@ -403,14 +429,14 @@ impl Client {
             tokio::spawn(connection);
             sender.send_request(request).await
         }
-        .map_err(|e| format!("request: {e}"))?;
+        .map_err(|e| format!("request: {}", error_chain(&e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("body: {e}"))?
+            .map_err(|e| format!("body: {}", error_chain(&e)))?
             .to_bytes();
         Ok(Reply {
             status,
@@ -475,4 +501,16 @@ pub fn element_text<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find('<')? + start;
     Some(&xml[start..end])
+}
+
+/// An error and its sources, "outer: inner: innermost".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
