@@ -36,7 +36,7 @@ pub enum Command {
     ///
     /// Every setting can also come from dfdg-mock.toml or a DFDG_MOCK_* environment variable;
     /// flags win over the environment, which wins over the file.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Make test certificates: a CA, the server certificate, OCES-shaped client certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -279,7 +279,7 @@ pub struct HealthArgs {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    match cli.command.unwrap_or(Command::Serve(Box::default())) {
         Command::Serve(args) => serve(&args),
         Command::Pki(PkiCommand::Init { dir, sans, force }) => pki_init(&dir, &sans, force),
         Command::Pki(PkiCommand::Client(args)) => pki_client(&args),
