@@ -3,9 +3,12 @@
 //! (committed before the answer leaves), respond.
 //!
 //! Deciding is synchronous and pure apart from the clock and fresh GUIDs; the only awaits are
-//! reading the body and the journal commit.
+//! reading the body and the journal commit. With a WSDL catalog ([`crate::wsdl`]) a call is
+//! routed to its service and operation, checked against the operation's schema and answered
+//! with a schema-valid default response; without one, every POST gets the generic receipt.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,11 +19,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
 
-use crate::config::{ClientAuthMode, Limits};
+use crate::config::{ClientAuthMode, Limits, ValidationMode};
 use crate::identity::CallerIdentity;
 use crate::journal::{CallRecord, IdentityFields, Journal, Outcome, RejectionRecord};
 use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
 use crate::tls::{ClientCertificate, Refusal, Session};
+use crate::wsdl::validate::Finding;
+use crate::wsdl::{serve, Catalog, Route, RouteProblem};
 
 /// DFDG's code for "client certificate missing".
 pub const CODE_CERTIFICATE_MISSING: i64 = 1101;
@@ -46,6 +51,8 @@ pub struct Connection {
 pub struct App {
     journal: Journal,
     limits: Limits,
+    /// The services served; empty: every POST gets the generic receipt.
+    catalog: Arc<Catalog>,
 }
 
 /// The answer to one request, decided before anything is journaled or sent.
@@ -66,6 +73,10 @@ struct Facts {
     soap_action: Option<String>,
     operation: Option<soap::QualifiedName>,
     star_headers: Option<soap::StarHeaders>,
+    /// WSDL service and operation the call was routed to.
+    service: Option<String>,
+    service_operation: Option<String>,
+    findings: Vec<Finding>,
 }
 
 /// Why a request body could not be read.
@@ -78,7 +89,21 @@ enum BodyProblem {
 
 impl App {
     pub fn new(journal: Journal, limits: Limits) -> App {
-        App { journal, limits }
+        App {
+            journal,
+            limits,
+            catalog: Arc::new(Catalog::default()),
+        }
+    }
+
+    /// Serves the services of `catalog`.
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> App {
+        self.catalog = catalog;
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     pub fn journal(&self) -> &Journal {
@@ -120,7 +145,7 @@ impl App {
         }
         let body = read_body(&parts, body, &self.limits).await;
         let mut facts = Facts::default();
-        let answer = decide(&parts, &body, connection, time, &mut facts);
+        let answer = decide(&parts, &body, connection, &self.catalog, time, &mut facts);
 
         let cap = usize::try_from(self.limits.journal_body_cap).unwrap_or(usize::MAX);
         let request_body = body.as_ref().map(Bytes::as_ref).unwrap_or_default();
@@ -153,6 +178,9 @@ impl App {
             outcome: answer.outcome.clone(),
             detail: answer.detail.clone(),
             latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            service: facts.service,
+            service_operation: facts.service_operation,
+            findings: facts.findings,
         };
         match self.journal.record_call(record).await {
             Ok(id) => {
@@ -190,6 +218,24 @@ impl App {
             return text(StatusCode::FORBIDDEN, &format!("{}\n", refusal.detail));
         }
         match parts.method {
+            Method::GET | Method::HEAD if !self.catalog.is_empty() => {
+                let base = format!("https://{}", authority(parts));
+                match serve::get(
+                    &self.catalog,
+                    parts.uri.path(),
+                    parts.uri.query(),
+                    &base,
+                ) {
+                    serve::Page::Found { content_type, body } => {
+                        let mut response = text(StatusCode::OK, &body);
+                        response
+                            .headers_mut()
+                            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                        response
+                    }
+                    serve::Page::NotFound(body) => text(StatusCode::NOT_FOUND, &body),
+                }
+            }
             Method::GET | Method::HEAD => text(
                 StatusCode::OK,
                 "dfdg-mock: an offline imitation of STAR's DFDG/Jobnet SOAP webservices.\n\
@@ -207,6 +253,18 @@ impl App {
             }
         }
     }
+}
+
+/// The host (and port) the caller addressed: the Host header, else the URI's authority.
+fn authority(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(ToString::to_string))
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// The verified caller, if the connection has one.
@@ -296,6 +354,7 @@ fn decide(
     parts: &Parts,
     body: &Result<Bytes, BodyProblem>,
     connection: &Connection,
+    catalog: &Catalog,
     now: OffsetDateTime,
     facts: &mut Facts,
 ) -> Answer {
@@ -377,8 +436,9 @@ fn decide(
         }
     }
 
-    let envelope = match soap::body_text(body).and_then(soap::parse_envelope) {
-        Ok(envelope) => envelope,
+    let parsed = soap::body_text(body).and_then(|text| Ok((text, soap::parse_envelope(text)?)));
+    let (body_text, envelope) = match parsed {
+        Ok(parsed) => parsed,
         Err(problem) => {
             return fault_answer(
                 version,
@@ -414,6 +474,9 @@ fn decide(
         );
     }
 
+    if !catalog.is_empty() {
+        return catalog_answer(catalog, parts.uri.path(), body_text, &envelope, now, facts);
+    }
     let receipt = Receipt::fresh(now);
     Answer {
         status: StatusCode::OK,
@@ -423,6 +486,105 @@ fn decide(
         outcome: Outcome::Receipt,
         detail: None,
     }
+}
+
+/// Routes a well-formed envelope through the catalog: resolve the operation, check the request
+/// against its schema (per the service's validation mode), answer with the default response.
+fn catalog_answer(
+    catalog: &Catalog,
+    path: &str,
+    text: &str,
+    envelope: &soap::Envelope,
+    now: OffsetDateTime,
+    facts: &mut Facts,
+) -> Answer {
+    let version = envelope.version;
+    let route = match resolve(catalog, path, envelope, facts) {
+        Ok(route) => route,
+        Err(problem) => {
+            let status = match problem {
+                RouteProblem::UnknownPath { .. } => Some(StatusCode::NOT_FOUND),
+                _ => None,
+            };
+            return fault_answer(version, Fault::caller(problem.to_string()), status);
+        }
+    };
+    let mode = route.endpoint.validation;
+    if mode != ValidationMode::Off {
+        facts.findings = route.validate(text);
+        if mode == ValidationMode::Enforce {
+            if let Some(missing) = route.missing_star_header(envelope) {
+                return fault_answer(
+                    version,
+                    Fault::dfdg(FaultParty::Caller, missing.code, missing.message),
+                    None,
+                );
+            }
+            if !facts.findings.is_empty() {
+                return fault_answer(
+                    version,
+                    Fault::dfdg(
+                        FaultParty::Caller,
+                        CODE_MESSAGE_NOT_VALID,
+                        not_valid_message(&facts.findings),
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+    default_answer(&route, now)
+}
+
+/// The request's (service, operation), recorded in `facts`.
+fn resolve<'c>(
+    catalog: &'c Catalog,
+    path: &str,
+    envelope: &soap::Envelope,
+    facts: &mut Facts,
+) -> Result<Route<'c>, RouteProblem> {
+    let route = catalog.route(
+        path,
+        envelope.version,
+        facts.soap_action.as_deref(),
+        &envelope.operation,
+    )?;
+    facts.service = Some(route.endpoint.service.clone());
+    facts.service_operation = Some(route.operation.name.clone());
+    Ok(route)
+}
+
+/// The answer for a routed call that nothing scripted: the schema-valid default response.
+fn default_answer(route: &Route<'_>, now: OffsetDateTime) -> Answer {
+    let response = route.default_response(now);
+    Answer {
+        status: StatusCode::OK,
+        version: Some(route.port.version),
+        body: response.body,
+        receipts: response.receipts,
+        outcome: Outcome::Receipt,
+        detail: None,
+    }
+}
+
+/// DFDG's 1014 text listing the first findings.
+fn not_valid_message(findings: &[Finding]) -> String {
+    const SHOWN: usize = 5;
+    let mut message = format!(
+        "Message not valid: {} schema violation{}: ",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" }
+    );
+    let listed: Vec<String> = findings
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    message.push_str(&listed.join("; "));
+    if findings.len() > SHOWN {
+        message.push_str(&format!("; and {} more", findings.len() - SHOWN));
+    }
+    message
 }
 
 fn soap_action_header(parts: &Parts) -> Option<String> {

@@ -15,6 +15,7 @@ use crate::config::{Config, ServeArgs};
 use crate::journal::{CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore};
 use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
 use crate::tls::{TlsMaterial, TlsServer};
+use crate::wsdl::Catalog;
 
 /// An offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
 ///
@@ -42,6 +43,11 @@ pub enum Command {
     Pki(PkiCommand),
     /// List journaled calls (newest first), or refused TLS handshakes with --rejected.
     Calls(CallsArgs),
+    /// Check what `serve` would load (the WSDL catalog): print what loads, every problem with
+    /// its file and line, and exit non-zero if there is any.
+    ///
+    /// Takes the same settings as `serve` (e.g. --wsdl DIR, --config FILE).
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +148,96 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pki(PkiCommand::Init { dir, sans, force }) => pki_init(&dir, &sans, force),
         Command::Pki(PkiCommand::Client(args)) => pki_client(&args),
         Command::Calls(args) => calls(&args),
+        Command::Check(args) => check(&args),
+    }
+}
+
+/// What `check` found, from every source it checks.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// What loaded, one line each.
+    pub loaded: Vec<String>,
+    /// Worth knowing, not wrong.
+    pub notes: Vec<String>,
+    /// Wrong: each makes `check` fail.
+    pub problems: Vec<String>,
+}
+
+/// Checks everything `serve` would load from `config`. Sources: the WSDL catalog.
+pub fn check_all(config: &Config) -> CheckReport {
+    let mut report = CheckReport::default();
+    check_catalog(config, &mut report);
+    report
+}
+
+fn check_catalog(config: &Config, report: &mut CheckReport) {
+    let started = std::time::Instant::now();
+    let loaded = Catalog::load(&config.catalog);
+    let elapsed = started.elapsed();
+    let catalog = &loaded.catalog;
+    for endpoint in &catalog.endpoints {
+        let versions: Vec<String> = endpoint
+            .ports
+            .iter()
+            .map(|p| p.version.to_string())
+            .collect();
+        let operations: Vec<String> = endpoint
+            .ports
+            .iter()
+            .flat_map(|p| &p.operations)
+            .map(|o| format!("{} [{}]", o.name, o.access.label()))
+            .collect();
+        report.loaded.push(format!(
+            "{}: {} at {} ({}, validation {}): {}",
+            catalog.wsdls[endpoint.wsdl].file.display(),
+            endpoint.service,
+            endpoint.path,
+            versions.join(", "),
+            endpoint.validation.as_str(),
+            operations.join(", ")
+        ));
+    }
+    report.loaded.push(format!(
+        "catalog: {} WSDL file(s), {} endpoint(s), {} operation(s), loaded in {:.1} ms",
+        catalog.wsdls.len(),
+        catalog.endpoints.len(),
+        catalog
+            .endpoints
+            .iter()
+            .flat_map(|e| &e.ports)
+            .map(|p| p.operations.len())
+            .sum::<usize>(),
+        elapsed.as_secs_f64() * 1000.0
+    ));
+    report
+        .notes
+        .extend(loaded.notes.iter().map(ToString::to_string));
+    report
+        .problems
+        .extend(loaded.problems.iter().map(ToString::to_string));
+}
+
+fn check(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    let report = check_all(&config);
+    let mut out = std::io::stdout().lock();
+    for line in &report.loaded {
+        writeln!(out, "{line}")?;
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    for problem in &report.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    out.flush()?;
+    match report.problems.len() {
+        0 => {
+            writeln!(out, "ok")?;
+            Ok(())
+        }
+        1 => anyhow::bail!("check found 1 problem"),
+        n => anyhow::bail!("check found {n} problems"),
     }
 }
 
@@ -192,11 +288,24 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
 
+    let started = std::time::Instant::now();
+    let loaded = Catalog::load(&config.catalog);
+    for problem in &loaded.problems {
+        tracing::warn!("not served: {problem}");
+    }
+    tracing::info!(
+        endpoints = loaded.catalog.endpoints.len(),
+        problems = loaded.problems.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "catalog loaded"
+    );
+    let catalog = Arc::new(loaded.catalog);
+
     let shutdown = shutdown_signal()?;
-    if let Err(error) = print_banner(&config, address, first_start.as_ref()) {
+    if let Err(error) = print_banner(&config, &catalog, address, first_start.as_ref()) {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
-    let app = Arc::new(App::new(journal.clone(), config.limits.clone()));
+    let app = Arc::new(App::new(journal.clone(), config.limits.clone()).with_catalog(catalog));
     crate::server::run(listener, tls, app, &config.limits, shutdown).await;
     journal.close().await.context("cannot flush the journal")?;
     tracing::info!("stopped");
@@ -220,6 +329,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 fn print_banner(
     config: &Config,
+    catalog: &Catalog,
     address: std::net::SocketAddr,
     pki: Option<&(PkiPaths, pki::DemoPki)>,
 ) -> anyhow::Result<()> {
@@ -237,6 +347,21 @@ fn print_banner(
         config.client_auth.as_str(),
         config.journal.display()
     )?;
+    if catalog.is_empty() {
+        writeln!(
+            out,
+            "no WSDL catalog (looked in {}): every POST gets a generic receipt",
+            display_dirs(&config.catalog.dirs)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "serving {} services from {} (validation {}); the catalog: {url}/",
+            catalog.endpoints.len(),
+            display_dirs(&config.catalog.dirs),
+            config.catalog.validation.as_str()
+        )?;
+    }
     let Some((paths, demo)) = pki else {
         return Ok(());
     };
@@ -280,6 +405,11 @@ fn print_banner(
     )?;
     out.flush()?;
     Ok(())
+}
+
+fn display_dirs(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
 }
 
 /// Path and namespace of the demo call printed on start.

@@ -5,6 +5,7 @@
 //! the file is read with `deny_unknown_fields`, so a typo is an error that names the file, line
 //! and column instead of a silently ignored setting.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,60 @@ impl ClientAuthMode {
         match self {
             ClientAuthMode::Require => "require",
             ClientAuthMode::Diagnose => "diagnose",
+        }
+    }
+}
+
+/// What happens to a request that does not match its operation's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationMode {
+    /// Requests are not checked against the schema.
+    Off,
+    /// Violations are journaled; the answer is the normal one.
+    Report,
+    /// Violations are answered with DFDG fault 1014 (message not valid), missing STAR headers
+    /// with 8232/8233.
+    Enforce,
+}
+
+impl ValidationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationMode::Off => "off",
+            ValidationMode::Report => "report",
+            ValidationMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// Settings of one service of the catalog, by its WSDL service name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Serve the service at this path instead of its soap:address path.
+    pub path: Option<String>,
+    /// Validation mode of this service, over the catalog's.
+    pub validation: Option<ValidationMode>,
+}
+
+/// Where the WSDL catalog comes from and how requests are checked against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogConfig {
+    /// Folders whose `*.wsdl` files are served. Missing or empty: every POST gets the generic
+    /// receipt, as before there was a catalog.
+    pub dirs: Vec<PathBuf>,
+    pub validation: ValidationMode,
+    /// Per-service overrides, by WSDL service name.
+    pub services: HashMap<String, ServiceSettings>,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            dirs: vec![PathBuf::from("wsdl")],
+            validation: ValidationMode::Report,
+            services: HashMap::new(),
         }
     }
 }
@@ -90,6 +145,7 @@ pub struct Config {
     /// The SQLite journal file.
     pub journal: PathBuf,
     pub limits: Limits,
+    pub catalog: CatalogConfig,
 }
 
 impl Default for Config {
@@ -103,6 +159,7 @@ impl Default for Config {
             client_auth: ClientAuthMode::Require,
             journal: PathBuf::from("dfdg-mock.sqlite"),
             limits: Limits::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }
@@ -170,6 +227,17 @@ pub struct ServeArgs {
     /// How long shutdown waits for open connections. [default: 10s]
     #[arg(long, env = "DFDG_MOCK_SHUTDOWN_DRAIN", value_name = "DURATION")]
     pub shutdown_drain: Option<Seconds>,
+    /// Folder of WSDL files to serve; repeatable or comma-separated. [default: wsdl]
+    #[arg(
+        long = "wsdl",
+        env = "DFDG_MOCK_WSDL",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
+    pub wsdl: Vec<PathBuf>,
+    /// Request validation against the WSDL's schema. [default: report]
+    #[arg(long, env = "DFDG_MOCK_VALIDATION", value_enum)]
+    pub validation: Option<ValidationMode>,
 }
 
 /// The config file's shape.
@@ -182,6 +250,17 @@ struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    catalog: FileCatalog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCatalog {
+    dirs: Option<Vec<PathBuf>>,
+    validation: Option<ValidationMode>,
+    #[serde(default)]
+    services: HashMap<String, ServiceSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +391,18 @@ impl Config {
                 .or(file.journal)
                 .unwrap_or(defaults.journal),
             limits,
+            catalog: CatalogConfig {
+                dirs: if args.wsdl.is_empty() {
+                    file.catalog.dirs.unwrap_or(defaults.catalog.dirs)
+                } else {
+                    args.wsdl.clone()
+                },
+                validation: args
+                    .validation
+                    .or(file.catalog.validation)
+                    .unwrap_or(defaults.catalog.validation),
+                services: file.catalog.services,
+            },
         })
     }
 }

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::wsdl::validate::Finding;
+
 /// How many entries may wait for the writer; `record_*` wait for space beyond this, so memory
 /// stays bounded when the disk is slower than the callers.
 pub const QUEUE_CAPACITY: usize = 8192;
@@ -99,6 +101,11 @@ pub const MIGRATIONS: &[&str] = &[
         mode      TEXT NOT NULL
     );
     CREATE INDEX rejections_time ON rejections (time_us);",
+    // 2: what the WSDL catalog made of a call.
+    "ALTER TABLE calls ADD COLUMN service TEXT;            -- WSDL service name, when routed
+    ALTER TABLE calls ADD COLUMN service_operation TEXT;  -- WSDL operation name, when routed
+    ALTER TABLE calls ADD COLUMN findings TEXT;           -- JSON array of schema findings
+    CREATE INDEX calls_service ON calls (service);",
 ];
 
 /// What went wrong in the journal.
@@ -277,6 +284,15 @@ pub struct CallRecord {
     pub detail: Option<String>,
     /// Stored saturated at `i64::MAX`.
     pub latency_micros: u64,
+    /// The catalog service the call was routed to (its WSDL service name).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The WSDL operation the call was matched to.
+    #[serde(default)]
+    pub service_operation: Option<String>,
+    /// Where the request departs from its schema (validation `report` or `enforce`).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
 }
 
 /// Why a TLS handshake was refused.
@@ -605,6 +621,11 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         .map(|headers| to_json(headers, "STAR headers"))
         .transpose()?;
     let receipts = to_json(&call.receipts, "receipts")?;
+    let findings = if call.findings.is_empty() {
+        None
+    } else {
+        Some(to_json(&call.findings, "findings")?)
+    };
     let (fault_code, soap_fault_code) = match &call.outcome {
         Outcome::Fault { code, fault_code } => (*code, Some(fault_code.as_str())),
         Outcome::Receipt | Outcome::Http => (None, None),
@@ -614,9 +635,10 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         "INSERT INTO calls (time_us, peer, tls_version, cipher_suite, alpn, caller_id, cvr,
             identity, method, path, soap_version, soap_action, operation, operation_namespace,
             star_headers, request_body, request_truncated, response_body, response_truncated,
-            http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us)
+            http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us,
+            service, service_operation, findings)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
     )?;
     statement.execute(params![
         to_micros(call.time),
@@ -645,6 +667,9 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         soap_fault_code,
         call.detail,
         latency,
+        call.service,
+        call.service_operation,
+        findings,
     ])?;
     let id = connection.last_insert_rowid();
     let mut receipt_statement = connection
@@ -731,7 +756,7 @@ fn time_column(
 const CALL_COLUMNS: &str = "id, time_us, peer, tls_version, cipher_suite, alpn, identity, method, \
     path, soap_version, soap_action, operation, operation_namespace, star_headers, request_body, \
     request_truncated, response_body, response_truncated, http_status, receipts, outcome, \
-    fault_code, soap_fault_code, detail, latency_us";
+    fault_code, soap_fault_code, detail, latency_us, service, service_operation, findings";
 
 fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
     const TABLE: &str = "calls";
@@ -781,6 +806,9 @@ fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
         detail: row.get("detail")?,
         latency_micros: u64::try_from(latency)
             .map_err(|error| corrupt("latency_us", error.to_string()))?,
+        service: row.get("service")?,
+        service_operation: row.get("service_operation")?,
+        findings: json_column(row, TABLE, id, "findings")?.unwrap_or_default(),
     };
     Ok(StoredCall { id, record })
 }
@@ -1251,6 +1279,13 @@ mod tests {
             outcome: Outcome::Receipt,
             detail: None,
             latency_micros: 1234,
+            service: Some("ServiceA".to_owned()),
+            service_operation: Some("Submit".to_owned()),
+            findings: vec![Finding {
+                path: "/Submit/Cpr".to_owned(),
+                expected: "a value of type xs:int".to_owned(),
+                found: "'x' is not a valid xs:int".to_owned(),
+            }],
         }
     }
 

@@ -13,3 +13,4 @@ pub mod position;
 pub mod server;
 pub mod soap;
 pub mod tls;
+pub mod wsdl;
