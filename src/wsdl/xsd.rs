@@ -449,6 +449,13 @@ pub fn translate_pattern(xsd: &str) -> String {
                     "[\\-._:A-Za-z0-9]"
                 }),
                 Some('C') => out.push_str("[^\\-._:A-Za-z0-9]"),
+                // XSD's \s is exactly these four; Unicode's is larger (and slower to compile).
+                Some('s') => out.push_str(if in_class {
+                    " \\t\\n\\r"
+                } else {
+                    "[ \\t\\n\\r]"
+                }),
+                Some('S') if !in_class => out.push_str("[^ \\t\\n\\r]"),
                 Some(other) => {
                     out.push('\\');
                     out.push(other);
