@@ -486,6 +486,66 @@ impl Route<'_> {
         body.push_str("</s:Body></s:Envelope>");
         DefaultResponse { body, receipts }
     }
+
+    /// An example request that validates: the declared headers and the input element generated
+    /// from their schemas, in the port's SOAP version.
+    pub fn example_request(&self, now: OffsetDateTime) -> String {
+        let mut body = String::with_capacity(2048);
+        body.push_str(r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s=""#);
+        body.push_str(self.port.version.envelope_namespace());
+        body.push_str(r#"">"#);
+        if !self.operation.headers.is_empty() {
+            body.push_str("<s:Header>");
+            for header in &self.operation.headers {
+                body.push_str(&sample::element(self.schema, header.element, now).xml);
+            }
+            body.push_str("</s:Header>");
+        }
+        body.push_str("<s:Body>");
+        body.push_str(&sample::element(self.schema, self.operation.input, now).xml);
+        body.push_str("</s:Body></s:Envelope>");
+        body
+    }
+
+    /// Checks a response envelope's Body element against the operation's output element.
+    pub fn validate_response(&self, envelope_text: &str) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let root = match xml::parse(envelope_text) {
+            Ok(root) => root,
+            Err(problem) => {
+                findings.push(Finding {
+                    path: "/".to_owned(),
+                    expected: "well-formed XML".to_owned(),
+                    found: problem.to_string(),
+                });
+                return findings;
+            }
+        };
+        let envelope_ns = self.port.version.envelope_namespace();
+        let element = root
+            .child(envelope_ns, "Body")
+            .and_then(|b| b.children.first());
+        match (element, self.operation.output) {
+            (Some(element), Some(output)) => validate::element(
+                self.schema,
+                output,
+                element,
+                &format!("/{}", element.name.local),
+                &mut findings,
+            ),
+            (None, Some(output)) => findings.push(Finding {
+                path: "/".to_owned(),
+                expected: format!(
+                    "a {} envelope with Body element {}",
+                    self.port.version,
+                    self.schema.element(output).name
+                ),
+                found: format!("{}", root.name),
+            }),
+            (_, None) => {}
+        }
+        findings
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

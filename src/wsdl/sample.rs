@@ -167,8 +167,9 @@ impl Generator<'_> {
         match term {
             Term::Element(id) => {
                 let ty = self.schema.element(*id).ty;
-                !(matches!(ty, TypeRef::Defined(_)) && self.stack.contains(&ty))
-                    && !matches!(ty, TypeRef::Builtin(Builtin::AnyType))
+                let recursive = matches!(ty, TypeRef::Defined(_)) && self.stack.contains(&ty);
+                let opaque = matches!(ty, TypeRef::Builtin(Builtin::AnyType));
+                !recursive && !opaque
             }
             Term::Sequence(items) | Term::All(items) | Term::Choice(items) => {
                 items.iter().all(|i| self.worth_including(&i.term, depth))

@@ -1,6 +1,7 @@
 //! All integration tests, in one test binary: the real server on 127.0.0.1:0 with a fresh PKI
 //! per test, real TLS clients presenting real certificates, a real SQLite journal.
 
+mod catalog;
 mod cli;
 mod core;
 mod support;

@@ -104,6 +104,8 @@ pub struct Options {
     pub limits: Limits,
     /// Journal file; default: a fresh one in a temporary folder.
     pub journal: Option<PathBuf>,
+    /// The WSDL catalog served; default: none (every POST gets the generic receipt).
+    pub catalog: Option<Arc<dfdg_mock::wsdl::Catalog>>,
 }
 
 impl Default for Options {
@@ -112,6 +114,7 @@ impl Default for Options {
             mode: ClientAuthMode::Require,
             limits: Limits::default(),
             journal: None,
+            catalog: None,
         }
     }
 }
@@ -141,8 +144,13 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
         let limits = options.limits;
+        let catalog = options.catalog;
         let task = tokio::spawn(async move {
-            let app = Arc::new(App::new(journal.clone(), limits.clone()));
+            let mut app = App::new(journal.clone(), limits.clone());
+            if let Some(catalog) = catalog {
+                app = app.with_catalog(catalog);
+            }
+            let app = Arc::new(app);
             dfdg_mock::server::run(listener, tls, app, &limits, async {
                 let _ = stop.await;
             })
@@ -320,6 +328,47 @@ impl Client {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
+    }
+
+    /// GETs `path_and_query`.
+    pub async fn get(&self, addr: SocketAddr, path_and_query: &str) -> Result<Reply, String> {
+        let request = http::Request::get(path_and_query)
+            .header("host", format!("localhost:{}", addr.port()))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(addr, request).await
+    }
+
+    /// POSTs a SOAP envelope of `version` to `path`: SOAP 1.1 with a quoted SOAPAction header,
+    /// SOAP 1.2 with the action in the content type.
+    pub async fn soap_to(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        version: dfdg_mock::soap::SoapVersion,
+        action: Option<&str>,
+        body: &str,
+    ) -> Result<Reply, String> {
+        let mut request =
+            http::Request::post(path).header("host", format!("localhost:{}", addr.port()));
+        request = match version {
+            dfdg_mock::soap::SoapVersion::V11 => request
+                .header("content-type", "text/xml; charset=utf-8")
+                .header("soapaction", format!("\"{}\"", action.unwrap_or(""))),
+            dfdg_mock::soap::SoapVersion::V12 => request.header(
+                "content-type",
+                match action {
+                    Some(action) => {
+                        format!("application/soap+xml; charset=utf-8; action=\"{action}\"")
+                    }
+                    None => "application/soap+xml; charset=utf-8".to_owned(),
+                },
+            ),
+        };
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        self.send(addr, request).await
     }
 
     /// POSTs a SOAP 1.1 envelope.
