@@ -260,6 +260,8 @@ impl Catalog {
     /// Loads every `*.wsdl` file of the configured folders; never fails as a whole.
     pub fn load(config: &CatalogConfig) -> Loaded {
         let mut loaded = Loaded::default();
+        let mut patterns = xsd::PatternCache::new();
+        xsd::warm_up();
         for dir in &config.dirs {
             let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(entries) => entries
@@ -292,10 +294,9 @@ impl Catalog {
             files.sort();
             for file in files {
                 let index = loaded.catalog.wsdls.len();
-                match load_wsdl(&file, index, config) {
+                match load_wsdl(&file, index, config, &mut patterns) {
                     Ok((wsdl, endpoints, notes)) => {
                         loaded.notes.extend(notes);
-                        let mut added = false;
                         for endpoint in endpoints {
                             let key = endpoint.path.to_ascii_lowercase();
                             if let Some(existing) = loaded.catalog.by_path.get(&key) {
@@ -318,11 +319,9 @@ impl Catalog {
                                 .by_path
                                 .insert(key, loaded.catalog.endpoints.len());
                             loaded.catalog.endpoints.push(endpoint);
-                            added = true;
                         }
-                        if added || loaded.catalog.wsdls.len() == index {
-                            loaded.catalog.wsdls.push(wsdl);
-                        }
+                        // Endpoints refer to their WSDL by this index.
+                        loaded.catalog.wsdls.push(wsdl);
                     }
                     Err(problems) => loaded.problems.extend(problems),
                 }
@@ -583,6 +582,7 @@ fn load_wsdl(
     file: &Path,
     index: usize,
     config: &CatalogConfig,
+    patterns: &mut xsd::PatternCache,
 ) -> Result<(Wsdl, Vec<Endpoint>, Vec<Problem>), Vec<Problem>> {
     let mut problems = Vec::new();
     let docs = load_documents(file, &mut problems);
@@ -630,7 +630,7 @@ fn load_wsdl(
         .iter()
         .map(|(root, target, file)| SchemaSource { root, target, file })
         .collect();
-    let (mut schema, schema_problems, notes) = Compiler::new(sources).compile_all();
+    let (mut schema, schema_problems, notes) = Compiler::new(sources, patterns).compile_all();
     problems.extend(schema_problems);
 
     let definitions = Definitions::collect(&docs, &mut problems);

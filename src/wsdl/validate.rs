@@ -188,7 +188,6 @@ impl Validator<'_, '_> {
                 match self.repeated(particle, &children, 0, path) {
                     Ok(end) if end == children.len() => {}
                     Ok(end) => {
-                        let expected = first_names(self.schema, particle);
                         self.push(
                             &child_path(path, &children, end),
                             format!(
@@ -197,7 +196,6 @@ impl Validator<'_, '_> {
                             ),
                             format!("element {}", children[end].name),
                         );
-                        let _ = expected;
                     }
                     Err(mismatch) => {
                         let found = children

@@ -137,8 +137,7 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
                     "document type declarations (DTDs) are not allowed".to_owned(),
                 ))
             }
-            Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                let _ = start;
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(problem("content after the root element".to_owned()));
             }
             Event::Start(start) => {

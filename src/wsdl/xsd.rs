@@ -346,15 +346,19 @@ impl Builtin {
             AnyType | AnySimpleType | String | NormalizedString | Token | AnyUri | Language
             | Name | NcName | Id | IdRef | NmToken | QName => true,
             Boolean => matches!(value, "true" | "false" | "1" | "0"),
-            Decimal => lexical(&DECIMAL, r"^[+-]?(\d+(\.\d*)?|\.\d+)$", value),
+            Decimal => lexical(&DECIMAL, r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$", value),
             Float | Double => {
                 matches!(value, "INF" | "-INF" | "NaN")
-                    || (lexical(&FLOAT, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", value))
+                    || (lexical(
+                        &FLOAT,
+                        r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
+                        value,
+                    ))
             }
             Duration => {
                 lexical(
                     &DURATION,
-                    r"^-?P(\d+Y)?(\d+M)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$",
+                    r"^-?P([0-9]+Y)?([0-9]+M)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$",
                     value,
                 ) && value.len() > 1
                     && !value.ends_with('P')
@@ -362,34 +366,38 @@ impl Builtin {
             }
             DateTime => lexical(
                 &DATE_TIME,
-                r"^-?\d{4,}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-4]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:\d{2})?$",
+                r"^-?[0-9]{4,}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-4]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?$",
                 value,
             ),
             Date => lexical(
                 &DATE,
-                r"^-?\d{4,}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(Z|[+-]\d{2}:\d{2})?$",
+                r"^-?[0-9]{4,}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(Z|[+-][0-9]{2}:[0-9]{2})?$",
                 value,
             ),
             Time => lexical(
                 &TIME,
-                r"^([01]\d|2[0-4]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:\d{2})?$",
+                r"^([01][0-9]|2[0-4]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?$",
                 value,
             ),
-            GYear => lexical(&G_YEAR, r"^-?\d{4,}(Z|[+-]\d{2}:\d{2})?$", value),
+            GYear => lexical(&G_YEAR, r"^-?[0-9]{4,}(Z|[+-][0-9]{2}:[0-9]{2})?$", value),
             GYearMonth => lexical(
                 &G_YEAR_MONTH,
-                r"^-?\d{4,}-(0[1-9]|1[0-2])(Z|[+-]\d{2}:\d{2})?$",
+                r"^-?[0-9]{4,}-(0[1-9]|1[0-2])(Z|[+-][0-9]{2}:[0-9]{2})?$",
                 value,
             ),
-            GMonth => lexical(&G_MONTH, r"^--(0[1-9]|1[0-2])(Z|[+-]\d{2}:\d{2})?$", value),
+            GMonth => lexical(
+                &G_MONTH,
+                r"^--(0[1-9]|1[0-2])(Z|[+-][0-9]{2}:[0-9]{2})?$",
+                value,
+            ),
             GMonthDay => lexical(
                 &G_MONTH_DAY,
-                r"^--(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(Z|[+-]\d{2}:\d{2})?$",
+                r"^--(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(Z|[+-][0-9]{2}:[0-9]{2})?$",
                 value,
             ),
             GDay => lexical(
                 &G_DAY,
-                r"^---(0[1-9]|[12]\d|3[01])(Z|[+-]\d{2}:\d{2})?$",
+                r"^---(0[1-9]|[12][0-9]|3[01])(Z|[+-][0-9]{2}:[0-9]{2})?$",
                 value,
             ),
             Base64Binary => value
@@ -426,6 +434,25 @@ static G_YEAR_MONTH: OnceLock<Regex> = OnceLock::new();
 static G_MONTH: OnceLock<Regex> = OnceLock::new();
 static G_MONTH_DAY: OnceLock<Regex> = OnceLock::new();
 static G_DAY: OnceLock<Regex> = OnceLock::new();
+
+/// Compiles the lexical patterns of the built-in types now, so no request pays for it.
+pub fn warm_up() {
+    for builtin in [
+        Builtin::Decimal,
+        Builtin::Float,
+        Builtin::Duration,
+        Builtin::DateTime,
+        Builtin::Date,
+        Builtin::Time,
+        Builtin::GYear,
+        Builtin::GYearMonth,
+        Builtin::GMonth,
+        Builtin::GMonthDay,
+        Builtin::GDay,
+    ] {
+        let _ = builtin.check("1");
+    }
+}
 
 fn lexical(cell: &OnceLock<Regex>, pattern: &str, value: &str) -> bool {
     cell.get_or_init(|| Regex::new(pattern).expect("built-in lexical patterns compile"))
@@ -705,8 +732,13 @@ enum Kind {
     Attribute,
 }
 
+/// Compiled `pattern` facets by their XSD text, shared by every WSDL of one load: the common
+/// schemas that several WSDLs import compile their patterns once.
+pub type PatternCache = HashMap<String, Option<Regex>>;
+
 /// Compiles schema documents into a [`Schema`], collecting problems instead of stopping.
 pub struct Compiler<'a> {
+    patterns: &'a mut PatternCache,
     sources: Vec<SchemaSource<'a>>,
     raw: HashMap<(Kind, QualifiedName), (usize, &'a Element)>,
     schema: Schema,
@@ -716,8 +748,9 @@ pub struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    pub fn new(sources: Vec<SchemaSource<'a>>) -> Compiler<'a> {
+    pub fn new(sources: Vec<SchemaSource<'a>>, patterns: &'a mut PatternCache) -> Compiler<'a> {
         let mut compiler = Compiler {
+            patterns,
             sources,
             raw: HashMap::new(),
             schema: Schema::default(),
@@ -1042,7 +1075,11 @@ impl<'a> Compiler<'a> {
             match facet.name.local.as_str() {
                 "enumeration" => enumeration.push(value.to_owned()),
                 "pattern" => {
-                    let regex = Regex::new(&translate_pattern(value)).ok();
+                    let regex = self
+                        .patterns
+                        .entry(value.to_owned())
+                        .or_insert_with(|| Regex::new(&translate_pattern(value)).ok())
+                        .clone();
                     if regex.is_none() {
                         let file = self.file(source);
                         self.notes.push(Problem {
