@@ -31,6 +31,7 @@ pub fn element(schema: &Schema, id: ElementId, now: OffsetDateTime) -> Sample {
         now,
         out: String::with_capacity(1024),
         stack: Vec::new(),
+        names: Vec::new(),
         message_identifiers: Vec::new(),
         log_references: Vec::new(),
     };
@@ -52,6 +53,8 @@ struct Generator<'s> {
     out: String,
     /// Types being generated, to keep recursive types from recursing.
     stack: Vec<TypeRef>,
+    /// Local names of the elements being generated, for guessing values by context.
+    names: Vec<String>,
     message_identifiers: Vec<String>,
     log_references: Vec<String>,
 }
@@ -71,6 +74,7 @@ impl Generator<'_> {
             return;
         }
         self.stack.push(decl.ty);
+        self.names.push(decl.name.local.clone());
         match self.schema.complex(decl.ty) {
             Some(complex) => {
                 for attribute in complex.attributes.iter().filter(|a| a.required) {
@@ -120,6 +124,7 @@ impl Generator<'_> {
             }
         }
         self.stack.pop();
+        self.names.pop();
     }
 
     fn particle(&mut self, particle: &Particle, namespace: &str, depth: usize) {
@@ -184,7 +189,14 @@ impl Generator<'_> {
         if let Some(first) = enumeration {
             return first;
         }
-        for candidate in candidates(name, builtin, self.now) {
+        // The parent's name says what a generic leaf (CodeListItemIdentifier) stands for.
+        let parent = match self.names.len() {
+            n if n >= 2 && self.names[n - 1] == name => self.names[n - 2].as_str(),
+            n if n >= 1 && self.names[n - 1] != name => self.names[n - 1].as_str(),
+            _ => "",
+        };
+        let context = format!("{parent}/{name}");
+        for candidate in candidates(&context, builtin, self.now) {
             if self.schema.check_value(ty, &candidate).is_ok() {
                 return candidate;
             }
@@ -248,11 +260,30 @@ impl Generator<'_> {
     }
 }
 
-/// Name-based guesses first, then the type's own default.
-fn candidates(name: &str, builtin: Builtin, now: OffsetDateTime) -> Vec<String> {
-    let lower = name.to_ascii_lowercase();
+/// Name-based guesses first, then the type's own default. `context` is `parent/name`.
+fn candidates(context: &str, builtin: Builtin, now: OffsetDateTime) -> Vec<String> {
+    let lower = context.to_ascii_lowercase();
     let mut list: Vec<String> = Vec::new();
     let has = |part: &str| lower.contains(part);
+    let name = lower.rsplit('/').next().unwrap_or(&lower).to_owned();
+    if has("errorcode") {
+        list.push("0".into());
+    }
+    if has("organisationtype") {
+        list.push("8".into()); // Jobcenter
+    }
+    if has("usertype") {
+        list.push("3".into()); // System
+    }
+    if name == "useridentifier" {
+        list.push(format!("CVR:91234567-UUID:{}", uuid::Uuid::new_v4()));
+    }
+    if builtin == Builtin::DateTime && (name.contains("end") || name.ends_with("todatetime")) {
+        let later = now.replace_nanosecond(0).unwrap_or(now) + time::Duration::hours(1);
+        if let Ok(text) = later.format(&time::format_description::well_known::Rfc3339) {
+            list.push(text);
+        }
+    }
     if has("civilregistration") || has("cpr") {
         list.push("0101701234".into());
     }
@@ -268,10 +299,7 @@ fn candidates(name: &str, builtin: Builtin, now: OffsetDateTime) -> Vec<String> 
     if has("municipality") || has("organisationcode") {
         list.push("101".into());
     }
-    if has("errorcode") {
-        list.push("0".into());
-    }
-    if has("fullname") || lower == "name" || has("personname") || has("resourcename") {
+    if has("fullname") || name == "name" || has("personname") || has("resourcename") {
         list.push("Test Testesen".into());
     }
     if has("message") || has("description") || has("comment") || has("text") {
@@ -280,13 +308,17 @@ fn candidates(name: &str, builtin: Builtin, now: OffsetDateTime) -> Vec<String> 
     if has("source") || has("originsystem") {
         list.push("dfdg-mock".into());
     }
-    if has("identifier") || has("reference") || has("guid") || lower.ends_with("id") {
+    if name.contains("identifier")
+        || name.contains("reference")
+        || name.contains("guid")
+        || name.ends_with("id")
+    {
         list.push(uuid::Uuid::new_v4().to_string());
     }
-    if has("name") {
+    if name.contains("name") {
         list.push("Eksempel".into());
     }
-    if has("code") || has("type") {
+    if name.contains("code") || name.contains("type") {
         list.push("1".into());
     }
     list.push(type_default(builtin, now));

@@ -674,3 +674,40 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+#[ignore = "prints generated messages for a look; run with --ignored --nocapture"]
+fn print_generated_messages() {
+    let dirs = [
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/star"),
+    ];
+    for dir in dirs {
+        let loaded = load_dir(&dir);
+        for endpoint in &loaded.catalog.endpoints {
+            for port in &endpoint.ports {
+                for operation in &port.operations {
+                    let route = loaded
+                        .catalog
+                        .route(
+                            &endpoint.path,
+                            port.version,
+                            operation.action.as_deref(),
+                            &operation.input_name,
+                        )
+                        .unwrap();
+                    println!(
+                        "== {} request\n{}",
+                        operation.name,
+                        route.example_request(OffsetDateTime::now_utc())
+                    );
+                    println!(
+                        "== {} response\n{}",
+                        operation.name,
+                        route.default_response(OffsetDateTime::now_utc()).body
+                    );
+                }
+            }
+        }
+    }
+}
