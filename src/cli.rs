@@ -630,7 +630,12 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
                 .identity
                 .as_ref()
                 .map_or("(no certificate)", |i| i.caller_id.as_str()),
-            record.operation.as_deref().unwrap_or("-"),
+            // The WSDL operation when the catalog routed the call, else the Body element.
+            record
+                .service_operation
+                .as_deref()
+                .or(record.operation.as_deref())
+                .unwrap_or("-"),
             record.outcome.label(),
             record.receipts.first().map_or("-", String::as_str),
         )?;
