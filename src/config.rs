@@ -612,4 +612,47 @@ max_connections = 8
         let error = Config::merge(&ServeArgs::default(), file).unwrap_err();
         assert!(error.to_string().contains("no key"));
     }
+
+    #[test]
+    fn catalog_settings_from_file_and_flags() {
+        let text = r#"
+[catalog]
+dirs = ["contracts", "more"]
+validation = "enforce"
+
+[catalog.services.PersonStatusService]
+validation = "off"
+path = "/person"
+"#;
+        let file = parse_file(Path::new("c.toml"), text).unwrap();
+        let config = Config::merge(&ServeArgs::default(), file).unwrap();
+        assert_eq!(
+            config.catalog.dirs,
+            [PathBuf::from("contracts"), PathBuf::from("more")]
+        );
+        assert_eq!(config.catalog.validation, ValidationMode::Enforce);
+        let person = &config.catalog.services["PersonStatusService"];
+        assert_eq!(person.validation, Some(ValidationMode::Off));
+        assert_eq!(person.path.as_deref(), Some("/person"));
+
+        let args = ServeArgs {
+            wsdl: vec![PathBuf::from("flag")],
+            validation: Some(ValidationMode::Off),
+            ..ServeArgs::default()
+        };
+        let file = parse_file(Path::new("c.toml"), text).unwrap();
+        let config = Config::merge(&args, file).unwrap();
+        assert_eq!(config.catalog.dirs, [PathBuf::from("flag")]);
+        assert_eq!(config.catalog.validation, ValidationMode::Off);
+
+        let typo = parse_file(
+            Path::new("c.toml"),
+            "[catalog]
+validaton = \"off\"
+",
+        );
+        assert!(typo.unwrap_err().to_string().contains("c.toml:2:1"));
+        assert_eq!(Config::default().catalog.dirs, [PathBuf::from("wsdl")]);
+        assert_eq!(Config::default().catalog.validation, ValidationMode::Report);
+    }
 }
