@@ -502,9 +502,13 @@ fn catalog_answer(
     let route = match resolve(catalog, path, envelope, facts) {
         Ok(route) => route,
         Err(problem) => {
-            let status = match problem {
+            let status = match &problem {
                 RouteProblem::UnknownPath { .. } => Some(StatusCode::NOT_FOUND),
-                _ => None,
+                RouteProblem::VersionMismatch { service, .. }
+                | RouteProblem::UnknownOperation { service, .. } => {
+                    facts.service = Some(service.clone());
+                    None
+                }
             };
             return fault_answer(version, Fault::caller(problem.to_string()), status);
         }

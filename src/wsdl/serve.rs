@@ -1,6 +1,7 @@
 //! The catalog over HTTP GET: `<path>?wsdl` (and `?singleWsdl`, any case) returns the WSDL with
 //! every `soap:address`/`soap12:address` pointing at the address the caller used, `?part=<name>`
-//! returns an imported WSDL or XSD with its own import locations rewritten the same way, and
+//! returns an imported WSDL or XSD with its own import locations rewritten the same way,
+//! `?example=<Operation>` returns a request envelope that validates (headers included), and
 //! `/` lists the services, their operations and WSDL links. Rewriting is one streaming pass
 //! over the stored text that changes only those attribute values.
 
@@ -41,13 +42,39 @@ pub fn get(catalog: &Catalog, path: &str, query: Option<&str>, base: &str) -> Pa
     let query = query.unwrap_or("");
     let mut wants_wsdl = false;
     let mut part = None;
+    let mut example = None;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if name.eq_ignore_ascii_case("wsdl") || name.eq_ignore_ascii_case("singlewsdl") {
             wants_wsdl = true;
         } else if name.eq_ignore_ascii_case("part") || name.eq_ignore_ascii_case("xsd") {
             part = Some(value);
+        } else if name.eq_ignore_ascii_case("example") {
+            example = Some(value);
         }
+    }
+    if let Some(operation) = example {
+        let route = endpoint.ports.iter().find_map(|port| {
+            let found = port.operations.iter().find(|o| o.name == operation)?;
+            catalog
+                .route(
+                    &endpoint.path,
+                    port.version,
+                    found.action.as_deref(),
+                    &found.input_name,
+                )
+                .ok()
+        });
+        return match route {
+            Some(route) => Page::Found {
+                content_type: route.port.version.content_type(),
+                body: route.example_request(time::OffsetDateTime::now_utc()),
+            },
+            None => Page::NotFound(format!(
+                "{} has no operation '{operation}'\n",
+                endpoint.service
+            )),
+        };
     }
     if let Some(key) = part {
         return match wsdl
@@ -107,10 +134,12 @@ fn describe(endpoint: &Endpoint, catalog: &Catalog, base: &str) -> String {
         for operation in &port.operations {
             let _ = writeln!(
                 out,
-                "  - {} [{}] action {}",
+                "  - {} [{}] action {}\n    example request: {base}{}?example={}",
                 operation.name,
                 operation.access.label(),
-                operation.action.as_deref().unwrap_or("(none)")
+                operation.action.as_deref().unwrap_or("(none)"),
+                endpoint.path,
+                operation.name
             );
         }
     }

@@ -170,6 +170,22 @@ async fn each_shipped_service_serves_its_wsdl_and_parts_over_mutual_tls() {
         listing.body
     );
     assert!(listing.body.contains("SaveAvailabilityAssessment [write]"));
+    let example = client
+        .get(
+            server.addr,
+            "/JobnetCitizenStatusService/10/JobnetCitizenStatusService.svc?example=GetBorgerstatus",
+        )
+        .await
+        .unwrap();
+    assert_eq!(example.status, 200);
+    assert!(example.content_type().starts_with("application/soap+xml"));
+    assert!(
+        example
+            .body
+            .contains("<CivilRegistrationIdentifier>0101701234<"),
+        "{}",
+        example.body
+    );
     let missing = client.get(server.addr, "/Nope.svc?wsdl").await.unwrap();
     assert_eq!(missing.status, 404);
     assert!(missing
