@@ -1119,10 +1119,18 @@ impl Definitions {
         config: &CatalogConfig,
         problems: &mut Vec<Problem>,
     ) -> Vec<Endpoint> {
+        let mut names: Vec<&QualifiedName> = self.bindings.keys().collect();
+        names.sort_by(|a, b| (&a.namespace, &a.local).cmp(&(&b.namespace, &b.local)));
+        let mut compiled: HashMap<QualifiedName, Option<Vec<Operation>>> = HashMap::new();
+        for name in names {
+            let (binding, file) = &self.bindings[name];
+            let operations = self.operations(name, binding, file, schema, problems);
+            compiled.insert(name.clone(), operations);
+        }
         let mut endpoints: Vec<Endpoint> = Vec::new();
         for service_port in &self.ports {
             let file = &service_port.file;
-            let Some((binding, binding_file)) = self.bindings.get(&service_port.binding) else {
+            let Some((binding, _)) = self.bindings.get(&service_port.binding) else {
                 problems.push(problem(
                     file,
                     Some(service_port.line),
@@ -1133,109 +1141,9 @@ impl Definitions {
                 ));
                 continue;
             };
-            let Some(abstract_operations) = self.port_types.get(&binding.port_type) else {
-                problems.push(problem(
-                    binding_file,
-                    None,
-                    format!(
-                        "binding {} names portType {}, which is not defined",
-                        service_port.binding, binding.port_type
-                    ),
-                ));
+            let Some(Some(operations)) = compiled.get(&service_port.binding).cloned() else {
                 continue;
             };
-            let mut operations = Vec::new();
-            for bound in &binding.operations {
-                let Some(abstract_operation) = abstract_operations.get(&bound.name) else {
-                    problems.push(problem(
-                        binding_file,
-                        Some(bound.line),
-                        format!(
-                            "binding operation {} is not in portType {}",
-                            bound.name, binding.port_type
-                        ),
-                    ));
-                    continue;
-                };
-                let at = (binding_file.as_path(), bound.line);
-                let Some(input_message) = &abstract_operation.input else {
-                    problems.push(problem(
-                        binding_file,
-                        Some(bound.line),
-                        format!("operation {} has no input message", bound.name),
-                    ));
-                    continue;
-                };
-                let Some(input) = self.body_element(
-                    schema,
-                    input_message,
-                    bound.input_parts.as_deref(),
-                    bound.rpc.then(|| {
-                        (
-                            bound.input_namespace.as_deref().unwrap_or(""),
-                            bound.name.clone(),
-                        )
-                    }),
-                    at,
-                    problems,
-                ) else {
-                    continue;
-                };
-                let output = match &abstract_operation.output {
-                    Some(message) => {
-                        match self.body_element(
-                            schema,
-                            message,
-                            bound.output_parts.as_deref(),
-                            bound.rpc.then(|| {
-                                (
-                                    bound.output_namespace.as_deref().unwrap_or(""),
-                                    format!("{}Response", bound.name),
-                                )
-                            }),
-                            at,
-                            problems,
-                        ) {
-                            Some(output) => Some(output),
-                            None => continue,
-                        }
-                    }
-                    None => None,
-                };
-                let mut headers = Vec::new();
-                for (message, part_name) in &bound.headers {
-                    let part = self
-                        .messages
-                        .get(message)
-                        .and_then(|parts| parts.iter().find(|p| &p.name == part_name));
-                    match part.and_then(|p| p.element.as_ref()) {
-                        Some(name) => match schema.global_element(name) {
-                            Some(element) => headers.push(HeaderPart {
-                                name: name.clone(),
-                                element,
-                            }),
-                            None => problems.push(problem(binding_file, Some(bound.line), format!("header element {name} of operation {} is not declared in any schema", bound.name))),
-                        },
-                        None => problems.push(problem(binding_file, Some(bound.line), format!("header part {part_name} of message {message} (operation {}) is not an element part", bound.name))),
-                    }
-                }
-                let faults = abstract_operation
-                    .faults
-                    .iter()
-                    .filter_map(|m| self.messages.get(m))
-                    .flat_map(|parts| parts.iter().filter_map(|p| p.element.clone()))
-                    .collect();
-                operations.push(Operation {
-                    name: bound.name.clone(),
-                    action: bound.action.clone(),
-                    access: Access::of(&bound.name, abstract_operation.access.as_deref()),
-                    input_name: schema.element(input).name.clone(),
-                    input,
-                    headers,
-                    output,
-                    faults,
-                });
-            }
             let mut port = Port {
                 name: service_port.port.clone(),
                 version: binding.version,
@@ -1279,6 +1187,122 @@ impl Definitions {
             }
         }
         endpoints
+    }
+
+    /// The operations of a binding, with their compiled messages (rpc wrappers are added to
+    /// `schema`). Every binding is compiled, served or not, so `check` reports all problems.
+    fn operations(
+        &self,
+        binding_name: &QualifiedName,
+        binding: &Binding,
+        binding_file: &Path,
+        schema: &mut Schema,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Vec<Operation>> {
+        let Some(abstract_operations) = self.port_types.get(&binding.port_type) else {
+            problems.push(problem(
+                binding_file,
+                None,
+                format!(
+                    "binding {} names portType {}, which is not defined",
+                    binding_name, binding.port_type
+                ),
+            ));
+            return None;
+        };
+        let mut operations = Vec::new();
+        for bound in &binding.operations {
+            let Some(abstract_operation) = abstract_operations.get(&bound.name) else {
+                problems.push(problem(
+                    binding_file,
+                    Some(bound.line),
+                    format!(
+                        "binding operation {} is not in portType {}",
+                        bound.name, binding.port_type
+                    ),
+                ));
+                continue;
+            };
+            let at = (binding_file, bound.line);
+            let Some(input_message) = &abstract_operation.input else {
+                problems.push(problem(
+                    binding_file,
+                    Some(bound.line),
+                    format!("operation {} has no input message", bound.name),
+                ));
+                continue;
+            };
+            let Some(input) = self.body_element(
+                schema,
+                input_message,
+                bound.input_parts.as_deref(),
+                bound.rpc.then(|| {
+                    (
+                        bound.input_namespace.as_deref().unwrap_or(""),
+                        bound.name.clone(),
+                    )
+                }),
+                at,
+                problems,
+            ) else {
+                continue;
+            };
+            let output = match &abstract_operation.output {
+                Some(message) => {
+                    match self.body_element(
+                        schema,
+                        message,
+                        bound.output_parts.as_deref(),
+                        bound.rpc.then(|| {
+                            (
+                                bound.output_namespace.as_deref().unwrap_or(""),
+                                format!("{}Response", bound.name),
+                            )
+                        }),
+                        at,
+                        problems,
+                    ) {
+                        Some(output) => Some(output),
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
+            let mut headers = Vec::new();
+            for (message, part_name) in &bound.headers {
+                let part = self
+                    .messages
+                    .get(message)
+                    .and_then(|parts| parts.iter().find(|p| &p.name == part_name));
+                match part.and_then(|p| p.element.as_ref()) {
+                    Some(name) => match schema.global_element(name) {
+                        Some(element) => headers.push(HeaderPart {
+                            name: name.clone(),
+                            element,
+                        }),
+                        None => problems.push(problem(binding_file, Some(bound.line), format!("header element {name} of operation {} is not declared in any schema", bound.name))),
+                    },
+                    None => problems.push(problem(binding_file, Some(bound.line), format!("header part {part_name} of message {message} (operation {}) is not an element part", bound.name))),
+                }
+            }
+            let faults = abstract_operation
+                .faults
+                .iter()
+                .filter_map(|m| self.messages.get(m))
+                .flat_map(|parts| parts.iter().filter_map(|p| p.element.clone()))
+                .collect();
+            operations.push(Operation {
+                name: bound.name.clone(),
+                action: bound.action.clone(),
+                access: Access::of(&bound.name, abstract_operation.access.as_deref()),
+                input_name: schema.element(input).name.clone(),
+                input,
+                headers,
+                output,
+                faults,
+            });
+        }
+        Some(operations)
     }
 
     /// The Body element of a message: the element part (document style) or an rpc wrapper

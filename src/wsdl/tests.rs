@@ -612,11 +612,25 @@ fn a_broken_file_is_reported_with_its_line_and_the_others_still_load() {
         FEATURES_WSDL.replace("parts/abstract.wsdl", "parts/missing.wsdl"),
     )
     .unwrap();
+    std::fs::write(
+        dir.path().join("Orphan.wsdl"),
+        "<wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\" xmlns:t=\"urn:t\" targetNamespace=\"urn:t\">\n\
+         <wsdl:portType name=\"P\"/>\n\
+         <wsdl:binding name=\"B\" type=\"t:P\"><soap:binding xmlns:soap=\"http://schemas.xmlsoap.org/wsdl/soap/\"/>\n\
+         <wsdl:operation name=\"Unserved\"/></wsdl:binding>\n</wsdl:definitions>\n",
+    )
+    .unwrap();
     let loaded = load_dir(dir.path());
     assert_eq!(loaded.catalog.endpoints.len(), 4);
     let text: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
     assert!(
         text.iter().any(|p| p.contains("Broken.wsdl:4:")),
+        "{text:?}"
+    );
+    // A binding no port uses is still checked.
+    assert!(
+        text.iter()
+            .any(|p| p.contains("Orphan.wsdl:4: binding operation Unserved is not in portType")),
         "{text:?}"
     );
     assert!(
