@@ -13,8 +13,9 @@ use crate::soap::QualifiedName;
 
 /// Namespace of `xml:` attributes; bound implicitly.
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
-/// Deepest nesting accepted; deeper documents are refused rather than risk the stack.
-const MAX_DEPTH: usize = 200;
+/// Deepest nesting accepted (as for SOAP envelopes); deeper documents are refused rather than
+/// risk the stack of the recursive validator.
+const MAX_DEPTH: usize = 256;
 
 /// One element.
 #[derive(Debug, Clone)]
