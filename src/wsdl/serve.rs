@@ -234,7 +234,7 @@ fn rewrite_start<'a>(
 
 /// The served path for a soap:address: the endpoint whose WSDL declares it, when served.
 fn address_path<'c>(endpoint: &'c Endpoint, catalog: &'c Catalog, location: &str) -> &'c str {
-    let declared = super::path_of(location);
+    let declared = super::load::path_of(location);
     catalog
         .endpoints
         .iter()
