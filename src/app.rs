@@ -9,6 +9,11 @@
 //! answering with [`Dropped`] or a body that fails after the headers. Once a call or refusal is
 //! journaled, the App counts it in [`Metrics`] and publishes its id as a [`LiveEvent`] for the
 //! admin side's live views.
+//!
+//! With a WSDL catalog ([`crate::wsdl`]) a call is routed to its service and operation and
+//! checked against the operation's schema before any scenario rule sees it; where no rule
+//! answers, the catalog's schema-valid default response does (without a catalog, the generic
+//! receipt).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,7 +31,7 @@ use hyper::body::{Body as _, Incoming};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
-use crate::config::{ClientAuthMode, Limits};
+use crate::config::{ClientAuthMode, Limits, ValidationMode};
 use crate::identity::CallerIdentity;
 use crate::journal::{
     self, CallRecord, IdentityFields, Journal, Outcome, RejectionRecord, ReloadRecord,
@@ -37,6 +42,8 @@ use crate::scenario::{
 };
 use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
 use crate::tls::{ClientCertificate, Refusal, Session};
+use crate::wsdl::validate::Finding;
+use crate::wsdl::{serve, Catalog, Route, RouteProblem};
 
 /// DFDG's code for "client certificate missing".
 pub const CODE_CERTIFICATE_MISSING: i64 = 1101;
@@ -191,6 +198,8 @@ pub struct App {
     events: broadcast::Sender<LiveEvent>,
     /// The scripted answers; the default receipt where no rule matches.
     scenarios: Scenarios,
+    /// The services served; empty: every POST gets the generic receipt.
+    catalog: Arc<Catalog>,
 }
 
 /// The answer to one request, decided before anything is journaled or sent.
@@ -231,6 +240,10 @@ struct Facts {
     soap_action: Option<String>,
     operation: Option<soap::QualifiedName>,
     star_headers: Option<soap::StarHeaders>,
+    /// WSDL service and operation the call was routed to.
+    service: Option<String>,
+    service_operation: Option<String>,
+    findings: Vec<Finding>,
 }
 
 /// Why a request body could not be read.
@@ -255,7 +268,18 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             events,
             scenarios,
+            catalog: Arc::new(Catalog::default()),
         }
+    }
+
+    /// Serves the services of `catalog`.
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> App {
+        self.catalog = catalog;
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     pub fn journal(&self) -> &Journal {
@@ -350,7 +374,15 @@ impl App {
         }
         let body = read_body(&parts, body, &self.limits).await;
         let mut facts = Facts::default();
-        let mut answer = decide(&parts, &body, connection, time, &mut facts, &self.scenarios);
+        let mut answer = decide(
+            &parts,
+            &body,
+            connection,
+            &self.catalog,
+            time,
+            &mut facts,
+            &self.scenarios,
+        );
         let script = answer.script.take();
         if let Some(delay) = script.as_ref().and_then(|s| s.delay) {
             tokio::time::sleep(delay).await;
@@ -422,6 +454,9 @@ impl App {
                     .as_ref()
                     .map_or_else(|| "default".to_owned(), |rule| rule.name.to_string())
             }),
+            service: facts.service,
+            service_operation: facts.service_operation,
+            findings: facts.findings,
         };
         let service = journal::service_of(&record.path).to_owned();
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
@@ -488,6 +523,24 @@ impl App {
             return text(StatusCode::FORBIDDEN, &format!("{}\n", refusal.detail));
         }
         match parts.method {
+            Method::GET | Method::HEAD if !self.catalog.is_empty() => {
+                let base = format!("https://{}", authority(parts));
+                match serve::get(
+                    &self.catalog,
+                    parts.uri.path(),
+                    parts.uri.query(),
+                    &base,
+                ) {
+                    serve::Page::Found { content_type, body } => {
+                        let mut response = text(StatusCode::OK, &body);
+                        response
+                            .headers_mut()
+                            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                        response
+                    }
+                    serve::Page::NotFound(body) => text(StatusCode::NOT_FOUND, &body),
+                }
+            }
             Method::GET | Method::HEAD => text(
                 StatusCode::OK,
                 "dfdg-mock: an offline imitation of STAR's DFDG/Jobnet SOAP webservices.\n\
@@ -505,6 +558,18 @@ impl App {
             }
         }
     }
+}
+
+/// The host (and port) the caller addressed: the Host header, else the URI's authority.
+fn authority(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(ToString::to_string))
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// The verified caller, if the connection has one.
@@ -594,6 +659,7 @@ fn decide(
     parts: &Parts,
     body: &Result<Bytes, BodyProblem>,
     connection: &Connection,
+    catalog: &Catalog,
     now: OffsetDateTime,
     facts: &mut Facts,
     scenarios: &Scenarios,
@@ -715,8 +781,17 @@ fn decide(
         );
     }
 
+    // The catalog routes and checks the call; its refusals come before any scenario rule.
+    let route = if catalog.is_empty() {
+        None
+    } else {
+        match check_route(catalog, parts.uri.path(), text, &envelope, facts) {
+            Ok(route) => Some(route),
+            Err(refusal) => return *refusal,
+        }
+    };
     let request = RequestFacts {
-        service: None,
+        service: facts.service.clone(),
         operation: &envelope.operation,
         version: envelope.version,
         path: parts.uri.path(),
@@ -729,7 +804,7 @@ fn decide(
         now,
     };
     let Some(decision) = scenarios.decide(&request) else {
-        let mut answer = default_answer(envelope.version, &envelope.operation, now);
+        let mut answer = default_answer(route.as_ref(), envelope.version, &envelope.operation, now);
         answer.script = Some(Script {
             rule: None,
             headers: Vec::new(),
@@ -738,15 +813,35 @@ fn decide(
         });
         return answer;
     };
-    scripted_answer(decision, envelope.version, &envelope.operation, now)
+    scripted_answer(
+        decision,
+        route.as_ref(),
+        envelope.version,
+        &envelope.operation,
+        now,
+    )
 }
 
-/// The answer when no rule matches: a receipt (later the catalog's default response).
+/// The answer when no rule matches: the catalog's schema-valid default response for a routed
+/// call, else the generic receipt.
 fn default_answer(
+    route: Option<&Route<'_>>,
     version: SoapVersion,
     operation: &soap::QualifiedName,
     now: OffsetDateTime,
 ) -> Answer {
+    if let Some(route) = route {
+        let response = route.default_response(now);
+        return Answer {
+            status: StatusCode::OK,
+            version: Some(route.port.version),
+            body: response.body,
+            receipts: response.receipts,
+            outcome: Outcome::Receipt,
+            detail: None,
+            script: None,
+        };
+    }
     let receipt = Receipt::fresh(now);
     Answer {
         status: StatusCode::OK,
@@ -762,6 +857,7 @@ fn default_answer(
 /// A matched rule's decision as an answer.
 fn scripted_answer(
     decision: Decision,
+    route: Option<&Route<'_>>,
     version: SoapVersion,
     operation: &soap::QualifiedName,
     now: OffsetDateTime,
@@ -775,7 +871,7 @@ fn scripted_answer(
         connection,
     } = decision;
     let mut answer = match answer {
-        ScriptedAnswer::Default => default_answer(version, operation, now),
+        ScriptedAnswer::Default => default_answer(route, version, operation, now),
         ScriptedAnswer::Fault(fault) => fault_answer(version, fault, None),
         ScriptedAnswer::Xml { text, receipts } => Answer {
             status: StatusCode::OK,
@@ -813,6 +909,99 @@ fn scripted_answer(
         connection,
     });
     answer
+}
+
+/// Routes a well-formed envelope through the catalog and checks the request against its
+/// operation's schema (per the service's validation mode): the route, or the refusal to send.
+fn check_route<'c>(
+    catalog: &'c Catalog,
+    path: &str,
+    text: &str,
+    envelope: &soap::Envelope,
+    facts: &mut Facts,
+) -> Result<Route<'c>, Box<Answer>> {
+    let version = envelope.version;
+    let route = match resolve(catalog, path, envelope, facts) {
+        Ok(route) => route,
+        Err(problem) => {
+            let status = match &problem {
+                RouteProblem::UnknownPath { .. } => Some(StatusCode::NOT_FOUND),
+                RouteProblem::VersionMismatch { service, .. }
+                | RouteProblem::UnknownOperation { service, .. } => {
+                    facts.service = Some(service.clone());
+                    None
+                }
+            };
+            return Err(Box::new(fault_answer(
+                version,
+                Fault::caller(problem.to_string()),
+                status,
+            )));
+        }
+    };
+    let mode = route.endpoint.validation;
+    if mode != ValidationMode::Off {
+        facts.findings = route.validate(text);
+        if mode == ValidationMode::Enforce {
+            if let Some(missing) = route.missing_star_header(envelope) {
+                return Err(Box::new(fault_answer(
+                    version,
+                    Fault::dfdg(FaultParty::Caller, missing.code, missing.message),
+                    None,
+                )));
+            }
+            if !facts.findings.is_empty() {
+                return Err(Box::new(fault_answer(
+                    version,
+                    Fault::dfdg(
+                        FaultParty::Caller,
+                        CODE_MESSAGE_NOT_VALID,
+                        not_valid_message(&facts.findings),
+                    ),
+                    None,
+                )));
+            }
+        }
+    }
+    Ok(route)
+}
+
+/// The request's (service, operation), recorded in `facts`.
+fn resolve<'c>(
+    catalog: &'c Catalog,
+    path: &str,
+    envelope: &soap::Envelope,
+    facts: &mut Facts,
+) -> Result<Route<'c>, RouteProblem> {
+    let route = catalog.route(
+        path,
+        envelope.version,
+        facts.soap_action.as_deref(),
+        &envelope.operation,
+    )?;
+    facts.service = Some(route.endpoint.service.clone());
+    facts.service_operation = Some(route.operation.name.clone());
+    Ok(route)
+}
+
+/// DFDG's 1014 text listing the first findings.
+fn not_valid_message(findings: &[Finding]) -> String {
+    const SHOWN: usize = 5;
+    let mut message = format!(
+        "Message not valid: {} schema violation{}: ",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" }
+    );
+    let listed: Vec<String> = findings
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    message.push_str(&listed.join("; "));
+    if findings.len() > SHOWN {
+        message.push_str(&format!("; and {} more", findings.len() - SHOWN));
+    }
+    message
 }
 
 fn soap_action_header(parts: &Parts) -> Option<String> {

@@ -15,6 +15,7 @@ use crate::config::{Config, ServeArgs};
 use crate::journal::{CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore};
 use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
 use crate::tls::{TlsMaterial, TlsServer};
+use crate::wsdl::Catalog;
 
 /// An offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
 ///
@@ -60,8 +61,13 @@ pub enum Command {
     /// Check expectations ("at least/exactly/at most N calls matching …") against the journal,
     /// for CI: exit code 0 when all pass, 1 otherwise, near misses listed on failure.
     Verify(VerifyArgs),
-    /// Validate the scenario files, and show the running server's latest reload from the journal.
-    Check(CheckArgs),
+    /// Check what `serve` would load — the WSDL catalog and the scenario files — print what
+    /// loads and every problem with its file and line, and exit non-zero if there is any.
+    ///
+    /// Takes the same settings as `serve` (e.g. --wsdl DIR, --scenarios DIR, --config FILE), and
+    /// also shows whether the running server's latest scenario reload (from the journal) was
+    /// refused.
+    Check(Box<ServeArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,16 +146,6 @@ pub struct VerifyArgs {
     /// File holding the admin bearer token (for --admin).
     #[arg(long, env = "DFDG_MOCK_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// Folder of scenario rule files. [default: scenarios]
-    #[arg(long, env = "DFDG_MOCK_SCENARIOS", value_name = "DIR")]
-    pub scenarios: Option<PathBuf>,
-    /// The journal of the running server, whose latest scenario reload is shown.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
-    pub journal: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +288,141 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// What `check` found, from every source it checks.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// What loaded, one line each.
+    pub loaded: Vec<String>,
+    /// Worth knowing, not wrong.
+    pub notes: Vec<String>,
+    /// Wrong: each makes `check` fail.
+    pub problems: Vec<String>,
+}
+
+/// Checks everything `serve` would load from `config`. Sources: the WSDL catalog.
+pub fn check_all(config: &Config) -> CheckReport {
+    let mut report = CheckReport::default();
+    let catalog = check_catalog(config, &mut report);
+    if let Some(dir) = &config.scenarios {
+        let known: Vec<(String, String)> = catalog
+            .endpoints
+            .iter()
+            .flat_map(|e| {
+                e.ports
+                    .iter()
+                    .flat_map(|p| &p.operations)
+                    .map(|o| (e.service.clone(), o.name.clone()))
+            })
+            .collect();
+        let known = (!catalog.is_empty()).then_some(known.as_slice());
+        match check_scenarios(dir, known) {
+            Ok(summary) => report.loaded.extend(summary.lines().map(str::to_owned)),
+            Err(error) => report.problems.push(format!("{error:#}")),
+        }
+    }
+    check_last_reload(config, &mut report);
+    report
+}
+
+/// What the running server's latest scenario reload was, from its journal, if there is one.
+fn check_last_reload(config: &Config, report: &mut CheckReport) {
+    let Ok(store) = SqliteStore::open_read_only(&config.journal) else {
+        return;
+    };
+    let Ok(reloads) = store.reloads(1) else {
+        return;
+    };
+    if let Some(reload) = reloads.first() {
+        let record = &reload.record;
+        report.notes.push(match &record.error {
+            None => format!(
+                "running server (journal {}): scenario rules last loaded {} ({} rules)",
+                config.journal.display(),
+                short_time(record.time),
+                record.rules
+            ),
+            Some(error) => format!(
+                "running server (journal {}): the scenario reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
+                config.journal.display(),
+                short_time(record.time),
+                record.rules
+            ),
+        });
+    }
+}
+
+fn check_catalog(config: &Config, report: &mut CheckReport) -> Arc<Catalog> {
+    let started = std::time::Instant::now();
+    let loaded = Catalog::load(&config.catalog);
+    let elapsed = started.elapsed();
+    let catalog = &loaded.catalog;
+    for endpoint in &catalog.endpoints {
+        let versions: Vec<String> = endpoint
+            .ports
+            .iter()
+            .map(|p| p.version.to_string())
+            .collect();
+        let operations: Vec<String> = endpoint
+            .ports
+            .iter()
+            .flat_map(|p| &p.operations)
+            .map(|o| format!("{} [{}]", o.name, o.access.label()))
+            .collect();
+        report.loaded.push(format!(
+            "{}: {} at {} ({}, validation {}): {}",
+            catalog.wsdls[endpoint.wsdl].file.display(),
+            endpoint.service,
+            endpoint.path,
+            versions.join(", "),
+            endpoint.validation.as_str(),
+            operations.join(", ")
+        ));
+    }
+    report.loaded.push(format!(
+        "catalog: {} WSDL file(s), {} endpoint(s), {} operation(s), loaded in {:.1} ms",
+        catalog.wsdls.len(),
+        catalog.endpoints.len(),
+        catalog
+            .endpoints
+            .iter()
+            .flat_map(|e| &e.ports)
+            .map(|p| p.operations.len())
+            .sum::<usize>(),
+        elapsed.as_secs_f64() * 1000.0
+    ));
+    report
+        .notes
+        .extend(loaded.notes.iter().map(ToString::to_string));
+    report
+        .problems
+        .extend(loaded.problems.iter().map(ToString::to_string));
+    Arc::new(loaded.catalog)
+}
+
+fn check(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    let report = check_all(&config);
+    let mut out = std::io::stdout().lock();
+    for line in &report.loaded {
+        writeln!(out, "{line}")?;
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    for problem in &report.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    out.flush()?;
+    match report.problems.len() {
+        0 => {
+            writeln!(out, "ok")?;
+            Ok(())
+        }
+        1 => anyhow::bail!("check found 1 problem"),
+        n => anyhow::bail!("check found {n} problems"),
+    }
+}
+
 fn health(args: &HealthArgs) -> anyhow::Result<()> {
     let config = Config::resolve(&ServeArgs {
         config: args.config.clone(),
@@ -326,44 +457,6 @@ fn health(args: &HealthArgs) -> anyhow::Result<()> {
         healthy.tls_version,
         healthy.elapsed.as_millis()
     );
-    Ok(())
-}
-
-/// The (service, operation) pairs of the WSDL catalog, once it exists (issue 3); until then
-/// `check` cannot tell unknown names and says so.
-fn known_operations() -> Option<Vec<(String, String)>> {
-    None
-}
-
-fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let dir = args
-        .scenarios
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_SCENARIOS_DIR));
-    let mut out = std::io::stdout().lock();
-    if let Ok(store) = SqliteStore::open_read_only(&args.journal) {
-        if let Some(reload) = store.reloads(1)?.first() {
-            let record = &reload.record;
-            match &record.error {
-                None => writeln!(
-                    out,
-                    "running server (journal {}): rules last loaded {} ({} rules)",
-                    args.journal.display(),
-                    short_time(record.time),
-                    record.rules
-                )?,
-                Some(error) => writeln!(
-                    out,
-                    "running server (journal {}): the reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
-                    args.journal.display(),
-                    short_time(record.time),
-                    record.rules
-                )?,
-            }
-        }
-    }
-    let report = check_scenarios(&dir, known_operations().as_deref())?;
-    write!(out, "{report}")?;
     Ok(())
 }
 
@@ -481,15 +574,33 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         })?;
     let admin_address = admin_listener.local_addr()?;
 
+    let started = std::time::Instant::now();
+    let loaded = Catalog::load(&config.catalog);
+    for problem in &loaded.problems {
+        tracing::warn!("not served: {problem}");
+    }
+    tracing::info!(
+        endpoints = loaded.catalog.endpoints.len(),
+        problems = loaded.problems.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "catalog loaded"
+    );
+    let catalog = Arc::new(loaded.catalog);
+
     let shutdown = shutdown_signal()?;
-    if let Err(error) = print_banner(&config, address, admin_address, first_start.as_ref()) {
+    if let Err(error) = print_banner(
+        &config,
+        &catalog,
+        address,
+        admin_address,
+        first_start.as_ref(),
+    ) {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
-    let app = Arc::new(App::with_scenarios(
-        journal.clone(),
-        config.limits.clone(),
-        scenarios,
-    ));
+    let app = Arc::new(
+        App::with_scenarios(journal.clone(), config.limits.clone(), scenarios)
+            .with_catalog(catalog),
+    );
     let loaded = app.scenarios().subscribe().borrow().clone();
     if let Some(dir) = &config.scenarios {
         tracing::info!(dir = %dir.display(), rules = loaded.rules, "scenarios loaded");
@@ -558,6 +669,7 @@ fn reload_on_hangup(app: Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>
 
 fn print_banner(
     config: &Config,
+    catalog: &Catalog,
     address: std::net::SocketAddr,
     admin: std::net::SocketAddr,
     pki: Option<&(PkiPaths, pki::DemoPki)>,
@@ -585,6 +697,21 @@ fn print_banner(
             ""
         }
     )?;
+    if catalog.is_empty() {
+        writeln!(
+            out,
+            "no WSDL catalog (looked in {}): every POST gets a generic receipt",
+            display_dirs(&config.catalog.dirs)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "serving {} services from {} (validation {}); the catalog: {url}/",
+            catalog.endpoints.len(),
+            display_dirs(&config.catalog.dirs),
+            config.catalog.validation.as_str()
+        )?;
+    }
     let Some((paths, demo)) = pki else {
         return Ok(());
     };
@@ -628,6 +755,11 @@ fn print_banner(
     )?;
     out.flush()?;
     Ok(())
+}
+
+fn display_dirs(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
 }
 
 /// Path and namespace of the demo call printed on start.
@@ -849,7 +981,12 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
                 .identity
                 .as_ref()
                 .map_or("(no certificate)", |i| i.caller_id.as_str()),
-            record.operation.as_deref().unwrap_or("-"),
+            // The WSDL operation when the catalog routed the call, else the Body element.
+            record
+                .service_operation
+                .as_deref()
+                .or(record.operation.as_deref())
+                .unwrap_or("-"),
             record.outcome.label(),
             record.receipts.first().map_or("-", String::as_str),
             match (&record.scenario_file, &record.scenario_rule) {

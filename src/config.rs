@@ -5,6 +5,7 @@
 //! the file is read with `deny_unknown_fields`, so a typo is an error that names the file, line
 //! and column instead of a silently ignored setting.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,60 @@ impl ClientAuthMode {
         match self {
             ClientAuthMode::Require => "require",
             ClientAuthMode::Diagnose => "diagnose",
+        }
+    }
+}
+
+/// What happens to a request that does not match its operation's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationMode {
+    /// Requests are not checked against the schema.
+    Off,
+    /// Violations are journaled; the answer is the normal one.
+    Report,
+    /// Violations are answered with DFDG fault 1014 (message not valid), missing STAR headers
+    /// with 8232/8233.
+    Enforce,
+}
+
+impl ValidationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationMode::Off => "off",
+            ValidationMode::Report => "report",
+            ValidationMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// Settings of one service of the catalog, by its WSDL service name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Serve the service at this path instead of its soap:address path.
+    pub path: Option<String>,
+    /// Validation mode of this service, over the catalog's.
+    pub validation: Option<ValidationMode>,
+}
+
+/// Where the WSDL catalog comes from and how requests are checked against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogConfig {
+    /// Folders whose `*.wsdl` files are served. Missing or empty: every POST gets the generic
+    /// receipt, as before there was a catalog.
+    pub dirs: Vec<PathBuf>,
+    pub validation: ValidationMode,
+    /// Per-service overrides, by WSDL service name.
+    pub services: HashMap<String, ServiceSettings>,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            dirs: vec![PathBuf::from("wsdl")],
+            validation: ValidationMode::Report,
+            services: HashMap::new(),
         }
     }
 }
@@ -166,6 +221,7 @@ pub struct Config {
     pub scenarios: Option<PathBuf>,
     pub limits: Limits,
     pub admin: AdminConfig,
+    pub catalog: CatalogConfig,
 }
 
 impl Default for Config {
@@ -181,6 +237,7 @@ impl Default for Config {
             scenarios: None,
             limits: Limits::default(),
             admin: AdminConfig::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }
@@ -268,6 +325,17 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<AdminToken>,
+    /// Folder of WSDL files to serve; repeatable or comma-separated. [default: wsdl]
+    #[arg(
+        long = "wsdl",
+        env = "DFDG_MOCK_WSDL",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
+    pub wsdl: Vec<PathBuf>,
+    /// Request validation against the WSDL's schema. [default: report]
+    #[arg(long, env = "DFDG_MOCK_VALIDATION", value_enum)]
+    pub validation: Option<ValidationMode>,
 }
 
 /// The config file's shape.
@@ -284,6 +352,8 @@ struct FileConfig {
     admin: FileAdmin,
     #[serde(default)]
     scenarios: FileScenarios,
+    #[serde(default)]
+    catalog: FileCatalog,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +367,15 @@ struct FileAdmin {
 #[serde(deny_unknown_fields)]
 struct FileScenarios {
     dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCatalog {
+    dirs: Option<Vec<PathBuf>>,
+    validation: Option<ValidationMode>,
+    #[serde(default)]
+    services: HashMap<String, ServiceSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -450,6 +529,18 @@ impl Config {
             scenarios: args.scenarios.clone().or(file.scenarios.dir),
             limits,
             admin,
+            catalog: CatalogConfig {
+                dirs: if args.wsdl.is_empty() {
+                    file.catalog.dirs.unwrap_or(defaults.catalog.dirs)
+                } else {
+                    args.wsdl.clone()
+                },
+                validation: args
+                    .validation
+                    .or(file.catalog.validation)
+                    .unwrap_or(defaults.catalog.validation),
+                services: file.catalog.services,
+            },
         })
     }
 }
@@ -687,5 +778,48 @@ dir = "rehearsal"
         let file = parse_file(Path::new("x.toml"), "[tls]\nserver_cert = \"a.pem\"\n").unwrap();
         let error = Config::merge(&ServeArgs::default(), file).unwrap_err();
         assert!(error.to_string().contains("no key"));
+    }
+
+    #[test]
+    fn catalog_settings_from_file_and_flags() {
+        let text = r#"
+[catalog]
+dirs = ["contracts", "more"]
+validation = "enforce"
+
+[catalog.services.PersonStatusService]
+validation = "off"
+path = "/person"
+"#;
+        let file = parse_file(Path::new("c.toml"), text).unwrap();
+        let config = Config::merge(&ServeArgs::default(), file).unwrap();
+        assert_eq!(
+            config.catalog.dirs,
+            [PathBuf::from("contracts"), PathBuf::from("more")]
+        );
+        assert_eq!(config.catalog.validation, ValidationMode::Enforce);
+        let person = &config.catalog.services["PersonStatusService"];
+        assert_eq!(person.validation, Some(ValidationMode::Off));
+        assert_eq!(person.path.as_deref(), Some("/person"));
+
+        let args = ServeArgs {
+            wsdl: vec![PathBuf::from("flag")],
+            validation: Some(ValidationMode::Off),
+            ..ServeArgs::default()
+        };
+        let file = parse_file(Path::new("c.toml"), text).unwrap();
+        let config = Config::merge(&args, file).unwrap();
+        assert_eq!(config.catalog.dirs, [PathBuf::from("flag")]);
+        assert_eq!(config.catalog.validation, ValidationMode::Off);
+
+        let typo = parse_file(
+            Path::new("c.toml"),
+            "[catalog]
+validaton = \"off\"
+",
+        );
+        assert!(typo.unwrap_err().to_string().contains("c.toml:2:1"));
+        assert_eq!(Config::default().catalog.dirs, [PathBuf::from("wsdl")]);
+        assert_eq!(Config::default().catalog.validation, ValidationMode::Report);
     }
 }

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::wsdl::validate::Finding;
+
 /// How many entries may wait for the writer; `record_*` wait for space beyond this, so memory
 /// stays bounded when the disk is slower than the callers.
 pub const QUEUE_CAPACITY: usize = 8192;
@@ -118,6 +120,11 @@ pub const MIGRATIONS: &[&str] = &[
         rules   INTEGER NOT NULL,                   -- rules in force afterwards
         error   TEXT                                -- why the new files were refused
     );",
+    // 4: what the WSDL catalog made of a call.
+    "ALTER TABLE calls ADD COLUMN service TEXT;            -- WSDL service name, when routed
+    ALTER TABLE calls ADD COLUMN service_operation TEXT;  -- WSDL operation name, when routed
+    ALTER TABLE calls ADD COLUMN findings TEXT;           -- JSON array of schema findings
+    CREATE INDEX calls_service ON calls (service);",
 ];
 
 /// What went wrong in the journal.
@@ -306,6 +313,15 @@ pub struct CallRecord {
     /// reached the scenarios (refused or malformed).
     #[serde(default)]
     pub scenario_rule: Option<String>,
+    /// The catalog service the call was routed to (its WSDL service name).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The WSDL operation the call was matched to.
+    #[serde(default)]
+    pub service_operation: Option<String>,
+    /// Where the request departs from its schema (validation `report` or `enforce`).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
 }
 
 /// One attempt to load the scenario files, at start, on a file change or on a signal.
@@ -717,6 +733,11 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         .map(|headers| to_json(headers, "STAR headers"))
         .transpose()?;
     let receipts = to_json(&call.receipts, "receipts")?;
+    let findings = if call.findings.is_empty() {
+        None
+    } else {
+        Some(to_json(&call.findings, "findings")?)
+    };
     let (fault_code, soap_fault_code) = match &call.outcome {
         Outcome::Fault { code, fault_code } => (*code, Some(fault_code.as_str())),
         Outcome::Receipt | Outcome::Http => (None, None),
@@ -727,9 +748,9 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
             identity, method, path, soap_version, soap_action, operation, operation_namespace,
             star_headers, request_body, request_truncated, response_body, response_truncated,
             http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us,
-            scenario_file, scenario_rule)
+            scenario_file, scenario_rule, service, service_operation, findings)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
     )?;
     statement.execute(params![
         to_micros(call.time),
@@ -760,6 +781,9 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         latency,
         call.scenario_file,
         call.scenario_rule,
+        call.service,
+        call.service_operation,
+        findings,
     ])?;
     let id = connection.last_insert_rowid();
     let mut receipt_statement = connection
@@ -897,7 +921,8 @@ fn time_column(
 const CALL_COLUMNS: &str = "id, time_us, peer, tls_version, cipher_suite, alpn, identity, method, \
     path, soap_version, soap_action, operation, operation_namespace, star_headers, request_body, \
     request_truncated, response_body, response_truncated, http_status, receipts, outcome, \
-    fault_code, soap_fault_code, detail, latency_us, scenario_file, scenario_rule";
+    fault_code, soap_fault_code, detail, latency_us, scenario_file, scenario_rule, service, \
+    service_operation, findings";
 
 fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
     const TABLE: &str = "calls";
@@ -949,6 +974,9 @@ fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
             .map_err(|error| corrupt("latency_us", error.to_string()))?,
         scenario_file: row.get("scenario_file")?,
         scenario_rule: row.get("scenario_rule")?,
+        service: row.get("service")?,
+        service_operation: row.get("service_operation")?,
+        findings: json_column(row, TABLE, id, "findings")?.unwrap_or_default(),
     };
     Ok(StoredCall { id, record })
 }
@@ -1561,6 +1589,13 @@ mod tests {
             latency_micros: 1234,
             scenario_file: Some("onboarding.toml".to_owned()),
             scenario_rule: Some("happy-path".to_owned()),
+            service: Some("ServiceA".to_owned()),
+            service_operation: Some("Submit".to_owned()),
+            findings: vec![Finding {
+                path: "/Submit/Cpr".to_owned(),
+                expected: "a value of type xs:int".to_owned(),
+                found: "'x' is not a valid xs:int".to_owned(),
+            }],
         }
     }
 

@@ -21,3 +21,4 @@ pub mod soap;
 pub mod supplier;
 pub mod tls;
 pub mod verify;
+pub mod wsdl;

@@ -341,6 +341,9 @@ mod tests {
             latency_micros: 1,
             scenario_file: None,
             scenario_rule: None,
+            service: None,
+            service_operation: None,
+            findings: Vec::new(),
         }
     }
 

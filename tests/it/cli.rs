@@ -17,6 +17,11 @@ fn dfdg_mock(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The catalog shipped in the repository.
+fn shipped_wsdl() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")
+}
+
 /// Kills the server if a test fails before stopping it.
 struct Running(Child);
 
@@ -46,7 +51,11 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
                 "127.0.0.1:0",
                 "--admin-listen",
                 "127.0.0.1:0",
+                "--validation",
+                "enforce",
             ])
+            .arg("--wsdl")
+            .arg(shipped_wsdl())
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -65,6 +74,7 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     }
     let banner = banner.join("\n");
     assert!(banner.contains("created a test PKI in certs"), "{banner}");
+    assert!(banner.contains("serving 4 services from"), "{banner}");
     for file in [
         "ca.crt",
         "ca.key",
@@ -129,6 +139,8 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
     let line = String::from_utf8_lossy(&json.stdout);
     let call: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!(call["outcome"]["kind"], "receipt");
+    assert_eq!(call["service"], "JobcenterMessageService");
+    assert_eq!(call["service_operation"], "SaveAvailabilityAssessment");
 
     // The admin listener started with it and shows the same call.
     let admin = banner
@@ -397,7 +409,12 @@ fn check_reports_every_problem_with_its_position_and_passes_the_shipped_scenario
     )
     .unwrap();
     let output = dfdg_mock(dir.path(), &["check", "--scenarios", "rules"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // `check` lists problems on stdout and ends with a summary on stderr.
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(!output.status.success());
     assert!(stderr.contains("rules/broken.toml:3:"), "{stderr}");
     assert!(stderr.contains("did you mean \"cvr\""), "{stderr}");
@@ -433,7 +450,14 @@ fn sighup_reloads_the_scenarios_and_starts_sequences_over() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut server = Running(
         Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0", "--scenarios"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--scenarios",
+            ])
             .arg(&shipped)
             .current_dir(dir.path())
             .env("DFDG_MOCK_LOG", "info")
@@ -501,4 +525,59 @@ fn sighup_reloads_the_scenarios_and_starts_sequences_over() {
 
     sigterm(&server.0);
     assert!(server.0.wait().unwrap().success());
+}
+
+#[test]
+fn check_passes_on_the_shipped_catalog_and_fails_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = shipped_wsdl();
+    let output = dfdg_mock(dir.path(), &["check", "--wsdl", shipped.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("catalog: 4 WSDL file(s), 4 endpoint(s), 6 operation(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GetBorgerstatus [read]"), "{stdout}");
+
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(
+        broken.join("Bad.wsdl"),
+        "<wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\" xmlns:tns=\"urn:t\" targetNamespace=\"urn:t\">\n\
+         <wsdl:portType name=\"P\"/>\n\
+         <wsdl:binding name=\"B\" type=\"tns:P\"><soap:binding xmlns:soap=\"http://schemas.xmlsoap.org/wsdl/soap/\"/>\n\
+         <wsdl:operation name=\"Missing\"/></wsdl:binding>\n\
+         <wsdl:service name=\"S\"><wsdl:port name=\"P\" binding=\"tns:B\"><soap:address xmlns:soap=\"http://schemas.xmlsoap.org/wsdl/soap/\" location=\"/s.svc\"/></wsdl:port></wsdl:service>\n\
+         </wsdl:definitions>\n",
+    )
+    .unwrap();
+    std::fs::write(broken.join("NotXml.wsdl"), "<a>\n<b>\n</a>\n").unwrap();
+    let output = dfdg_mock(
+        dir.path(),
+        &[
+            "check",
+            "--wsdl",
+            shipped.to_str().unwrap(),
+            "--wsdl",
+            broken.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Bad.wsdl:4: binding operation Missing is not in portType {urn:t}P"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("NotXml.wsdl:3:"), "{stdout}");
+    assert!(
+        stdout.contains("catalog: 4 WSDL file(s)"),
+        "the others still load: {stdout}"
+    );
+    assert!(stderr.contains("check found 2 problems"), "{stderr}");
 }

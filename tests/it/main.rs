@@ -2,6 +2,7 @@
 //! per test, real TLS clients presenting real certificates, a real SQLite journal.
 
 mod admin;
+mod catalog;
 mod cli;
 mod core;
 mod dashboard;

@@ -115,6 +115,8 @@ pub struct Options {
     pub scenarios: Option<PathBuf>,
     /// Run the scenario folder's file watcher.
     pub watch: bool,
+    /// The WSDL catalog served; default: none (every POST gets the generic receipt).
+    pub catalog: Option<Arc<dfdg_mock::wsdl::Catalog>>,
 }
 
 pub struct AdminOptions {
@@ -141,6 +143,7 @@ impl Default for Options {
             admin: None,
             scenarios: None,
             watch: false,
+            catalog: None,
         }
     }
 }
@@ -192,11 +195,11 @@ impl TestServer {
             Some(dir) => Scenarios::load(dir).unwrap_or_else(|error| panic!("{error}")),
             None => Scenarios::none(),
         };
-        let app = Arc::new(App::with_scenarios(
-            journal.clone(),
-            limits.clone(),
-            scenarios,
-        ));
+        let mut app = App::with_scenarios(journal.clone(), limits.clone(), scenarios);
+        if let Some(catalog) = options.catalog {
+            app = app.with_catalog(catalog);
+        }
+        let app = Arc::new(app);
         let watcher = options
             .watch
             .then(|| dfdg_mock::scenario::watch::spawn(app.clone()));
@@ -443,6 +446,47 @@ impl Client {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
+    }
+
+    /// GETs `path_and_query`.
+    pub async fn get(&self, addr: SocketAddr, path_and_query: &str) -> Result<Reply, String> {
+        let request = http::Request::get(path_and_query)
+            .header("host", format!("localhost:{}", addr.port()))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(addr, request).await
+    }
+
+    /// POSTs a SOAP envelope of `version` to `path`: SOAP 1.1 with a quoted SOAPAction header,
+    /// SOAP 1.2 with the action in the content type.
+    pub async fn soap_to(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        version: dfdg_mock::soap::SoapVersion,
+        action: Option<&str>,
+        body: &str,
+    ) -> Result<Reply, String> {
+        let mut request =
+            http::Request::post(path).header("host", format!("localhost:{}", addr.port()));
+        request = match version {
+            dfdg_mock::soap::SoapVersion::V11 => request
+                .header("content-type", "text/xml; charset=utf-8")
+                .header("soapaction", format!("\"{}\"", action.unwrap_or(""))),
+            dfdg_mock::soap::SoapVersion::V12 => request.header(
+                "content-type",
+                match action {
+                    Some(action) => {
+                        format!("application/soap+xml; charset=utf-8; action=\"{action}\"")
+                    }
+                    None => "application/soap+xml; charset=utf-8".to_owned(),
+                },
+            ),
+        };
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        self.send(addr, request).await
     }
 
     /// POSTs a SOAP 1.1 envelope.

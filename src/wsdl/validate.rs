@@ -1,0 +1,453 @@
+//! Instance validation against the compiled XSD model ([`super::xsd::Schema`]): content models
+//! (sequence/choice/all with occurrences, element refs, wildcards), simple values and facets,
+//! attributes, `xsi:nil`. Each finding names the element path, what was expected and what was
+//! found. Matching is greedy without backtracking, which is exact for the deterministic content
+//! models XSD's Unique Particle Attribution rule demands.
+
+use serde::{Deserialize, Serialize};
+
+use super::xml::Element;
+use super::xsd::{Content, ElementId, Particle, Schema, Term, TypeRef, XSI_NS};
+
+/// The most findings collected for one message; the first ones are the useful ones.
+pub const MAX_FINDINGS: usize = 20;
+
+/// One way a message departs from its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Element path from the message's root element, e.g. `/GetEventsRequest/CalendarResource[2]/RID`.
+    pub path: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, found {}",
+            self.path, self.expected, self.found
+        )
+    }
+}
+
+/// Validates `node` as an instance of the element declaration `id`; appends findings.
+pub fn element(
+    schema: &Schema,
+    id: ElementId,
+    node: &Element,
+    path: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let decl = schema.element(id);
+    if node.name != decl.name {
+        push(
+            findings,
+            path,
+            format!("element {}", decl.name),
+            format!("element {}", node.name),
+        );
+        return;
+    }
+    Validator { schema, findings }.instance(id, node, path);
+}
+
+fn push(findings: &mut Vec<Finding>, path: &str, expected: String, found: String) {
+    if findings.len() < MAX_FINDINGS {
+        findings.push(Finding {
+            path: path.to_owned(),
+            expected,
+            found,
+        });
+    }
+}
+
+struct Validator<'s, 'f> {
+    schema: &'s Schema,
+    findings: &'f mut Vec<Finding>,
+}
+
+/// Why a content model did not match at some child.
+struct Mismatch {
+    at: usize,
+    expected: Vec<String>,
+}
+
+impl Validator<'_, '_> {
+    fn push(&mut self, path: &str, expected: String, found: String) {
+        push(self.findings, path, expected, found);
+    }
+
+    fn instance(&mut self, id: ElementId, node: &Element, path: &str) {
+        if self.findings.len() >= MAX_FINDINGS {
+            return;
+        }
+        let decl = self.schema.element(id);
+        let nil = node
+            .attribute_ns(XSI_NS, "nil")
+            .is_some_and(|v| matches!(v.trim(), "true" | "1"));
+        if nil {
+            if !decl.nillable {
+                self.push(
+                    path,
+                    "a value (the element is not nillable)".to_owned(),
+                    "xsi:nil=\"true\"".to_owned(),
+                );
+            } else if !node.children.is_empty() || !node.text.trim().is_empty() {
+                self.push(
+                    path,
+                    "no content with xsi:nil=\"true\"".to_owned(),
+                    "content".to_owned(),
+                );
+            }
+            return;
+        }
+        if let Some(fixed) = &decl.fixed {
+            if node.text.trim() != fixed.trim() {
+                self.push(
+                    path,
+                    format!("the fixed value '{fixed}'"),
+                    format!("'{}'", node.text.trim()),
+                );
+            }
+        }
+        self.typed(decl.ty, node, path);
+    }
+
+    fn typed(&mut self, ty: TypeRef, node: &Element, path: &str) {
+        if matches!(ty, TypeRef::Builtin(super::xsd::Builtin::AnyType)) {
+            return;
+        }
+        let Some(complex) = self.schema.complex(ty) else {
+            // A simple type: text only, no attributes but xsi's.
+            self.attributes_of_simple(node, path);
+            self.text(ty, node, path);
+            return;
+        };
+        for (name, value) in &node.attributes {
+            if name.namespace == XSI_NS || name.namespace == super::xml_namespace() {
+                continue;
+            }
+            match complex.attributes.iter().find(|a| &a.name == name) {
+                Some(attribute) => {
+                    if let Err(problem) = self.schema.check_value(attribute.ty, value) {
+                        self.push(
+                            &format!("{path}/@{}", name.local),
+                            self.schema.type_label(attribute.ty),
+                            problem,
+                        );
+                    }
+                }
+                None if complex.any_attribute => {}
+                None => self.push(
+                    &format!("{path}/@{}", name.local),
+                    "no such attribute".to_owned(),
+                    format!("attribute {name}"),
+                ),
+            }
+        }
+        for attribute in complex.attributes.iter().filter(|a| a.required) {
+            if !node
+                .attributes
+                .iter()
+                .any(|(name, _)| name == &attribute.name)
+            {
+                self.push(
+                    &format!("{path}/@{}", attribute.name.local),
+                    format!("required attribute {}", attribute.name),
+                    "nothing".to_owned(),
+                );
+            }
+        }
+        match &complex.content {
+            Content::Empty => {
+                if let Some(child) = node.children.first() {
+                    self.push(
+                        path,
+                        "no child elements".to_owned(),
+                        format!("element {}", child.name),
+                    );
+                } else if !complex.mixed && !node.text.trim().is_empty() {
+                    self.push(
+                        path,
+                        "no text".to_owned(),
+                        format!("'{}'", node.text.trim()),
+                    );
+                }
+            }
+            Content::Simple(inner) => self.text(*inner, node, path),
+            Content::Elements(particle) => {
+                if !complex.mixed && !node.text.trim().is_empty() {
+                    self.push(
+                        path,
+                        "child elements only".to_owned(),
+                        format!("text '{}'", short(node.text.trim())),
+                    );
+                }
+                let children: Vec<&Element> = node.children.iter().collect();
+                match self.repeated(particle, &children, 0, path) {
+                    Ok(end) if end == children.len() => {}
+                    Ok(end) => {
+                        self.push(
+                            &child_path(path, &children, end),
+                            format!(
+                                "no more elements (the content of {} ends here)",
+                                short_path(path)
+                            ),
+                            format!("element {}", children[end].name),
+                        );
+                    }
+                    Err(mismatch) => {
+                        let found = children
+                            .get(mismatch.at)
+                            .map_or("the end of the element".to_owned(), |c| {
+                                format!("element {}", c.name)
+                            });
+                        let at = if mismatch.at < children.len() {
+                            child_path(path, &children, mismatch.at)
+                        } else {
+                            path.to_owned()
+                        };
+                        self.push(&at, expected_list(&mismatch.expected), found);
+                    }
+                }
+            }
+        }
+    }
+
+    fn attributes_of_simple(&mut self, node: &Element, path: &str) {
+        for (name, _) in &node.attributes {
+            if name.namespace != XSI_NS && name.namespace != super::xml_namespace() {
+                self.push(
+                    &format!("{path}/@{}", name.local),
+                    "no attributes".to_owned(),
+                    format!("attribute {name}"),
+                );
+            }
+        }
+    }
+
+    fn text(&mut self, ty: TypeRef, node: &Element, path: &str) {
+        if let Some(child) = node.children.first() {
+            self.push(
+                path,
+                format!("a value of type {}", self.schema.type_label(ty)),
+                format!("element {}", child.name),
+            );
+            return;
+        }
+        if let Err(problem) = self.schema.check_value(ty, &node.text) {
+            self.push(
+                path,
+                format!("a value of type {}", self.schema.type_label(ty)),
+                problem,
+            );
+        }
+    }
+
+    /// Matches `particle` with its occurrences from `start`; returns where it stopped.
+    fn repeated(
+        &mut self,
+        particle: &Particle,
+        children: &[&Element],
+        start: usize,
+        path: &str,
+    ) -> Result<usize, Mismatch> {
+        let mut position = start;
+        let mut count = 0u32;
+        loop {
+            if particle.occurs.max.is_some_and(|max| count >= max) {
+                break;
+            }
+            let saved = self.findings.len();
+            match self.term(&particle.term, children, position, path) {
+                Ok(end) if end > position => {
+                    position = end;
+                    count += 1;
+                }
+                Ok(_) => {
+                    // Matched empty: any remaining minimum is satisfied by empty matches.
+                    count = count.max(particle.occurs.min);
+                    break;
+                }
+                Err(mismatch) => {
+                    self.findings.truncate(saved);
+                    if count < particle.occurs.min {
+                        return Err(mismatch);
+                    }
+                    break;
+                }
+            }
+        }
+        if count < particle.occurs.min {
+            return Err(Mismatch {
+                at: position,
+                expected: first_names(self.schema, particle),
+            });
+        }
+        Ok(position)
+    }
+
+    fn term(
+        &mut self,
+        term: &Term,
+        children: &[&Element],
+        start: usize,
+        path: &str,
+    ) -> Result<usize, Mismatch> {
+        match term {
+            Term::Element(id) => {
+                let decl = self.schema.element(*id);
+                match children.get(start) {
+                    Some(child) if child.name == decl.name => {
+                        let child_path = child_path(path, children, start);
+                        self.instance(*id, child, &child_path);
+                        Ok(start + 1)
+                    }
+                    _ => Err(Mismatch {
+                        at: start,
+                        expected: vec![decl.name.to_string()],
+                    }),
+                }
+            }
+            Term::Any(wildcard) => match children.get(start) {
+                Some(child) if wildcard.admits(&child.name.namespace) => {
+                    if let Some(id) = self.schema.global_element(&child.name) {
+                        let child_path = child_path(path, children, start);
+                        self.instance(id, child, &child_path);
+                    }
+                    Ok(start + 1)
+                }
+                _ => Err(Mismatch {
+                    at: start,
+                    expected: vec!["any element".to_owned()],
+                }),
+            },
+            Term::Sequence(items) => {
+                let mut position = start;
+                for item in items {
+                    position = self.repeated(item, children, position, path)?;
+                }
+                Ok(position)
+            }
+            Term::Choice(items) => {
+                let mut empty_ok = false;
+                for item in items {
+                    let saved = self.findings.len();
+                    match self.repeated(item, children, start, path) {
+                        Ok(end) if end > start => return Ok(end),
+                        Ok(_) => {
+                            empty_ok = true;
+                        }
+                        Err(_) => self.findings.truncate(saved),
+                    }
+                }
+                if empty_ok {
+                    Ok(start)
+                } else {
+                    Err(Mismatch {
+                        at: start,
+                        expected: items
+                            .iter()
+                            .flat_map(|i| first_names(self.schema, i))
+                            .collect(),
+                    })
+                }
+            }
+            Term::All(items) => {
+                let mut used = vec![false; items.len()];
+                let mut position = start;
+                'children: while let Some(child) = children.get(position) {
+                    for (index, item) in items.iter().enumerate() {
+                        if used[index] {
+                            continue;
+                        }
+                        if let Term::Element(id) = item.term {
+                            if self.schema.element(id).name == child.name {
+                                let child_path = child_path(path, children, position);
+                                self.instance(id, child, &child_path);
+                                used[index] = true;
+                                position += 1;
+                                continue 'children;
+                            }
+                        }
+                    }
+                    break;
+                }
+                for (index, item) in items.iter().enumerate() {
+                    if !used[index] && item.occurs.min > 0 {
+                        return Err(Mismatch {
+                            at: position,
+                            expected: first_names(self.schema, item),
+                        });
+                    }
+                }
+                Ok(position)
+            }
+        }
+    }
+}
+
+/// The element names a particle can start with.
+fn first_names(schema: &Schema, particle: &Particle) -> Vec<String> {
+    let mut names = Vec::new();
+    collect_first(schema, &particle.term, &mut names);
+    names
+}
+
+fn collect_first(schema: &Schema, term: &Term, names: &mut Vec<String>) {
+    match term {
+        Term::Element(id) => names.push(schema.element(*id).name.to_string()),
+        Term::Any(_) => names.push("any element".to_owned()),
+        Term::Sequence(items) => {
+            for item in items {
+                collect_first(schema, &item.term, names);
+                if item.occurs.min > 0 {
+                    break;
+                }
+            }
+        }
+        Term::Choice(items) | Term::All(items) => {
+            for item in items {
+                collect_first(schema, &item.term, names);
+            }
+        }
+    }
+}
+
+fn expected_list(names: &[String]) -> String {
+    match names {
+        [] => "nothing".to_owned(),
+        [one] => format!("element {one}"),
+        many => format!("one of the elements {}", many.join(", ")),
+    }
+}
+
+/// `path/Local`, with `[n]` when siblings share the name.
+fn child_path(path: &str, children: &[&Element], index: usize) -> String {
+    let child = children[index];
+    let same: Vec<usize> = children
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.name == child.name)
+        .map(|(i, _)| i)
+        .collect();
+    if same.len() > 1 {
+        let position = same.iter().position(|i| *i == index).unwrap_or(0) + 1;
+        format!("{path}/{}[{position}]", child.name.local)
+    } else {
+        format!("{path}/{}", child.name.local)
+    }
+}
+
+fn short_path(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn short(text: &str) -> String {
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text.to_owned()
+    }
+}

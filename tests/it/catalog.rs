@@ -1,0 +1,647 @@
+//! The WSDL catalog over mutual TLS: `?wsdl` and its parts, every shipped operation answered
+//! with a schema-valid response, validation in enforce and report mode, routing refusals, the
+//! real STAR WSDL from `../shared/fixtures` when it is there, and a real SOAP client (Python
+//! zeep) built from the served WSDL.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dfdg_mock::config::{CatalogConfig, ValidationMode};
+use dfdg_mock::journal::Outcome;
+use dfdg_mock::soap::SoapVersion;
+use dfdg_mock::wsdl::{xml, Catalog, Route};
+use time::OffsetDateTime;
+
+use crate::support::*;
+
+fn shipped_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")
+}
+
+fn catalog_of(dir: &Path, validation: ValidationMode) -> Arc<Catalog> {
+    let loaded = Catalog::load(&CatalogConfig {
+        dirs: vec![dir.to_owned()],
+        validation,
+        services: HashMap::new(),
+    });
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    Arc::new(loaded.catalog)
+}
+
+async fn serve(pki: &Pki, catalog: &Arc<Catalog>) -> TestServer {
+    TestServer::start_with(
+        pki,
+        Options {
+            catalog: Some(Arc::clone(catalog)),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// Every (route, example request) of a catalog.
+fn routes(catalog: &Catalog) -> Vec<Route<'_>> {
+    let mut routes = Vec::new();
+    for endpoint in &catalog.endpoints {
+        for port in &endpoint.ports {
+            for operation in &port.operations {
+                routes.push(
+                    catalog
+                        .route(
+                            &endpoint.path,
+                            port.version,
+                            operation.action.as_deref(),
+                            &operation.input_name,
+                        )
+                        .unwrap(),
+                );
+            }
+        }
+    }
+    routes
+}
+
+/// Calls every operation of `catalog` with a valid request and checks each answer against the
+/// operation's output schema.
+async fn call_every_operation(catalog: &Arc<Catalog>) -> usize {
+    let pki = Pki::new();
+    let server = serve(&pki, catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let mut called = 0;
+    for route in routes(catalog) {
+        let request = route.example_request(OffsetDateTime::now_utc());
+        assert_eq!(route.validate(&request), vec![], "{request}");
+        let reply = client
+            .soap_to(
+                server.addr,
+                &route.endpoint.path,
+                route.port.version,
+                route.operation.action.as_deref(),
+                &request,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status, 200,
+            "{}: {}",
+            route.operation.name, reply.body
+        );
+        assert!(
+            reply
+                .content_type()
+                .starts_with(route.port.version.media_type()),
+            "{}",
+            reply.content_type()
+        );
+        assert_eq!(
+            route.validate_response(&reply.body),
+            vec![],
+            "{}: {}",
+            route.operation.name,
+            reply.body
+        );
+        called += 1;
+    }
+    let journal = server.journal();
+    assert_eq!(journal.calls.len(), called);
+    for call in &journal.calls {
+        assert!(call.record.service.is_some(), "{:?}", call.record);
+        assert!(call.record.service_operation.is_some());
+        assert!(
+            call.record.findings.is_empty(),
+            "{:?}",
+            call.record.findings
+        );
+        assert_eq!(call.record.outcome, Outcome::Receipt);
+    }
+    called
+}
+
+#[tokio::test]
+async fn each_shipped_service_serves_its_wsdl_and_parts_over_mutual_tls() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let base = format!("https://localhost:{}", server.addr.port());
+    for endpoint in &catalog.endpoints {
+        for query in ["?wsdl", "?WSDL", "?singleWsdl"] {
+            let reply = client
+                .get(server.addr, &format!("{}{query}", endpoint.path))
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert!(reply.content_type().starts_with("text/xml"));
+            let root = xml::parse(&reply.body).unwrap();
+            assert!(root.is(dfdg_mock::wsdl::WSDL_NS, "definitions"));
+            assert!(
+                reply
+                    .body
+                    .contains(&format!("location=\"{base}{}\"", endpoint.path)),
+                "{}",
+                reply.body
+            );
+        }
+        // Follow every imported part, as a client would.
+        let wsdl = client
+            .get(server.addr, &format!("{}?wsdl", endpoint.path))
+            .await
+            .unwrap()
+            .body;
+        let mut pending: Vec<String> = part_links(&wsdl, &base);
+        let mut fetched = std::collections::HashSet::new();
+        while let Some(link) = pending.pop() {
+            if !fetched.insert(link.clone()) {
+                continue;
+            }
+            let reply = client.get(server.addr, &link).await.unwrap();
+            assert_eq!(reply.status, 200, "{link}: {}", reply.body);
+            xml::parse(&reply.body).unwrap();
+            pending.extend(part_links(&reply.body, &base));
+        }
+        assert_eq!(fetched.len(), 7, "{fetched:?}");
+    }
+    let listing = client.get(server.addr, "/").await.unwrap();
+    assert_eq!(listing.status, 200);
+    assert!(
+        listing.body.contains("GetVariablePersonStatus [read]"),
+        "{}",
+        listing.body
+    );
+    assert!(listing.body.contains("SaveAvailabilityAssessment [write]"));
+    let example = client
+        .get(
+            server.addr,
+            "/JobnetCitizenStatusService/10/JobnetCitizenStatusService.svc?example=GetBorgerstatus",
+        )
+        .await
+        .unwrap();
+    assert_eq!(example.status, 200);
+    assert!(example.content_type().starts_with("application/soap+xml"));
+    assert!(
+        example
+            .body
+            .contains("<CivilRegistrationIdentifier>0101701234<"),
+        "{}",
+        example.body
+    );
+    let missing = client.get(server.addr, "/Nope.svc?wsdl").await.unwrap();
+    assert_eq!(missing.status, 404);
+    assert!(missing
+        .body
+        .contains("/CodeListService/1/CodeListService.svc"));
+}
+
+/// Paths of `?part=` links in a served document.
+fn part_links(text: &str, base: &str) -> Vec<String> {
+    text.split('"')
+        .filter(|value| value.starts_with(base) && value.contains("?part="))
+        .map(|value| value[base.len()..].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_shipped_operation_answers_a_valid_request_with_a_schema_valid_response() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    assert_eq!(call_every_operation(&catalog).await, 6);
+}
+
+#[tokio::test]
+async fn the_printed_demo_call_passes_enforce_mode() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let reply = client
+        .soap11(
+            server.addr,
+            &format!(
+                "{}#SaveAvailabilityAssessment",
+                dfdg_mock::cli::DEMO_NAMESPACE
+            ),
+            &registration(&format!("CVR:{CVR}-UUID:{OCES3_UUID}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let receipt = element_text(&reply.body, "MessageIdentifier").unwrap();
+    let call = &server.journal().calls[0];
+    assert_eq!(call.record.receipts, vec![receipt.to_owned()]);
+    assert_eq!(
+        call.record.service.as_deref(),
+        Some("JobcenterMessageService")
+    );
+    assert_eq!(
+        call.record.service_operation.as_deref(),
+        Some("SaveAvailabilityAssessment")
+    );
+}
+
+#[tokio::test]
+async fn invalid_request_in_enforce_mode_gets_fault_1014_with_the_element_path() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let request = registration("CVR:91234567-UUID:x").replace(
+        "<CivilRegistrationIdentifier>0101701234<",
+        "<CivilRegistrationIdentifier>010170-1234<",
+    );
+    let reply = client
+        .soap11(
+            server.addr,
+            "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment",
+            &request,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert!(
+        reply.body.contains("<ErrorCode>1014</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply
+            .body
+            .contains("/SaveAvailabilityAssessment/CivilRegistrationIdentifier: expected a value of type CivilRegistrationIdentifierType, found '010170-1234' does not match the pattern [0-9]{10}"),
+        "{}",
+        reply.body
+    );
+    let call = &server.journal().calls[0];
+    assert_eq!(
+        call.record.outcome,
+        Outcome::Fault {
+            code: Some(1014),
+            fault_code: "Client".to_owned()
+        }
+    );
+    assert_eq!(
+        call.record.findings[0].path,
+        "/SaveAvailabilityAssessment/CivilRegistrationIdentifier"
+    );
+}
+
+#[tokio::test]
+async fn missing_star_headers_get_8232_and_8233_in_enforce_mode() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let request = registration("CVR:91234567-UUID:x");
+    let action = "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment";
+    let start = request.find("<ActiveOrganisationHeader").unwrap();
+    let end =
+        request.find("</ActiveOrganisationHeader>").unwrap() + "</ActiveOrganisationHeader>".len();
+    let without_organisation = format!("{}{}", &request[..start], &request[end..]);
+    let reply = client
+        .soap11(server.addr, action, &without_organisation)
+        .await
+        .unwrap();
+    assert!(
+        reply.body.contains("<ErrorCode>8232</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+
+    let start = request.find("<RequestUserMetadataHeader").unwrap();
+    let end = request.find("</RequestUserMetadataHeader>").unwrap()
+        + "</RequestUserMetadataHeader>".len();
+    let without_user = format!("{}{}", &request[..start], &request[end..]);
+    let reply = client
+        .soap11(server.addr, action, &without_user)
+        .await
+        .unwrap();
+    assert!(
+        reply.body.contains("<ErrorCode>8233</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn report_mode_journals_findings_and_answers_normally() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Report);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let request = registration("CVR:91234567-UUID:x").replace(
+        "<AvailabilityAssessmentCode>1<",
+        "<AvailabilityAssessmentCode>9<",
+    );
+    let reply = client
+        .soap11(
+            server.addr,
+            "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment",
+            &request,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let call = &server.journal().calls[0];
+    assert_eq!(call.record.outcome, Outcome::Receipt);
+    assert_eq!(call.record.findings.len(), 1, "{:?}", call.record.findings);
+    assert_eq!(
+        call.record.findings[0].path,
+        "/SaveAvailabilityAssessment/AvailabilityAssessmentCode"
+    );
+}
+
+#[tokio::test]
+async fn soap12_service_answers_in_soap12_and_refuses_soap11() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Report);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let reply = client
+        .soap12(
+            server.addr,
+            "urn:dfdg-mock:JobnetCitizenStatusService:10#GetBorgerstatus",
+            &soap12_lookup(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.content_type().starts_with("application/soap+xml"));
+    assert!(reply.body.contains(dfdg_mock::soap::SOAP12_ENVELOPE));
+    assert!(
+        reply.body.contains(
+            "<GetBorgerstatusResponse xmlns=\"urn:dfdg-mock:JobnetCitizenStatusService:10\">"
+        ),
+        "{}",
+        reply.body
+    );
+
+    let soap11 = format!(
+        r#"<s:Envelope xmlns:s="{}"><s:Body><GetBorgerstatus xmlns="urn:dfdg-mock:JobnetCitizenStatusService:10"><CivilRegistrationIdentifier>0101701234</CivilRegistrationIdentifier></GetBorgerstatus></s:Body></s:Envelope>"#,
+        dfdg_mock::soap::SOAP11_ENVELOPE
+    );
+    let reply = client
+        .soap_to(
+            server.addr,
+            "/JobnetCitizenStatusService/10/JobnetCitizenStatusService.svc",
+            SoapVersion::V11,
+            None,
+            &soap11,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply
+            .body
+            .contains("JobnetCitizenStatusService speaks SOAP 1.2 here, but the request is a SOAP 1.1 envelope"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_operations_are_refused_with_what_is_served() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Report);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let request = registration("CVR:91234567-UUID:x");
+    let reply = client
+        .soap_to(
+            server.addr,
+            "/Nowhere.svc",
+            SoapVersion::V11,
+            None,
+            &request,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 404);
+    assert!(
+        reply
+            .body
+            .contains("/PersonStatusService/20/PersonStatusService.svc"),
+        "{}",
+        reply.body
+    );
+
+    let reply = client
+        .soap_to(
+            server.addr,
+            "/CodeListService/1/CodeListService.svc",
+            SoapVersion::V11,
+            Some("urn:wrong"),
+            &request,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply
+            .body
+            .contains("known operations: GetCodeList, GetCodeListNames"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn star_planner_calendar_wsdl_answers_each_operation_when_the_fixture_is_there() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/star");
+    if !dir.join("PlannerExternalCalendarService.wsdl").is_file() {
+        eprintln!(
+            "skipped: {} is not there (the project's tests do not need it)",
+            dir.display()
+        );
+        return;
+    }
+    // Load a copy of just that file, so other fixtures cannot interfere.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.join("PlannerExternalCalendarService.wsdl"),
+        copy.path().join("PlannerExternalCalendarService.wsdl"),
+    )
+    .unwrap();
+    let catalog = catalog_of(copy.path(), ValidationMode::Enforce);
+    let names: Vec<String> = routes(&catalog)
+        .iter()
+        .map(|r| r.operation.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CreateEvents",
+            "UpdateEvents",
+            "DeleteEvents",
+            "GetEvents",
+            "GetResources"
+        ]
+    );
+    assert_eq!(call_every_operation(&catalog).await, 5);
+}
+
+/// Python with zeep, as CI installs it (`.ci/run`).
+fn python_with_zeep() -> Result<(), String> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import zeep; print(zeep.__version__)"])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls() {
+    if let Err(error) = python_with_zeep() {
+        panic!(
+            "this test needs Python 3 with zeep (pip install zeep==4.3.1, as .ci/run does): {error}"
+        );
+    }
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let files = tempfile::tempdir().unwrap();
+    let client_certificate = pki.oces3_client();
+    let ca = files.path().join("ca.crt");
+    let cert = files.path().join("client.crt");
+    let key = files.path().join("client.key");
+    std::fs::write(&ca, pki.ca.cert_pem()).unwrap();
+    std::fs::write(&cert, &client_certificate.cert_pem).unwrap();
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)
+            .unwrap();
+        file.write_all(client_certificate.key_pem().as_bytes())
+            .unwrap();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/zeep_client.py");
+    let base = format!("https://localhost:{}", server.addr.port());
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(&script)
+        .args(["--base", &base])
+        .arg("--ca")
+        .arg(&ca)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--caller", &format!("CVR:{CVR}-UUID:{OCES3_UUID}")]);
+    // The server runs on this test's runtime: wait for Python on a blocking thread.
+    // The script bounds each HTTP request with a timeout of its own.
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "zeep client failed:\n{stdout}\n{stderr}"
+    );
+    println!("{stdout}");
+    for line in [
+        "JobcenterMessageService.SaveAvailabilityAssessment receipt ",
+        "PersonStatusService.GetVariablePersonStatus cpr 0101701234",
+        "CodeListService.GetCodeList items 1",
+        "JobnetCitizenStatusService.GetBorgerstatus status Aktiv",
+        "fault 1014",
+    ] {
+        assert!(
+            stdout.contains(line),
+            "missing '{line}' in:\n{stdout}\n{stderr}"
+        );
+    }
+    let journal = server.journal();
+    let receipts: Vec<&str> = journal
+        .calls
+        .iter()
+        .filter(|c| c.record.service_operation.as_deref() == Some("SaveAvailabilityAssessment"))
+        .flat_map(|c| c.record.receipts.iter().map(String::as_str))
+        .collect();
+    assert!(
+        receipts.iter().any(|r| stdout.contains(r)),
+        "the receipt zeep printed is journaled: {receipts:?}\n{stdout}"
+    );
+    for call in journal.calls.iter().filter(|c| c.record.method == "POST") {
+        let identity = call.record.identity.as_ref().unwrap();
+        assert_eq!(identity.caller_id, format!("CVR:{CVR}-UUID:{OCES3_UUID}"));
+    }
+}
+
+/// Writes every operation's example request and default response for `catalog`, then has
+/// libxml2 (Python lxml) validate them against the WSDL's schemas.
+fn crosscheck_with_libxml2(catalog: &Catalog) -> usize {
+    if let Err(error) = python_with_zeep() {
+        panic!("this test needs Python 3 with zeep and lxml (pip install zeep==4.3.1, as .ci/run does): {error}");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
+    let mut checked = 0;
+    for (index, wsdl) in catalog.wsdls.iter().enumerate() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for route in routes(catalog).iter().filter(|r| r.endpoint.wsdl == index) {
+            let now = OffsetDateTime::now_utc();
+            for (kind, text) in [
+                ("request", route.example_request(now)),
+                ("response", route.default_response(now).body),
+            ] {
+                let file = folder
+                    .path()
+                    .join(format!("{}-{kind}.xml", route.operation.name));
+                std::fs::write(&file, text).unwrap();
+                files.push(file);
+            }
+        }
+        if files.is_empty() {
+            continue;
+        }
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&wsdl.file)
+            .args(&files)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "libxml2 disagrees for {}:\n{stdout}{}",
+            wsdl.file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        checked += stdout.lines().filter(|l| l.starts_with("valid ")).count();
+    }
+    checked
+}
+
+#[test]
+fn generated_messages_validate_with_libxml2_too() {
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    // 6 operations: 6 bodies and 12 headers in requests, 6 response bodies.
+    assert_eq!(crosscheck_with_libxml2(&catalog), 24);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/star");
+    if fixture
+        .join("PlannerExternalCalendarService.wsdl")
+        .is_file()
+    {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            fixture.join("PlannerExternalCalendarService.wsdl"),
+            copy.path().join("PlannerExternalCalendarService.wsdl"),
+        )
+        .unwrap();
+        let catalog = catalog_of(copy.path(), ValidationMode::Enforce);
+        assert_eq!(crosscheck_with_libxml2(&catalog), 20);
+    } else {
+        eprintln!(
+            "skipped the STAR fixture: {} is not there",
+            fixture.display()
+        );
+    }
+}
