@@ -36,10 +36,10 @@ use tokio::sync::{broadcast, watch, Semaphore};
 use crate::app::{App, LiveEvent};
 use crate::config::AdminToken;
 use crate::journal::{
-    self, CallQuery, ConfirmationRecord, Journal, JournalError, JournalReader, RejectionQuery,
-    SqliteStore, StoredCall,
+    self, CallQuery, Journal, JournalError, JournalReader, RejectionQuery, SqliteStore, StoredCall,
 };
 use crate::metrics::Metrics;
+use crate::supplier::LiveRegistry;
 use crate::{onboarding, verify};
 
 /// The OpenAPI 3 description of this API, written by hand.
@@ -113,6 +113,8 @@ pub struct Admin {
     stop: watch::Sender<bool>,
     /// Keep-alive interval of event streams.
     keep_alive: Duration,
+    /// The supplier registry the App authorizes with: per-supplier status, confirmations.
+    suppliers: Arc<LiveRegistry>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -138,6 +140,7 @@ impl Admin {
             streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
             stop,
             keep_alive: stream::KEEP_ALIVE,
+            suppliers: app.suppliers().clone(),
         }
     }
 
@@ -256,6 +259,9 @@ impl From<JournalError> for ApiError {
         match error {
             JournalError::InvalidFilter { .. } => ApiError::bad_request(error.to_string()),
             JournalError::UnknownReceipt { .. } => ApiError::not_found(error.to_string()),
+            JournalError::ForeignReceipt { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, error.to_string())
+            }
             other => {
                 let mut message = other.to_string();
                 let mut source = std::error::Error::source(&other);
@@ -425,8 +431,10 @@ async fn route(
                 &serde_json::json!({ "callers": callers }),
             ))
         }
+        (&Method::GET, ["api", "suppliers"]) => supplier_status(admin, &query).await,
         (&Method::GET, ["api", "events"]) => events(admin),
-        (&Method::POST, ["api", "receipts", guid, "confirm"]) => {
+        (&Method::POST, ["api", "receipts", guid, "confirm"])
+        | (&Method::POST, ["onboarding", "receipts", guid, "confirm"]) => {
             let guid = (*guid).to_owned();
             confirm(admin, request, &guid).await
         }
@@ -439,9 +447,9 @@ async fn route(
         }
         (&Method::POST, ["api", "verify"]) => verify_api(admin, request).await,
         (_, ["" | "openapi.json" | "metrics"])
-        | (_, ["api", "calls" | "rejections" | "callers" | "events"])
+        | (_, ["api", "calls" | "rejections" | "callers" | "suppliers" | "events"])
         | (_, ["api", "calls", _])
-        | (_, ["api", "receipts", _, "confirm"])
+        | (_, ["api" | "onboarding", "receipts", _, "confirm"])
         | (_, ["api", "journal", "reset"])
         | (_, ["api", "scenarios", "reload" | "reset"])
         | (_, ["api", "verify"]) => Err(ApiError::new(
@@ -587,15 +595,10 @@ fn call_query(query: &str, export: bool) -> Result<CallQuery, ApiError> {
                 }
                 parsed.limit = limit;
             }
-            "supplier" => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "the supplier filter needs the supplier registry, which is not available in this build; filter by caller_id or cvr",
-                ))
-            }
+            "supplier" => parsed.supplier = Some(value),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other:?}; known: caller_id, cvr, service, operation, outcome, fault_code, since, until, limit, cursor, after_id"
+                    "unknown query parameter {other:?}; known: caller_id, cvr, supplier, service, operation, outcome, fault_code, since, until, limit, cursor, after_id"
                 )))
             }
         }
@@ -632,6 +635,8 @@ fn summary(call: &StoredCall) -> serde_json::Value {
         "peer": record.peer,
         "caller_id": record.identity.as_ref().map(|i| i.caller_id.clone()),
         "cvr": record.identity.as_ref().and_then(|i| i.cvr.clone()),
+        "supplier": record.supplier,
+        "authorization": record.authorization,
         "service": journal::service_of(&record.path),
         "path": record.path,
         "operation": record.operation,
@@ -642,7 +647,7 @@ fn summary(call: &StoredCall) -> serde_json::Value {
         "http_status": record.http_status,
         "receipts": record.receipts,
         "detail": record.detail,
-        "identity_check": onboarding::identity_comparison(record).map(|c| c.matches),
+        "identity_check": record.identity.as_ref().map(|_| onboarding::identity_passed(record)),
         "latency_micros": record.latency_micros,
     })
 }
@@ -718,7 +723,7 @@ async fn call_detail(admin: &Admin, id: &str) -> ApiResult {
             "call": call,
             "service": journal::service_of(&call.record.path),
             "identity": onboarding::identity_comparison(&call.record),
-            "findings": onboarding::findings(&call.record),
+            "findings": onboarding::checks(&call.record),
             "receipts": receipts,
         }),
     ))
@@ -790,32 +795,59 @@ fn events(admin: &Admin) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct ConfirmBody {
     note: Option<String>,
+    /// The supplier confirming; required while a supplier registry is in force.
+    supplier: Option<String>,
+}
+
+/// `GET /api/suppliers[?supplier=NAME]`: the three-step status per registered supplier (per
+/// caller id in open mode).
+async fn supplier_status(admin: &Admin, query: &str) -> ApiResult {
+    let mut only = None;
+    for (name, value) in query_pairs(query)? {
+        match name.as_str() {
+            "supplier" => only = Some(value),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}; known: supplier"
+                )))
+            }
+        }
+    }
+    let registry = admin.suppliers.current();
+    let open = registry.is_open();
+    let statuses = read(admin, move |store| {
+        onboarding::suppliers(store, &registry, only.as_deref())
+    })
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "open": open, "suppliers": statuses }),
+    ))
 }
 
 async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiResult {
     let guid = percent_decode(guid)?;
-    if guid.is_empty()
-        || guid.len() > 64
-        || !guid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-    {
-        return Err(ApiError::bad_request(format!(
-            "{guid:?} is not a receipt GUID: give the MessageIdentifier from the response's ServiceReceipt"
-        )));
-    }
     let body: ConfirmBody = json_body(request).await?;
     if body.note.as_ref().is_some_and(|note| note.len() > 1000) {
         return Err(ApiError::bad_request("note is longer than 1000 bytes"));
     }
     let time = OffsetDateTime::now_utc();
-    let call_id = match admin
-        .journal
-        .confirm_receipt(ConfirmationRecord {
-            guid: guid.clone(),
-            time,
-            note: body.note,
-        })
-        .await
-    {
+    let record = onboarding::confirmation(
+        &admin.suppliers.current(),
+        &guid,
+        body.supplier.as_deref(),
+        body.note,
+        time,
+    )
+    .map_err(|refusal| match refusal {
+        onboarding::ConfirmRefusal::UnknownSupplier { .. } => {
+            ApiError::not_found(refusal.to_string())
+        }
+        _ => ApiError::bad_request(refusal.to_string()),
+    })?;
+    let guid = record.guid.clone();
+    let confirmed_by = record.supplier.clone();
+    let call_id = match admin.journal.confirm_receipt(record).await {
         Ok(call_id) => call_id,
         Err(JournalError::UnknownReceipt { .. }) => {
             return Err(ApiError::not_found(format!(
@@ -836,6 +868,7 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
             "guid": guid,
             "call_id": call_id,
             "caller_id": confirmation.as_ref().and_then(|c| c.caller_id.clone()),
+            "supplier": confirmed_by,
             "confirmed_at": confirmation.map_or_else(|| rfc3339(time), |c| rfc3339(c.record.time)),
         }),
     ))

@@ -14,6 +14,11 @@
 //! checked against the operation's schema before any scenario rule sees it; where no rule
 //! answers, the catalog's schema-valid default response does (without a catalog, the generic
 //! receipt).
+//!
+//! Between the route check and the scenario rules the supplier registry
+//! ([`crate::supplier::LiveRegistry`]) authorizes the call with DFDG's codes (1012, 1013, 4575)
+//! and the identity checks run; both are journaled with the call, and in strict mode the first
+//! identity finding is the answer.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -41,9 +46,10 @@ use crate::scenario::{
     ConnectionFault, Decision, ReloadStatus, RequestFacts, RuleRef, Scenarios, ScriptedAnswer,
 };
 use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
+use crate::supplier::{self, LiveRegistry, Registry};
 use crate::tls::{ClientCertificate, Refusal, Session};
 use crate::wsdl::validate::Finding;
-use crate::wsdl::{serve, Catalog, Route, RouteProblem};
+use crate::wsdl::{serve, Access, Catalog, Route, RouteProblem};
 
 /// DFDG's code for "client certificate missing".
 pub const CODE_CERTIFICATE_MISSING: i64 = 1101;
@@ -200,6 +206,18 @@ pub struct App {
     scenarios: Scenarios,
     /// The services served; empty: every POST gets the generic receipt.
     catalog: Arc<Catalog>,
+    /// The supplier registry (open mode without one) and strict mode.
+    suppliers: Arc<LiveRegistry>,
+}
+
+/// What decides a call, beside the request itself.
+struct Rules<'a> {
+    catalog: &'a Catalog,
+    scenarios: &'a Scenarios,
+    /// The registry in force when the call arrived.
+    registry: &'a Registry,
+    /// Strict identity checks: the first finding is the answer.
+    strict: bool,
 }
 
 /// The answer to one request, decided before anything is journaled or sent.
@@ -244,6 +262,12 @@ struct Facts {
     service: Option<String>,
     service_operation: Option<String>,
     findings: Vec<Finding>,
+    /// The registered supplier of the certificate.
+    supplier: Option<String>,
+    /// The registry's decision label: `open`, `allowed`, `refused 1013`.
+    authorization: Option<String>,
+    /// The identity checks that did not pass.
+    identity_findings: Vec<supplier::Finding>,
 }
 
 /// Why a request body could not be read.
@@ -269,7 +293,19 @@ impl App {
             events,
             scenarios,
             catalog: Arc::new(Catalog::default()),
+            suppliers: Arc::new(LiveRegistry::default()),
         }
+    }
+
+    /// Authorizes calls with `suppliers` (open mode and lenient checks without it).
+    pub fn with_suppliers(mut self, suppliers: Arc<LiveRegistry>) -> App {
+        self.suppliers = suppliers;
+        self
+    }
+
+    /// The supplier registry in force (and its file, to reload).
+    pub fn suppliers(&self) -> &Arc<LiveRegistry> {
+        &self.suppliers
     }
 
     /// Serves the services of `catalog`.
@@ -374,15 +410,14 @@ impl App {
         }
         let body = read_body(&parts, body, &self.limits).await;
         let mut facts = Facts::default();
-        let mut answer = decide(
-            &parts,
-            &body,
-            connection,
-            &self.catalog,
-            time,
-            &mut facts,
-            &self.scenarios,
-        );
+        let registry = self.suppliers.current();
+        let rules = Rules {
+            catalog: &self.catalog,
+            scenarios: &self.scenarios,
+            registry: &registry,
+            strict: self.suppliers.strict(),
+        };
+        let mut answer = decide(&parts, &body, connection, time, &mut facts, &rules);
         let script = answer.script.take();
         if let Some(delay) = script.as_ref().and_then(|s| s.delay) {
             tokio::time::sleep(delay).await;
@@ -457,6 +492,9 @@ impl App {
             service: facts.service,
             service_operation: facts.service_operation,
             findings: facts.findings,
+            supplier: facts.supplier,
+            authorization: facts.authorization,
+            identity_findings: facts.identity_findings,
         };
         let service = journal::service_of(&record.path).to_owned();
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
@@ -659,11 +697,11 @@ fn decide(
     parts: &Parts,
     body: &Result<Bytes, BodyProblem>,
     connection: &Connection,
-    catalog: &Catalog,
     now: OffsetDateTime,
     facts: &mut Facts,
-    scenarios: &Scenarios,
+    rules: &Rules<'_>,
 ) -> Answer {
+    let catalog = rules.catalog;
     let content_type = content_type(parts);
     let declared_version = content_type
         .as_ref()
@@ -790,6 +828,18 @@ fn decide(
             Err(refusal) => return *refusal,
         }
     };
+    // The supplier registry: who may call what; then the identity checks (strict mode).
+    if let Some(refusal) = authorize(
+        rules,
+        caller(connection),
+        route.as_ref(),
+        &envelope,
+        parts.uri.path(),
+        facts,
+    ) {
+        return refusal;
+    }
+    let scenarios = rules.scenarios;
     let request = RequestFacts {
         service: facts.service.clone(),
         operation: &envelope.operation,
@@ -820,6 +870,76 @@ fn decide(
         &envelope.operation,
         now,
     )
+}
+
+/// Authorizes the call with the registry and runs the identity checks, recording both in
+/// `facts`: the refusal to send (DFDG's code and reason), or `None` to go on. Without a catalog
+/// route the service is the path's first segment and the access follows the operation's name
+/// (as [`Access::of`] guesses it for WSDLs without marks).
+fn authorize(
+    rules: &Rules<'_>,
+    identity: Option<&CallerIdentity>,
+    route: Option<&Route<'_>>,
+    envelope: &soap::Envelope,
+    path: &str,
+    facts: &mut Facts,
+) -> Option<Answer> {
+    let version = envelope.version;
+    let service = facts.service.clone().or_else(|| {
+        let service = journal::service_of(path);
+        (!service.is_empty()).then(|| service.to_owned())
+    });
+    let access = route.map_or_else(
+        || Access::of(&envelope.operation.local, None),
+        |route| route.operation.access,
+    );
+    let Some(identity) = identity else {
+        if rules.registry.is_open() {
+            facts.authorization = Some(supplier::Decision::Open.label());
+            return None;
+        }
+        facts.authorization = Some(format!("refused {}", supplier::CODE_LOGON_FAILED));
+        return Some(fault_answer(
+            version,
+            Fault::dfdg(
+                FaultParty::Caller,
+                supplier::CODE_LOGON_FAILED,
+                "Logon failed: no client certificate identity, and only registered suppliers' certificates may call",
+            ),
+            None,
+        ));
+    };
+    let decision = rules
+        .registry
+        .authorize(identity, service.as_deref(), access);
+    facts.supplier = decision.supplier().map(str::to_owned);
+    facts.authorization = Some(decision.label());
+    facts.identity_findings = supplier::identity_findings(
+        identity,
+        rules.registry.find(identity),
+        &envelope.star_headers,
+    );
+    if let supplier::Decision::Refused { code, reason, .. } = decision {
+        return Some(fault_answer(
+            version,
+            Fault::dfdg(FaultParty::Caller, code, reason),
+            None,
+        ));
+    }
+    if rules.strict {
+        if let Some(first) = facts.identity_findings.first() {
+            return Some(fault_answer(
+                version,
+                Fault::dfdg(
+                    FaultParty::Caller,
+                    first.code,
+                    format!("Identity check failed (strict mode): {}", first.message),
+                ),
+                None,
+            ));
+        }
+    }
+    None
 }
 
 /// The answer when no rule matches: the catalog's schema-valid default response for a routed

@@ -51,6 +51,15 @@ pub enum Command {
     /// no supplier gets 1012, a service not allowed 1013, a write by a small supplier 4575.
     #[command(subcommand)]
     Supplier(SupplierCommand),
+    /// Confirm that a supplier received one of its receipts (step 3 of STAR's onboarding test).
+    ///
+    /// Give the MessageIdentifier of the response's ServiceReceipt (for a lookup, its
+    /// ServiceRequestLogReferenceIdentifier). With a supplier registry, --supplier is required
+    /// and only that supplier's own receipts can be confirmed. Safe beside a running server.
+    Confirm(ConfirmArgs),
+    /// STAR's onboarding test: where each supplier stands.
+    #[command(subcommand)]
+    Onboarding(OnboardingCommand),
     /// Check that the SOAP listener answers over mutual TLS: exit 0 if `GET /` gives 200, else 1.
     ///
     /// Connects to the listen address (0.0.0.0 and :: are probed on loopback), trusts only the
@@ -116,6 +125,51 @@ pub enum SupplierCommand {
         #[arg(long = "identity", value_name = "ID")]
         identity: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfirmArgs {
+    /// The receipt's GUID (MessageIdentifier).
+    pub guid: String,
+    /// The supplier confirming (required with a registry).
+    #[arg(long)]
+    pub supplier: Option<String>,
+    /// Free text kept with the confirmation.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// The journal file of the server.
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    pub journal: PathBuf,
+    /// The supplier registry file (missing: open mode).
+    #[arg(long, env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    pub suppliers: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OnboardingCommand {
+    /// The three steps per supplier (per caller id without a registry): a table, --json, or an
+    /// HTML report with --html. Exits 1 while any shown supplier is incomplete, so CI can wait
+    /// for it.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this supplier (name), or caller id in open mode.
+    #[arg(long)]
+    pub supplier: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report (Danish with English) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// The journal file of the server.
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    pub journal: PathBuf,
+    /// The supplier registry file (missing: open mode).
+    #[arg(long, env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    pub suppliers: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -282,6 +336,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calls(args) if args.follow => follow(&args),
         Command::Calls(args) => calls(&args),
         Command::Supplier(command) => supplier(command),
+        Command::Confirm(args) => confirm(&args),
+        Command::Onboarding(OnboardingCommand::Status(args)) => onboarding_status(&args),
         Command::Verify(args) => verify(&args),
         Command::Health(args) => health(&args),
         Command::Check(args) => check(&args),
@@ -527,6 +583,20 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?,
         None => crate::scenario::Scenarios::none(),
     };
+    // Likewise a broken supplier registry; a missing one means open mode.
+    let suppliers = Arc::new(
+        crate::supplier::LiveRegistry::load(&config.onboarding.registry, config.onboarding.strict)
+            .context(
+                "the supplier registry is not valid (fix it, or move it away for open mode)",
+            )?,
+    );
+    tracing::info!(
+        file = %config.onboarding.registry.display(),
+        suppliers = suppliers.current().suppliers().len(),
+        open = suppliers.current().is_open(),
+        strict = config.onboarding.strict,
+        "supplier registry loaded"
+    );
 
     let mut first_start = None;
     let material = match &config.server_identity {
@@ -599,7 +669,8 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     }
     let app = Arc::new(
         App::with_scenarios(journal.clone(), config.limits.clone(), scenarios)
-            .with_catalog(catalog),
+            .with_catalog(catalog)
+            .with_suppliers(suppliers.clone()),
     );
     let loaded = app.scenarios().subscribe().borrow().clone();
     if let Some(dir) = &config.scenarios {
@@ -607,6 +678,7 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     }
     app.journal_reload(&loaded).await;
     let watcher = crate::scenario::watch::spawn(app.clone());
+    let registry_watcher = crate::supplier::watch(suppliers);
     let hangup = reload_on_hangup(app.clone())?;
     let admin = Arc::new(
         crate::admin::Admin::new(&app, config.journal.clone(), config.admin.token.clone())
@@ -628,6 +700,7 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     ));
     crate::server::run(listener, tls, app, &config.limits, until_stopped(stopped)).await;
     watcher.abort();
+    registry_watcher.abort();
     hangup.abort();
     match admin_task.await {
         Ok(Ok(())) => {}
@@ -654,7 +727,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// SIGHUP: start the scenarios over: forget counters and state, read the files again.
+/// SIGHUP: start the scenarios over (forget counters and state, read the files again) and
+/// read the supplier registry again.
 fn reload_on_hangup(app: Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
@@ -663,6 +737,8 @@ fn reload_on_hangup(app: Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>
             tracing::info!("SIGHUP: resetting scenario state and reloading the scenario files");
             app.reset_state();
             app.reload_scenarios().await;
+            // A broken registry is logged and the previous one stays.
+            let _ = app.suppliers().reload();
         }
     }))
 }
@@ -998,6 +1074,96 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     }
     if calls.is_empty() {
         writeln!(out, "(no calls)")?;
+    }
+    Ok(())
+}
+
+/// `confirm`: writes the confirmation straight into the journal (SQLite's locking makes that
+/// safe beside the running server's writer).
+fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
+    use crate::journal::{Entry, JournalStore};
+    let registry = crate::supplier::Registry::load(&args.suppliers)?;
+    let record = crate::onboarding::confirmation(
+        &registry,
+        &args.guid,
+        args.supplier.as_deref(),
+        args.note.clone(),
+        OffsetDateTime::now_utc(),
+    )?;
+    if !args.journal.exists() {
+        anyhow::bail!(
+            "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
+            args.journal.display()
+        );
+    }
+    let mut store = SqliteStore::open(&args.journal)?;
+    let ids = store
+        .append(&[Entry::Confirmation(record.clone())])
+        .with_context(|| format!("receipt {} not confirmed", record.guid))?;
+    println!(
+        "receipt {} of call {} confirmed{}",
+        record.guid,
+        ids.first().copied().unwrap_or_default(),
+        record
+            .supplier
+            .as_deref()
+            .map_or(String::new(), |name| format!(" by {name}"))
+    );
+    Ok(())
+}
+
+/// `onboarding status`: the table (or JSON), the HTML report, and exit 1 while incomplete.
+fn onboarding_status(args: &StatusArgs) -> anyhow::Result<()> {
+    let registry = crate::supplier::Registry::load(&args.suppliers)?;
+    let store = SqliteStore::open_read_only(&args.journal)?;
+    let statuses = crate::onboarding::suppliers(&store, &registry, args.supplier.as_deref())?;
+    if let Some(name) = &args.supplier {
+        if statuses.is_empty() {
+            anyhow::bail!(
+                "no {} named {name:?}{}",
+                if registry.is_open() {
+                    "caller id in the journal"
+                } else {
+                    "supplier in the registry"
+                },
+                if registry.is_open() {
+                    format!(
+                        " (no registry at {}: open mode lists caller ids)",
+                        args.suppliers.display()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "open": registry.is_open(),
+                "suppliers": statuses,
+            }))?
+        );
+    } else {
+        print!("{}", crate::onboarding::report::table(&statuses));
+    }
+    if let Some(path) = &args.html {
+        let page = crate::onboarding::report::html(&statuses, OffsetDateTime::now_utc());
+        std::fs::write(path, page)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    let incomplete: Vec<&str> = statuses
+        .iter()
+        .filter(|s| !s.complete)
+        .map(|s| s.title())
+        .collect();
+    if statuses.is_empty() {
+        anyhow::bail!("onboarding incomplete: no supplier has called yet");
+    }
+    if !incomplete.is_empty() {
+        anyhow::bail!("onboarding incomplete for {}", incomplete.join(", "));
     }
     Ok(())
 }

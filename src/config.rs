@@ -222,6 +222,25 @@ pub struct Config {
     pub limits: Limits,
     pub admin: AdminConfig,
     pub catalog: CatalogConfig,
+    pub onboarding: OnboardingConfig,
+}
+
+/// The onboarding rehearsal: the supplier registry and how strictly identities are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnboardingConfig {
+    /// The supplier registry file; while it does not exist the mock runs in open mode.
+    pub registry: PathBuf,
+    /// Strict mode: a call's first identity finding becomes a fault with its DFDG code.
+    pub strict: bool,
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        OnboardingConfig {
+            registry: PathBuf::from(crate::supplier::DEFAULT_REGISTRY),
+            strict: false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -238,6 +257,7 @@ impl Default for Config {
             limits: Limits::default(),
             admin: AdminConfig::default(),
             catalog: CatalogConfig::default(),
+            onboarding: OnboardingConfig::default(),
         }
     }
 }
@@ -336,6 +356,14 @@ pub struct ServeArgs {
     /// Request validation against the WSDL's schema. [default: report]
     #[arg(long, env = "DFDG_MOCK_VALIDATION", value_enum)]
     pub validation: Option<ValidationMode>,
+    /// Supplier registry file, re-read when it changes; while it does not exist any trusted
+    /// certificate may call everything (open mode). [default: suppliers.toml]
+    #[arg(long, env = "DFDG_MOCK_SUPPLIERS", value_name = "FILE")]
+    pub suppliers: Option<PathBuf>,
+    /// Strict identity checks: a call's first finding (e.g. a UserIdentifier that is not the
+    /// certificate's caller id) is answered with a fault instead of only being journaled.
+    #[arg(long, env = "DFDG_MOCK_STRICT")]
+    pub strict: bool,
 }
 
 /// The config file's shape.
@@ -354,6 +382,15 @@ struct FileConfig {
     scenarios: FileScenarios,
     #[serde(default)]
     catalog: FileCatalog,
+    #[serde(default)]
+    onboarding: FileOnboarding,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOnboarding {
+    registry: Option<PathBuf>,
+    strict: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -541,6 +578,14 @@ impl Config {
                     .unwrap_or(defaults.catalog.validation),
                 services: file.catalog.services,
             },
+            onboarding: OnboardingConfig {
+                registry: args
+                    .suppliers
+                    .clone()
+                    .or(file.onboarding.registry)
+                    .unwrap_or_else(|| defaults.onboarding.registry.clone()),
+                strict: args.strict || file.onboarding.strict.unwrap_or(defaults.onboarding.strict),
+            },
         })
     }
 }
@@ -682,6 +727,34 @@ mod tests {
         let config = Config::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
         assert_eq!(config, Config::default());
         assert_eq!(config.limits.max_body, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn onboarding_registry_and_strict_come_from_file_or_flags() {
+        let file = parse_file(
+            Path::new("x.toml"),
+            "[onboarding]\nregistry = \"rehearsal/suppliers.toml\"\nstrict = true\n",
+        )
+        .unwrap();
+        let config = Config::merge(&ServeArgs::default(), file).unwrap();
+        assert_eq!(
+            config.onboarding.registry,
+            PathBuf::from("rehearsal/suppliers.toml")
+        );
+        assert!(config.onboarding.strict);
+        let args = ServeArgs {
+            suppliers: Some(PathBuf::from("other.toml")),
+            strict: true,
+            ..ServeArgs::default()
+        };
+        let config = Config::merge(&args, FileConfig::default()).unwrap();
+        assert_eq!(config.onboarding.registry, PathBuf::from("other.toml"));
+        assert!(config.onboarding.strict);
+        let error = parse_file(Path::new("x.toml"), "[onboarding]\nstrikt = true\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with("x.toml:2:1"), "{error}");
     }
 
     #[test]

@@ -125,6 +125,12 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls ADD COLUMN service_operation TEXT;  -- WSDL operation name, when routed
     ALTER TABLE calls ADD COLUMN findings TEXT;           -- JSON array of schema findings
     CREATE INDEX calls_service ON calls (service);",
+    // 5: the supplier registry's decision on each call, its identity checks, and who confirmed.
+    "ALTER TABLE calls ADD COLUMN supplier TEXT;           -- registered supplier of the certificate
+    ALTER TABLE calls ADD COLUMN authorization TEXT;      -- 'open' | 'allowed' | 'refused <code>'
+    ALTER TABLE calls ADD COLUMN identity_findings TEXT;  -- JSON array of supplier::Finding
+    ALTER TABLE confirmations ADD COLUMN supplier TEXT;   -- the supplier that confirmed, if named
+    CREATE INDEX calls_supplier ON calls (supplier);",
 ];
 
 /// What went wrong in the journal.
@@ -196,6 +202,15 @@ pub enum JournalError {
     SpawnWriter(#[source] std::io::Error),
     #[error("no call in the journal sent a receipt with MessageIdentifier {guid}")]
     UnknownReceipt { guid: String },
+    #[error(
+        "receipt {guid} was sent to {}, not to {supplier}: a supplier can confirm only its own receipts",
+        owner.as_deref().unwrap_or("a caller of no registered supplier")
+    )]
+    ForeignReceipt {
+        guid: String,
+        supplier: String,
+        owner: Option<String>,
+    },
     #[error("the journal is closed and accepts no more entries")]
     Closed,
     #[error("the journal writer stopped before answering")]
@@ -322,6 +337,17 @@ pub struct CallRecord {
     /// Where the request departs from its schema (validation `report` or `enforce`).
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// The registered supplier the certificate belongs to (also on refused calls).
+    #[serde(default)]
+    pub supplier: Option<String>,
+    /// The registry's decision: `open`, `allowed`, `refused 1013`; `None`: not authorized
+    /// (refused before, or journaled by an older version).
+    #[serde(default)]
+    pub authorization: Option<String>,
+    /// The identity checks that did not pass ([`crate::supplier::identity_findings`]); empty
+    /// with an `authorization` means they all passed.
+    #[serde(default)]
+    pub identity_findings: Vec<crate::supplier::Finding>,
 }
 
 /// One attempt to load the scenario files, at start, on a file change or on a signal.
@@ -434,6 +460,10 @@ pub struct ConfirmationRecord {
     pub time: OffsetDateTime,
     /// Free text, e.g. who confirmed and how.
     pub note: Option<String>,
+    /// The supplier confirming: the receipt must have been sent to one of its certificates
+    /// ([`JournalError::ForeignReceipt`] otherwise). `None`: anyone may confirm (open mode).
+    #[serde(default)]
+    pub supplier: Option<String>,
 }
 
 /// What the writer is asked to do. All writes go through the one writer thread, so the admin
@@ -459,6 +489,9 @@ pub struct StoredConfirmation {
     pub call_id: i64,
     /// Caller id of the call that sent the receipt, if it had a certificate identity.
     pub caller_id: Option<String>,
+    /// The registered supplier of the call that sent the receipt.
+    #[serde(default)]
+    pub call_supplier: Option<String>,
     #[serde(flatten)]
     pub record: ConfirmationRecord,
 }
@@ -507,6 +540,8 @@ pub struct StoredRejection {
 pub struct CallQuery {
     /// Exact caller id or CVR.
     pub caller: Option<String>,
+    /// Registered supplier name (case-insensitive).
+    pub supplier: Option<String>,
     /// Exact CVR of the caller's certificate.
     pub cvr: Option<String>,
     /// Service: the first segment of the path (see [`service_of`]).
@@ -738,6 +773,11 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
     } else {
         Some(to_json(&call.findings, "findings")?)
     };
+    let identity_findings = if call.identity_findings.is_empty() {
+        None
+    } else {
+        Some(to_json(&call.identity_findings, "identity findings")?)
+    };
     let (fault_code, soap_fault_code) = match &call.outcome {
         Outcome::Fault { code, fault_code } => (*code, Some(fault_code.as_str())),
         Outcome::Receipt | Outcome::Http => (None, None),
@@ -748,9 +788,10 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
             identity, method, path, soap_version, soap_action, operation, operation_namespace,
             star_headers, request_body, request_truncated, response_body, response_truncated,
             http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us,
-            scenario_file, scenario_rule, service, service_operation, findings)
+            scenario_file, scenario_rule, service, service_operation, findings, supplier,
+            authorization, identity_findings)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
     )?;
     statement.execute(params![
         to_micros(call.time),
@@ -784,6 +825,9 @@ fn insert_call(connection: &Connection, call: &CallRecord) -> Result<i64, Journa
         call.service,
         call.service_operation,
         findings,
+        call.supplier,
+        call.authorization,
+        identity_findings,
     ])?;
     let id = connection.last_insert_rowid();
     let mut receipt_statement = connection
@@ -823,23 +867,39 @@ fn insert_confirmation(
     connection: &Connection,
     confirmation: &ConfirmationRecord,
 ) -> Result<i64, JournalError> {
-    let call_id: Option<i64> = connection
-        .prepare_cached("SELECT call_id FROM receipts WHERE guid = ?1")?
-        .query_row([&confirmation.guid], |row| row.get(0))
+    let sent: Option<(i64, Option<String>)> = connection
+        .prepare_cached(
+            "SELECT r.call_id, c.supplier FROM receipts r LEFT JOIN calls c ON c.id = r.call_id
+             WHERE r.guid = ?1",
+        )?
+        .query_row([&confirmation.guid], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let call_id = call_id.ok_or_else(|| JournalError::UnknownReceipt {
+    let (call_id, owner) = sent.ok_or_else(|| JournalError::UnknownReceipt {
         guid: confirmation.guid.clone(),
     })?;
+    if let Some(supplier) = &confirmation.supplier {
+        let own = owner
+            .as_deref()
+            .is_some_and(|owner| owner.eq_ignore_ascii_case(supplier));
+        if !own {
+            return Err(JournalError::ForeignReceipt {
+                guid: confirmation.guid.clone(),
+                supplier: supplier.clone(),
+                owner,
+            });
+        }
+    }
     connection
         .prepare_cached(
-            "INSERT OR IGNORE INTO confirmations (guid, call_id, time_us, note)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO confirmations (guid, call_id, time_us, note, supplier)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
             confirmation.guid,
             call_id,
             to_micros(confirmation.time),
-            confirmation.note
+            confirmation.note,
+            confirmation.supplier,
         ])?;
     Ok(call_id)
 }
@@ -922,7 +982,7 @@ const CALL_COLUMNS: &str = "id, time_us, peer, tls_version, cipher_suite, alpn, 
     path, soap_version, soap_action, operation, operation_namespace, star_headers, request_body, \
     request_truncated, response_body, response_truncated, http_status, receipts, outcome, \
     fault_code, soap_fault_code, detail, latency_us, scenario_file, scenario_rule, service, \
-    service_operation, findings";
+    service_operation, findings, supplier, authorization, identity_findings";
 
 fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
     const TABLE: &str = "calls";
@@ -977,6 +1037,9 @@ fn call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
         service: row.get("service")?,
         service_operation: row.get("service_operation")?,
         findings: json_column(row, TABLE, id, "findings")?.unwrap_or_default(),
+        supplier: row.get("supplier")?,
+        authorization: row.get("authorization")?,
+        identity_findings: json_column(row, TABLE, id, "identity_findings")?.unwrap_or_default(),
     };
     Ok(StoredCall { id, record })
 }
@@ -1112,6 +1175,12 @@ impl JournalReader for SqliteStore {
         }
         if let Some(cvr) = &query.cvr {
             filter.add("cvr = ?", [Value::Text(cvr.clone())]);
+        }
+        if let Some(supplier) = &query.supplier {
+            filter.add(
+                "supplier = ? COLLATE NOCASE",
+                [Value::Text(supplier.clone())],
+            );
         }
         if let Some(service) = &query.service {
             let service = service.trim_matches('/');
@@ -1260,7 +1329,8 @@ impl SqliteStore {
     ) -> Result<Vec<StoredConfirmation>, JournalError> {
         let limit = if filter.is_empty() { "LIMIT ?1" } else { "" };
         let sql = format!(
-            "SELECT f.guid, f.call_id, f.time_us, f.note, c.caller_id FROM confirmations f
+            "SELECT f.guid, f.call_id, f.time_us, f.note, c.caller_id, f.supplier, c.supplier
+             FROM confirmations f
              LEFT JOIN calls c ON c.id = f.call_id {filter} ORDER BY f.time_us DESC {limit}"
         );
         let mut statement = self.connection.prepare_cached(&sql)?;
@@ -1277,10 +1347,12 @@ impl SqliteStore {
             confirmations.push(StoredConfirmation {
                 call_id,
                 caller_id: row.get(4)?,
+                call_supplier: row.get(6)?,
                 record: ConfirmationRecord {
                     guid: row.get(0)?,
                     time,
                     note: row.get(3)?,
+                    supplier: row.get(5)?,
                 },
             });
         }
@@ -1595,6 +1667,15 @@ mod tests {
                 path: "/Submit/Cpr".to_owned(),
                 expected: "a value of type xs:int".to_owned(),
                 found: "'x' is not a valid xs:int".to_owned(),
+            }],
+            supplier: Some("Leverandør A".to_owned()),
+            authorization: Some("allowed".to_owned()),
+            identity_findings: vec![crate::supplier::Finding {
+                check: "identity".to_owned(),
+                expected: "supplier-a".to_owned(),
+                found: "someone".to_owned(),
+                message: "differs".to_owned(),
+                code: 1012,
             }],
         }
     }
@@ -2165,6 +2246,7 @@ mod tests {
             guid: "guid-1".to_owned(),
             time: datetime!(2025-01-02 00:00:00 UTC),
             note: Some(note.to_owned()),
+            supplier: None,
         };
         assert_eq!(journal.confirm_receipt(confirm("first")).await.unwrap(), id);
         assert_eq!(journal.confirm_receipt(confirm("again")).await.unwrap(), id);
@@ -2176,6 +2258,20 @@ mod tests {
             journal.confirm_receipt(unknown).await,
             Err(JournalError::UnknownReceipt { .. })
         ));
+        let foreign = ConfirmationRecord {
+            supplier: Some("Leverandør B".to_owned()),
+            ..confirm("not mine")
+        };
+        let error = journal.confirm_receipt(foreign).await.unwrap_err();
+        assert!(
+            matches!(&error, JournalError::ForeignReceipt { owner: Some(owner), .. } if owner == "Leverandør A"),
+            "{error}"
+        );
+        let own = ConfirmationRecord {
+            supplier: Some("leverandør a".to_owned()),
+            ..confirm("mine")
+        };
+        assert_eq!(journal.confirm_receipt(own).await.unwrap(), id);
         {
             let reader = SqliteStore::open_read_only(&path).unwrap();
             let confirmed = reader.confirmation("guid-1").unwrap().unwrap();

@@ -1,19 +1,24 @@
-//! STAR's three-step onboarding test, computed from the journal, per caller:
-//! 1. a successful call (one answered with a receipt) was received;
-//! 2. its identity check passed: `RequestUserMetadataHeader/UserIdentifier` equals the caller id
-//!    read from the client certificate (both shown side by side);
-//! 3. the caller confirmed one of *its own* receipts.
+//! STAR's three-step onboarding test, computed from the journal:
+//! 1. a successful call (one answered with a receipt) to an allowed operation was received;
+//! 2. its identity checks passed ([`crate::supplier::identity_findings`], journaled with each
+//!    call): what the certificate says, what the headers say and what is registered, side by side;
+//! 3. the supplier confirmed one of *its own* receipts.
 //!
-//! Also the per-call header findings shown next to a call. Today a "caller" is a certificate
-//! caller id seen in the journal; the supplier registry (issue 5) will group caller ids into
-//! suppliers and add its own checks here, in [`callers`] and [`findings`].
+//! With a supplier registry the status is kept per registered supplier ([`suppliers`]); in open
+//! mode (no registry) per certificate caller id ([`callers`], also what the admin dashboard
+//! shows). The per-call check list of the admin API ([`checks`]) is read from the same journaled
+//! findings, never recomputed. The printable report is in [`report`].
+
+pub mod report;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::journal::{
-    CallQuery, CallRecord, JournalError, JournalReader, StoredCall, StoredConfirmation, MAX_LIMIT,
+    CallQuery, CallRecord, IdentityFields, JournalError, JournalReader, StoredCall,
+    StoredConfirmation, MAX_LIMIT,
 };
+use crate::supplier::{Category, Registry, Supplier};
 
 /// The most callers listed.
 pub const MAX_CALLERS: usize = 500;
@@ -32,17 +37,20 @@ pub struct IdentityComparison {
     pub matches: bool,
 }
 
-/// One check on one call.
+/// One identity check of one call, passed or not, as the admin API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// "identity", "active_organisation_header", "request_user_metadata_header".
-    pub check: &'static str,
+pub struct Check {
+    /// `active_organisation_header`, `request_user_metadata_header`, `identity`, or the name
+    /// of another journaled finding (`supplier_cvr`, `organisation_code`, ...).
+    pub check: String,
     pub passed: bool,
     /// What was found, in English.
     pub message: String,
+    /// The DFDG code strict mode answers a failure with.
+    pub code: Option<i64>,
 }
 
-/// One step of the test for one caller.
+/// One step of the test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub done: bool,
@@ -50,13 +58,25 @@ pub struct Step {
     pub call_id: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub time: Option<OffsetDateTime>,
-    /// The receipt, for step 3 (and the receipts that could be confirmed, for step 1).
+    /// The receipt, for step 3 (and the receipt that could be confirmed, for step 1).
     pub receipt: Option<String>,
     /// What a person reads: why done, or what is missing.
     pub evidence: String,
 }
 
-/// A caller and where it stands in the test.
+impl Step {
+    fn missing(evidence: &str) -> Step {
+        Step {
+            done: false,
+            call_id: None,
+            time: None,
+            receipt: None,
+            evidence: evidence.to_owned(),
+        }
+    }
+}
+
+/// A caller id and where it stands in the test (open mode; the dashboard's view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallerStatus {
     pub caller_id: String,
@@ -78,117 +98,412 @@ pub struct CallerStatus {
     pub complete: bool,
 }
 
+/// The headers' side of the identity check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderIdentity {
+    pub user_identifier: Option<String>,
+    pub user_type: Option<String>,
+    pub user_full_name: Option<String>,
+    /// `RequestOrganisationStructure/OrganisationCode`.
+    pub organisation_code: Option<String>,
+    /// `ActiveOrganisationHeader` type and code.
+    pub active_organisation_type: Option<String>,
+    pub active_organisation_code: Option<String>,
+}
+
+/// The registry's side of the identity check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegisteredIdentity {
+    pub name: String,
+    pub cvr: String,
+    pub category: Category,
+    pub identities: Vec<String>,
+    pub services: Vec<String>,
+    pub revoked: Vec<String>,
+}
+
+impl From<&Supplier> for RegisteredIdentity {
+    fn from(supplier: &Supplier) -> Self {
+        RegisteredIdentity {
+            name: supplier.name.clone(),
+            cvr: supplier.cvr.clone(),
+            category: supplier.category,
+            identities: supplier.identities.clone(),
+            services: supplier.services.clone(),
+            revoked: supplier.revoked.clone(),
+        }
+    }
+}
+
+/// Step 2's evidence: certificate, headers and registration side by side, and what differed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityEvidence {
+    pub call_id: i64,
+    pub certificate: Option<IdentityFields>,
+    pub headers: HeaderIdentity,
+    pub registered: Option<RegisteredIdentity>,
+    pub findings: Vec<crate::supplier::Finding>,
+}
+
+/// A registered supplier (or, in open mode, a caller id) and where it stands in the test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SupplierStatus {
+    /// The registered name; `None` in open mode.
+    pub supplier: Option<String>,
+    pub category: Option<Category>,
+    pub cvr: Option<String>,
+    /// The certificate caller id of the evidence (or the caller id itself in open mode).
+    pub caller_id: Option<String>,
+    /// Calls journaled for the supplier (or caller id).
+    pub calls: usize,
+    pub call_received: Step,
+    pub identity_checked: Step,
+    pub identity: Option<IdentityEvidence>,
+    pub receipt_confirmed: Step,
+    pub complete: bool,
+}
+
+impl SupplierStatus {
+    /// The name a person reads: the supplier, else the caller id.
+    pub fn title(&self) -> &str {
+        self.supplier
+            .as_deref()
+            .or(self.caller_id.as_deref())
+            .unwrap_or("?")
+    }
+}
+
 /// The identity comparison of a call, if it had a certificate identity.
 pub fn identity_comparison(call: &CallRecord) -> Option<IdentityComparison> {
     let identity = call.identity.as_ref()?;
-    let header_user_identifier = call
-        .star_headers
-        .as_ref()
-        .and_then(|headers| headers.get("request_user"))
-        .and_then(|user| user.get("user_identifier"))
-        .and_then(|value| value.as_str())
+    let header_user_identifier = header_identity(call)
+        .user_identifier
         .map(|text| text.trim().to_owned());
     Some(IdentityComparison {
-        matches: header_user_identifier.as_deref() == Some(identity.caller_id.as_str()),
+        matches: header_user_identifier
+            .as_deref()
+            .is_some_and(|user| user.eq_ignore_ascii_case(&identity.caller_id)),
         certificate_caller_id: identity.caller_id.clone(),
         header_user_identifier,
     })
 }
 
-/// The header findings of a call, as a systemforvalter would check them.
-pub fn findings(call: &CallRecord) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// The STAR header values journaled with a call.
+pub fn header_identity(call: &CallRecord) -> HeaderIdentity {
     let headers = call.star_headers.as_ref();
-    let present = |name: &str| headers.and_then(|h| h.get(name)).is_some();
-    findings.push(Finding {
-        check: "active_organisation_header",
-        passed: present("active_organisation"),
-        message: if present("active_organisation") {
-            "ActiveOrganisationHeader present".to_owned()
-        } else {
-            "ActiveOrganisationHeader missing (DFDG answers 8232)".to_owned()
-        },
-    });
-    findings.push(Finding {
-        check: "request_user_metadata_header",
-        passed: present("request_user"),
-        message: if present("request_user") {
-            "RequestUserMetadataHeader present".to_owned()
-        } else {
-            "RequestUserMetadataHeader missing (DFDG answers 8233)".to_owned()
-        },
-    });
-    match identity_comparison(call) {
-        None => findings.push(Finding {
-            check: "identity",
-            passed: false,
-            message: "no verified client certificate: no caller id to compare".to_owned(),
-        }),
-        Some(comparison) => findings.push(Finding {
-            check: "identity",
-            passed: comparison.matches,
-            message: match (&comparison.header_user_identifier, comparison.matches) {
-                (_, true) => format!(
-                    "UserIdentifier equals the certificate's caller id {}",
-                    comparison.certificate_caller_id
-                ),
-                (None, false) => format!(
-                    "no UserIdentifier in RequestUserMetadataHeader; a system call sets it to the certificate's caller id {}",
-                    comparison.certificate_caller_id
-                ),
-                (Some(header), false) => format!(
-                    "UserIdentifier {header:?} differs from the certificate's caller id {}",
-                    comparison.certificate_caller_id
-                ),
-            },
-        }),
+    let text = |section: &str, field: &str| {
+        headers
+            .and_then(|h| h.get(section))
+            .and_then(|s| s.get(field))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    HeaderIdentity {
+        user_identifier: text("request_user", "user_identifier"),
+        user_type: text("request_user", "user_type"),
+        user_full_name: text("request_user", "user_full_name"),
+        organisation_code: text("request_user", "organisation_code"),
+        active_organisation_type: text("active_organisation", "organisation_type"),
+        active_organisation_code: text("active_organisation", "organisation_code"),
     }
-    findings
 }
 
-/// Every caller seen in the journal with its three-step status, most recently seen first.
+/// Whether a call's identity checks ran and all passed.
+pub fn identity_passed(call: &CallRecord) -> bool {
+    call.identity.is_some() && call.authorization.is_some() && call.identity_findings.is_empty()
+}
+
+/// The identity checks of a call as journaled: the three the dashboard names (headers present,
+/// UserIdentifier equals the certificate) passed or not, then every other finding.
+pub fn checks(call: &CallRecord) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let finding = |name: &str| call.identity_findings.iter().find(|f| f.check == name);
+    let checked = call.authorization.is_some();
+    let core = [
+        (
+            "active_organisation_header",
+            "ActiveOrganisationHeader present",
+        ),
+        (
+            "request_user_metadata_header",
+            "RequestUserMetadataHeader present",
+        ),
+        (
+            "identity",
+            "UserIdentifier equals the certificate's caller id",
+        ),
+    ];
+    for (name, passed_message) in core {
+        checks.push(match finding(name) {
+            Some(finding) => Check {
+                check: name.to_owned(),
+                passed: false,
+                message: finding.message.clone(),
+                code: Some(finding.code),
+            },
+            None if call.identity.is_none() => Check {
+                check: name.to_owned(),
+                passed: false,
+                message: "no verified client certificate: no caller id to compare".to_owned(),
+                code: None,
+            },
+            None if !checked => Check {
+                check: name.to_owned(),
+                passed: false,
+                message: "not checked: the call was refused before the identity checks".to_owned(),
+                code: None,
+            },
+            None => Check {
+                check: name.to_owned(),
+                passed: true,
+                message: passed_message.to_owned(),
+                code: None,
+            },
+        });
+    }
+    for other in call
+        .identity_findings
+        .iter()
+        .filter(|f| !core.iter().any(|(name, _)| *name == f.check))
+    {
+        checks.push(Check {
+            check: other.check.clone(),
+            passed: false,
+            message: other.message.clone(),
+            code: Some(other.code),
+        });
+    }
+    checks
+}
+
+/// Every caller id seen in the journal with its three-step status, most recently seen first.
 pub fn callers(reader: &impl JournalReader) -> Result<Vec<CallerStatus>, JournalError> {
     let confirmations = reader.confirmations(MAX_LIMIT)?;
     reader
         .callers(MAX_CALLERS)?
         .into_iter()
         .map(|summary| {
-            let successes = reader.calls(&CallQuery {
-                caller: Some(summary.caller_id.clone()),
-                outcome: Some("receipt".to_owned()),
-                limit: CALLS_SEARCHED,
-                ..CallQuery::default()
-            })?;
-            // The caller filter also matches a CVR; keep this caller id's calls only.
-            let successes: Vec<&StoredCall> = successes
-                .iter()
-                .filter(|call| {
-                    call.record.identity.as_ref().map(|i| i.caller_id.as_str())
-                        == Some(summary.caller_id.as_str())
-                })
-                .collect();
+            let successes = caller_successes(reader, &summary.caller_id)?;
+            let successes: Vec<&StoredCall> = successes.iter().collect();
             let confirmed = confirmations
                 .iter()
                 .find(|c| c.caller_id.as_deref() == Some(summary.caller_id.as_str()));
-            let status = status(summary.caller_id.clone(), &successes, confirmed);
+            let steps = steps(&successes, confirmed, "of this caller");
+            let identity = steps
+                .identity_call
+                .and_then(|call| identity_comparison(&call.record));
             Ok(CallerStatus {
+                caller_id: summary.caller_id,
                 cvr: summary.cvr,
                 calls: summary.calls,
                 first_seen: summary.first_seen,
                 last_seen: summary.last_seen,
-                ..status
+                complete: steps.complete(),
+                call_received: steps.call_received,
+                identity_checked: steps.identity_checked,
+                identity,
+                receipt_confirmed: steps.receipt_confirmed,
             })
         })
         .collect()
 }
 
-/// The three steps from a caller's latest successful calls (newest first) and its confirmation.
-fn status(
-    caller_id: String,
-    successes: &[&StoredCall],
+/// A caller id's latest successful calls, newest first.
+fn caller_successes(
+    reader: &impl JournalReader,
+    caller_id: &str,
+) -> Result<Vec<StoredCall>, JournalError> {
+    let successes = reader.calls(&CallQuery {
+        caller: Some(caller_id.to_owned()),
+        outcome: Some("receipt".to_owned()),
+        limit: CALLS_SEARCHED,
+        ..CallQuery::default()
+    })?;
+    // The caller filter also matches a CVR; keep this caller id's calls only.
+    Ok(successes
+        .into_iter()
+        .filter(|call| {
+            call.record.identity.as_ref().map(|i| i.caller_id.as_str()) == Some(caller_id)
+        })
+        .collect())
+}
+
+/// The three-step status of each registered supplier (registry order), or of each caller id
+/// in open mode; `only` keeps the one named (supplier name or caller id, case-insensitive).
+pub fn suppliers(
+    reader: &impl JournalReader,
+    registry: &Registry,
+    only: Option<&str>,
+) -> Result<Vec<SupplierStatus>, JournalError> {
+    let confirmations = reader.confirmations(MAX_LIMIT)?;
+    let wanted = |name: &str| only.is_none_or(|only| only.eq_ignore_ascii_case(name));
+    let mut statuses = Vec::new();
+    if registry.is_open() {
+        for summary in reader.callers(MAX_CALLERS)? {
+            if !wanted(&summary.caller_id) {
+                continue;
+            }
+            let successes = caller_successes(reader, &summary.caller_id)?;
+            let successes: Vec<&StoredCall> = successes.iter().collect();
+            let confirmed = confirmations
+                .iter()
+                .find(|c| c.caller_id.as_deref() == Some(summary.caller_id.as_str()));
+            let steps = steps(&successes, confirmed, "of this caller");
+            statuses.push(SupplierStatus {
+                supplier: None,
+                category: None,
+                cvr: summary.cvr,
+                caller_id: Some(summary.caller_id),
+                calls: usize::try_from(summary.calls).unwrap_or(0),
+                complete: steps.complete(),
+                identity: steps.identity_call.map(|call| evidence(call, None)),
+                call_received: steps.call_received,
+                identity_checked: steps.identity_checked,
+                receipt_confirmed: steps.receipt_confirmed,
+            });
+        }
+        return Ok(statuses);
+    }
+    for supplier in registry.suppliers() {
+        if !wanted(&supplier.name) {
+            continue;
+        }
+        let calls = reader.calls(&CallQuery {
+            supplier: Some(supplier.name.clone()),
+            limit: MAX_LIMIT,
+            ..CallQuery::default()
+        })?;
+        let successes: Vec<&StoredCall> = calls
+            .iter()
+            .filter(|call| call.record.outcome == crate::journal::Outcome::Receipt)
+            .take(CALLS_SEARCHED)
+            .collect();
+        let confirmed = confirmations.iter().find(|c| {
+            c.call_supplier
+                .as_deref()
+                .is_some_and(|owner| owner.eq_ignore_ascii_case(&supplier.name))
+        });
+        let steps = steps(&successes, confirmed, "of this supplier");
+        statuses.push(SupplierStatus {
+            supplier: Some(supplier.name.clone()),
+            category: Some(supplier.category),
+            cvr: Some(supplier.cvr.clone()),
+            caller_id: steps
+                .identity_call
+                .and_then(|call| call.record.identity.as_ref())
+                .map(|identity| identity.caller_id.clone())
+                .or_else(|| supplier.identities.first().cloned()),
+            calls: calls.len(),
+            complete: steps.complete(),
+            identity: steps
+                .identity_call
+                .map(|call| evidence(call, Some(supplier))),
+            call_received: steps.call_received,
+            identity_checked: steps.identity_checked,
+            receipt_confirmed: steps.receipt_confirmed,
+        });
+    }
+    Ok(statuses)
+}
+
+/// Why a confirmation is refused before it reaches the journal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfirmRefusal {
+    #[error(
+        "{0:?} is not a receipt GUID: give the MessageIdentifier (or ServiceRequestLogReferenceIdentifier) from the response"
+    )]
+    NotAGuid(String),
+    #[error("no supplier named {name:?} in the registry; registered: {known}")]
+    UnknownSupplier { name: String, known: String },
+    #[error(
+        "the supplier registry is in force: name the supplier confirming (\"supplier\" in the JSON body, --supplier on the command line), so that only its own receipts count"
+    )]
+    SupplierNeeded,
+}
+
+/// Checks a confirmation request against the registry: the GUID's shape, and the supplier
+/// (required and known with a registry; only noted in open mode). The journal then refuses an
+/// unknown receipt or someone else's ([`JournalError::ForeignReceipt`]).
+pub fn confirmation(
+    registry: &Registry,
+    guid: &str,
+    supplier: Option<&str>,
+    note: Option<String>,
+    time: OffsetDateTime,
+) -> Result<crate::journal::ConfirmationRecord, ConfirmRefusal> {
+    let guid = guid.trim();
+    if guid.is_empty()
+        || guid.len() > 64
+        || !guid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    {
+        return Err(ConfirmRefusal::NotAGuid(guid.to_owned()));
+    }
+    let supplier = supplier.map(str::trim).filter(|s| !s.is_empty());
+    let (supplier, note) = if registry.is_open() {
+        // No suppliers to own receipts: note who said they confirmed.
+        let note = match (note, supplier) {
+            (Some(note), _) => Some(note),
+            (None, Some(name)) => Some(format!("confirmed by {name}")),
+            (None, None) => None,
+        };
+        (None, note)
+    } else {
+        let name = supplier.ok_or(ConfirmRefusal::SupplierNeeded)?;
+        let registered = registry
+            .suppliers()
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| ConfirmRefusal::UnknownSupplier {
+                name: name.to_owned(),
+                known: registry
+                    .suppliers()
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        (Some(registered.name.clone()), note)
+    };
+    Ok(crate::journal::ConfirmationRecord {
+        guid: guid.to_owned(),
+        time,
+        note,
+        supplier,
+    })
+}
+
+fn evidence(call: &StoredCall, supplier: Option<&Supplier>) -> IdentityEvidence {
+    IdentityEvidence {
+        call_id: call.id,
+        certificate: call.record.identity.clone(),
+        headers: header_identity(&call.record),
+        registered: supplier.map(RegisteredIdentity::from),
+        findings: call.record.identity_findings.clone(),
+    }
+}
+
+/// The three steps and the call behind step 2.
+struct Steps<'a> {
+    call_received: Step,
+    identity_checked: Step,
+    receipt_confirmed: Step,
+    /// The call that passed step 2, or the latest attempt.
+    identity_call: Option<&'a StoredCall>,
+}
+
+impl Steps<'_> {
+    fn complete(&self) -> bool {
+        self.call_received.done && self.identity_checked.done && self.receipt_confirmed.done
+    }
+}
+
+/// The three steps from the latest successful calls (newest first) and a confirmation.
+fn steps<'a>(
+    successes: &[&'a StoredCall],
     confirmed: Option<&StoredConfirmation>,
-) -> CallerStatus {
-    let latest = successes.first();
+    whose: &str,
+) -> Steps<'a> {
+    let latest = successes.first().copied();
     let call_received = match latest {
         Some(call) => Step {
             done: true,
@@ -201,18 +516,13 @@ fn status(
                 call.record.operation.as_deref().unwrap_or("?")
             ),
         },
-        None => Step {
-            done: false,
-            call_id: None,
-            time: None,
-            receipt: None,
-            evidence: "no call answered with a receipt yet".to_owned(),
-        },
+        None => Step::missing("no call answered with a receipt yet"),
     };
-    let passing = successes.iter().find(|call| {
-        identity_comparison(&call.record).is_some_and(|comparison| comparison.matches)
-    });
-    let (identity_checked, identity) = match (passing, latest) {
+    let passing = successes
+        .iter()
+        .copied()
+        .find(|call| identity_passed(&call.record));
+    let (identity_checked, identity_call) = match (passing, latest) {
         (Some(call), _) => (
             Step {
                 done: true,
@@ -220,42 +530,35 @@ fn status(
                 time: Some(call.record.time),
                 receipt: None,
                 evidence: format!(
-                    "call {}: UserIdentifier equals the certificate's caller id",
+                    "call {}: the headers name the certificate's caller id and every identity check passed",
                     call.id
                 ),
             },
-            identity_comparison(&call.record),
+            Some(call),
         ),
         (None, Some(call)) => {
-            let comparison = identity_comparison(&call.record);
+            let why: Vec<&str> = call
+                .record
+                .identity_findings
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect();
             (
                 Step {
                     done: false,
                     call_id: Some(call.id),
                     time: Some(call.record.time),
                     receipt: None,
-                    evidence: format!(
-                        "call {}: UserIdentifier {} does not equal the certificate's caller id",
-                        call.id,
-                        comparison
-                            .as_ref()
-                            .and_then(|c| c.header_user_identifier.as_deref())
-                            .map_or("(missing)".to_owned(), |u| format!("{u:?}"))
-                    ),
+                    evidence: if why.is_empty() {
+                        format!("call {}: the identity checks did not run", call.id)
+                    } else {
+                        format!("call {}: {}", call.id, why.join("; "))
+                    },
                 },
-                comparison,
+                Some(call),
             )
         }
-        (None, None) => (
-            Step {
-                done: false,
-                call_id: None,
-                time: None,
-                receipt: None,
-                evidence: "needs a successful call first".to_owned(),
-            },
-            None,
-        ),
+        (None, None) => (Step::missing("needs a successful call first"), None),
     };
     let receipt_confirmed = match confirmed {
         Some(confirmation) => Step {
@@ -268,34 +571,20 @@ fn status(
                 confirmation.record.guid, confirmation.call_id
             ),
         },
-        None => Step {
-            done: false,
-            call_id: None,
-            time: None,
-            receipt: None,
-            evidence: "no receipt of this caller confirmed yet".to_owned(),
-        },
+        None => Step::missing(&format!("no receipt {whose} confirmed yet")),
     };
-    let complete = call_received.done && identity_checked.done && receipt_confirmed.done;
-    let epoch = OffsetDateTime::UNIX_EPOCH;
-    CallerStatus {
-        caller_id,
-        cvr: None,
-        calls: 0,
-        first_seen: epoch,
-        last_seen: epoch,
+    Steps {
         call_received,
         identity_checked,
-        identity,
         receipt_confirmed,
-        complete,
+        identity_call,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{IdentityFields, Outcome};
+    use crate::journal::Outcome;
 
     fn call(user_identifier: Option<&str>) -> CallRecord {
         let headers = match user_identifier {
@@ -305,6 +594,7 @@ mod tests {
             }),
             None => serde_json::json!({ "active_organisation": { "organisation_type": "8" } }),
         };
+        let mismatch = user_identifier.is_some_and(|u| u.trim() != "CVR:1-UUID:a");
         CallRecord {
             time: OffsetDateTime::UNIX_EPOCH,
             peer: "127.0.0.1:1".to_owned(),
@@ -344,6 +634,27 @@ mod tests {
             service: None,
             service_operation: None,
             findings: Vec::new(),
+            supplier: None,
+            authorization: Some("open".to_owned()),
+            identity_findings: if mismatch {
+                vec![crate::supplier::Finding {
+                    check: "identity".to_owned(),
+                    expected: "CVR:1-UUID:a".to_owned(),
+                    found: user_identifier.unwrap_or_default().to_owned(),
+                    message: "UserIdentifier differs".to_owned(),
+                    code: 1012,
+                }]
+            } else if user_identifier.is_none() {
+                vec![crate::supplier::Finding {
+                    check: "request_user_metadata_header".to_owned(),
+                    expected: "RequestUserMetadataHeader".to_owned(),
+                    found: "(missing)".to_owned(),
+                    message: "the RequestUserMetadataHeader is missing".to_owned(),
+                    code: 8233,
+                }]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -363,14 +674,17 @@ mod tests {
     }
 
     #[test]
-    fn findings_name_missing_headers_with_their_dfdg_codes() {
-        let findings = findings(&call(None));
-        let by_check = |check: &str| findings.iter().find(|f| f.check == check).unwrap();
+    fn checks_come_from_the_journaled_findings() {
+        let checks = checks(&call(None));
+        let by_check = |check: &str| checks.iter().find(|f| f.check == check).unwrap();
         assert!(by_check("active_organisation_header").passed);
         let missing = by_check("request_user_metadata_header");
         assert!(!missing.passed);
-        assert!(missing.message.contains("8233"));
-        assert!(!by_check("identity").passed);
+        assert_eq!(missing.code, Some(8233));
+        assert!(by_check("identity").passed);
+        let mut unchecked = call(Some("CVR:1-UUID:a"));
+        unchecked.authorization = None;
+        assert!(super::checks(&unchecked).iter().all(|c| !c.passed));
     }
 
     #[test]
@@ -379,22 +693,30 @@ mod tests {
             id: 7,
             record: call(Some("CVR:1-UUID:a")),
         };
-        let open = status("CVR:1-UUID:a".to_owned(), &[&stored], None);
+        let open = steps(&[&stored], None, "x");
         assert!(open.call_received.done && open.identity_checked.done);
-        assert!(!open.receipt_confirmed.done && !open.complete);
+        assert!(!open.receipt_confirmed.done && !open.complete());
         assert_eq!(open.call_received.receipt.as_deref(), Some("guid"));
         let confirmation = StoredConfirmation {
             call_id: 7,
             caller_id: Some("CVR:1-UUID:a".to_owned()),
+            call_supplier: None,
             record: crate::journal::ConfirmationRecord {
                 guid: "guid".to_owned(),
                 time: OffsetDateTime::UNIX_EPOCH,
                 note: None,
+                supplier: None,
             },
         };
-        let confirmed = status("CVR:1-UUID:a".to_owned(), &[&stored], Some(&confirmation));
-        assert!(confirmed.complete);
-        let nothing = status("CVR:1-UUID:a".to_owned(), &[], None);
+        assert!(steps(&[&stored], Some(&confirmation), "x").complete());
+        let nothing = steps(&[], None, "x");
         assert!(!nothing.call_received.done && !nothing.identity_checked.done);
+        let wrong = StoredCall {
+            id: 8,
+            record: call(Some("CVR:1-UUID:b")),
+        };
+        let failing = steps(&[&wrong], None, "x");
+        assert!(failing.call_received.done && !failing.identity_checked.done);
+        assert!(failing.identity_checked.evidence.contains("differs"));
     }
 }

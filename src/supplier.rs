@@ -3,10 +3,13 @@
 //! DFDG's codes; and the identity checks a systemforvalter makes on each call.
 //!
 //! Without a registry file the mock runs in *open* mode: any trusted certificate may call
-//! everything, so the quickstart works before any supplier is registered.
+//! everything, so the quickstart works before any supplier is registered. The running server
+//! holds a [`LiveRegistry`], re-read when the file changes ([`watch`]) or on SIGHUP.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::identity::CallerIdentity;
 use crate::position::Position;
 use crate::soap::StarHeaders;
+use crate::wsdl::Access;
 
 /// The registry file used when none is configured.
 pub const DEFAULT_REGISTRY: &str = "suppliers.toml";
@@ -53,14 +57,6 @@ impl Category {
             Category::Large => "large",
         }
     }
-}
-
-/// Whether an operation reads or writes DFDG's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Read,
-    Write,
 }
 
 /// One supplier, as registered.
@@ -344,6 +340,125 @@ impl Registry {
     }
 }
 
+/// How often the server looks at the registry file.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The registry the running server consults: read again when its file changes (see
+/// [`watch`]) or on SIGHUP, swapped atomically; a broken file keeps the previous registry in
+/// force.
+#[derive(Debug)]
+pub struct LiveRegistry {
+    /// The registry file; `None`: open mode for good (no file configured).
+    path: Option<PathBuf>,
+    /// Strict mode: a call's first identity finding becomes its fault.
+    strict: bool,
+    /// The registry in force; readers clone the `Arc` and never wait for a reload.
+    current: RwLock<Arc<Registry>>,
+}
+
+impl Default for LiveRegistry {
+    fn default() -> Self {
+        LiveRegistry::fixed(Registry::open(), false)
+    }
+}
+
+impl LiveRegistry {
+    /// A registry that never changes (no file behind it).
+    pub fn fixed(registry: Registry, strict: bool) -> LiveRegistry {
+        LiveRegistry {
+            path: None,
+            strict,
+            current: RwLock::new(Arc::new(registry)),
+        }
+    }
+
+    /// Reads the registry at `path` (missing: open mode until the file appears).
+    pub fn load(path: &Path, strict: bool) -> anyhow::Result<LiveRegistry> {
+        Ok(LiveRegistry {
+            path: Some(path.to_owned()),
+            strict,
+            current: RwLock::new(Arc::new(Registry::load(path)?)),
+        })
+    }
+
+    /// The registry in force now.
+    pub fn current(&self) -> Arc<Registry> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn strict(&self) -> bool {
+        self.strict
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads the file again and puts it in force; on an error the previous registry stays and
+    /// the error (with `file:line:col`) is returned and logged.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        match Registry::load(path) {
+            Ok(registry) => {
+                tracing::info!(
+                    file = %path.display(),
+                    suppliers = registry.suppliers().len(),
+                    open = registry.is_open(),
+                    "supplier registry loaded"
+                );
+                let registry = Arc::new(registry);
+                match self.current.write() {
+                    Ok(mut current) => *current = registry,
+                    Err(poisoned) => *poisoned.into_inner() = registry,
+                }
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "supplier registry refused; the previous registry stays in force"
+                );
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The registry file's size and modification time (`None` when it is missing).
+fn stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()))
+}
+
+/// Polls the registry file every [`POLL_INTERVAL`] and reloads it when it changed, until the
+/// returned task is aborted; does nothing for a registry without a file.
+pub fn watch(registry: Arc<LiveRegistry>) -> tokio::task::JoinHandle<()> {
+    let path = registry.path().map(Path::to_owned);
+    // The first look happens now, so a change made before the task runs is not missed.
+    let first = path.as_deref().map(stamp);
+    tokio::spawn(async move {
+        let (Some(path), Some(mut last)) = (path, first) else {
+            return;
+        };
+        let mut interval = tokio::time::interval(POLL_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let now = stamp(&path);
+            if now != last {
+                last = now;
+                // Errors are logged by reload; the previous registry stays.
+                let _ = registry.reload();
+            }
+        }
+    })
+}
+
 fn temporary_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
@@ -363,8 +478,9 @@ fn validate(supplier: &Supplier) -> anyhow::Result<()> {
 /// One identity check that did not pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Which check: `supplier_cvr`, `user_identifier`, `organisation_code`, `active_organisation`,
-    /// `request_user`.
+    /// Which check: `supplier_cvr`, `identity` (UserIdentifier vs the certificate),
+    /// `organisation_code`, `active_organisation_code`, `active_organisation_header`,
+    /// `request_user_metadata_header` (the admin dashboard names the last three).
     pub check: String,
     pub expected: String,
     pub found: String,
@@ -405,7 +521,7 @@ pub fn identity_findings(
     }
     match &headers.active_organisation {
         None => findings.push(Finding {
-            check: "active_organisation".into(),
+            check: "active_organisation_header".into(),
             expected: "ActiveOrganisationHeader".into(),
             found: "(missing)".into(),
             message: "the ActiveOrganisationHeader is missing".into(),
@@ -415,7 +531,7 @@ pub fn identity_findings(
             let code = organisation.organisation_code.as_deref().unwrap_or("");
             if code.is_empty() || code.len() > 20 {
                 findings.push(Finding {
-                    check: "active_organisation".into(),
+                    check: "active_organisation_code".into(),
                     expected: "OrganisationCode of 1 to 20 characters".into(),
                     found: code.to_owned(),
                     message: format!("ActiveOrganisationHeader/OrganisationCode '{code}' is not 1 to 20 characters"),
@@ -426,7 +542,7 @@ pub fn identity_findings(
     }
     match &headers.request_user {
         None => findings.push(Finding {
-            check: "request_user".into(),
+            check: "request_user_metadata_header".into(),
             expected: "RequestUserMetadataHeader".into(),
             found: "(missing)".into(),
             message: "the RequestUserMetadataHeader is missing".into(),
@@ -438,11 +554,11 @@ pub fn identity_findings(
             let found = user.user_identifier.as_deref().unwrap_or("(missing)");
             if system_call && !found.eq_ignore_ascii_case(&identity.caller_id) {
                 findings.push(Finding {
-                    check: "user_identifier".into(),
+                    check: "identity".into(),
                     expected: identity.caller_id.clone(),
                     found: found.to_owned(),
                     message: format!(
-                        "RequestUserMetadataHeader/UserIdentifier is '{found}', but the certificate says {}",
+                        "RequestUserMetadataHeader/UserIdentifier '{found}' differs from the certificate's caller id {}",
                         identity.caller_id
                     ),
                     code: CODE_LOGON_FAILED,
@@ -601,7 +717,7 @@ mod tests {
         }
         let findings = identity_findings(&caller, Some(&registered), &wrong);
         let checks: Vec<&str> = findings.iter().map(|f| f.check.as_str()).collect();
-        assert_eq!(checks, ["user_identifier", "organisation_code"]);
+        assert_eq!(checks, ["identity", "organisation_code"]);
         assert_eq!(findings[0].expected, caller.caller_id);
 
         let missing = identity_findings(&caller, None, &StarHeaders::default());

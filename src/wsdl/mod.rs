@@ -69,7 +69,7 @@ pub enum Access {
 
 impl Access {
     /// From our WSDL extension attribute, else by STAR's naming habits: Get*/Search*/Ping read.
-    fn of(operation: &str, declared: Option<&str>) -> Access {
+    pub fn of(operation: &str, declared: Option<&str>) -> Access {
         match declared.map(str::trim) {
             Some("read") => Access::Read,
             Some("write") => Access::Write,

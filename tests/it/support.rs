@@ -117,6 +117,8 @@ pub struct Options {
     pub watch: bool,
     /// The WSDL catalog served; default: none (every POST gets the generic receipt).
     pub catalog: Option<Arc<dfdg_mock::wsdl::Catalog>>,
+    /// The supplier registry; default: open mode. Its file watcher runs when it has a file.
+    pub suppliers: Option<Arc<dfdg_mock::supplier::LiveRegistry>>,
 }
 
 pub struct AdminOptions {
@@ -144,6 +146,7 @@ impl Default for Options {
             scenarios: None,
             watch: false,
             catalog: None,
+            suppliers: None,
         }
     }
 }
@@ -199,6 +202,11 @@ impl TestServer {
         if let Some(catalog) = options.catalog {
             app = app.with_catalog(catalog);
         }
+        let mut registry_watcher = None;
+        if let Some(suppliers) = options.suppliers {
+            app = app.with_suppliers(suppliers.clone());
+            registry_watcher = Some(dfdg_mock::supplier::watch(suppliers));
+        }
         let app = Arc::new(app);
         let watcher = options
             .watch
@@ -226,6 +234,9 @@ impl TestServer {
         let task = tokio::spawn(async move {
             dfdg_mock::server::run(listener, tls, served, &limits, stopped(stop)).await;
             if let Some(watcher) = watcher {
+                watcher.abort();
+            }
+            if let Some(watcher) = registry_watcher {
                 watcher.abort();
             }
             if let Some(admin_task) = admin_task {
