@@ -76,6 +76,8 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..iterations {
             let facts = RequestFacts {
                 service: None,
+                supplier: None,
+                category: None,
                 operation: &envelope.operation,
                 version: envelope.version,
                 path: "/soap",

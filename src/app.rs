@@ -264,6 +264,8 @@ struct Facts {
     findings: Vec<Finding>,
     /// The registered supplier of the certificate.
     supplier: Option<String>,
+    /// Its category, for scenario rules.
+    category: Option<supplier::Category>,
     /// The registry's decision label: `open`, `allowed`, `refused 1013`.
     authorization: Option<String>,
     /// The identity checks that did not pass.
@@ -842,6 +844,8 @@ fn decide(
     let scenarios = rules.scenarios;
     let request = RequestFacts {
         service: facts.service.clone(),
+        supplier: facts.supplier.as_deref(),
+        category: facts.category.map(supplier::Category::as_str),
         operation: &envelope.operation,
         version: envelope.version,
         path: parts.uri.path(),
@@ -914,11 +918,10 @@ fn authorize(
         .authorize(identity, service.as_deref(), access);
     facts.supplier = decision.supplier().map(str::to_owned);
     facts.authorization = Some(decision.label());
-    facts.identity_findings = supplier::identity_findings(
-        identity,
-        rules.registry.find(identity),
-        &envelope.star_headers,
-    );
+    let registered = rules.registry.find(identity);
+    facts.category = registered.map(|s| s.category);
+    facts.identity_findings =
+        supplier::identity_findings(identity, registered, &envelope.star_headers);
     if let supplier::Decision::Refused { code, reason, .. } = decision {
         return Some(fault_answer(
             version,

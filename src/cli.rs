@@ -175,7 +175,7 @@ pub struct StatusArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArg {
     /// The supplier registry file.
-    #[arg(long = "registry", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    #[arg(long = "registry", visible_alias = "suppliers", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
     pub path: PathBuf,
 }
 
@@ -786,6 +786,25 @@ fn print_banner(
             catalog.endpoints.len(),
             display_dirs(&config.catalog.dirs),
             config.catalog.validation.as_str()
+        )?;
+    }
+    let registry = &config.onboarding.registry;
+    if registry.exists() {
+        writeln!(
+            out,
+            "supplier registry {}: only registered suppliers' certificates may call (`dfdg-mock supplier list`){}",
+            registry.display(),
+            if config.onboarding.strict {
+                "; strict identity checks"
+            } else {
+                ""
+            }
+        )?;
+    } else {
+        writeln!(
+            out,
+            "no supplier registry ({}): open mode, any trusted certificate may call everything",
+            registry.display()
         )?;
     }
     let Some((paths, demo)) = pki else {

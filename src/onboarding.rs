@@ -80,6 +80,8 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallerStatus {
     pub caller_id: String,
+    /// The registered supplier of the caller's latest successful call, if any.
+    pub supplier: Option<String>,
     pub cvr: Option<String>,
     pub calls: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -292,8 +294,12 @@ pub fn callers(reader: &impl JournalReader) -> Result<Vec<CallerStatus>, Journal
             let identity = steps
                 .identity_call
                 .and_then(|call| identity_comparison(&call.record));
+            let supplier = successes
+                .first()
+                .and_then(|call| call.record.supplier.clone());
             Ok(CallerStatus {
                 caller_id: summary.caller_id,
+                supplier,
                 cvr: summary.cvr,
                 calls: summary.calls,
                 first_seen: summary.first_seen,
@@ -511,9 +517,13 @@ fn steps<'a>(
             time: Some(call.record.time),
             receipt: call.record.receipts.first().cloned(),
             evidence: format!(
-                "call {} ({}) answered with a receipt",
+                "call {} ({}) answered with receipt {}",
                 call.id,
-                call.record.operation.as_deref().unwrap_or("?")
+                call.record.operation.as_deref().unwrap_or("?"),
+                call.record
+                    .receipts
+                    .first()
+                    .map_or("(none)", String::as_str)
             ),
         },
         None => Step::missing("no call answered with a receipt yet"),

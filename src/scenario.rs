@@ -35,6 +35,10 @@ pub use spec::{LoadError, Problem, Spec};
 pub struct RequestFacts<'a> {
     /// The catalog's name of the service; `None` until the WSDL catalog routes requests.
     pub service: Option<String>,
+    /// The registered supplier of the certificate; `None` in open mode or when unregistered.
+    pub supplier: Option<&'a str>,
+    /// That supplier's category: `small`, `medium` or `large`.
+    pub category: Option<&'a str>,
     pub operation: &'a QualifiedName,
     pub version: SoapVersion,
     /// The HTTP path, without the query.

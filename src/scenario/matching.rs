@@ -215,6 +215,10 @@ pub struct StateCondition {
 #[derive(Debug, Default)]
 pub struct Conditions {
     pub service: Option<TextMatcher>,
+    /// The registered supplier of the caller's certificate.
+    pub supplier: Option<TextMatcher>,
+    /// The supplier's category (`small`, `medium`, `large`).
+    pub category: Option<TextMatcher>,
     pub operation: Option<TextMatcher>,
     pub version: Option<SoapVersion>,
     pub path: Option<TextMatcher>,
@@ -243,6 +247,8 @@ impl Conditions {
             && self.version.is_none_or(|v| v == facts.version)
             && text_ok(&self.path, Some(facts.path))
             && text_ok(&self.service, facts.service.as_deref())
+            && text_ok(&self.supplier, facts.supplier)
+            && text_ok(&self.category, facts.category)
             && self.headers.iter().all(|(name, matcher)| {
                 matcher.matches(facts.headers.get(name).and_then(|v| v.to_str().ok()))
             })

@@ -161,6 +161,10 @@ type RawText = Spanned<toml::Value>;
 #[serde(deny_unknown_fields)]
 struct RawWhen {
     service: Option<RawText>,
+    /// The registered supplier of the certificate (onboarding registry).
+    supplier: Option<RawText>,
+    /// Its category: small, medium, large.
+    category: Option<RawText>,
     operation: Option<RawText>,
     soap_version: Option<Spanned<String>>,
     path: Option<RawText>,
@@ -420,6 +424,8 @@ impl Spec {
         let before = source.problems.len();
         let mut when = Conditions {
             service: raw.service.as_ref().and_then(|t| text_matcher(source, t)),
+            supplier: raw.supplier.as_ref().and_then(|t| text_matcher(source, t)),
+            category: raw.category.as_ref().and_then(|t| text_matcher(source, t)),
             operation: raw.operation.as_ref().and_then(|t| text_matcher(source, t)),
             path: raw.path.as_ref().and_then(|t| text_matcher(source, t)),
             ..Conditions::default()

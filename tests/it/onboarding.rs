@@ -162,6 +162,56 @@ fn dfdg(args: &[&str], journal: &Path, registry: &Path) -> std::process::Output 
 }
 
 #[tokio::test]
+async fn scenario_rules_match_on_the_supplier_and_its_category() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let small = pki.oces3_client();
+    let medium = second_client(&pki);
+    let registry = registry_file(
+        dir.path(),
+        vec![
+            supplier(
+                "Lille ApS",
+                Category::Small,
+                &caller_id(&small),
+                &["PersonStatusService"],
+            ),
+            supplier(
+                "Mellem ApS",
+                Category::Medium,
+                &caller_id(&medium),
+                &["PersonStatusService"],
+            ),
+        ],
+    );
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    std::fs::write(
+        scenarios.join("suppliers.toml"),
+        "[[rule]]\nname = \"small-gets-1010\"\nwhen = { supplier = \"Lille ApS\", category = \"small\" }\nrespond = { fault = { code = 1010 } }\n",
+    )
+    .unwrap();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(shipped_catalog()),
+            suppliers: Some(Arc::new(LiveRegistry::load(&registry, false).unwrap())),
+            scenarios: Some(scenarios),
+            ..Options::default()
+        },
+    )
+    .await;
+    let reply = person_status(&pki, &server, &small, &caller_id(&small)).await;
+    assert!(reply.body.contains("1010"), "{}", reply.body);
+    assert_eq!(
+        server.journal().calls[0].record.scenario_rule.as_deref(),
+        Some("small-gets-1010")
+    );
+    let reply = person_status(&pki, &server, &medium, &caller_id(&medium)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test]
 async fn a_trusted_certificate_of_no_registered_supplier_gets_1012() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
