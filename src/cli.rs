@@ -376,8 +376,46 @@ pub fn check_all(config: &Config) -> CheckReport {
             Err(error) => report.problems.push(format!("{error:#}")),
         }
     }
+    check_registry(config, &catalog, &mut report);
     check_last_reload(config, &mut report);
     report
+}
+
+/// The supplier registry: whether it parses, and whether the services it allows are served.
+fn check_registry(config: &Config, catalog: &Catalog, report: &mut CheckReport) {
+    let path = &config.onboarding.registry;
+    match crate::supplier::Registry::load(path) {
+        Err(error) => report.problems.push(format!("{error:#}")),
+        Ok(registry) if registry.is_open() => report.loaded.push(format!(
+            "no supplier registry ({}): open mode, any trusted certificate may call everything",
+            path.display()
+        )),
+        Ok(registry) => {
+            report.loaded.push(format!(
+                "supplier registry {}: {} suppliers",
+                path.display(),
+                registry.suppliers().len()
+            ));
+            if catalog.is_empty() {
+                return;
+            }
+            for supplier in registry.suppliers() {
+                for service in &supplier.services {
+                    let served = catalog
+                        .endpoints
+                        .iter()
+                        .any(|e| e.service.eq_ignore_ascii_case(service));
+                    if !served {
+                        report.notes.push(format!(
+                            "{}: supplier '{}' may call {service}, which the catalog does not serve",
+                            path.display(),
+                            supplier.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What the running server's latest scenario reload was, from its journal, if there is one.
