@@ -597,6 +597,8 @@ pub trait JournalReader {
     fn confirmations(&self, limit: usize) -> Result<Vec<StoredConfirmation>, JournalError>;
     /// Every caller id with a certificate identity, most recently seen first, at most `limit`.
     fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError>;
+    /// How many calls the certificates of a registered supplier made (refused ones included).
+    fn supplier_call_count(&self, supplier: &str) -> Result<i64, JournalError>;
 }
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -1291,6 +1293,13 @@ impl JournalReader for SqliteStore {
         self.query_confirmations("", vec![Value::Integer(effective_limit(limit))])
     }
 
+    fn supplier_call_count(&self, supplier: &str) -> Result<i64, JournalError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT COUNT(*) FROM calls WHERE supplier = ?1 COLLATE NOCASE")?
+            .query_row([supplier], |row| row.get(0))?)
+    }
+
     fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError> {
         let mut statement = self.connection.prepare_cached(
             "SELECT caller_id, MAX(cvr), COUNT(*), MIN(time_us), MAX(time_us) FROM calls
@@ -1851,6 +1860,7 @@ mod tests {
         let journal = Journal::open_sqlite(path).unwrap();
         let mut other_supplier = fault(2, Some(1014), "Client");
         other_supplier.identity = Some(identity("supplier-b", Some("87654321")));
+        other_supplier.supplier = Some("Leverandør B".to_owned());
         let mut http = call(4);
         http.outcome = Outcome::Http;
         http.http_status = 404;
@@ -2312,6 +2322,15 @@ mod tests {
             })
             .unwrap());
         assert_eq!(unknown, [id[4]]);
+        let supplier = ids(&reader
+            .calls(&CallQuery {
+                supplier: Some("leverandør b".to_owned()),
+                ..CallQuery::default()
+            })
+            .unwrap());
+        assert_eq!(supplier, [id[2]]);
+        assert_eq!(reader.supplier_call_count("Leverandør A").unwrap(), 5);
+        assert_eq!(reader.supplier_call_count("nobody").unwrap(), 0);
         assert_eq!(
             service_of("/JobcenterMessageService/2/X.svc?wsdl"),
             "JobcenterMessageService"

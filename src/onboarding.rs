@@ -374,16 +374,13 @@ pub fn suppliers(
         if !wanted(&supplier.name) {
             continue;
         }
-        let calls = reader.calls(&CallQuery {
+        let successes = reader.calls(&CallQuery {
             supplier: Some(supplier.name.clone()),
-            limit: MAX_LIMIT,
+            outcome: Some("receipt".to_owned()),
+            limit: CALLS_SEARCHED,
             ..CallQuery::default()
         })?;
-        let successes: Vec<&StoredCall> = calls
-            .iter()
-            .filter(|call| call.record.outcome == crate::journal::Outcome::Receipt)
-            .take(CALLS_SEARCHED)
-            .collect();
+        let successes: Vec<&StoredCall> = successes.iter().collect();
         let confirmed = confirmations.iter().find(|c| {
             c.call_supplier
                 .as_deref()
@@ -399,7 +396,7 @@ pub fn suppliers(
                 .and_then(|call| call.record.identity.as_ref())
                 .map(|identity| identity.caller_id.clone())
                 .or_else(|| supplier.identities.first().cloned()),
-            calls: calls.len(),
+            calls: usize::try_from(reader.supplier_call_count(&supplier.name)?).unwrap_or(0),
             complete: steps.complete(),
             identity: steps
                 .identity_call
