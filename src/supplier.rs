@@ -306,22 +306,27 @@ impl Registry {
                 ),
             };
         }
-        if let Some(service) = service {
-            if !supplier.may_call(service) {
-                return Decision::Refused {
-                    supplier: name,
-                    code: CODE_SERVICE_NOT_ALLOWED,
-                    reason: format!(
-                        "Insufficient permissions for this webservice: {} may call {}, not {service}",
-                        supplier.name,
-                        if supplier.services.is_empty() {
-                            "no services".to_owned()
-                        } else {
-                            supplier.services.join(", ")
-                        }
-                    ),
-                };
-            }
+        let Some(service) = service else {
+            return Decision::Refused {
+                supplier: name,
+                code: CODE_SERVICE_NOT_ALLOWED,
+                reason: "Insufficient permissions for this webservice: the request path names no webservice (expected /<App>/<version>/<Service>.svc)".to_owned(),
+            };
+        };
+        if !supplier.may_call(service) {
+            return Decision::Refused {
+                supplier: name,
+                code: CODE_SERVICE_NOT_ALLOWED,
+                reason: format!(
+                    "Insufficient permissions for this webservice: {} may call {}, not {service}",
+                    supplier.name,
+                    if supplier.services.is_empty() {
+                        "no services".to_owned()
+                    } else {
+                        supplier.services.join(", ")
+                    }
+                ),
+            };
         }
         if access == Access::Write && !supplier.category.may_write() {
             return Decision::Refused {
@@ -647,6 +652,7 @@ mod tests {
             code(small.authorize(&caller, Some("CodeListService"), Access::Read)),
             1013
         );
+        assert_eq!(code(small.authorize(&caller, None, Access::Read)), 1013);
         assert_eq!(
             code(small.authorize(&caller, Some("JobcenterMessageService"), Access::Write)),
             4575
