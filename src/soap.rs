@@ -544,7 +544,8 @@ fn unclosed(at: Position) -> EnvelopeProblem {
     }
 }
 
-fn predefined_entity(name: &str) -> Option<char> {
+/// The character of one of XML's five predefined entities (`lt`, `gt`, `amp`, `apos`, `quot`).
+pub(crate) fn predefined_entity(name: &str) -> Option<char> {
     match name {
         "lt" => Some('<'),
         "gt" => Some('>'),

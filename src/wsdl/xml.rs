@@ -181,7 +181,7 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
                 let name = reference.xml10_content();
                 let character = match reference.resolve_char_ref() {
                     Ok(Some(c)) => Some(c),
-                    Ok(None) => predefined_entity(&name),
+                    Ok(None) => crate::soap::predefined_entity(&name),
                     Err(error) => return Err(problem(error.to_string())),
                 };
                 let Some(character) = character else {
@@ -205,17 +205,6 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
         line: 1,
         message: "the document has no root element".to_owned(),
     })
-}
-
-fn predefined_entity(name: &str) -> Option<char> {
-    match name {
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "amp" => Some('&'),
-        "apos" => Some('\''),
-        "quot" => Some('"'),
-        _ => None,
-    }
 }
 
 fn open(
