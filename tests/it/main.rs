@@ -10,3 +10,4 @@ mod health;
 mod scenarios;
 mod support;
 mod verify;
+mod welcome;

@@ -117,6 +117,8 @@ pub struct Options {
     pub watch: bool,
     /// The WSDL catalog served; default: none (every POST gets the generic receipt).
     pub catalog: Option<Arc<dfdg_mock::wsdl::Catalog>>,
+    /// TLS material read from files (e.g. a certs folder); default: the test PKI's.
+    pub tls: Option<TlsMaterial>,
 }
 
 pub struct AdminOptions {
@@ -144,6 +146,7 @@ impl Default for Options {
             scenarios: None,
             watch: false,
             catalog: None,
+            tls: None,
         }
     }
 }
@@ -181,7 +184,7 @@ impl TestServer {
             }
         };
         let tls = TlsServer::new(
-            pki.material(),
+            options.tls.unwrap_or_else(|| pki.material()),
             options.mode,
             options.limits.handshake_timeout,
         )
