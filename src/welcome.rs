@@ -369,12 +369,12 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
 /// The catalog's spelling of each requested service; an unknown one is refused with the
 /// closest known name.
 fn resolve_services(requested: &[String], catalog: &Catalog) -> anyhow::Result<Vec<String>> {
-    let mut known: Vec<&str> = catalog
-        .endpoints
-        .iter()
-        .map(|e| e.service.as_str())
-        .collect();
-    known.dedup();
+    let mut known: Vec<&str> = Vec::new();
+    for endpoint in &catalog.endpoints {
+        if !known.contains(&endpoint.service.as_str()) {
+            known.push(&endpoint.service);
+        }
+    }
     let mut services: Vec<String> = Vec::new();
     for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
@@ -494,10 +494,37 @@ fn examples(
                 file_safe(&endpoint.service),
                 file_safe(&operation.name)
             ),
-            request: route.example_request_with(now, &overrides),
+            request: indented(&route.example_request_with(now, &overrides)),
         });
     }
     examples
+}
+
+/// The generated envelope (one line) indented for reading, two spaces a level. The envelope
+/// has element-only content wherever it has children, so added whitespace changes nothing;
+/// should it not parse, it is returned as it was.
+fn indented(xml: &str) -> String {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::with_capacity(xml.len() * 2), b' ', 2);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(event) => {
+                if writer.write_event(event).is_err() {
+                    return xml.to_owned();
+                }
+            }
+            Err(_) => return xml.to_owned(),
+        }
+    }
+    match String::from_utf8(writer.into_inner()) {
+        Ok(mut text) => {
+            text.push('\n');
+            text
+        }
+        Err(_) => xml.to_owned(),
+    }
 }
 
 /// The certificate's file stem in the certs folder: the supplier's name in ASCII.
@@ -700,8 +727,18 @@ fn s_client_line(url: &BaseUrl) -> String {
         "openssl s_client -connect {} -CAfile ca.crt -cert client.crt -key client.key -verify_return_error -brief",
         url.connect
     );
-    if let Some(name) = &url.server_name {
-        let _ = write!(line, " -servername {name}");
+    match &url.server_name {
+        Some(name) => {
+            let _ = write!(line, " -servername {name} -verify_hostname {name}");
+        }
+        None => {
+            let host = url.connect.rsplit_once(':').map_or("", |(host, _)| host);
+            let _ = write!(
+                line,
+                " -verify_ip {}",
+                host.trim_start_matches('[').trim_end_matches(']')
+            );
+        }
     }
     line.push_str(" </dev/null");
     line

@@ -487,6 +487,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn overrides_match_whole_trailing_path_steps() {
+        let overrides = Overrides::default()
+            .with("RequestUserStructure/UserIdentifier", "CVR:1-UUID:x")
+            .with("OrganisationCode", "91234567");
+        assert_eq!(
+            overrides.find("RequestUserMetadataHeader/RequestUserStructure/UserIdentifier"),
+            Some("CVR:1-UUID:x")
+        );
+        assert_eq!(
+            overrides.find("RequestUserStructure/UserIdentifier"),
+            Some("CVR:1-UUID:x")
+        );
+        assert_eq!(overrides.find("Other/UserIdentifier"), None);
+        assert_eq!(overrides.find("X/ActiveOrganisationCode"), None);
+        assert_eq!(overrides.find("X/OrganisationCode"), Some("91234567"));
+    }
+
+    #[test]
     fn pattern_samples_match_their_patterns() {
         for pattern in [
             "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",

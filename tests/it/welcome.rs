@@ -406,6 +406,143 @@ async fn a_small_suppliers_welcome_pack_completes_step_one_as_written() {
     }
 }
 
+#[tokio::test]
+async fn a_medium_suppliers_commands_run_as_written_against_the_url_of_the_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dfdg_mock::pki::PkiPaths::new(dir.path().join("certs"));
+    dfdg_mock::pki::init(&certs, &[], false).unwrap();
+    let catalog = Arc::new(catalog_of(vec![shipped_wsdl()]));
+    let tls = TlsMaterial::from_files(
+        &certs.server_cert(),
+        &certs.server_key(),
+        &[&certs.ca_cert()],
+    )
+    .unwrap();
+    let server = TestServer::start_with(
+        &Pki::new(),
+        Options {
+            catalog: Some(Arc::clone(&catalog)),
+            tls: Some(tls),
+            ..Options::default()
+        },
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+
+    // SOAP 1.2 (Jobnet) and a write operation (medium may write), addressed to this server.
+    let wsdl = shipped_wsdl();
+    let output = Command::new(BINARY)
+        .args([
+            "welcome-pack",
+            "--supplier",
+            "Mellemleverandør A/S",
+            "--cvr",
+            "98765432",
+            "--category",
+            "medium",
+            "--services",
+            "JobnetCitizenStatusService,JobcenterMessageService",
+            "--out",
+            "mellem",
+            "--url",
+            &url,
+            "--suppliers",
+            "suppliers.toml",
+            "--wsdl",
+            wsdl.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env_remove("DFDG_MOCK_CERTS_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("created a test PKI"), "{stdout}");
+    let pack = dir.path().join("mellem");
+    let identity = caller_of(&pack.join("client.crt"));
+    let commands = std::fs::read_to_string(pack.join("commands.md")).unwrap();
+    let curls: Vec<&str> = commands
+        .lines()
+        .filter(|l| l.starts_with("curl "))
+        .collect();
+    assert_eq!(curls.len(), 3, "{commands}");
+    assert!(
+        commands.contains("Content-Type: application/soap+xml; charset=utf-8; action="),
+        "{commands}"
+    );
+
+    // Every command exactly as written, with no URL in the environment.
+    let run = |script: Vec<String>| {
+        let pack = pack.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new("bash")
+                .args(&script)
+                .current_dir(pack)
+                .env_remove("URL")
+                .output()
+                .unwrap()
+        })
+    };
+    for curl in &curls {
+        let output = run(vec!["-c".into(), (*curl).to_owned()]).await.unwrap();
+        let (answer, error) = text(&output);
+        assert!(output.status.success(), "{curl}\n{answer}\n{error}");
+    }
+    let script = run(vec![
+        "run-example.sh".into(),
+        "SaveAvailabilityAssessment".into(),
+    ])
+    .await
+    .unwrap();
+    let (answer, error) = text(&script);
+    assert!(script.status.success(), "{answer}\n{error}");
+    assert!(answer.contains("MessageIdentifier"), "{answer}");
+    let unknown = run(vec!["run-example.sh".into(), "NoSuchOperation".into()])
+        .await
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+
+    let s_client = commands
+        .lines()
+        .find(|l| l.starts_with("openssl s_client"))
+        .expect("an openssl s_client line");
+    assert!(s_client.contains("-verify_ip 127.0.0.1"), "{s_client}");
+    let handshake = run(vec!["-c".into(), s_client.to_owned()]).await.unwrap();
+    let (out, error) = text(&handshake);
+    assert!(handshake.status.success(), "{s_client}\n{out}\n{error}");
+
+    let journal = server.journal();
+    assert_eq!(journal.calls.len(), 4);
+    let mut operations = BTreeSet::new();
+    for call in &journal.calls {
+        let record = &call.record;
+        assert_eq!(record.http_status, 200, "{:?}", record.detail);
+        assert_eq!(record.outcome, Outcome::Receipt);
+        assert!(record.findings.is_empty(), "{:?}", record.findings);
+        assert_eq!(
+            record.identity.as_ref().map(|i| i.caller_id.as_str()),
+            Some(identity.caller_id.as_str())
+        );
+        let checks = dfdg_mock::onboarding::findings(record);
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+        operations.insert(record.service_operation.clone().unwrap_or_default());
+    }
+    assert_eq!(
+        operations,
+        BTreeSet::from([
+            "GetBorgerstatus".to_owned(),
+            "GetSelvbookingMoedetilbud".to_owned(),
+            "SaveAvailabilityAssessment".to_owned()
+        ])
+    );
+    let versions: BTreeSet<Option<String>> = journal
+        .calls
+        .iter()
+        .map(|c| c.record.soap_version.clone())
+        .collect();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+}
+
 #[test]
 fn unknown_services_are_refused_with_a_suggestion_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
