@@ -113,14 +113,15 @@ pub struct WelcomePackArgs {
     /// The supplier registry file.
     #[arg(long, alias = "registry", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY, value_name = "FILE")]
     pub suppliers: PathBuf,
-    /// The WSDL catalog folder the services come from.
+    /// The WSDL catalog folders the services come from (as `serve --wsdl`).
     #[arg(
         long,
         default_value = "wsdl",
         env = "DFDG_MOCK_WSDL",
-        value_name = "DIR"
+        value_name = "DIR",
+        value_delimiter = ','
     )]
-    pub wsdl: PathBuf,
+    pub wsdl: Vec<PathBuf>,
     /// Overwrite an existing pack, zip and certificate of this supplier.
     #[arg(long)]
     pub force: bool,
@@ -868,7 +869,7 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
     use crate::welcome::{self, BaseUrl, PackSpec};
     let url = BaseUrl::parse(&args.url)?;
     let loaded = Catalog::load(&crate::config::CatalogConfig {
-        dirs: vec![args.wsdl.clone()],
+        dirs: args.wsdl.clone(),
         ..crate::config::CatalogConfig::default()
     });
     for problem in loaded.problems.iter().chain(&loaded.notes) {
@@ -877,7 +878,7 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
     if loaded.catalog.is_empty() {
         anyhow::bail!(
             "no services in the WSDL catalog {}; point --wsdl at a folder of *.wsdl files",
-            args.wsdl.display()
+            display_dirs(&args.wsdl)
         );
     }
     let spec = PackSpec {

@@ -303,6 +303,12 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         cvr: spec.cvr.clone(),
     };
     let examples = examples(&planned, catalog, &caller, now);
+    if examples.is_empty() {
+        bail!(
+            "the catalog could not route any allowed operation of {}",
+            services.join(", ")
+        );
+    }
     if is_pack && spec.force {
         for stale in ["requests", "wsdl"] {
             let path = dir.join(stale);

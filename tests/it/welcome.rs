@@ -403,6 +403,13 @@ async fn a_small_suppliers_welcome_pack_completes_step_one_as_written() {
         let checks = dfdg_mock::onboarding::findings(record);
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
         assert!(!record.receipts.is_empty());
+        // The systemforvalter's identity checks on the request as received: none fails.
+        let received = String::from_utf8(record.request_body.clone()).unwrap();
+        let envelope = dfdg_mock::soap::parse_envelope(&received).unwrap();
+        assert_eq!(
+            identity_findings(&identity, Some(&supplier), &envelope.star_headers),
+            vec![]
+        );
     }
 }
 
