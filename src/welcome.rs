@@ -506,23 +506,48 @@ fn examples(
     examples
 }
 
-/// The generated envelope (one line) indented for reading, two spaces a level. The envelope
-/// has element-only content wherever it has children, so added whitespace changes nothing;
-/// should it not parse, it is returned as it was.
+/// The generated envelope (one line) indented for reading, two spaces a level. Whitespace is
+/// added only between elements of element-only content; an element with no content is written
+/// `<a/>`, since whitespace inside an empty content type is invalid (libxml2 says so). Should
+/// the text not parse, it is returned as it was.
 fn indented(xml: &str) -> String {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut writer = quick_xml::Writer::new_with_indent(Vec::with_capacity(xml.len() * 2), b' ', 2);
+    // A start tag is held back until the next event shows whether the element is empty.
+    let mut pending = None;
     loop {
-        match reader.read_event() {
+        let event = match reader.read_event() {
             Ok(Event::Eof) => break,
-            Ok(event) => {
-                if writer.write_event(event).is_err() {
-                    return xml.to_owned();
-                }
-            }
+            Ok(event) => event,
             Err(_) => return xml.to_owned(),
+        };
+        let written = match (pending.take(), event) {
+            (Some(start), Event::End(_)) => writer.write_event(Event::Empty(start)),
+            (held, Event::Start(start)) => {
+                if let Some(previous) = held {
+                    if writer.write_event(Event::Start(previous)).is_err() {
+                        return xml.to_owned();
+                    }
+                }
+                pending = Some(start);
+                Ok(())
+            }
+            (held, event) => {
+                if let Some(previous) = held {
+                    if writer.write_event(Event::Start(previous)).is_err() {
+                        return xml.to_owned();
+                    }
+                }
+                writer.write_event(event)
+            }
+        };
+        if written.is_err() {
+            return xml.to_owned();
         }
+    }
+    if pending.is_some() {
+        return xml.to_owned();
     }
     match String::from_utf8(writer.into_inner()) {
         Ok(mut text) => {
@@ -1025,6 +1050,16 @@ mod tests {
         assert_eq!(stem_for("Æblegård & Co.", "91234567"), "aeblegaard-co");
         assert_eq!(stem_for("CA", "91234567"), "supplier-91234567");
         assert_eq!(stem_for("!!!", "91234567"), "supplier-91234567");
+    }
+
+    #[test]
+    fn indenting_keeps_text_and_writes_empty_elements_empty() {
+        let xml = r#"<?xml version="1.0"?><a xmlns="urn:x"><b>1 2</b><c></c><d/></a>"#;
+        assert_eq!(
+            indented(xml),
+            "<?xml version=\"1.0\"?>\n<a xmlns=\"urn:x\">\n  <b>1 2</b>\n  <c/>\n  <d/>\n</a>\n"
+        );
+        assert_eq!(indented("<a><b></a>"), "<a><b></a>");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the printed password (openssl), every example request valid against the catalog's schema,
 //! the pack's WSDLs loading on their own, the registry entry, the zip holding the same files;
 //! then the pack's first example command, run as written against the real server, completes
-//! step 1 with an identity the systemforvalter accepts. Refusals: unknown service names (with a
+//! step 1 with an identity the systemforvalter accepts. libxml2 (lxml) gives a second opinion
+//! on the requests, loading the pack's own WSDLs and their imports from the pack. Refusals: unknown service names (with a
 //! "did you mean"), an existing pack or certificate without --force, a small supplier with no
 //! read operation.
 
@@ -548,6 +549,40 @@ async fn a_medium_suppliers_commands_run_as_written_against_the_url_of_the_pack(
         .map(|c| c.record.soap_version.clone())
         .collect();
     assert_eq!(versions.len(), 2, "{versions:?}");
+}
+
+/// libxml2 (Python lxml, as CI installs it with zeep) loads each WSDL of the pack from the pack
+/// folder, following its imports there, and validates the pack's requests for that service.
+#[test]
+fn libxml2_validates_the_packs_requests_against_the_packs_own_wsdls() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = welcome_pack(dir.path(), "PersonStatusService,CodeListService", &[]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    let pack = dir.path().join("packs/testleverandoer");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
+    let mut valid = 0;
+    for service in ["PersonStatusService", "CodeListService"] {
+        let requests: Vec<PathBuf> = files_under(&pack.join("requests"))
+            .into_iter()
+            .filter(|f| f.starts_with(&format!("{service}-")))
+            .map(|f| pack.join("requests").join(f))
+            .collect();
+        assert!(!requests.is_empty());
+        let output = Command::new("python3")
+            .arg(&script)
+            .arg(pack.join(format!("wsdl/{service}/{service}.wsdl")))
+            .args(&requests)
+            .output()
+            .expect("python3 (with lxml: pip install zeep==4.3.1, as .ci/run does)");
+        let (stdout, stderr) = text(&output);
+        assert!(
+            output.status.success(),
+            "libxml2 disagrees for {service}:\n{stdout}{stderr}"
+        );
+        valid += stdout.lines().filter(|l| l.starts_with("valid ")).count();
+    }
+    // Each request: two header blocks and the Body element.
+    assert_eq!(valid, 3 * 3);
 }
 
 #[test]
