@@ -234,6 +234,23 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         }
     }
     let mut registry = Registry::load(&spec.registry)?;
+    let existing = registry
+        .suppliers()
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+        .cloned();
+    // A supplier of this name with another CVR: its certificates are not this one's.
+    let existing = match existing {
+        Some(other) if other.cvr != spec.cvr && !spec.force => bail!(
+            "{} is registered in {} with CVR {}, not {}; use --force to replace it (its certificates are dropped)",
+            other.name,
+            spec.registry.display(),
+            other.cvr,
+            spec.cvr
+        ),
+        Some(other) if other.cvr != spec.cvr => None,
+        kept => kept,
+    };
 
     // The certificate: the PKI first, as `serve` makes it on first start.
     let certs = &spec.certs;
@@ -265,11 +282,8 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     let identity = issued.identity;
 
     // The registry: the supplier with this certificate (earlier certificates stay its own).
-    let mut identities = registry
-        .suppliers()
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(name))
-        .map(|s| s.identities.clone())
+    let (mut identities, revoked) = existing
+        .map(|s| (s.identities, s.revoked))
         .unwrap_or_default();
     if !identities
         .iter()
@@ -277,12 +291,6 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     {
         identities.push(identity.caller_id.clone());
     }
-    let revoked = registry
-        .suppliers()
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(name))
-        .map(|s| s.revoked.clone())
-        .unwrap_or_default();
     registry.upsert(Supplier {
         name: name.to_owned(),
         cvr: spec.cvr.clone(),
@@ -405,7 +413,8 @@ fn resolve_services(requested: &[String], catalog: &Catalog) -> anyhow::Result<V
     Ok(services)
 }
 
-/// One operation of an allowed service, and whether the supplier's category may call it.
+/// One operation of an allowed service, and whether the supplier's category may call it (and
+/// the catalog routes it: an operation whose action and element another one shadows is left out).
 #[derive(Debug, Clone)]
 struct Planned {
     endpoint: usize,
@@ -431,11 +440,20 @@ fn plan(services: &[String], catalog: &Catalog, category: Category) -> Vec<Plann
                     if seen {
                         continue;
                     }
+                    let routable = catalog
+                        .route(
+                            &endpoint.path,
+                            port.version,
+                            operation.action.as_deref(),
+                            &operation.input_name,
+                        )
+                        .is_ok();
                     planned.push(Planned {
                         endpoint: e,
                         port: p,
                         operation: o,
-                        allowed: operation.access == Access::Read || category.may_write(),
+                        allowed: routable
+                            && (operation.access == Access::Read || category.may_write()),
                     });
                 }
             }

@@ -645,4 +645,34 @@ fn an_existing_pack_or_certificate_is_kept_without_force() {
     assert_eq!(registry.suppliers().len(), 1);
     assert_eq!(registry.suppliers()[0].identities, [first_id, second_id]);
     assert_eq!(registry.suppliers()[0].services, ["CodeListService"]);
+
+    // The same name with another CVR is another organisation: refused without --force.
+    let output = Command::new(BINARY)
+        .args([
+            "welcome-pack",
+            "--supplier",
+            SUPPLIER,
+            "--cvr",
+            "98765432",
+            "--category",
+            "small",
+            "--services",
+            "CodeListService",
+            "--out",
+            "packs/third",
+            "--wsdl",
+        ])
+        .arg(shipped_wsdl())
+        .current_dir(dir.path())
+        .env_remove("DFDG_MOCK_CERTS_DIR")
+        .env_remove("DFDG_MOCK_SUPPLIERS")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("with CVR 91234567, not 98765432"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("packs/third").exists());
 }
