@@ -603,6 +603,35 @@ fn unknown_services_are_refused_with_a_suggestion_before_anything_is_written() {
 }
 
 #[test]
+fn a_small_suppliers_pack_lists_write_operations_as_refused_and_has_no_example_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = welcome_pack(
+        dir.path(),
+        "PersonStatusService,JobcenterMessageService",
+        &[],
+    );
+    assert!(output.status.success(), "{:?}", text(&output));
+    let pack = dir.path().join("packs/testleverandoer");
+    let endpoints = std::fs::read_to_string(pack.join("endpoints.md")).unwrap();
+    let line = endpoints
+        .lines()
+        .find(|l| l.starts_with("| SaveAvailabilityAssessment | write |"))
+        .unwrap_or_else(|| panic!("{endpoints}"));
+    assert!(line.contains("4575"), "{line}");
+    let requests = files_under(&pack.join("requests"));
+    assert_eq!(
+        requests,
+        BTreeSet::from(["PersonStatusService-GetVariablePersonStatus.xml".to_owned()])
+    );
+    // The service is registered (calls to it are refused by category, 4575, not by service).
+    let registry = Registry::load(&dir.path().join("suppliers.toml")).unwrap();
+    assert_eq!(
+        registry.suppliers()[0].services,
+        ["PersonStatusService", "JobcenterMessageService"]
+    );
+}
+
+#[test]
 fn a_small_supplier_with_only_write_services_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let output = welcome_pack(dir.path(), "JobcenterMessageService", &[]);
