@@ -365,7 +365,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     }
     let files = writer.files;
     if let Some(zip_path) = &zip_path {
-        write_zip(zip_path, dir, &dir_name, &files)?;
+        write_zip(zip_path, dir, &dir_name, &files, now)?;
     }
     Ok(Pack {
         dir: dir.clone(),
@@ -687,9 +687,25 @@ impl PackWriter {
 
 /// Writes `files` (relative to `dir`) into a zip archive under the folder `prefix/`, keeping
 /// their Unix modes (the key stays 0600, the script 0755).
-fn write_zip(zip_path: &Path, dir: &Path, prefix: &str, files: &[String]) -> anyhow::Result<()> {
+fn write_zip(
+    zip_path: &Path,
+    dir: &Path,
+    prefix: &str,
+    files: &[String],
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
     use std::io::Write as _;
     use zip::write::SimpleFileOptions;
+    // Zip keeps local time without a zone; UTC it is. Out of zip's range (before 1980): its default.
+    let modified = zip::DateTime::from_date_and_time(
+        u16::try_from(now.year()).unwrap_or(1980),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+    )
+    .unwrap_or_default();
     let file = fs::File::create(zip_path)
         .with_context(|| format!("cannot create {}", zip_path.display()))?;
     let mut zip = zip::ZipWriter::new(file);
@@ -715,6 +731,7 @@ fn write_zip(zip_path: &Path, dir: &Path, prefix: &str, files: &[String]) -> any
         };
         let options = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(modified)
             .unix_permissions(mode);
         zip.start_file(format!("{prefix}/{name}"), options)
             .with_context(context)?;
