@@ -77,6 +77,63 @@ pub enum Command {
     /// also shows whether the running server's latest scenario reload (from the journal) was
     /// refused.
     Check(Box<ServeArgs>),
+    /// Make a supplier's welcome pack: issue its OCES3 client certificate from the test CA,
+    /// register it, and write a folder with everything it needs for the onboarding test.
+    ///
+    /// The folder holds the CA certificate, the client certificate, key and PKCS#12, the
+    /// endpoint list, the WSDLs of the allowed services, one valid example request per allowed
+    /// operation (STAR headers filled in for the certificate), ready-to-run commands and a README
+    /// in Danish and English. The PKCS#12 password is printed once and written nowhere.
+    WelcomePack(Box<WelcomePackArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WelcomePackArgs {
+    /// The supplier's name, e.g. "Testleverandør ApS".
+    #[arg(long)]
+    pub supplier: String,
+    /// CVR number, 8 digits (fictitious test organisations start with 9).
+    #[arg(long)]
+    pub cvr: String,
+    /// small: read operations only; medium and large may also write.
+    #[arg(long, value_enum)]
+    pub category: crate::supplier::Category,
+    /// Services it may call, comma-separated, as the catalog names them
+    /// (e.g. PersonStatusService,CodeListService).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub services: Vec<String>,
+    /// The pack's folder (created; must be empty or absent).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also write DIR.zip.
+    #[arg(long)]
+    pub zip: bool,
+    /// The mock's address, written into WSDLs, commands and README.
+    #[arg(long, default_value = crate::welcome::DEFAULT_URL, value_name = "URL")]
+    pub url: String,
+    /// The test PKI (created as `serve` creates it when absent).
+    #[arg(
+        long,
+        default_value = "certs",
+        env = "DFDG_MOCK_CERTS_DIR",
+        value_name = "DIR"
+    )]
+    pub certs_dir: PathBuf,
+    /// The supplier registry file.
+    #[arg(long, alias = "registry", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY, value_name = "FILE")]
+    pub suppliers: PathBuf,
+    /// The WSDL catalog folders the services come from (as `serve --wsdl`).
+    #[arg(
+        long,
+        default_value = "wsdl",
+        env = "DFDG_MOCK_WSDL",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
+    pub wsdl: Vec<PathBuf>,
+    /// Overwrite an existing pack, zip and certificate of this supplier.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +398,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify(&args),
         Command::Health(args) => health(&args),
         Command::Check(args) => check(&args),
+        Command::WelcomePack(args) => welcome_pack(&args),
     }
 }
 
@@ -938,6 +996,83 @@ pub fn demo_request(caller_id: &str) -> String {
 </soap:Envelope>
 "#
     )
+}
+
+fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
+    use crate::welcome::{self, BaseUrl, PackSpec};
+    let url = BaseUrl::parse(&args.url)?;
+    let loaded = Catalog::load(&crate::config::CatalogConfig {
+        dirs: args.wsdl.clone(),
+        ..crate::config::CatalogConfig::default()
+    });
+    for problem in loaded.problems.iter().chain(&loaded.notes) {
+        eprintln!("note: {problem}");
+    }
+    if loaded.catalog.is_empty() {
+        anyhow::bail!(
+            "no services in the WSDL catalog {}; point --wsdl at a folder of *.wsdl files",
+            display_dirs(&args.wsdl)
+        );
+    }
+    let spec = PackSpec {
+        supplier: args.supplier.clone(),
+        cvr: args.cvr.trim().to_owned(),
+        category: args.category,
+        services: args.services.clone(),
+        out: args.out.clone(),
+        zip: args.zip,
+        url,
+        certs: PkiPaths::new(&args.certs_dir),
+        registry: args.suppliers.clone(),
+        force: args.force,
+    };
+    let pack = welcome::build(&spec, &loaded.catalog, OffsetDateTime::now_utc())?;
+    let mut out = std::io::stdout().lock();
+    if pack.created_pki {
+        writeln!(out, "created a test PKI in {}", args.certs_dir.display())?;
+    }
+    writeln!(
+        out,
+        "welcome pack for {} ({}) in {}",
+        spec.supplier.trim(),
+        spec.category.as_str(),
+        pack.dir.display()
+    )?;
+    writeln!(out, "  caller id:   {}", pack.identity.caller_id)?;
+    writeln!(out, "  subject:     {}", pack.identity.subject)?;
+    writeln!(
+        out,
+        "  certificate: {} (key {}, mode 0600; PKCS#12 {})",
+        pack.certificate.cert.display(),
+        pack.certificate.key.display(),
+        pack.certificate.p12.display()
+    )?;
+    writeln!(
+        out,
+        "  registered in {}: services {}",
+        args.suppliers.display(),
+        pack.services.join(", ")
+    )?;
+    writeln!(out, "  files:")?;
+    for file in &pack.files {
+        writeln!(out, "    {file}")?;
+    }
+    if let Some(zip) = &pack.zip {
+        writeln!(out, "  zip:         {}", zip.display())?;
+    }
+    writeln!(
+        out,
+        "  first step:  cd {} && ./{}",
+        pack.dir.display(),
+        welcome::SCRIPT
+    )?;
+    writeln!(
+        out,
+        "PKCS#12 password (shown once, in no file): {}",
+        pack.p12_password()
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 fn pki_init(dir: &Path, sans: &[String], force: bool) -> anyhow::Result<()> {

@@ -21,4 +21,5 @@ pub mod soap;
 pub mod supplier;
 pub mod tls;
 pub mod verify;
+pub mod welcome;
 pub mod wsdl;

@@ -491,6 +491,16 @@ impl Route<'_> {
     /// An example request that validates: the declared headers and the input element generated
     /// from their schemas, in the port's SOAP version.
     pub fn example_request(&self, now: OffsetDateTime) -> String {
+        self.example_request_with(now, &sample::Overrides::default())
+    }
+
+    /// An example request with `overrides` in place of generated values (e.g. the STAR headers
+    /// filled in for one supplier's certificate), wherever they fit the schema.
+    pub fn example_request_with(
+        &self,
+        now: OffsetDateTime,
+        overrides: &sample::Overrides,
+    ) -> String {
         let mut body = String::with_capacity(2048);
         body.push_str(r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s=""#);
         body.push_str(self.port.version.envelope_namespace());
@@ -498,12 +508,14 @@ impl Route<'_> {
         if !self.operation.headers.is_empty() {
             body.push_str("<s:Header>");
             for header in &self.operation.headers {
-                body.push_str(&sample::element(self.schema, header.element, now).xml);
+                body.push_str(
+                    &sample::element_with(self.schema, header.element, now, overrides).xml,
+                );
             }
             body.push_str("</s:Header>");
         }
         body.push_str("<s:Body>");
-        body.push_str(&sample::element(self.schema, self.operation.input, now).xml);
+        body.push_str(&sample::element_with(self.schema, self.operation.input, now, overrides).xml);
         body.push_str("</s:Body></s:Envelope>");
         body
     }

@@ -24,11 +24,56 @@ pub struct Sample {
     pub receipts: Vec<String>,
 }
 
+/// Values to put in place of generated ones, each for the elements whose path (local names from
+/// the generated root, `/`-separated) ends with a given suffix; e.g. the STAR headers filled in
+/// for one supplier's certificate. A value that does not fit the element's type is not used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// (path suffix, value), the first match wins.
+    values: Vec<(String, String)>,
+}
+
+impl Overrides {
+    /// Uses `value` for every element whose path ends with `path_suffix`, e.g.
+    /// `RequestUserStructure/UserIdentifier`.
+    pub fn with(mut self, path_suffix: &str, value: impl Into<String>) -> Overrides {
+        self.values.push((path_suffix.to_owned(), value.into()));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    fn find(&self, path: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(suffix, _)| {
+                path == suffix
+                    || path
+                        .strip_suffix(suffix.as_str())
+                        .is_some_and(|rest| rest.ends_with('/'))
+            })
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// Generates an instance of element `id`.
 pub fn element(schema: &Schema, id: ElementId, now: OffsetDateTime) -> Sample {
+    element_with(schema, id, now, &Overrides::default())
+}
+
+/// Generates an instance of element `id`, with `overrides` in place of generated values.
+pub fn element_with(
+    schema: &Schema,
+    id: ElementId,
+    now: OffsetDateTime,
+    overrides: &Overrides,
+) -> Sample {
     let mut generator = Generator {
         schema,
         now,
+        overrides,
         out: String::with_capacity(1024),
         stack: Vec::new(),
         names: Vec::new(),
@@ -50,6 +95,8 @@ pub fn element(schema: &Schema, id: ElementId, now: OffsetDateTime) -> Sample {
 struct Generator<'s> {
     schema: &'s Schema,
     now: OffsetDateTime,
+    /// Values given by the caller, used where they fit.
+    overrides: &'s Overrides,
     out: String,
     /// Types being generated, to keep recursive types from recursing.
     stack: Vec<TypeRef>,
@@ -185,6 +232,18 @@ impl Generator<'_> {
 
     /// A plausible value of simple type `ty` for an element or attribute named `name`.
     fn value(&mut self, ty: TypeRef, name: &str) -> String {
+        if !self.overrides.is_empty() {
+            let mut path = self.names.join("/");
+            if self.names.last().is_none_or(|last| last != name) {
+                path.push('/');
+                path.push_str(name);
+            }
+            if let Some(value) = self.overrides.find(&path) {
+                if self.schema.check_value(ty, value).is_ok() {
+                    return value.to_owned();
+                }
+            }
+        }
         let (builtin, enumeration, first_pattern) = self.simple_facts(ty);
         if let Some(first) = enumeration {
             return first;
@@ -426,6 +485,24 @@ fn walk(hir: &Hir, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_match_whole_trailing_path_steps() {
+        let overrides = Overrides::default()
+            .with("RequestUserStructure/UserIdentifier", "CVR:1-UUID:x")
+            .with("OrganisationCode", "91234567");
+        assert_eq!(
+            overrides.find("RequestUserMetadataHeader/RequestUserStructure/UserIdentifier"),
+            Some("CVR:1-UUID:x")
+        );
+        assert_eq!(
+            overrides.find("RequestUserStructure/UserIdentifier"),
+            Some("CVR:1-UUID:x")
+        );
+        assert_eq!(overrides.find("Other/UserIdentifier"), None);
+        assert_eq!(overrides.find("X/ActiveOrganisationCode"), None);
+        assert_eq!(overrides.find("X/OrganisationCode"), Some("91234567"));
+    }
 
     #[test]
     fn pattern_samples_match_their_patterns() {

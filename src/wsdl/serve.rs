@@ -2,7 +2,8 @@
 //! every `soap:address`/`soap12:address` pointing at the address the caller used, `?part=<name>`
 //! returns an imported WSDL or XSD with its own import locations rewritten the same way,
 //! `?example=<Operation>` returns a request envelope that validates (headers included), and
-//! `/` lists the services, their operations and WSDL links. Rewriting is one streaming pass
+//! `/` lists the services, their operations and WSDL links. [`files`] gives the same documents
+//! for a folder (a welcome pack), imports pointing at the files beside them. Rewriting is one streaming pass
 //! over the stored text that changes only those attribute values.
 
 use std::fmt::Write as _;
@@ -154,16 +155,84 @@ fn not_found(catalog: &Catalog, path: &str, base: &str) -> String {
     out
 }
 
+/// Where a rewritten import location points.
+#[derive(Clone, Copy)]
+enum Links {
+    /// `<base><path>?part=<key>`: served by the mock.
+    Served,
+    /// The relative path of the part's file, when every part is written at its key beside the
+    /// WSDL (a welcome pack).
+    Files,
+}
+
+/// The WSDL of `endpoint` and every part it imports as files for one folder: (relative path,
+/// text). The WSDL keeps its file name, each part is written at its key (e.g.
+/// `common/RequestUserMetadata.xsd`); import locations are rewritten to those relative paths, so
+/// they resolve inside the folder, and every address points at `base`
+/// (e.g. `https://localhost:8443`).
+pub fn files(catalog: &Catalog, endpoint: &Endpoint, base: &str) -> Vec<(String, String)> {
+    let wsdl = &catalog.wsdls[endpoint.wsdl];
+    let name = wsdl.file.file_name().map_or_else(
+        || format!("{}.wsdl", endpoint.service),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    wsdl.parts
+        .iter()
+        .map(|part| {
+            let path = if part.key.is_empty() {
+                name.clone()
+            } else {
+                part.key.clone()
+            };
+            (
+                path,
+                rewrite_as(part, endpoint, catalog, base, Links::Files),
+            )
+        })
+        .collect()
+}
+
+/// The path of `target` relative to the folder of `from` (both `/`-separated keys).
+fn relative(from: &str, target: &str) -> String {
+    let from: Vec<&str> = from.split('/').collect();
+    let from_dir = &from[..from.len().saturating_sub(1)];
+    let target: Vec<&str> = target.split('/').collect();
+    let common = from_dir
+        .iter()
+        .zip(&target)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out: Vec<&str> = vec![".."; from_dir.len() - common];
+    out.extend(&target[common.min(target.len())..]);
+    out.join("/")
+}
+
 /// The part's text with addresses and import locations rewritten for `base`.
 fn rewrite(part: &Part, endpoint: &Endpoint, catalog: &Catalog, base: &str) -> String {
-    match try_rewrite(part, endpoint, catalog, base) {
+    rewrite_as(part, endpoint, catalog, base, Links::Served)
+}
+
+fn rewrite_as(
+    part: &Part,
+    endpoint: &Endpoint,
+    catalog: &Catalog,
+    base: &str,
+    links: Links,
+) -> String {
+    match try_rewrite(part, endpoint, catalog, base, links) {
         Some(text) => text,
         // The text parsed at start-up; should a rewrite fail anyway, serve it unchanged.
         None => part.text.clone(),
     }
 }
 
-fn try_rewrite(part: &Part, endpoint: &Endpoint, catalog: &Catalog, base: &str) -> Option<String> {
+fn try_rewrite(
+    part: &Part,
+    endpoint: &Endpoint,
+    catalog: &Catalog,
+    base: &str,
+    links: Links,
+) -> Option<String> {
     let mut reader = NsReader::from_str(&part.text);
     let mut writer = Writer::new(Vec::with_capacity(part.text.len() + 256));
     loop {
@@ -175,11 +244,13 @@ fn try_rewrite(part: &Part, endpoint: &Endpoint, catalog: &Catalog, base: &str) 
         match event {
             Event::Eof => break,
             Event::Start(start) => {
-                let start = rewrite_start(&start, &namespace, part, endpoint, catalog, base)?;
+                let start =
+                    rewrite_start(&start, &namespace, part, endpoint, catalog, base, links)?;
                 writer.write_event(Event::Start(start)).ok()?;
             }
             Event::Empty(start) => {
-                let start = rewrite_start(&start, &namespace, part, endpoint, catalog, base)?;
+                let start =
+                    rewrite_start(&start, &namespace, part, endpoint, catalog, base, links)?;
                 writer.write_event(Event::Empty(start)).ok()?;
             }
             other => writer.write_event(other).ok()?,
@@ -195,6 +266,7 @@ fn rewrite_start<'a>(
     endpoint: &Endpoint,
     catalog: &Catalog,
     base: &str,
+    links: Links,
 ) -> Option<BytesStart<'a>> {
     let local = start.local_name();
     let local = local.as_ref();
@@ -219,9 +291,13 @@ fn rewrite_start<'a>(
             if local == "address" {
                 format!("{base}{}", address_path(endpoint, catalog, &value))
             } else {
-                match part.locations.get(&value) {
-                    Some(key) => format!("{base}{}?part={key}", endpoint.path),
-                    None => value,
+                match (part.locations.get(&value), links) {
+                    (Some(key), Links::Served) => format!("{base}{}?part={key}", endpoint.path),
+                    (Some(key), Links::Files) => {
+                        // The WSDL itself (key "") sits at the folder's top.
+                        relative(&part.key, key)
+                    }
+                    (None, _) => value,
                 }
             }
         } else {
@@ -241,4 +317,17 @@ fn address_path<'c>(endpoint: &'c Endpoint, catalog: &'c Catalog, location: &str
         .filter(|e| e.wsdl == endpoint.wsdl)
         .find(|e| e.path.eq_ignore_ascii_case(&declared))
         .map_or(endpoint.path.as_str(), |e| e.path.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn relative_paths_between_part_keys() {
+        assert_eq!(relative("", "common/A.xsd"), "common/A.xsd");
+        assert_eq!(relative("common/B.xsd", "common/A.xsd"), "A.xsd");
+        assert_eq!(relative("common/B.xsd", "x/A.xsd"), "../x/A.xsd");
+        assert_eq!(relative("a/b/C.xsd", "D.xsd"), "../../D.xsd");
+    }
 }

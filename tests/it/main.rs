@@ -11,3 +11,4 @@ mod onboarding;
 mod scenarios;
 mod support;
 mod verify;
+mod welcome;

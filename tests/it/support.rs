@@ -119,6 +119,8 @@ pub struct Options {
     pub catalog: Option<Arc<dfdg_mock::wsdl::Catalog>>,
     /// The supplier registry; default: open mode. Its file watcher runs when it has a file.
     pub suppliers: Option<Arc<dfdg_mock::supplier::LiveRegistry>>,
+    /// TLS material read from files (e.g. a certs folder); default: the test PKI's.
+    pub tls: Option<TlsMaterial>,
 }
 
 pub struct AdminOptions {
@@ -147,6 +149,7 @@ impl Default for Options {
             watch: false,
             catalog: None,
             suppliers: None,
+            tls: None,
         }
     }
 }
@@ -184,7 +187,7 @@ impl TestServer {
             }
         };
         let tls = TlsServer::new(
-            pki.material(),
+            options.tls.unwrap_or_else(|| pki.material()),
             options.mode,
             options.limits.handshake_timeout,
         )

@@ -1,0 +1,1104 @@
+//! Welcome packs ("velkomstpakke"): what STAR's systemforvalter hands a new supplier, in one
+//! folder. `dfdg-mock welcome-pack` issues the supplier's OCES3 client certificate from the test
+//! CA, registers the supplier, and writes the CA certificate, the client certificate, key and
+//! PKCS#12, the endpoint list, the WSDLs of the allowed services (imports resolving inside the
+//! pack, addresses pointing at the mock), one schema-valid example request per allowed operation
+//! with the STAR headers filled in for the supplier's certificate, ready-to-run commands and a
+//! README in Danish and English that walks through the three steps of the onboarding test.
+//!
+//! The PKCS#12 password is returned to the caller (who prints it once) and never written into
+//! the pack; nothing here prints or logs the key.
+
+use std::fmt::{self, Write as _};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use time::OffsetDateTime;
+
+use crate::identity::CallerIdentity;
+use crate::pki::{self, CertificateShape, ClientPaths, ClientSpec, PkiError, PkiPaths};
+use crate::scenario::names;
+use crate::soap::SoapVersion;
+use crate::supplier::{Category, Registry, Supplier};
+use crate::wsdl::sample::Overrides;
+use crate::wsdl::{serve, Access, Catalog, Endpoint};
+
+/// How long a welcome pack's client certificate is valid.
+pub const CLIENT_VALID_DAYS: i64 = 365;
+/// The mock's address written into a pack when none is given.
+pub const DEFAULT_URL: &str = "https://localhost:8443";
+/// The example script's name in the pack.
+pub const SCRIPT: &str = "run-example.sh";
+/// STAR's organisation type 24, Virksomhed (a company): the supplier's own organisation.
+const ORGANISATION_TYPE_COMPANY: &str = "24";
+/// STAR's user type 3, System.
+const USER_TYPE_SYSTEM: &str = "3";
+
+/// What to put in a pack: the validated form of `welcome-pack`'s flags.
+#[derive(Debug, Clone)]
+pub struct PackSpec {
+    /// The supplier's name, as registered (e.g. "Testleverandør ApS").
+    pub supplier: String,
+    /// CVR number, 8 digits.
+    pub cvr: String,
+    pub category: Category,
+    /// Service names as the user typed them; matched against the catalog.
+    pub services: Vec<String>,
+    /// The pack's folder.
+    pub out: PathBuf,
+    /// Also write `<out>.zip`.
+    pub zip: bool,
+    /// The mock's base address written into WSDLs, commands and README.
+    pub url: BaseUrl,
+    /// The test PKI (created when absent).
+    pub certs: PkiPaths,
+    /// The supplier registry file.
+    pub registry: PathBuf,
+    /// Overwrite an existing pack, zip and certificate.
+    pub force: bool,
+}
+
+/// An `https://host[:port]` base address without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    url: String,
+    /// `host:port` for `openssl s_client -connect`.
+    connect: String,
+    /// The host name for SNI, when it is not an IP address.
+    server_name: Option<String>,
+}
+
+impl BaseUrl {
+    /// Parses `https://host[:port][/]`; anything else is refused with what to write instead.
+    pub fn parse(text: &str) -> anyhow::Result<BaseUrl> {
+        let trimmed = text.trim().trim_end_matches('/');
+        let Some(authority) = trimmed.strip_prefix("https://") else {
+            bail!("--url '{text}' must start with https:// (the mock speaks mutual TLS only)");
+        };
+        let unsafe_char = |c: char| {
+            c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'' | '$' | '`' | '\\' | '@')
+        };
+        if authority.is_empty() || authority.contains(unsafe_char) {
+            bail!("--url '{text}' must be https://HOST[:PORT], without a path, e.g. {DEFAULT_URL}");
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port))
+                if !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && (!host.contains(':') || host.ends_with(']')) =>
+            {
+                (host, port)
+            }
+            _ => (authority, "443"),
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            bail!("--url '{text}' must be https://HOST[:PORT], e.g. {DEFAULT_URL}");
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = bare
+            .parse::<std::net::IpAddr>()
+            .is_err()
+            .then(|| bare.to_owned());
+        Ok(BaseUrl {
+            url: format!("https://{authority}"),
+            connect: format!("{host}:{port}"),
+            server_name,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// One example call in a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub service: String,
+    pub operation: String,
+    pub access: Access,
+    pub version: SoapVersion,
+    /// SOAPAction (1.1) or the `action` parameter (1.2), when the binding declares one.
+    pub action: Option<String>,
+    /// The endpoint's path, e.g. `/PersonStatusService/20/PersonStatusService.svc`.
+    pub path: String,
+    /// The request file inside the pack, e.g. `requests/PersonStatusService-GetVariablePersonStatus.xml`.
+    pub file: String,
+    /// The request envelope.
+    pub request: String,
+}
+
+/// What [`build`] made.
+pub struct Pack {
+    /// The pack's folder.
+    pub dir: PathBuf,
+    /// `<dir>.zip`, when asked for.
+    pub zip: Option<PathBuf>,
+    /// The identity the mock sees for the pack's certificate.
+    pub identity: CallerIdentity,
+    /// The certificate's files in the certs folder.
+    pub certificate: ClientPaths,
+    /// True if the test PKI was created now.
+    pub created_pki: bool,
+    /// The services registered, spelled as the catalog spells them.
+    pub services: Vec<String>,
+    /// Every file in the pack, relative to `dir`, `/`-separated, in the order written.
+    pub files: Vec<String>,
+    /// One per allowed operation; the first is what `run-example.sh` sends without arguments.
+    pub examples: Vec<Example>,
+    /// The PKCS#12 password: shown once by the caller, never written into the pack.
+    p12_password: String,
+}
+
+impl Pack {
+    /// The password of the PKCS#12 file (print it once; it is in no file).
+    pub fn p12_password(&self) -> &str {
+        &self.p12_password
+    }
+}
+
+impl fmt::Debug for Pack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pack")
+            .field("dir", &self.dir)
+            .field("zip", &self.zip)
+            .field("caller_id", &self.identity.caller_id)
+            .field("files", &self.files)
+            .field("p12_password", &"(hidden)")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the welcome pack `spec` describes, from the services of `catalog`. Everything is
+/// checked (names, folders, registry) before the certificate is issued or a file is written.
+pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow::Result<Pack> {
+    let name = spec.supplier.trim();
+    if name.is_empty() {
+        bail!("--supplier needs a name, e.g. \"Testleverandør ApS\"");
+    }
+    if spec.cvr.len() != 8 || !spec.cvr.bytes().all(|b| b.is_ascii_digit()) {
+        bail!(
+            "--cvr '{}' is not 8 digits (fictitious test organisations use CVR numbers starting with 9)",
+            spec.cvr
+        );
+    }
+    let services = resolve_services(&spec.services, catalog)?;
+    let planned = plan(&services, catalog, spec.category);
+    if !planned.iter().any(|p| p.allowed) {
+        bail!(
+            "a {} supplier may only read, and {} offer{} no read operation: choose a read service or --category medium",
+            spec.category.as_str(),
+            services.join(", "),
+            if services.len() == 1 { "s" } else { "" }
+        );
+    }
+    let dir = &spec.out;
+    let Some(dir_name) = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+    else {
+        bail!(
+            "--out '{}' must name the pack's own folder, e.g. packs/{}",
+            dir.display(),
+            stem_for(name, &spec.cvr)
+        );
+    };
+    let is_pack = dir.join("endpoints.md").is_file();
+    let occupied = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !spec.force {
+        bail!(
+            "{} exists and is not empty; choose another --out, or use --force to overwrite the pack",
+            dir.display()
+        );
+    }
+    if occupied && !is_pack {
+        bail!(
+            "{} is not empty and holds no welcome pack (no endpoints.md); --force only overwrites a pack",
+            dir.display()
+        );
+    }
+    let zip_path = spec
+        .zip
+        .then(|| dir.with_file_name(format!("{dir_name}.zip")));
+    if let Some(zip_path) = &zip_path {
+        if zip_path.exists() && !spec.force {
+            bail!("{} exists; use --force to overwrite it", zip_path.display());
+        }
+    }
+    let mut registry = Registry::load(&spec.registry)?;
+    let existing = registry
+        .suppliers()
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+        .cloned();
+    // A supplier of this name with another CVR: its certificates are not this one's.
+    let existing = match existing {
+        Some(other) if other.cvr != spec.cvr && !spec.force => bail!(
+            "{} is registered in {} with CVR {}, not {}; use --force to replace it (its certificates are dropped)",
+            other.name,
+            spec.registry.display(),
+            other.cvr,
+            spec.cvr
+        ),
+        Some(other) if other.cvr != spec.cvr => None,
+        kept => kept,
+    };
+
+    // The certificate: the PKI first, as `serve` makes it on first start.
+    let certs = &spec.certs;
+    let created_pki = !certs.ca_cert().exists() && !certs.ca_key().exists();
+    if created_pki {
+        pki::ensure_demo(certs, &[])
+            .with_context(|| format!("cannot create the test PKI in {}", certs.dir.display()))?;
+    }
+    let stem = stem_for(name, &spec.cvr);
+    let password = pki::random_password();
+    let client_spec = ClientSpec {
+        name: cut(name, 64),
+        organisation: cut(name, 64),
+        cvr: spec.cvr.clone(),
+        shape: CertificateShape::Oces3 {
+            uuid: uuid::Uuid::new_v4(),
+        },
+        valid_days: CLIENT_VALID_DAYS,
+    };
+    let issued = match pki::issue_client_files(certs, &stem, &client_spec, &password, spec.force)
+    {
+        Ok(issued) => issued,
+        Err(PkiError::Exists(path)) => bail!(
+            "{} exists: {name} already has a certificate; use --force to issue a new one (the old one stays registered)",
+            path.display()
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    let identity = issued.identity;
+
+    // The registry: the supplier with this certificate (earlier certificates stay its own).
+    let (mut identities, revoked) = existing
+        .map(|s| (s.identities, s.revoked))
+        .unwrap_or_default();
+    if !identities
+        .iter()
+        .any(|i| i.eq_ignore_ascii_case(&identity.caller_id))
+    {
+        identities.push(identity.caller_id.clone());
+    }
+    registry.upsert(Supplier {
+        name: name.to_owned(),
+        cvr: spec.cvr.clone(),
+        category: spec.category,
+        identities,
+        services: services.clone(),
+        revoked,
+    })?;
+    registry.save(&spec.registry)?;
+
+    // The pack.
+    let caller = StarCaller {
+        caller_id: identity.caller_id.clone(),
+        system_name: identity
+            .common_name
+            .clone()
+            .unwrap_or_else(|| name.to_owned()),
+        cvr: spec.cvr.clone(),
+    };
+    let examples = examples(&planned, catalog, &caller, now);
+    if examples.is_empty() {
+        bail!(
+            "the catalog could not route any allowed operation of {}",
+            services.join(", ")
+        );
+    }
+    if is_pack && spec.force {
+        for stale in ["requests", "wsdl"] {
+            let path = dir.join(stale);
+            if path.is_dir() {
+                fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove the old {}", path.display()))?;
+            }
+        }
+    }
+    let mut writer = PackWriter {
+        dir: dir.clone(),
+        files: Vec::new(),
+    };
+    writer.copy("ca.crt", &certs.ca_cert(), Mode::Public)?;
+    writer.copy("client.crt", &issued.paths.cert, Mode::Public)?;
+    writer.copy("client.key", &issued.paths.key, Mode::Secret)?;
+    writer.copy("client.p12", &issued.paths.p12, Mode::Secret)?;
+    let context = Texts {
+        name,
+        spec,
+        catalog,
+        identity: &identity,
+        services: &services,
+        planned: &planned,
+        examples: &examples,
+    };
+    writer.write("README.md", readme(&context).as_bytes(), Mode::Public)?;
+    writer.write("endpoints.md", endpoints(&context).as_bytes(), Mode::Public)?;
+    writer.write("commands.md", commands(&context).as_bytes(), Mode::Public)?;
+    writer.write(SCRIPT, script(&context).as_bytes(), Mode::Executable)?;
+    for example in &examples {
+        writer.write(&example.file, example.request.as_bytes(), Mode::Public)?;
+    }
+    let mut written_wsdls = Vec::new();
+    for service in &services {
+        for endpoint in catalog.endpoints.iter().filter(|e| &e.service == service) {
+            if written_wsdls.contains(&endpoint.wsdl) {
+                continue;
+            }
+            written_wsdls.push(endpoint.wsdl);
+            for (path, text) in serve::files(catalog, endpoint, spec.url.as_str()) {
+                let path = format!("wsdl/{}/{path}", file_safe(service));
+                writer.write(&path, text.as_bytes(), Mode::Public)?;
+            }
+        }
+    }
+    let files = writer.files;
+    if let Some(zip_path) = &zip_path {
+        write_zip(zip_path, dir, &dir_name, &files, now)?;
+    }
+    Ok(Pack {
+        dir: dir.clone(),
+        zip: zip_path,
+        identity,
+        certificate: issued.paths,
+        created_pki,
+        services,
+        files,
+        examples,
+        p12_password: password,
+    })
+}
+
+/// The catalog's spelling of each requested service; an unknown one is refused with the
+/// closest known name.
+fn resolve_services(requested: &[String], catalog: &Catalog) -> anyhow::Result<Vec<String>> {
+    let mut known: Vec<&str> = Vec::new();
+    for endpoint in &catalog.endpoints {
+        if !known.contains(&endpoint.service.as_str()) {
+            known.push(&endpoint.service);
+        }
+    }
+    let mut services: Vec<String> = Vec::new();
+    for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(found) => {
+                if !services.iter().any(|s| s == found) {
+                    services.push((*found).to_owned());
+                }
+            }
+            None => bail!(
+                "{} (the catalog serves: {})",
+                names::unknown_name("service", name, &known),
+                known.join(", ")
+            ),
+        }
+    }
+    if services.is_empty() {
+        bail!(
+            "--services names none; the catalog serves: {}",
+            known.join(", ")
+        );
+    }
+    Ok(services)
+}
+
+/// One operation of an allowed service, and whether the supplier's category may call it (and
+/// the catalog routes it: an operation whose action and element another one shadows is left out).
+#[derive(Debug, Clone)]
+struct Planned {
+    endpoint: usize,
+    port: usize,
+    operation: usize,
+    allowed: bool,
+}
+
+fn plan(services: &[String], catalog: &Catalog, category: Category) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for service in services {
+        for (e, endpoint) in catalog.endpoints.iter().enumerate() {
+            if &endpoint.service != service {
+                continue;
+            }
+            for (p, port) in endpoint.ports.iter().enumerate() {
+                for (o, operation) in port.operations.iter().enumerate() {
+                    // One example per operation: a second port (SOAP 1.2 beside 1.1) repeats it.
+                    let seen = planned.iter().any(|q: &Planned| {
+                        q.endpoint == e
+                            && endpoint.ports[q.port].operations[q.operation].name == operation.name
+                    });
+                    if seen {
+                        continue;
+                    }
+                    let routable = catalog
+                        .route(
+                            &endpoint.path,
+                            port.version,
+                            operation.action.as_deref(),
+                            &operation.input_name,
+                        )
+                        .is_ok();
+                    planned.push(Planned {
+                        endpoint: e,
+                        port: p,
+                        operation: o,
+                        allowed: routable
+                            && (operation.access == Access::Read || category.may_write()),
+                    });
+                }
+            }
+        }
+    }
+    planned
+}
+
+/// The STAR header values of a system call made with the pack's certificate.
+struct StarCaller {
+    caller_id: String,
+    system_name: String,
+    cvr: String,
+}
+
+impl StarCaller {
+    fn overrides(&self) -> Overrides {
+        Overrides::default()
+            .with("RequestUserStructure/UserIdentifier", &self.caller_id)
+            .with("RequestUserStructure/UserFullName", &self.system_name)
+            .with(
+                "RequestUserTypeIdentifier/CodeListItemIdentifier",
+                USER_TYPE_SYSTEM,
+            )
+            .with(
+                "RequestOrganisationStructure/OrganisationTypeIdentifier/CodeListItemIdentifier",
+                ORGANISATION_TYPE_COMPANY,
+            )
+            .with("RequestOrganisationStructure/OrganisationCode", &self.cvr)
+    }
+}
+
+fn examples(
+    planned: &[Planned],
+    catalog: &Catalog,
+    caller: &StarCaller,
+    now: OffsetDateTime,
+) -> Vec<Example> {
+    let overrides = caller.overrides();
+    let mut examples = Vec::new();
+    for item in planned.iter().filter(|p| p.allowed) {
+        let endpoint = &catalog.endpoints[item.endpoint];
+        let port = &endpoint.ports[item.port];
+        let operation = &port.operations[item.operation];
+        let Ok(route) = catalog.route(
+            &endpoint.path,
+            port.version,
+            operation.action.as_deref(),
+            &operation.input_name,
+        ) else {
+            continue;
+        };
+        examples.push(Example {
+            service: endpoint.service.clone(),
+            operation: operation.name.clone(),
+            access: operation.access,
+            version: port.version,
+            action: operation.action.clone(),
+            path: endpoint.path.clone(),
+            file: format!(
+                "requests/{}-{}.xml",
+                file_safe(&endpoint.service),
+                file_safe(&operation.name)
+            ),
+            request: indented(&route.example_request_with(now, &overrides)),
+        });
+    }
+    examples
+}
+
+/// The generated envelope (one line) indented for reading, two spaces a level. Whitespace is
+/// added only between elements of element-only content; an element with no content is written
+/// `<a/>`, since whitespace inside an empty content type is invalid (libxml2 says so). Should
+/// the text not parse, it is returned as it was.
+fn indented(xml: &str) -> String {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::with_capacity(xml.len() * 2), b' ', 2);
+    // A start tag is held back until the next event shows whether the element is empty.
+    let mut pending = None;
+    loop {
+        let event = match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(event) => event,
+            Err(_) => return xml.to_owned(),
+        };
+        let written = match (pending.take(), event) {
+            (Some(start), Event::End(_)) => writer.write_event(Event::Empty(start)),
+            (held, Event::Start(start)) => {
+                if let Some(previous) = held {
+                    if writer.write_event(Event::Start(previous)).is_err() {
+                        return xml.to_owned();
+                    }
+                }
+                pending = Some(start);
+                Ok(())
+            }
+            (held, event) => {
+                if let Some(previous) = held {
+                    if writer.write_event(Event::Start(previous)).is_err() {
+                        return xml.to_owned();
+                    }
+                }
+                writer.write_event(event)
+            }
+        };
+        if written.is_err() {
+            return xml.to_owned();
+        }
+    }
+    if pending.is_some() {
+        return xml.to_owned();
+    }
+    match String::from_utf8(writer.into_inner()) {
+        Ok(mut text) => {
+            text.push('\n');
+            text
+        }
+        Err(_) => xml.to_owned(),
+    }
+}
+
+/// The certificate's file stem in the certs folder: the supplier's name in ASCII.
+fn stem_for(name: &str, cvr: &str) -> String {
+    let mut stem = String::new();
+    for c in name.to_lowercase().chars() {
+        match c {
+            'æ' => stem.push_str("ae"),
+            'ø' => stem.push_str("oe"),
+            'å' => stem.push_str("aa"),
+            c if c.is_ascii_alphanumeric() => stem.push(c),
+            _ if !stem.ends_with('-') => stem.push('-'),
+            _ => {}
+        }
+    }
+    let stem: String = stem.trim_matches('-').chars().take(48).collect();
+    let stem = stem.trim_end_matches('-');
+    if stem.is_empty() || stem == "ca" || stem == "server" || stem == "demo-client" {
+        format!("supplier-{cvr}")
+    } else {
+        stem.to_owned()
+    }
+}
+
+/// A name made safe for a file name.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned()
+}
+
+fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// `text` as one shell word in single quotes.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// How a pack file is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Public,
+    Secret,
+    Executable,
+}
+
+impl Mode {
+    fn bits(self) -> u32 {
+        match self {
+            Mode::Public => 0o644,
+            Mode::Secret => 0o600,
+            Mode::Executable => 0o755,
+        }
+    }
+}
+
+struct PackWriter {
+    dir: PathBuf,
+    files: Vec<String>,
+}
+
+impl PackWriter {
+    fn copy(&mut self, name: &str, from: &Path, mode: Mode) -> anyhow::Result<()> {
+        let contents = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+        self.write(name, &contents, mode)
+    }
+
+    /// Writes `contents` at `name` (relative, `/`-separated); the mode is set at creation so a
+    /// key is never readable by others, and again on an overwritten file.
+    fn write(&mut self, name: &str, contents: &[u8], mode: Mode) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(mode.bits());
+        }
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(fs::Permissions::from_mode(mode.bits()))
+                .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+        }
+        file.write_all(contents)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if !self.files.iter().any(|f| f == name) {
+            self.files.push(name.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Writes `files` (relative to `dir`) into a zip archive under the folder `prefix/`, keeping
+/// their Unix modes (the key stays 0600, the script 0755).
+fn write_zip(
+    zip_path: &Path,
+    dir: &Path,
+    prefix: &str,
+    files: &[String],
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    // Zip keeps local time without a zone; UTC it is. Out of zip's range (before 1980): its default.
+    let modified = zip::DateTime::from_date_and_time(
+        u16::try_from(now.year()).unwrap_or(1980),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+    )
+    .unwrap_or_default();
+    let file = fs::File::create(zip_path)
+        .with_context(|| format!("cannot create {}", zip_path.display()))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let context = || format!("cannot write {}", zip_path.display());
+    for name in files {
+        let path = dir.join(name);
+        let contents =
+            fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mode = {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                fs::metadata(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .permissions()
+                    .mode()
+                    & 0o777
+            }
+            #[cfg(not(unix))]
+            {
+                0o644
+            }
+        };
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(modified)
+            .unix_permissions(mode);
+        zip.start_file(format!("{prefix}/{name}"), options)
+            .with_context(context)?;
+        zip.write_all(&contents).with_context(context)?;
+    }
+    zip.finish().with_context(context)?;
+    Ok(())
+}
+
+/// What the text files of a pack are made from.
+struct Texts<'a> {
+    name: &'a str,
+    spec: &'a PackSpec,
+    catalog: &'a Catalog,
+    identity: &'a CallerIdentity,
+    services: &'a [String],
+    planned: &'a [Planned],
+    examples: &'a [Example],
+}
+
+/// The curl line that sends `example`, to `$URL` when set, else to `url`.
+fn curl_line(example: &Example, url: &BaseUrl) -> String {
+    let mut line = String::from(
+        "curl --fail-with-body --silent --show-error --cacert ca.crt --cert client.crt --key client.key",
+    );
+    match example.version {
+        SoapVersion::V11 => {
+            line.push_str(" -H 'Content-Type: text/xml; charset=utf-8'");
+            let action = example.action.as_deref().unwrap_or("");
+            let _ = write!(
+                line,
+                " -H {}",
+                shell_quote(&format!("SOAPAction: \"{action}\""))
+            );
+        }
+        SoapVersion::V12 => {
+            let mut content_type = String::from("application/soap+xml; charset=utf-8");
+            if let Some(action) = &example.action {
+                let _ = write!(content_type, "; action=\"{action}\"");
+            }
+            let _ = write!(
+                line,
+                " -H {}",
+                shell_quote(&format!("Content-Type: {content_type}"))
+            );
+        }
+    }
+    let _ = write!(
+        line,
+        " --data-binary @{} \"${{URL:-{url}}}\"{}",
+        example.file,
+        shell_quote(&example.path)
+    );
+    line
+}
+
+fn s_client_line(url: &BaseUrl) -> String {
+    let mut line = format!(
+        "openssl s_client -connect {} -CAfile ca.crt -cert client.crt -key client.key -verify_return_error -brief",
+        url.connect
+    );
+    match &url.server_name {
+        Some(name) => {
+            let _ = write!(line, " -servername {name} -verify_hostname {name}");
+        }
+        None => {
+            let host = url.connect.rsplit_once(':').map_or("", |(host, _)| host);
+            let _ = write!(
+                line,
+                " -verify_ip {}",
+                host.trim_start_matches('[').trim_end_matches(']')
+            );
+        }
+    }
+    line.push_str(" </dev/null");
+    line
+}
+
+fn category_text(category: Category) -> &'static str {
+    match category {
+        Category::Small => "lille / small: kun læsende operationer / read operations only",
+        Category::Medium => "mellem / medium: læser og skriver / reads and writes",
+        Category::Large => "stor / large: læser og skriver / reads and writes",
+    }
+}
+
+fn readme(c: &Texts<'_>) -> String {
+    let mut out = String::new();
+    let first = &c.examples[0];
+    let url = &c.spec.url;
+    let _ = writeln!(
+        out,
+        "# Velkomstpakke: {name}\n\n*Welcome pack: {name}*\n\n\
+         Denne pakke indeholder alt, hvad {name} skal bruge for at gennemføre STARs\n\
+         integrationstest (onboarding) mod dfdg-mock, en offline efterligning af STARs DFDG- og\n\
+         Jobnet-webservices.\n\n\
+         *This pack holds everything {name} needs to run STAR's onboarding integration test\n\
+         against dfdg-mock, an offline imitation of STAR's DFDG and Jobnet webservices.*\n",
+        name = c.name
+    );
+    let _ = writeln!(out, "## Jeres oplysninger / Your details\n");
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| Leverandør / Supplier | {} |", c.name);
+    let _ = writeln!(out, "| CVR | {} |", c.spec.cvr);
+    let _ = writeln!(
+        out,
+        "| Kategori / Category | {} |",
+        category_text(c.spec.category)
+    );
+    let _ = writeln!(out, "| Tjenester / Services | {} |", c.services.join(", "));
+    let _ = writeln!(
+        out,
+        "| Kalder-id / Caller id | `{}` |",
+        c.identity.caller_id
+    );
+    let _ = writeln!(
+        out,
+        "| Certifikatets subject / Certificate subject | `{}` |",
+        c.identity.subject
+    );
+    let _ = writeln!(out, "| Adresse / Address | {url} |\n");
+    let _ = writeln!(
+        out,
+        "## Indhold / Contents\n\n\
+         | fil / file | hvad / what |\n|---|---|\n\
+         | `ca.crt` | test-CA'ens certifikat: stol på det / the test CA's certificate: trust it |\n\
+         | `client.crt`, `client.key` | jeres OCES3-systemcertifikat og nøgle (PEM; nøglen er hemmelig) / your OCES3 system certificate and key (PEM; the key is secret) |\n\
+         | `client.p12` | det samme som PKCS#12 til Java/.NET; adgangskoden blev vist én gang, da pakken blev lavet, og står ikke i pakken / the same as PKCS#12 for Java/.NET; its password was shown once when the pack was made and is not in the pack |\n\
+         | `endpoints.md` | adresser og operationer (læs/skriv) / addresses and operations (read/write) |\n\
+         | `wsdl/` | WSDL'er med importerede skemaer; adresserne peger på {url} / WSDLs with their imported schemas; addresses point at {url} |\n\
+         | `requests/` | et gyldigt eksempel pr. operation med STAR-headerne udfyldt for jer / one valid example per operation, STAR headers filled in for you |\n\
+         | `commands.md`, `{SCRIPT}` | kommandoer klar til brug / ready-to-run commands |\n"
+    );
+    let _ = writeln!(
+        out,
+        "Hvert kald bærer to SOAP-headere. I `RequestUserMetadataHeader` er `UserIdentifier` jeres\n\
+         kalder-id `{id}` (brugertype 3, System), og organisationen er jeres CVR {cvr}\n\
+         (organisationstype 24, Virksomhed). `ActiveOrganisationHeader` angiver den organisation,\n\
+         I kalder for (eksemplerne bruger jobcenter 101); sæt jeres kundes værdier dér.\n\n\
+         *Every call carries two SOAP headers. In `RequestUserMetadataHeader`, `UserIdentifier` is\n\
+         your caller id `{id}` (user type 3, System) and the organisation is your CVR {cvr}\n\
+         (organisation type 24, Virksomhed). `ActiveOrganisationHeader` names the organisation you\n\
+         call for (the examples use jobcenter 101); put your customer's values there.*\n",
+        id = c.identity.caller_id,
+        cvr = c.spec.cvr
+    );
+    let _ = writeln!(
+        out,
+        "## Trin 1: Foretag et kald / Step 1: make a call\n\n\
+         Kør fra pakkens mappe (kræver curl) / Run from the pack's folder (needs curl):\n\n\
+         ```bash\n./{SCRIPT}                      # {op} ({service})\n\
+         URL={url} ./{SCRIPT} {op}\n```\n\n\
+         Svaret er et SOAP-svar med HTTP 200. Det bærer en kvittering: `MessageIdentifier` i\n\
+         `ServiceReceipt` (registreringer) eller `ServiceRequestLogReferenceIdentifier`\n\
+         (opslag). Gem den til trin 3. Alle kommandoerne står i `commands.md`.\n\n\
+         *The answer is a SOAP response with HTTP 200. It carries a receipt: `MessageIdentifier` in\n\
+         `ServiceReceipt` (registrations) or `ServiceRequestLogReferenceIdentifier` (lookups).\n\
+         Keep it for step 3. Every command is in `commands.md`.*\n",
+        op = first.operation,
+        service = first.service,
+    );
+    let _ = writeln!(
+        out,
+        "## Trin 2: Systemforvalteren kontrollerer, hvem der kaldte / Step 2: the systemforvalter checks who called\n\n\
+         Kaldet skal være modtaget med jeres certifikat, og `UserIdentifier` skal være lig med\n\
+         certifikatets kalder-id `{id}`. Systemforvalteren ser det med:\n\n\
+         *The call must have arrived with your certificate, and `UserIdentifier` must equal the\n\
+         certificate's caller id `{id}`. The systemforvalter sees it with:*\n\n\
+         ```bash\ndfdg-mock calls --caller '{id}'\n```\n",
+        id = c.identity.caller_id
+    );
+    let _ = writeln!(
+        out,
+        "## Trin 3: Bekræft kvitteringen / Step 3: confirm the receipt\n\n\
+         Bekræft, at I modtog kvitteringen fra trin 1 / Confirm that you received the receipt from step 1:\n\n\
+         ```bash\ndfdg-mock confirm <MessageIdentifier> --supplier {name}\n```\n\n\
+         Kun jeres egne kvitteringer kan bekræftes. / Only your own receipts can be confirmed.\n",
+        name = shell_quote(c.name)
+    );
+    let _ = writeln!(
+        out,
+        "## Java og .NET\n\n\
+         Brug `client.p12` med adgangskoden, I fik, da pakken blev lavet, og stol på `ca.crt`.\n\
+         WSDL'erne i `wsdl/` kan gives direkte til wsimport, svcutil eller zeep.\n\n\
+         *Use `client.p12` with the password you were given when the pack was made, and trust\n\
+         `ca.crt`. The WSDLs in `wsdl/` can be given to wsimport, svcutil or zeep as they are.*"
+    );
+    out
+}
+
+fn endpoints(c: &Texts<'_>) -> String {
+    let mut out = format!(
+        "# Adresser og operationer / Endpoints and operations: {}\n\n\
+         Kategori / category: {}. Alle kald kræver jeres klientcertifikat (mutual TLS). /\n\
+         Every call needs your client certificate (mutual TLS).\n",
+        c.name,
+        category_text(c.spec.category)
+    );
+    let mut current: Option<usize> = None;
+    for item in c.planned {
+        let endpoint: &Endpoint = &c.catalog.endpoints[item.endpoint];
+        if current != Some(item.endpoint) {
+            current = Some(item.endpoint);
+            let versions: Vec<String> = endpoint
+                .ports
+                .iter()
+                .map(|p| p.version.to_string())
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n## {}\n\n- URL: {}{}\n- WSDL: {}{}?wsdl (i pakken / in the pack: `wsdl/{}/`)\n- {}\n",
+                endpoint.service,
+                c.spec.url,
+                endpoint.path,
+                c.spec.url,
+                endpoint.path,
+                file_safe(&endpoint.service),
+                versions.join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "| operation | læs/skriv / read/write | SOAPAction | eksempel / example |\n|---|---|---|---|"
+            );
+        }
+        let port = &endpoint.ports[item.port];
+        let operation = &port.operations[item.operation];
+        let example = c
+            .examples
+            .iter()
+            .find(|e| e.service == endpoint.service && e.operation == operation.name)
+            .map_or_else(
+                || {
+                    format!(
+                        "ikke tilladt for kategori {} (DFDG 4575) / not allowed for a {} supplier",
+                        c.spec.category.as_str(),
+                        c.spec.category.as_str()
+                    )
+                },
+                |e| format!("`{}`", e.file),
+            );
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` | {} |",
+            operation.name,
+            operation.access.label(),
+            operation.action.as_deref().unwrap_or("(none)"),
+            example
+        );
+    }
+    out
+}
+
+fn commands(c: &Texts<'_>) -> String {
+    let mut out = format!(
+        "# Kommandoer / Commands: {}\n\n\
+         Kør dem fra pakkens mappe. Sæt `URL` for at ramme en anden adresse end {url}. /\n\
+         Run them from the pack's folder. Set `URL` to reach another address than {url}.\n\n\
+         ```bash\nexport URL={url}\n```\n\n",
+        c.name,
+        url = c.spec.url
+    );
+    for example in c.examples {
+        let _ = writeln!(
+            out,
+            "## {} — {} ({})\n\n```bash\n{}\n```\n",
+            example.service,
+            example.operation,
+            example.access.label(),
+            curl_line(example, &c.spec.url)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "## TLS alene / TLS only\n\n\
+         Viser handshaket med jeres certifikat / shows the handshake with your certificate:\n\n\
+         ```bash\n{}\n```",
+        s_client_line(&c.spec.url)
+    );
+    out
+}
+
+fn script(c: &Texts<'_>) -> String {
+    let first = &c.examples[0];
+    let known: Vec<&str> = c.examples.iter().map(|e| e.operation.as_str()).collect();
+    let mut out = format!(
+        "#!/usr/bin/env bash\n\
+         # Sends an example request of {name}'s welcome pack over mutual TLS and prints the answer.\n\
+         #   ./{SCRIPT}              sends {op}\n\
+         #   ./{SCRIPT} OPERATION    sends another: {known}\n\
+         #   URL=https://host:port ./{SCRIPT}   another address\n\
+         set -euo pipefail\n\
+         URL=\"${{URL:-{url}}}\"\n\
+         cd \"$(dirname \"$0\")\"\n\
+         case \"${{1:-{op}}}\" in\n",
+        name = c.name.replace('\n', " "),
+        op = first.operation,
+        known = known.join(", "),
+        url = c.spec.url,
+    );
+    for example in c.examples {
+        let _ = writeln!(
+            out,
+            "  {})\n    {} ;;",
+            shell_quote(&example.operation),
+            curl_line(example, &c.spec.url)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  *)\n    echo \"unknown operation '$1'; known: {}\" >&2\n    exit 2 ;;\nesac",
+        known.join(", ")
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_https_host_and_port() {
+        let url = BaseUrl::parse("https://localhost:8443/").unwrap();
+        assert_eq!(url.as_str(), "https://localhost:8443");
+        assert_eq!(url.connect, "localhost:8443");
+        assert_eq!(url.server_name.as_deref(), Some("localhost"));
+        let url = BaseUrl::parse("https://127.0.0.1:9").unwrap();
+        assert_eq!(url.server_name, None);
+        let url = BaseUrl::parse("https://mock.example").unwrap();
+        assert_eq!(url.connect, "mock.example:443");
+        let url = BaseUrl::parse("https://[::1]:8443").unwrap();
+        assert_eq!(url.connect, "[::1]:8443");
+        assert_eq!(url.server_name, None);
+        for bad in [
+            "http://localhost:8443",
+            "https://",
+            "https://host/path",
+            "https://host:99999",
+            "https://a b",
+            "https://$(rm)",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stems_are_ascii_and_never_the_pki_own_files() {
+        assert_eq!(
+            stem_for("Testleverandør ApS", "91234567"),
+            "testleverandoer-aps"
+        );
+        assert_eq!(stem_for("Æblegård & Co.", "91234567"), "aeblegaard-co");
+        assert_eq!(stem_for("CA", "91234567"), "supplier-91234567");
+        assert_eq!(stem_for("!!!", "91234567"), "supplier-91234567");
+    }
+
+    #[test]
+    fn indenting_keeps_text_and_writes_empty_elements_empty() {
+        let xml = r#"<?xml version="1.0"?><a xmlns="urn:x"><b>1 2</b><c></c><d/></a>"#;
+        assert_eq!(
+            indented(xml),
+            "<?xml version=\"1.0\"?>\n<a xmlns=\"urn:x\">\n  <b>1 2</b>\n  <c/>\n  <d/>\n</a>\n"
+        );
+        assert_eq!(indented("<a><b></a>"), "<a><b></a>");
+    }
+
+    #[test]
+    fn shell_words_are_quoted() {
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
