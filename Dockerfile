@@ -51,16 +51,25 @@ RUN groupadd --gid 10001 dfdg-mock \
 ENV DFDG_MOCK_LISTEN=0.0.0.0:8443 \
     DFDG_MOCK_CERTS_DIR=/data/certs \
     DFDG_MOCK_JOURNAL=/data/journal.sqlite \
+    DFDG_MOCK_SUPPLIERS=/data/suppliers.toml \
     DFDG_MOCK_SERVER_NAMES=dfdg-mock,localhost \
-    DFDG_MOCK_SHUTDOWN_DRAIN=5s
+    DFDG_MOCK_SHUTDOWN_DRAIN=5s \
+    DFDG_MOCK_WSDL=/usr/share/dfdg-mock/wsdl \
+    DFDG_MOCK_SCENARIOS=/usr/share/dfdg-mock/scenarios
+
+# The shipped catalog and scenarios; mount your own over /etc/dfdg-mock and point
+# DFDG_MOCK_WSDL / DFDG_MOCK_SCENARIOS at them to replace these.
+COPY wsdl /usr/share/dfdg-mock/wsdl
+COPY scenarios /usr/share/dfdg-mock/scenarios
 
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 # SOAP over mutual TLS.
 EXPOSE 8443
-# Reserved for the admin listener (JSON API, dashboard), not served yet. Off loopback it will
-# require a token: DFDG_MOCK_ADMIN_TOKEN or DFDG_MOCK_ADMIN_TOKEN_FILE (e.g. /data/admin-token).
+# The admin listener (JSON API, dashboard, metrics). It stays on the container's loopback unless
+# DFDG_MOCK_ADMIN_LISTEN=0.0.0.0:8080 is set, and then it refuses to start without a token:
+# DFDG_MOCK_ADMIN_TOKEN or DFDG_MOCK_ADMIN_TOKEN_FILE (e.g. /data/admin-token, a secret).
 EXPOSE 8080
 
 # The slim image has no curl: the binary probes itself over mutual TLS with the demo client

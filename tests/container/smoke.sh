@@ -168,6 +168,12 @@ step "SOAP call answered with receipt $receipt"
 calls=$(podman exec "$name" dfdg-mock calls --json --caller 91234567)
 grep -q "$receipt" <<<"$calls" || fail "the journal does not hold the call: $calls"
 step "journal holds the call: $(grep -o '"caller_id":"[^"]*"' <<<"$calls" | head -n 1)"
+# The image's shipped catalog routed it, and a shipped scenario rule answered it.
+grep -q '"service":"JobcenterMessageService"' <<<"$calls" \
+  || fail "the call was not routed by the image's WSDL catalog: $calls"
+grep -q '"scenario_file":"onboarding.toml"' <<<"$calls" \
+  || fail "the call was not answered by the image's shipped scenarios: $calls"
+step "routed by the shipped catalog, answered by the shipped scenarios"
 
 stop "$name"
 first_stop=$stop_time
