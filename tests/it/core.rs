@@ -322,14 +322,11 @@ async fn a_dtd_with_entities_is_refused_and_never_expanded() {
 #[tokio::test]
 async fn an_oversized_body_gets_413_with_a_fault() {
     let pki = Pki::new();
-    let server = TestServer::start_with(
+    let server = TestServer::with_limits(
         &pki,
-        Options {
-            limits: Limits {
-                max_body: 4096,
-                ..Limits::default()
-            },
-            ..Options::default()
+        Limits {
+            max_body: 4096,
+            ..Limits::default()
         },
     )
     .await;
@@ -352,14 +349,11 @@ async fn an_oversized_body_gets_413_with_a_fault() {
 #[tokio::test]
 async fn a_chunked_body_over_the_limit_is_cut_off_too() {
     let pki = Pki::new();
-    let server = TestServer::start_with(
+    let server = TestServer::with_limits(
         &pki,
-        Options {
-            limits: Limits {
-                max_body: 4096,
-                ..Limits::default()
-            },
-            ..Options::default()
+        Limits {
+            max_body: 4096,
+            ..Limits::default()
         },
     )
     .await;
@@ -518,14 +512,11 @@ async fn the_journal_survives_a_restart() {
 #[tokio::test]
 async fn a_client_that_never_finishes_the_handshake_is_cut_off_and_journaled() {
     let pki = Pki::new();
-    let server = TestServer::start_with(
+    let server = TestServer::with_limits(
         &pki,
-        Options {
-            limits: Limits {
-                handshake_timeout: Duration::from_millis(200),
-                ..Limits::default()
-            },
-            ..Options::default()
+        Limits {
+            handshake_timeout: Duration::from_millis(200),
+            ..Limits::default()
         },
     )
     .await;
@@ -611,14 +602,11 @@ async fn raw_tls(
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let pki = Pki::new();
-    let server = TestServer::start_with(
+    let server = TestServer::with_limits(
         &pki,
-        Options {
-            limits: Limits {
-                header_timeout: Duration::from_millis(300),
-                ..Limits::default()
-            },
-            ..Options::default()
+        Limits {
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
         },
     )
     .await;
@@ -642,14 +630,11 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 async fn a_body_that_never_arrives_gets_408_with_a_fault() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let pki = Pki::new();
-    let server = TestServer::start_with(
+    let server = TestServer::with_limits(
         &pki,
-        Options {
-            limits: Limits {
-                body_timeout: Duration::from_millis(300),
-                ..Limits::default()
-            },
-            ..Options::default()
+        Limits {
+            body_timeout: Duration::from_millis(300),
+            ..Limits::default()
         },
     )
     .await;
@@ -677,14 +662,11 @@ async fn a_body_that_never_arrives_gets_408_with_a_fault() {
 #[tokio::test]
 async fn the_connection_cap_holds_further_connections_until_one_closes() {
     let pki = Pki::new();
-    let server = TestServer::start_with(
+    let server = TestServer::with_limits(
         &pki,
-        Options {
-            limits: Limits {
-                max_connections: 1,
-                ..Limits::default()
-            },
-            ..Options::default()
+        Limits {
+            max_connections: 1,
+            ..Limits::default()
         },
     )
     .await;

@@ -159,6 +159,18 @@ impl TestServer {
         TestServer::start_with(pki, Options::default()).await
     }
 
+    /// The server with these limits and everything else by default.
+    pub async fn with_limits(pki: &Pki, limits: Limits) -> TestServer {
+        TestServer::start_with(
+            pki,
+            Options {
+                limits,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     /// The server with an open admin listener on loopback.
     pub async fn with_admin(pki: &Pki) -> TestServer {
         TestServer::start_with(
