@@ -575,6 +575,100 @@ async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls()
     }
 }
 
+/// The Node.js client's folder, with node-soap installed by `.ci/run` (`npm ci`).
+fn node_client_dir() -> Result<std::path::PathBuf, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node");
+    if !dir.join("node_modules/soap/package.json").exists() {
+        return Err(format!(
+            "node-soap is not installed in {} (run `npm ci --prefix tests/e2e/node`, as .ci/run does)",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// A second real SOAP stack beside zeep: Node's node-soap builds its clients from the served
+/// WSDL, calls SOAP 1.1 and SOAP 1.2 services over mutual TLS in enforce mode, and gets a DFDG
+/// fault for an invalid request.
+#[tokio::test]
+async fn node_soap_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls() {
+    let dir = node_client_dir().unwrap_or_else(|error| panic!("{error}"));
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let pki = Pki::new();
+    let server = serve(&pki, &catalog).await;
+    let files = tempfile::tempdir().unwrap();
+    let client_certificate = pki.oces3_client();
+    let ca = files.path().join("ca.crt");
+    let cert = files.path().join("client.crt");
+    let key = files.path().join("client.key");
+    std::fs::write(&ca, pki.ca.cert_pem()).unwrap();
+    std::fs::write(&cert, &client_certificate.cert_pem).unwrap();
+    std::fs::write(&key, client_certificate.key_pem()).unwrap();
+    let base = format!("https://localhost:{}", server.addr.port());
+    let caller = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(dir.join("soap_client.js"))
+        .args(["--base", &base])
+        .arg("--ca")
+        .arg(&ca)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--caller", &caller])
+        .current_dir(&dir);
+    // The server runs on this test's runtime: wait for Node on a blocking thread. The script
+    // bounds its WSDL fetches with a timeout of its own.
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "node-soap client failed:\n{stdout}\n{stderr}"
+    );
+    for line in [
+        "JobcenterMessageService.SaveAvailabilityAssessment receipt ",
+        "PersonStatusService.GetVariablePersonStatus answered ServiceRequestLogReferenceIdentifier",
+        "JobnetCitizenStatusService.GetBorgerstatus answered ServiceRequestLogReferenceIdentifier",
+        "fault 1014",
+    ] {
+        assert!(
+            stdout.contains(line),
+            "missing '{line}' in:\n{stdout}\n{stderr}"
+        );
+    }
+    let journal = server.journal();
+    let posts: Vec<_> = journal
+        .calls
+        .iter()
+        .filter(|c| c.record.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 4, "{stdout}");
+    for call in &posts {
+        assert_eq!(call.record.identity.as_ref().unwrap().caller_id, caller);
+    }
+    let soap12 = posts
+        .iter()
+        .find(|c| c.record.service_operation.as_deref() == Some("GetBorgerstatus"))
+        .unwrap();
+    assert_eq!(soap12.record.soap_version.as_deref(), Some("1.2"));
+    assert!(
+        soap12.record.findings.is_empty(),
+        "{:?}",
+        soap12.record.findings
+    );
+    let receipt = posts
+        .iter()
+        .filter(|c| c.record.outcome == dfdg_mock::journal::Outcome::Receipt)
+        .find(|c| c.record.service_operation.as_deref() == Some("SaveAvailabilityAssessment"))
+        .unwrap();
+    assert!(stdout.contains(&receipt.record.receipts[0]), "{stdout}");
+}
+
 /// Writes every operation's example request and default response for `catalog`, then has
 /// libxml2 (Python lxml) validate them against the WSDL's schemas.
 fn crosscheck_with_libxml2(catalog: &Catalog) -> usize {
