@@ -843,7 +843,7 @@ fn decide(
     }
     let scenarios = rules.scenarios;
     let request = RequestFacts {
-        service: facts.service.clone(),
+        service: facts.service.as_deref(),
         supplier: facts.supplier.as_deref(),
         category: facts.category.map(supplier::Category::as_str),
         operation: &envelope.operation,

@@ -607,6 +607,12 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 }
 
 fn parse_file(path: &Path, text: &str) -> anyhow::Result<FileConfig> {
+    parse_toml(path, text)
+}
+
+/// Parses a TOML file of the project's format family (config, supplier registry,
+/// expectations); an error says `path:line:column: what`.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
     toml::from_str(text).map_err(|error| {
         let at = error
             .span()
@@ -614,6 +620,14 @@ fn parse_file(path: &Path, text: &str) -> anyhow::Result<FileConfig> {
             .map_or(String::new(), |p| format!(":{}:{}", p.line, p.column));
         anyhow::anyhow!("{}{at}: {}", path.display(), error.message().trim())
     })
+}
+
+/// Splits `10MiB` into the number and what follows it.
+fn number_and_unit(text: &str) -> (&str, &str) {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(split)
 }
 
 /// A size in bytes, written as `1048576`, `512KiB`, `10MiB`, `1GiB` (or kB/MB/GB, powers of 1000).
@@ -625,10 +639,7 @@ impl FromStr for ByteSize {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
+        let (number, unit) = number_and_unit(text);
         let number: u64 = number
             .parse()
             .map_err(|_| format!("'{text}' is not a size: write e.g. 10MiB, 512KiB or 1048576"))?;
@@ -671,10 +682,7 @@ impl FromStr for Seconds {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
+        let (number, unit) = number_and_unit(text);
         let number: u64 = number
             .parse()
             .map_err(|_| format!("'{text}' is not a duration: write e.g. 10s, 250ms or 2m"))?;

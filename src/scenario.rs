@@ -34,7 +34,7 @@ pub use spec::{LoadError, Problem, Spec};
 #[derive(Debug)]
 pub struct RequestFacts<'a> {
     /// The catalog's name of the service; `None` until the WSDL catalog routes requests.
-    pub service: Option<String>,
+    pub service: Option<&'a str>,
     /// The registered supplier of the certificate; `None` in open mode or when unregistered.
     pub supplier: Option<&'a str>,
     /// That supplier's category: `small`, `medium` or `large`.

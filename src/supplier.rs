@@ -15,7 +15,6 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::CallerIdentity;
-use crate::position::Position;
 use crate::soap::StarHeaders;
 use crate::wsdl::Access;
 
@@ -191,13 +190,7 @@ impl Registry {
 
     /// Parses a registry file's text; errors say `path:line:column: what`.
     pub fn parse(path: &Path, text: &str) -> anyhow::Result<Registry> {
-        let file: RegistryFile = toml::from_str(text).map_err(|error| {
-            let at = error
-                .span()
-                .map(|span| Position::of_offset(text, span.start))
-                .map_or(String::new(), |p| format!(":{}:{}", p.line, p.column));
-            anyhow::anyhow!("{}{at}: {}", path.display(), error.message().trim())
-        })?;
+        let file: RegistryFile = crate::config::parse_toml(path, text)?;
         for supplier in &file.suppliers {
             validate(supplier)
                 .with_context(|| format!("{}: supplier '{}'", path.display(), supplier.name))?;

@@ -85,12 +85,7 @@ impl Expectations {
             let position = Position::of_offset(text, offset);
             format!("{}:{}:{}", path.display(), position.line, position.column)
         };
-        let file: TomlFile = toml::from_str(text).map_err(|error| {
-            let place = error
-                .span()
-                .map_or_else(|| path.display().to_string(), |span| at(span.start));
-            anyhow::anyhow!("{place}: {}", error.message().trim())
-        })?;
+        let file: TomlFile = crate::config::parse_toml(path, text)?;
         let mut expect = Vec::with_capacity(file.expect.len());
         for spanned in file.expect {
             let start = spanned.span().start;

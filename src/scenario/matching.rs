@@ -246,7 +246,7 @@ impl Conditions {
         text_ok(&self.operation, Some(&facts.operation.local))
             && self.version.is_none_or(|v| v == facts.version)
             && text_ok(&self.path, Some(facts.path))
-            && text_ok(&self.service, facts.service.as_deref())
+            && text_ok(&self.service, facts.service)
             && text_ok(&self.supplier, facts.supplier)
             && text_ok(&self.category, facts.category)
             && self.headers.iter().all(|(name, matcher)| {

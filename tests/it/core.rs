@@ -569,31 +569,8 @@ async fn raw_tls(
     pki: &Pki,
     addr: std::net::SocketAddr,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let certificate = pki.oces3_client();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(
-            pki.ca.cert_der().to_vec(),
-        ))
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![rustls::pki_types::CertificateDer::from(
-                certificate.cert_der.clone(),
-            )],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certificate.key_der().into()),
-        )
-        .unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
+    pki.client_with(Some(&pki.oces3_client()))
+        .connect(addr)
         .await
         .unwrap()
 }

@@ -432,18 +432,24 @@ impl Client {
     }
 
     /// Sends one request on a new connection.
+    /// A mutual-TLS connection to `addr` (server name `localhost`), for raw HTTP bytes.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        self.connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))
+    }
+
     pub async fn send(
         &self,
         addr: SocketAddr,
         request: http::Request<Full<Bytes>>,
     ) -> Result<Reply, String> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let stream = self
-            .connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(self.connect(addr).await?);
         let response = if self.h2 {
             let (mut sender, connection) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
