@@ -259,9 +259,6 @@ impl From<JournalError> for ApiError {
         match error {
             JournalError::InvalidFilter { .. } => ApiError::bad_request(error.to_string()),
             JournalError::UnknownReceipt { .. } => ApiError::not_found(error.to_string()),
-            JournalError::ForeignReceipt { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, error.to_string())
-            }
             other => {
                 let mut message = other.to_string();
                 let mut source = std::error::Error::source(&other);
@@ -832,17 +829,23 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
         return Err(ApiError::bad_request("note is longer than 1000 bytes"));
     }
     let time = OffsetDateTime::now_utc();
-    let record = onboarding::confirmation(
-        &admin.suppliers.current(),
-        &guid,
-        body.supplier.as_deref(),
-        body.note,
-        time,
-    )
+    let (registry, asked) = (admin.suppliers.current(), guid.clone());
+    let record = read(admin, move |store| {
+        let (supplier, note) = (body.supplier.as_deref(), body.note);
+        Ok(onboarding::confirmation(
+            store, &registry, &asked, supplier, note, time,
+        ))
+    })
+    .await?
     .map_err(|refusal| match refusal {
-        onboarding::ConfirmRefusal::UnknownSupplier { .. } => {
+        onboarding::ConfirmRefusal::UnknownSupplier { .. }
+        | onboarding::ConfirmRefusal::UnknownReceipt { .. } => {
             ApiError::not_found(refusal.to_string())
         }
+        onboarding::ConfirmRefusal::ForeignReceipt { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, refusal.to_string())
+        }
+        onboarding::ConfirmRefusal::Journal(error) => error.into(),
         _ => ApiError::bad_request(refusal.to_string()),
     })?;
     let guid = record.guid.clone();

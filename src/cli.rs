@@ -1275,13 +1275,6 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
 fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
     use crate::journal::{Entry, JournalStore};
     let registry = crate::supplier::Registry::load(&args.suppliers)?;
-    let record = crate::onboarding::confirmation(
-        &registry,
-        &args.guid,
-        args.supplier.as_deref(),
-        args.note.clone(),
-        OffsetDateTime::now_utc(),
-    )?;
     if !args.journal.exists() {
         anyhow::bail!(
             "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
@@ -1289,6 +1282,14 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
         );
     }
     let mut store = SqliteStore::open(&args.journal)?;
+    let record = crate::onboarding::confirmation(
+        &store,
+        &registry,
+        &args.guid,
+        args.supplier.as_deref(),
+        args.note.clone(),
+        OffsetDateTime::now_utc(),
+    )?;
     let ids = store
         .append(&[Entry::Confirmation(record.clone())])
         .with_context(|| format!("receipt {} not confirmed", record.guid))?;

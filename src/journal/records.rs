@@ -54,15 +54,6 @@ impl Outcome {
             Outcome::Http => "http".to_owned(),
         }
     }
-
-    /// The value of the `outcome` column.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Outcome::Receipt => "receipt",
-            Outcome::Fault { .. } => "fault",
-            Outcome::Http => "http",
-        }
-    }
 }
 
 /// One SOAP (or non-SOAP) call as it reached the mock and was answered.
@@ -136,6 +127,39 @@ pub struct CallRecord {
     /// with an `authorization` means they all passed.
     #[serde(default)]
     pub identity_findings: Vec<crate::supplier::Finding>,
+}
+
+impl CallRecord {
+    /// The caller id of the verified certificate, if there was one.
+    pub fn caller_id(&self) -> Option<&str> {
+        self.identity
+            .as_ref()
+            .map(|identity| identity.caller_id.as_str())
+    }
+
+    /// `RequestUserMetadataHeader/UserIdentifier` as journaled with the STAR headers, trimmed.
+    pub fn header_user_identifier(&self) -> Option<&str> {
+        self.star_headers
+            .as_ref()?
+            .get("request_user")?
+            .get("user_identifier")?
+            .as_str()
+            .map(str::trim)
+    }
+
+    /// Whether the headers' UserIdentifier names the certificate's caller id (ASCII case
+    /// aside); false without a certificate or without the header.
+    pub fn header_names_caller(&self) -> bool {
+        match (self.header_user_identifier(), self.caller_id()) {
+            (Some(user), Some(caller)) => user.eq_ignore_ascii_case(caller),
+            _ => false,
+        }
+    }
+
+    /// Whether the identity checks ran on a call with a certificate and all passed.
+    pub fn identity_passed(&self) -> bool {
+        self.identity.is_some() && self.authorization.is_some() && self.identity_findings.is_empty()
+    }
 }
 
 /// One attempt to load the scenario files, at start, on a file change or on a signal.
@@ -218,20 +242,45 @@ pub struct StoredConfirmation {
     /// The registered supplier of the call that sent the receipt.
     #[serde(default)]
     pub call_supplier: Option<String>,
+    /// Fingerprint of the certificate of the call that sent the receipt.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     #[serde(flatten)]
     pub record: ConfirmationRecord,
 }
 
-/// One caller id seen in the journal, with how often and when.
+/// One caller id seen in the journal (over all its certificates), with how often and when, and
+/// the calls onboarding's first two steps cite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerSummary {
     pub caller_id: String,
     pub cvr: Option<String>,
+    /// Calls the journal holds.
     pub calls: i64,
     #[serde(with = "rfc3339")]
     pub first_seen: OffsetDateTime,
     #[serde(with = "rfc3339")]
     pub last_seen: OffsetDateTime,
+    /// The newest call answered with a receipt.
+    #[serde(default)]
+    pub latest_receipt: Option<i64>,
+    /// The newest call answered with a receipt whose identity checks ran and all passed
+    /// ([`CallRecord::identity_passed`]).
+    #[serde(default)]
+    pub latest_passed: Option<i64>,
+}
+
+/// One client certificate seen in the journal, with the same facts as [`CallerSummary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSummary {
+    pub identity: IdentityFields,
+    pub calls: i64,
+    #[serde(with = "rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "rfc3339")]
+    pub last_seen: OffsetDateTime,
+    pub latest_receipt: Option<i64>,
+    pub latest_passed: Option<i64>,
 }
 
 /// A journaled call and its id.
@@ -256,6 +305,8 @@ pub struct StoredRejection {
 pub struct CallQuery {
     /// Exact caller id or CVR.
     pub caller: Option<String>,
+    /// Exact caller id (not a CVR).
+    pub caller_id: Option<String>,
     /// Registered supplier name (case-insensitive).
     pub supplier: Option<String>,
     /// Exact CVR of the caller's certificate.
@@ -272,12 +323,40 @@ pub struct CallQuery {
     pub outcome: Option<String>,
     /// STAR's numeric fault code.
     pub fault_code: Option<i64>,
+    /// Exact SOAPAction.
+    pub soap_action: Option<String>,
+    /// Exact path, without its query.
+    pub path: Option<String>,
+    /// Whether the headers' UserIdentifier names the certificate's caller id
+    /// ([`CallRecord::header_names_caller`]; a call without certificate does not).
+    pub identity_check: Option<bool>,
+    /// Turns this criterion around: the calls that do *not* meet it, and meet every other one
+    /// (the near misses of `verify`).
+    pub negate: Option<Criterion>,
     /// Only ids below this (paging back).
     pub before_id: Option<i64>,
     /// Only ids above this (following); switches the order to oldest first.
     pub after_id: Option<i64>,
     /// 0 means [`DEFAULT_LIMIT`]; capped at [`MAX_LIMIT`].
     pub limit: usize,
+}
+
+/// One criterion of a [`CallQuery`], to name in [`CallQuery::negate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Criterion {
+    Caller,
+    CallerId,
+    Supplier,
+    Cvr,
+    Service,
+    Operation,
+    Since,
+    Until,
+    Outcome,
+    FaultCode,
+    SoapAction,
+    Path,
+    IdentityCheck,
 }
 
 /// Which rejections to list, newest first.

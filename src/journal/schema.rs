@@ -1,16 +1,22 @@
-//! The SQLite schema and its migrations.
+//! The SQLite schema: the tables of version 6 ([`SCHEMA_VERSION`]) and how older journals get
+//! there. Versions 1 to 5 kept every field of a call inline in one wide row with seven indexes;
+//! version 6 keeps the columns queries filter and sort on in `calls` (names interned, the
+//! certificate once in `certificates`), the rest compressed in `call_data`, and only the indexes
+//! those queries use. The move from 5 to 6 rewrites every call (see `SqliteStore::open`), keeping
+//! its id.
 
-use std::path::Path;
+use rusqlite::{Connection, Row};
+use time::OffsetDateTime;
 
-use rusqlite::{Connection, TransactionBehavior};
-
+use super::records::{CallRecord, Outcome, StoredCall};
 use super::JournalError;
 
-/// The schema, one step per entry; entry `n` (0-based) takes the database from `user_version` `n`
-/// to `n + 1`. Steps are applied in order, inside one transaction. Never edit a released step:
-/// append a new one (e.g. `"ALTER TABLE calls ADD COLUMN supplier TEXT;"`), then read and write the
-/// new column in [`SqliteStore`].
-pub const MIGRATIONS: &[&str] = &[
+/// The schema version this code writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 6;
+
+/// The released steps to version 5, kept to bring a journal of any older version to 5 before it
+/// moves to 6; entry `n` (0-based) takes `user_version` `n` to `n + 1`. Never edit them.
+pub const LEGACY_MIGRATIONS: &[&str] = &[
     // 1: calls, their receipts, refused handshakes.
     "CREATE TABLE calls (
         id                  INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a stable cursor
@@ -95,49 +101,234 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX calls_supplier ON calls (supplier);",
 ];
 
-/// The schema version this code writes and reads.
-pub(crate) fn latest_version() -> i64 {
-    // MIGRATIONS is a short constant list.
-    MIGRATIONS.len() as i64
+/// The tables every version since 1 shares unchanged: refused handshakes, confirmations,
+/// reloads (as the released steps left them).
+const SHARED: &str = "
+    CREATE TABLE rejections (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us   INTEGER NOT NULL,
+        peer      TEXT NOT NULL,
+        reason    TEXT NOT NULL,               -- RejectionReason::as_str
+        detail    TEXT NOT NULL,
+        caller_id TEXT,
+        cvr       TEXT,
+        identity  TEXT,                        -- IdentityFields as JSON
+        mode      TEXT NOT NULL
+    );
+    CREATE INDEX rejections_time ON rejections (time_us);
+    CREATE TABLE confirmations (
+        guid     TEXT PRIMARY KEY,             -- the receipt's MessageIdentifier
+        call_id  INTEGER NOT NULL,             -- the call that sent it, when confirmed
+        time_us  INTEGER NOT NULL,             -- first confirmation; later ones change nothing
+        note     TEXT,
+        supplier TEXT                          -- the supplier that confirmed, if named
+    ) WITHOUT ROWID;
+    CREATE TABLE reloads (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us INTEGER NOT NULL,
+        ok      INTEGER NOT NULL,
+        files   TEXT NOT NULL,
+        rules   INTEGER NOT NULL,
+        error   TEXT
+    );";
+
+/// The call tables of version 6.
+const CALLS: &str = "
+    -- Counters that must survive deleting every row: the next call id (ids are never reused).
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    -- Every short text a hot column refers to: operations, services, paths, SOAP actions,
+    -- supplier names, SOAP fault codes.
+    CREATE TABLE names (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+    CREATE INDEX names_nocase ON names (text COLLATE NOCASE);
+    -- Each client certificate once, with what onboarding asks of its calls, kept up to date by
+    -- the writer (and by pruning) so that status pages read one row per certificate.
+    CREATE TABLE certificates (
+        id             INTEGER PRIMARY KEY,
+        fingerprint    TEXT NOT NULL UNIQUE,
+        caller_id      TEXT NOT NULL,
+        cvr            TEXT,
+        identity       TEXT NOT NULL,          -- IdentityFields as JSON
+        calls          INTEGER NOT NULL DEFAULT 0,
+        first_us       INTEGER,
+        last_us        INTEGER,
+        latest_receipt INTEGER,                -- newest call answered with a receipt
+        latest_passed  INTEGER                 -- ... whose identity checks all passed
+    );
+    CREATE INDEX certificates_caller ON certificates (caller_id);
+    CREATE INDEX certificates_cvr ON certificates (cvr) WHERE cvr IS NOT NULL;
+    -- One LZ4 dictionary per operation: the first call of it (see codec.rs). Never changed.
+    CREATE TABLE dictionaries (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, bytes BLOB NOT NULL);
+    -- The hot columns: what queries filter and sort on, all small integers.
+    CREATE TABLE calls (
+        id           INTEGER PRIMARY KEY,      -- from meta 'next_call_id': never reused
+        time_us      INTEGER NOT NULL,         -- arrival, microseconds since the Unix epoch, UTC
+        certificate  INTEGER,                  -- certificates.id; NULL: no verified certificate
+        supplier     INTEGER,                  -- names.id of the registered supplier
+        service      INTEGER NOT NULL,         -- names.id of the path's first segment
+        endpoint     INTEGER NOT NULL,         -- names.id of the path without its query
+        operation    INTEGER,                  -- names.id
+        soap_action  INTEGER,                  -- names.id
+        outcome      INTEGER NOT NULL,         -- 0 receipt, 1 fault, 2 http
+        fault_code   INTEGER,                  -- STAR's numeric fault code
+        fault_name   INTEGER,                  -- names.id of the SOAP fault code
+        checks       INTEGER,                  -- identity findings; NULL: checks did not run
+        user_matches INTEGER NOT NULL,         -- 1: UserIdentifier names the certificate
+        http_status  INTEGER NOT NULL,
+        latency_us   INTEGER NOT NULL
+    );
+    CREATE INDEX calls_certificate ON calls (certificate) WHERE certificate IS NOT NULL;
+    CREATE INDEX calls_operation ON calls (operation);
+    CREATE INDEX calls_service ON calls (service);
+    CREATE INDEX calls_time ON calls (time_us);
+    CREATE INDEX calls_supplier ON calls (supplier) WHERE supplier IS NOT NULL;
+    CREATE INDEX calls_faults ON calls (outcome, fault_code) WHERE outcome <> 0;
+    -- The cold rest of each call, compressed (codec.rs), beside the hot row of the same id.
+    CREATE TABLE call_data (
+        id         INTEGER PRIMARY KEY,
+        dictionary INTEGER NOT NULL,           -- dictionaries.id; 0: none
+        data       BLOB NOT NULL
+    );
+    -- Receipt GUID -> call, by an 8-byte hash of the GUID (codec::receipt_key).
+    CREATE TABLE receipts (
+        key     INTEGER NOT NULL,
+        call_id INTEGER NOT NULL,
+        PRIMARY KEY (key, call_id)
+    ) WITHOUT ROWID;";
+
+/// A fresh journal, at [`SCHEMA_VERSION`].
+pub(super) fn create(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(SHARED)?;
+    connection.execute_batch(CALLS)
+}
+
+/// Version 5's call tables step aside (renamed, their indexes dropped) and version 6's are
+/// created; the caller copies the calls over, then drops the old tables.
+pub(super) const V5_TO_V6: &str = "
+    DROP INDEX IF EXISTS calls_time;
+    DROP INDEX IF EXISTS calls_caller_id;
+    DROP INDEX IF EXISTS calls_cvr;
+    DROP INDEX IF EXISTS calls_operation;
+    DROP INDEX IF EXISTS calls_path;
+    DROP INDEX IF EXISTS calls_service;
+    DROP INDEX IF EXISTS calls_supplier;
+    DROP INDEX IF EXISTS receipts_call_id;
+    ALTER TABLE calls RENAME TO calls_v5;
+    ALTER TABLE receipts RENAME TO receipts_v5;";
+
+pub(super) fn v6_call_tables(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(CALLS)
 }
 
 pub(crate) fn schema_version(connection: &Connection) -> rusqlite::Result<i64> {
     connection.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
-/// Applies the missing [`MIGRATIONS`] in one transaction; refuses a database newer than the code.
-pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<(), JournalError> {
-    let supported = latest_version();
-    let too_new = |found| JournalError::TooNew {
-        path: path.to_owned(),
-        found,
-        supported,
+/// Microseconds since the Unix epoch; cannot overflow for any `OffsetDateTime`.
+pub(super) fn to_micros(time: OffsetDateTime) -> i64 {
+    time.unix_timestamp() * 1_000_000 + i64::from(time.microsecond())
+}
+
+pub(super) fn from_micros(micros: i64) -> Result<OffsetDateTime, time::error::ComponentRange> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+}
+
+// How version 5 stored a call: one row with every field, JSON for the structured ones.
+
+/// Reads a JSON column, naming the row when it does not parse.
+pub(super) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    table: &'static str,
+    id: i64,
+    column: &'static str,
+) -> Result<Option<T>, JournalError> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|error| JournalError::Corrupt {
+            table,
+            id,
+            column,
+            reason: error.to_string(),
+        })
+    })
+    .transpose()
+}
+
+pub(super) fn time_column(
+    row: &Row<'_>,
+    table: &'static str,
+    id: i64,
+) -> Result<OffsetDateTime, JournalError> {
+    from_micros(row.get("time_us")?).map_err(|error| JournalError::Corrupt {
+        table,
+        id,
+        column: "time_us",
+        reason: error.to_string(),
+    })
+}
+
+pub(super) const V5_CALL_COLUMNS: &str =
+    "id, time_us, peer, tls_version, cipher_suite, alpn, identity, method, \
+    path, soap_version, soap_action, operation, operation_namespace, star_headers, request_body, \
+    request_truncated, response_body, response_truncated, http_status, receipts, outcome, \
+    fault_code, soap_fault_code, detail, latency_us, scenario_file, scenario_rule, service, \
+    service_operation, findings, supplier, authorization, identity_findings";
+
+pub(super) fn v5_call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError> {
+    const TABLE: &str = "calls";
+    let id: i64 = row.get("id")?;
+    let corrupt = |column, reason: String| JournalError::Corrupt {
+        table: TABLE,
+        id,
+        column,
+        reason,
     };
-    let found = schema_version(connection)?;
-    if found > supported {
-        return Err(too_new(found));
-    }
-    if found == supported {
-        return Ok(());
-    }
-    // IMMEDIATE takes the write lock first, so two processes opening at once do not both migrate.
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = schema_version(&transaction)?;
-    if found > supported {
-        return Err(too_new(found));
-    }
-    let applied = usize::try_from(found).unwrap_or(0);
-    for (index, step) in MIGRATIONS.iter().enumerate().skip(applied) {
-        transaction
-            .execute_batch(step)
-            .map_err(|source| JournalError::Migration {
-                path: path.to_owned(),
-                version: index + 1,
-                source,
-            })?;
-    }
-    transaction.pragma_update(None, "user_version", supported)?;
-    transaction.commit()?;
-    tracing::info!(path = %path.display(), from = found, to = supported, "journal schema migrated");
-    Ok(())
+    let kind: String = row.get("outcome")?;
+    let outcome = match kind.as_str() {
+        "receipt" => Outcome::Receipt,
+        "http" => Outcome::Http,
+        "fault" => Outcome::Fault {
+            code: row.get("fault_code")?,
+            fault_code: row
+                .get::<_, Option<String>>("soap_fault_code")?
+                .ok_or_else(|| corrupt("soap_fault_code", "missing for a fault".to_owned()))?,
+        },
+        other => return Err(corrupt("outcome", format!("unknown outcome {other:?}"))),
+    };
+    let http_status: i64 = row.get("http_status")?;
+    let latency: i64 = row.get("latency_us")?;
+    let record = CallRecord {
+        time: time_column(row, TABLE, id)?,
+        peer: row.get("peer")?,
+        tls_version: row.get("tls_version")?,
+        cipher_suite: row.get("cipher_suite")?,
+        alpn: row.get("alpn")?,
+        identity: json_column(row, TABLE, id, "identity")?,
+        method: row.get("method")?,
+        path: row.get("path")?,
+        soap_version: row.get("soap_version")?,
+        soap_action: row.get("soap_action")?,
+        operation: row.get("operation")?,
+        operation_namespace: row.get("operation_namespace")?,
+        star_headers: json_column(row, TABLE, id, "star_headers")?,
+        request_body: row.get("request_body")?,
+        request_truncated: row.get("request_truncated")?,
+        response_body: row.get("response_body")?,
+        response_truncated: row.get("response_truncated")?,
+        http_status: u16::try_from(http_status)
+            .map_err(|error| corrupt("http_status", error.to_string()))?,
+        receipts: json_column(row, TABLE, id, "receipts")?.unwrap_or_default(),
+        outcome,
+        detail: row.get("detail")?,
+        latency_micros: u64::try_from(latency)
+            .map_err(|error| corrupt("latency_us", error.to_string()))?,
+        scenario_file: row.get("scenario_file")?,
+        scenario_rule: row.get("scenario_rule")?,
+        service: row.get("service")?,
+        service_operation: row.get("service_operation")?,
+        findings: json_column(row, TABLE, id, "findings")?.unwrap_or_default(),
+        supplier: row.get("supplier")?,
+        authorization: row.get("authorization")?,
+        identity_findings: json_column(row, TABLE, id, "identity_findings")?.unwrap_or_default(),
+    };
+    Ok(StoredCall { id, record })
 }

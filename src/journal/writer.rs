@@ -1,4 +1,11 @@
 //! The group-commit writer: one thread, one store, a bounded queue.
+//!
+//! Besides writing, the thread keeps the journal within its [`Retention`]: after a batch that
+//! added calls it removes the oldest ones beyond the limits, one small step per turn, so a
+//! waiting call never queues behind a long delete. And it knows whether the store can commit:
+//! a batch failing for want of space (or a read-only file) marks the journal *unavailable*
+//! (`/health/ready` then says not ready, callers get fault 1011) until a write succeeds again,
+//! by a call or by [`Journal::probe`].
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -6,10 +13,13 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::records::*;
+use super::records::{CallRecord, ConfirmationRecord, Entry, RejectionRecord, ReloadRecord};
 use super::sqlite::SqliteStore;
-use super::store::JournalStore;
-use super::{JournalError, MAX_BATCH, QUEUE_CAPACITY};
+use super::store::{JournalStore, PruneReason, Pruned, Retention};
+use super::{JournalError, StorageError, MAX_BATCH, QUEUE_CAPACITY};
+
+/// Calls one pruning step removes at least (more after a large batch, to keep up).
+pub const PRUNE_STEP: usize = 256;
 
 /// What travels from the handles to the writer thread.
 enum Message {
@@ -21,6 +31,8 @@ enum Message {
     },
     /// Accept nothing more, write what is queued, stop, then answer.
     Close { reply: oneshot::Sender<()> },
+    /// Try a small write and answer whether the store can commit.
+    Probe { reply: oneshot::Sender<bool> },
 }
 
 /// State the handles share with the writer thread.
@@ -31,6 +43,28 @@ struct Shared {
     /// Set when the writer has written everything and stopped on request or when every handle
     /// was dropped, so a second `close` is not an error.
     stopped: AtomicBool,
+    /// Cleared when a batch failed because the store cannot commit (disk full, read-only);
+    /// set again by the next successful write.
+    unavailable: AtomicBool,
+    /// Batches that failed as a whole.
+    failed_batches: AtomicU64,
+    /// Pruning, indexed like [`PruneReason::ALL`]: steps taken, calls removed.
+    prune_steps: [AtomicU64; 3],
+    pruned_calls: [AtomicU64; 3],
+    pruned_rejections: AtomicU64,
+}
+
+/// The writer's counters, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    pub queue_depth: usize,
+    pub batches: u64,
+    pub failed_batches: u64,
+    /// Whether the last write succeeded (see [`Journal::is_available`]).
+    pub available: bool,
+    /// Per reason: (reason, pruning steps, calls removed).
+    pub pruned: Vec<(PruneReason, u64, u64)>,
+    pub pruned_rejections: u64,
 }
 
 /// The handle the server journals through: cheap to clone, all clones feed one writer thread.
@@ -49,19 +83,33 @@ impl Journal {
     /// Spawns the writer thread, which owns `store` until the journal is closed or every handle
     /// is dropped.
     pub fn start(store: impl JournalStore) -> Result<Journal, JournalError> {
+        Journal::start_with(store, Retention::default())
+    }
+
+    /// [`Journal::start`], keeping the store within `retention`.
+    pub fn start_with(
+        store: impl JournalStore,
+        retention: Retention,
+    ) -> Result<Journal, JournalError> {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
         let writer_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("journal-writer".to_owned())
-            .spawn(move || run_writer(store, receiver, &writer_shared))
+            .spawn(move || run_writer(store, retention, receiver, &writer_shared))
             .map_err(JournalError::SpawnWriter)?;
         Ok(Journal { sender, shared })
     }
 
-    /// Opens (or creates) the SQLite journal at `path` and starts its writer.
+    /// Opens (or creates) the SQLite journal at `path` with the default [`Retention`] and
+    /// starts its writer.
     pub fn open_sqlite(path: &Path) -> Result<Journal, JournalError> {
-        Journal::start(SqliteStore::open(path)?)
+        Journal::open_sqlite_with(path, Retention::default())
+    }
+
+    /// Opens (or creates) the SQLite journal at `path`, kept within `retention`.
+    pub fn open_sqlite_with(path: &Path, retention: Retention) -> Result<Journal, JournalError> {
+        Journal::start_with(SqliteStore::open(path)?, retention)
     }
 
     /// Journals a call; resolves with its id once it is committed.
@@ -96,6 +144,46 @@ impl Journal {
     /// Whether the writer still accepts entries.
     pub fn is_open(&self) -> bool {
         !self.sender.is_closed() && !self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether the store could commit the last time it was asked to (false after a write failed
+    /// for want of space or permission, until one succeeds).
+    pub fn is_available(&self) -> bool {
+        !self.shared.unavailable.load(Ordering::Acquire)
+    }
+
+    /// Has the writer try a small write (when the journal is unavailable: to notice that space
+    /// came back) and resolves with whether the store can commit.
+    pub async fn probe(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Message::Probe { reply }).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> JournalStats {
+        let shared = &self.shared;
+        JournalStats {
+            queue_depth: self.queue_depth(),
+            batches: shared.batches.load(Ordering::Relaxed),
+            failed_batches: shared.failed_batches.load(Ordering::Relaxed),
+            available: self.is_available(),
+            pruned: PruneReason::ALL
+                .iter()
+                .zip(&shared.prune_steps)
+                .zip(&shared.pruned_calls)
+                .map(|((reason, steps), calls)| {
+                    (
+                        *reason,
+                        steps.load(Ordering::Relaxed),
+                        calls.load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            pruned_rejections: shared.pruned_rejections.load(Ordering::Relaxed),
+        }
     }
 
     async fn record(&self, entry: Entry) -> Result<i64, JournalError> {
@@ -136,18 +224,38 @@ impl Journal {
     }
 }
 
-/// The writer thread: group commit until closed or every handle is gone.
+/// The writer thread: group commit until closed or every handle is gone, pruning in between.
 fn run_writer<S: JournalStore>(
     mut store: S,
+    retention: Retention,
     mut receiver: mpsc::Receiver<Message>,
     shared: &Shared,
 ) {
+    let bounded = retention != Retention::UNBOUNDED;
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut entries = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut closers = Vec::new();
-    // After `close`, the receiver still yields what was queued before, then 0.
-    while receiver.blocking_recv_many(&mut messages, MAX_BATCH) > 0 {
+    // Calls written since pruning last found nothing to do.
+    let mut prune_due = bounded;
+    let mut last_batch = 0;
+    loop {
+        if prune_due && messages.is_empty() {
+            // Pruning is due: take what is queued without waiting, else prune a step.
+            while messages.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(message) => messages.push(message),
+                    Err(_) => break,
+                }
+            }
+            if messages.is_empty() {
+                prune_due = prune_step(&mut store, &retention, last_batch, shared);
+                continue;
+            }
+        } else if receiver.blocking_recv_many(&mut messages, MAX_BATCH) == 0 {
+            // After `close`, the receiver still yields what was queued before, then 0.
+            break;
+        }
         for message in messages.drain(..) {
             match message {
                 Message::Append { entry, reply } => {
@@ -158,11 +266,33 @@ fn run_writer<S: JournalStore>(
                     receiver.close();
                     closers.push(reply);
                 }
+                Message::Probe { reply } => {
+                    let available = match store.probe() {
+                        Ok(()) => true,
+                        Err(error) => {
+                            tracing::debug!(%error, "journal probe failed");
+                            false
+                        }
+                    };
+                    set_available(shared, available);
+                    let _ = reply.send(available);
+                }
             }
         }
         if !entries.is_empty() {
+            let calls = entries
+                .iter()
+                .filter(|entry| matches!(entry, Entry::Call(_)))
+                .count();
             write_batch(&mut store, &entries, &mut replies, shared);
             entries.clear();
+            if calls > 0 && bounded {
+                prune_due = true;
+                last_batch = calls;
+            }
+        }
+        if prune_due && receiver.is_closed() && receiver.is_empty() {
+            prune_due = false;
         }
     }
     drop(store);
@@ -173,8 +303,65 @@ fn run_writer<S: JournalStore>(
     }
 }
 
+/// One pruning step; returns whether another is due.
+fn prune_step<S: JournalStore>(
+    store: &mut S,
+    retention: &Retention,
+    last_batch: usize,
+    shared: &Shared,
+) -> bool {
+    let limit = PRUNE_STEP.max(last_batch.saturating_mul(2));
+    match store.prune(retention, limit) {
+        Ok(Pruned {
+            calls,
+            rejections,
+            reason: Some(reason),
+        }) if calls > 0 || rejections > 0 => {
+            let index = PruneReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0);
+            shared.prune_steps[index].fetch_add(1, Ordering::Relaxed);
+            shared.pruned_calls[index].fetch_add(calls, Ordering::Relaxed);
+            shared
+                .pruned_rejections
+                .fetch_add(rejections, Ordering::Relaxed);
+            tracing::info!(
+                reason = reason.as_str(),
+                calls,
+                rejections,
+                "journal pruned: oldest entries removed to stay within its retention"
+            );
+            true
+        }
+        Ok(Pruned {
+            reason: Some(reason),
+            ..
+        }) => {
+            tracing::warn!(
+                reason = reason.as_str(),
+                "journal is over its retention limit, but every remaining call is onboarding evidence"
+            );
+            false
+        }
+        Ok(_) => false,
+        Err(error) => {
+            tracing::warn!(%error, "journal pruning failed; retrying after the next batch");
+            false
+        }
+    }
+}
+
+fn set_available(shared: &Shared, available: bool) {
+    let was_unavailable = shared.unavailable.swap(!available, Ordering::AcqRel);
+    if available && was_unavailable {
+        tracing::info!("journal writes succeed again: calls are answered normally");
+    }
+}
+
 /// Writes `entries` in one transaction and answers each reply. If the batch fails, the entries
-/// are retried one by one so that one bad entry fails only its own caller.
+/// are retried one by one so that one bad entry fails only its own caller; when the store
+/// cannot commit at all (disk full, read-only) every entry fails at once.
 fn write_batch<S: JournalStore>(
     store: &mut S,
     entries: &[Entry],
@@ -194,12 +381,32 @@ fn write_batch<S: JournalStore>(
     match result {
         Ok(ids) => {
             shared.batches.fetch_add(1, Ordering::Relaxed);
+            set_available(shared, true);
             for (reply, id) in replies.drain(..).zip(ids) {
                 // A caller that stopped waiting still had its entry written.
                 let _ = reply.send(Ok(id));
             }
         }
+        Err(error) if error.storage_fault().is_some_and(|f| f.is_unavailable()) => {
+            shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+            if !shared.unavailable.swap(true, Ordering::AcqRel) {
+                tracing::error!(
+                    error = %error,
+                    entries = entries.len(),
+                    "journal cannot commit: calls are answered with fault 1011 until it can again"
+                );
+            }
+            let fault = error.storage_fault().unwrap_or(super::StorageFault::Other);
+            let message = error_chain(&error);
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(JournalError::Storage(StorageError::from_parts(
+                    fault,
+                    message.clone(),
+                ))));
+            }
+        }
         Err(error) if entries.len() > 1 => {
+            shared.failed_batches.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 error = %error,
                 entries = entries.len(),
@@ -219,4 +426,16 @@ fn write_batch<S: JournalStore>(
             replies.clear();
         }
     }
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

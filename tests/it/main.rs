@@ -7,6 +7,7 @@ mod cli;
 mod core;
 mod dashboard;
 mod health;
+mod journal;
 mod onboarding;
 mod scenarios;
 mod support;

@@ -1,0 +1,376 @@
+//! The journal as a whole: a version-5 journal of the previous release migrating in place,
+//! retention pruning, a full disk answered with fault 1011 and recovered from, and onboarding
+//! counting calls by certificate identity.
+
+use std::path::Path;
+
+use dfdg_mock::journal::{
+    CallQuery, CallRecord, IdentityFields, Journal, JournalReader, Outcome, SqliteStore,
+    SCHEMA_VERSION,
+};
+use rusqlite::{params, Connection};
+use time::macros::datetime;
+
+/// The schema of the previous release (dfdg-mock's `src/journal.rs` on main before version 6),
+/// to build a journal exactly as it wrote them.
+const V5_SCHEMA: &[&str] = &[
+    // 1: calls, their receipts, refused handshakes.
+    "CREATE TABLE calls (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a stable cursor
+        time_us             INTEGER NOT NULL,  -- arrival, microseconds since the Unix epoch, UTC
+        peer                TEXT NOT NULL,
+        tls_version         TEXT NOT NULL,
+        cipher_suite        TEXT NOT NULL,
+        alpn                TEXT,
+        caller_id           TEXT,              -- copied out of identity, for filtering
+        cvr                 TEXT,              -- copied out of identity, for filtering
+        identity            TEXT,              -- IdentityFields as JSON
+        method              TEXT NOT NULL,
+        path                TEXT NOT NULL,
+        soap_version        TEXT,
+        soap_action         TEXT,
+        operation           TEXT,
+        operation_namespace TEXT,
+        star_headers        TEXT,              -- JSON object
+        request_body        BLOB NOT NULL,
+        request_truncated   INTEGER NOT NULL,
+        response_body       BLOB NOT NULL,
+        response_truncated  INTEGER NOT NULL,
+        http_status         INTEGER NOT NULL,
+        receipts            TEXT NOT NULL,     -- JSON array of GUIDs, as sent
+        outcome             TEXT NOT NULL,     -- 'receipt' | 'fault' | 'http'
+        fault_code          INTEGER,           -- STAR's numeric fault code, if any
+        soap_fault_code     TEXT,              -- 'Client' / 'Sender' / 'Server' / 'Receiver'
+        detail              TEXT,
+        latency_us          INTEGER NOT NULL
+    );
+    CREATE INDEX calls_time ON calls (time_us);
+    CREATE INDEX calls_caller_id ON calls (caller_id);
+    CREATE INDEX calls_cvr ON calls (cvr);
+    CREATE INDEX calls_operation ON calls (operation);
+    CREATE INDEX calls_path ON calls (path);
+    -- A receipt GUID leads back to the latest call that sent it.
+    CREATE TABLE receipts (
+        guid    TEXT PRIMARY KEY,
+        call_id INTEGER NOT NULL REFERENCES calls (id)
+    ) WITHOUT ROWID;
+    CREATE INDEX receipts_call_id ON receipts (call_id);
+    CREATE TABLE rejections (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us   INTEGER NOT NULL,
+        peer      TEXT NOT NULL,
+        reason    TEXT NOT NULL,               -- RejectionReason::as_str
+        detail    TEXT NOT NULL,
+        caller_id TEXT,
+        cvr       TEXT,
+        identity  TEXT,                        -- IdentityFields as JSON
+        mode      TEXT NOT NULL
+    );
+    CREATE INDEX rejections_time ON rejections (time_us);",
+    // 2: receipts a supplier confirmed having received (step 3 of STAR's onboarding test).
+    "CREATE TABLE confirmations (
+        guid    TEXT PRIMARY KEY,              -- the receipt's MessageIdentifier
+        call_id INTEGER NOT NULL,              -- the call that sent it, when confirmed
+        time_us INTEGER NOT NULL,              -- first confirmation; later ones change nothing
+        note    TEXT
+    ) WITHOUT ROWID;",
+    // 3: which scenario rule answered each call; the journal of scenario reloads.
+    "ALTER TABLE calls ADD COLUMN scenario_file TEXT;  -- NULL: no rule (see scenario_rule)
+    ALTER TABLE calls ADD COLUMN scenario_rule TEXT;  -- rule name, 'default', or NULL (not decided)
+    CREATE TABLE reloads (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_us INTEGER NOT NULL,
+        ok      INTEGER NOT NULL,                   -- 1: the new rules are in force
+        files   TEXT NOT NULL,                      -- JSON array of the files read
+        rules   INTEGER NOT NULL,                   -- rules in force afterwards
+        error   TEXT                                -- why the new files were refused
+    );",
+    // 4: what the WSDL catalog made of a call.
+    "ALTER TABLE calls ADD COLUMN service TEXT;            -- WSDL service name, when routed
+    ALTER TABLE calls ADD COLUMN service_operation TEXT;  -- WSDL operation name, when routed
+    ALTER TABLE calls ADD COLUMN findings TEXT;           -- JSON array of schema findings
+    CREATE INDEX calls_service ON calls (service);",
+    // 5: the supplier registry's decision on each call, its identity checks, and who confirmed.
+    "ALTER TABLE calls ADD COLUMN supplier TEXT;           -- registered supplier of the certificate
+    ALTER TABLE calls ADD COLUMN authorization TEXT;      -- 'open' | 'allowed' | 'refused <code>'
+    ALTER TABLE calls ADD COLUMN identity_findings TEXT;  -- JSON array of supplier::Finding
+    ALTER TABLE confirmations ADD COLUMN supplier TEXT;   -- the supplier that confirmed, if named
+    CREATE INDEX calls_supplier ON calls (supplier);",
+];
+
+fn identity(n: u32) -> IdentityFields {
+    IdentityFields {
+        caller_id: format!("CVR:9{n:07}-UUID:3f2b6c1e-8d4a-4b7e-9c21-{n:012}"),
+        kind: "OCES3 organisation/system".to_owned(),
+        cvr: Some(format!("9{n:07}")),
+        common_name: Some(format!("Leverandør {n}")),
+        subject: format!("CN=Leverandør {n}"),
+        issuer: "CN=dfdg-mock Test CA".to_owned(),
+        serial: format!("{n:02x}"),
+        fingerprint: format!("{n:064x}"),
+        not_before: "2026-01-01T00:00:00Z".to_owned(),
+        not_after: "2027-01-01T00:00:00Z".to_owned(),
+    }
+}
+
+/// A call as version 5 journaled it: every field set, so that any one lost shows.
+fn v5_call(n: u32) -> CallRecord {
+    let faulted = n % 3 == 2;
+    CallRecord {
+        time: datetime!(2026-05-01 10:00:00.123456 UTC) + time::Duration::seconds(i64::from(n)),
+        peer: format!("127.0.0.1:{}", 40_000 + n),
+        tls_version: "TLSv1.3".to_owned(),
+        cipher_suite: "TLS13_AES_256_GCM_SHA384".to_owned(),
+        alpn: (n % 2 == 0).then(|| "h2".to_owned()),
+        identity: (n != 4).then(|| identity(n % 2)),
+        method: "POST".to_owned(),
+        path: "/JobcenterMessageService/2/JobcenterMessageService.svc?x=1".to_owned(),
+        soap_version: Some("1.1".to_owned()),
+        soap_action: Some(
+            "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment".to_owned(),
+        ),
+        operation: Some("SaveAvailabilityAssessment".to_owned()),
+        operation_namespace: Some("urn:dfdg-mock:JobcenterMessageService:2".to_owned()),
+        star_headers: Some(serde_json::json!({
+            "request_user": { "user_identifier": identity(n % 2).caller_id }
+        })),
+        request_body: format!("<s:Envelope>request {n} \u{e6}</s:Envelope>").into_bytes(),
+        request_truncated: n == 3,
+        response_body: format!("<s:Envelope>response {n}</s:Envelope>").into_bytes(),
+        response_truncated: false,
+        http_status: if faulted { 500 } else { 200 },
+        receipts: if faulted {
+            Vec::new()
+        } else {
+            vec![format!("0000000{n}-aaaa-4bbb-8ccc-000000000000")]
+        },
+        outcome: if faulted {
+            Outcome::Fault {
+                code: Some(1014),
+                fault_code: "Client".to_owned(),
+            }
+        } else {
+            Outcome::Receipt
+        },
+        detail: faulted.then(|| "message not valid".to_owned()),
+        latency_micros: 1000 + u64::from(n),
+        scenario_file: Some("onboarding.toml".to_owned()),
+        scenario_rule: Some("save-availability-assessment".to_owned()),
+        service: Some("JobcenterMessageService".to_owned()),
+        service_operation: Some("SaveAvailabilityAssessment".to_owned()),
+        findings: Vec::new(),
+        supplier: (n % 2 == 1).then(|| "Leverandør 1".to_owned()),
+        authorization: Some("allowed".to_owned()),
+        identity_findings: Vec::new(),
+    }
+}
+
+/// Inserts `call` as version 5 did (its `insert_call`).
+fn insert_v5(connection: &Connection, call: &CallRecord) -> i64 {
+    let json = |value: &dyn erased::Json| value.text();
+    let (fault_code, soap_fault_code) = match &call.outcome {
+        Outcome::Fault { code, fault_code } => (*code, Some(fault_code.clone())),
+        _ => (None, None),
+    };
+    let kind = match call.outcome {
+        Outcome::Receipt => "receipt",
+        Outcome::Fault { .. } => "fault",
+        Outcome::Http => "http",
+    };
+    connection
+        .execute(
+            "INSERT INTO calls (time_us, peer, tls_version, cipher_suite, alpn, caller_id, cvr,
+                identity, method, path, soap_version, soap_action, operation, operation_namespace,
+                star_headers, request_body, request_truncated, response_body, response_truncated,
+                http_status, receipts, outcome, fault_code, soap_fault_code, detail, latency_us,
+                scenario_file, scenario_rule, service, service_operation, findings, supplier,
+                authorization, identity_findings)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, NULL, ?31, ?32, NULL)",
+            params![
+                call.time.unix_timestamp() * 1_000_000 + i64::from(call.time.microsecond()),
+                call.peer,
+                call.tls_version,
+                call.cipher_suite,
+                call.alpn,
+                call.identity.as_ref().map(|i| i.caller_id.clone()),
+                call.identity.as_ref().and_then(|i| i.cvr.clone()),
+                call.identity.as_ref().map(|i| json(i)),
+                call.method,
+                call.path,
+                call.soap_version,
+                call.soap_action,
+                call.operation,
+                call.operation_namespace,
+                call.star_headers.as_ref().map(|h| json(h)),
+                call.request_body,
+                call.request_truncated,
+                call.response_body,
+                call.response_truncated,
+                call.http_status,
+                json(&call.receipts),
+                kind,
+                fault_code,
+                soap_fault_code,
+                call.detail,
+                call.latency_micros as i64,
+                call.scenario_file,
+                call.scenario_rule,
+                call.service,
+                call.service_operation,
+                call.supplier,
+                call.authorization,
+            ],
+        )
+        .unwrap();
+    let id = connection.last_insert_rowid();
+    for guid in &call.receipts {
+        connection
+            .execute(
+                "INSERT OR REPLACE INTO receipts (guid, call_id) VALUES (?1, ?2)",
+                params![guid, id],
+            )
+            .unwrap();
+    }
+    id
+}
+
+mod erased {
+    pub trait Json {
+        fn text(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn text(&self) -> String {
+            serde_json::to_string(self).unwrap()
+        }
+    }
+}
+
+/// A version-5 journal with `count` calls, one confirmed receipt and one refused handshake;
+/// the newest call was deleted, so the id sequence is ahead of the largest id.
+fn v5_journal(path: &Path, count: u32) -> Vec<(i64, CallRecord)> {
+    let connection = Connection::open(path).unwrap();
+    for step in V5_SCHEMA {
+        connection.execute_batch(step).unwrap();
+    }
+    connection.pragma_update(None, "user_version", 5).unwrap();
+    let mut calls = Vec::new();
+    for n in 0..count {
+        let call = v5_call(n);
+        calls.push((insert_v5(&connection, &call), call));
+    }
+    let doomed = insert_v5(&connection, &v5_call(count));
+    connection
+        .execute("DELETE FROM receipts WHERE call_id = ?1", [doomed])
+        .unwrap();
+    connection
+        .execute("DELETE FROM calls WHERE id = ?1", [doomed])
+        .unwrap();
+    connection
+        .execute(
+            "INSERT INTO confirmations (guid, call_id, time_us, note, supplier) VALUES (?1, ?2, 1, 'ok', 'Leverandør 1')",
+            params![calls[1].1.receipts[0], calls[1].0],
+        )
+        .unwrap();
+    connection
+        .execute(
+            "INSERT INTO rejections (time_us, peer, reason, detail, mode) VALUES (1, '10.0.0.1:1', 'unknown_ca', 'UnknownIssuer', 'require')",
+            [],
+        )
+        .unwrap();
+    calls
+}
+
+#[tokio::test]
+async fn a_journal_of_the_previous_release_migrates_in_place_and_every_call_stays_readable() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("v5.sqlite");
+    let before = v5_journal(&path, 50);
+
+    let journal = Journal::open_sqlite(&path).unwrap();
+    let next = journal.record_call(v5_call(99)).await.unwrap();
+    journal.close().await.unwrap();
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), SCHEMA_VERSION);
+    for (id, record) in &before {
+        let stored = reader
+            .call(*id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("call {id} lost"));
+        assert_eq!(&stored.record, record, "call {id} changed");
+    }
+    assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 51);
+    assert!(
+        next > before.last().unwrap().0 + 1,
+        "the deleted call's id {next} was reused"
+    );
+    // Receipts, confirmations, refusals and the per-caller summary came along.
+    let (confirmed_id, confirmed) = &before[1];
+    assert_eq!(
+        reader
+            .call_by_receipt(&confirmed.receipts[0])
+            .unwrap()
+            .unwrap()
+            .id,
+        *confirmed_id
+    );
+    let confirmation = reader
+        .confirmation(&confirmed.receipts[0])
+        .unwrap()
+        .unwrap();
+    assert_eq!(confirmation.call_id, *confirmed_id);
+    assert_eq!(
+        confirmation.caller_id.as_deref(),
+        Some(identity(1).caller_id.as_str())
+    );
+    assert_eq!(reader.rejections(&Default::default()).unwrap().len(), 1);
+    let callers = reader.callers(10).unwrap();
+    let caller = callers
+        .iter()
+        .find(|c| c.caller_id == identity(1).caller_id)
+        .unwrap();
+    let of_caller = before
+        .iter()
+        .filter(|(_, c)| c.identity.as_ref() == Some(&identity(1)))
+        .count();
+    assert_eq!(
+        caller.calls as usize,
+        of_caller + 1,
+        "the call after the migration counts too"
+    );
+    // Queries answer from the new columns.
+    let faults = reader
+        .count_calls(&CallQuery {
+            outcome: Some("fault 1014".to_owned()),
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert_eq!(
+        faults as usize,
+        before.iter().filter(|(_, c)| c.http_status == 500).count()
+    );
+    let by_service = reader
+        .count_calls(&CallQuery {
+            service: Some("JobcenterMessageService".to_owned()),
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert_eq!(by_service, 51);
+}
+
+#[test]
+fn a_journal_of_an_older_version_than_5_is_brought_up_too() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("v2.sqlite");
+    {
+        let connection = Connection::open(&path).unwrap();
+        for step in &V5_SCHEMA[..2] {
+            connection.execute_batch(step).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.count_calls(&CallQuery::default()).unwrap(), 0);
+}
