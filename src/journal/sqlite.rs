@@ -1099,8 +1099,8 @@ fn outcome_condition(text: &str) -> Result<(String, Vec<Value>), JournalError> {
     let trimmed = text.trim();
     Ok(match trimmed {
         "receipt" => ("c.outcome = 0".to_owned(), Vec::new()),
-        "fault" => ("c.outcome <> 0 AND c.outcome = 1".to_owned(), Vec::new()),
-        "http" => ("c.outcome <> 0 AND c.outcome = 2".to_owned(), Vec::new()),
+        "fault" => ("c.outcome = 1".to_owned(), Vec::new()),
+        "http" => ("c.outcome = 2".to_owned(), Vec::new()),
         _ => {
             let code = trimmed
                 .strip_prefix("fault ")
@@ -1109,11 +1109,11 @@ fn outcome_condition(text: &str) -> Result<(String, Vec<Value>), JournalError> {
                 .ok_or_else(invalid)?;
             match code.parse::<i64>() {
                 Ok(number) => (
-                    "c.outcome <> 0 AND c.outcome = 1 AND c.fault_code = ?".to_owned(),
+                    "c.outcome = 1 AND c.fault_code = ?".to_owned(),
                     vec![Value::Integer(number)],
                 ),
                 Err(_) => (
-                    format!("c.outcome <> 0 AND c.outcome = 1 AND c.fault_name = {NAME}"),
+                    format!("c.outcome = 1 AND c.fault_name = {NAME}"),
                     vec![Value::Text(code.to_owned())],
                 ),
             }
@@ -1203,7 +1203,7 @@ fn call_filter(query: &CallQuery) -> Result<Filter, JournalError> {
     if let Some(code) = query.fault_code {
         filter.add(
             negate(Criterion::FaultCode),
-            "c.outcome <> 0 AND c.fault_code = ?",
+            "c.outcome = 1 AND c.fault_code = ?",
             [Value::Integer(code)],
         );
     }
