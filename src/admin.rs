@@ -376,7 +376,10 @@ const TOKEN_PROMPT: &str = r#"<!doctype html><html lang="da"><meta charset="utf-
 <input name="t" type="password" autofocus size="40"> <button>OK</button></form></body></html>"#;
 
 async fn health(admin: &Admin, path: &str) -> ApiResult {
-    let ready = admin.journal.is_open() && read(admin, |_store| Ok(())).await.is_ok();
+    // After a failed commit, try one small write: space may have come back.
+    let journal = &admin.journal;
+    let available = journal.is_available() || journal.probe().await;
+    let ready = journal.is_open() && available && read(admin, |_store| Ok(())).await.is_ok();
     let status = |ok: bool| {
         if ok {
             StatusCode::OK
@@ -390,6 +393,13 @@ async fn health(admin: &Admin, path: &str) -> ApiResult {
             &serde_json::json!({ "live": true, "ready": ready }),
         )),
         "/health/live" => Ok(json(StatusCode::OK, &serde_json::json!({ "live": true }))),
+        "/health/ready" if !available => Ok(json(
+            status(false),
+            &serde_json::json!({
+                "ready": false,
+                "journal": "cannot commit (disk full or not writable): calls are answered with fault 1011 until it can",
+            }),
+        )),
         "/health/ready" => Ok(json(status(ready), &serde_json::json!({ "ready": ready }))),
         _ => Err(ApiError::not_found(format!("no such path {path}"))),
     }
@@ -415,7 +425,7 @@ async fn route(
         (&Method::GET, ["metrics"]) => Ok(respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            admin.metrics.render(admin.journal.queue_depth()),
+            admin.metrics.render(&admin.journal.stats()),
         )),
         (&Method::GET, ["api", "calls"]) => list_calls(admin, &query).await,
         (&Method::GET, ["api", "calls", "export"]) => export_calls(admin, &query),

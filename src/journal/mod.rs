@@ -41,7 +41,7 @@ pub use records::{
 };
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
-pub use store::{JournalReader, JournalStore, PruneReason, Pruned, Retention};
+pub use store::{each_call, JournalReader, JournalStore, PruneReason, Pruned, Retention};
 pub use writer::{Journal, JournalStats};
 
 /// How many entries may wait for the writer; `record_*` wait for space beyond this, so memory

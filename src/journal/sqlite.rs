@@ -133,7 +133,7 @@ impl SqliteStore {
             ("synchronous", Value::Text("NORMAL".to_owned())),
             ("cache_size", Value::Integer(-WRITER_CACHE_KIB)),
             // After a checkpoint the WAL file shrinks back to this.
-            ("journal_size_limit", Value::Integer(64 << 20)),
+            ("journal_size_limit", Value::Integer(16 << 20)),
             ("temp_store", Value::Text("MEMORY".to_owned())),
         ] {
             connection
@@ -207,8 +207,9 @@ impl SqliteStore {
         Ok(schema_version(&self.connection)?)
     }
 
-    /// Bytes the journal's pages take (used pages only: freed ones are reused before the file
-    /// grows), plus the write-ahead log.
+    /// Bytes the journal's pages take: used pages only, since freed ones are reused before the
+    /// file grows. The write-ahead log comes on top (a few MB between checkpoints, cut back to
+    /// 16 MiB after one).
     pub fn size_on_disk(&self) -> Result<u64, JournalError> {
         let pragma = |name: &str| -> Result<i64, JournalError> {
             Ok(self
@@ -216,8 +217,7 @@ impl SqliteStore {
                 .pragma_query_value(None, name, |row| row.get(0))?)
         };
         let used = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
-        let wal = std::fs::metadata(wal_path(&self.path)).map_or(0, |m| m.len());
-        Ok(u64::try_from(used).unwrap_or(0) + wal)
+        Ok(u64::try_from(used).unwrap_or(0))
     }
 
     fn stored_next_call_id(&self) -> Result<i64, JournalError> {
@@ -292,12 +292,6 @@ impl SqliteStore {
         self.caches = Caches::default();
         Ok(())
     }
-}
-
-fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
 }
 
 /// Moves every call of a version-5 journal into the version-6 tables, keeping its id.
@@ -749,7 +743,13 @@ impl SqliteStore {
         let Some(reason) = self.over_limit(retention)? else {
             return Ok(Pruned::default());
         };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if let (PruneReason::MaxCalls, Some(count), Some(max)) =
+            (reason, self.call_count, retention.max_calls)
+        {
+            // Just down to the limit, not a whole step below it.
+            limit = limit.min(i64::try_from(count.saturating_sub(max)).unwrap_or(i64::MAX));
+        }
         let cutoff = retention
             .max_age
             .map(|age| to_micros(OffsetDateTime::now_utc() - age));

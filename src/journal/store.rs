@@ -8,7 +8,7 @@ use super::records::{
     CallQuery, CallerSummary, CertificateSummary, Entry, RejectionQuery, StoredCall,
     StoredConfirmation, StoredRejection, StoredReload,
 };
-use super::JournalError;
+use super::{JournalError, DEFAULT_LIMIT, MAX_LIMIT};
 
 /// Where the writer puts entries. Implementations are driven by one thread only.
 pub trait JournalStore: Send + 'static {
@@ -116,4 +116,34 @@ pub trait JournalReader {
     fn certificates(&self) -> Result<Vec<CertificateSummary>, JournalError>;
     /// The latest scenario reloads, newest first.
     fn reloads(&self, limit: usize) -> Result<Vec<StoredReload>, JournalError>;
+}
+
+/// Calls `each` with up to `total` calls matching `query`, newest first (0: [`DEFAULT_LIMIT`]),
+/// reading them [`MAX_LIMIT`] at a time by cursor, so any total is served in bounded memory.
+/// Returns how many it passed.
+pub fn each_call<E: From<JournalError>>(
+    reader: &impl JournalReader,
+    query: &CallQuery,
+    total: usize,
+    mut each: impl FnMut(&StoredCall) -> Result<(), E>,
+) -> Result<usize, E> {
+    let total = if total == 0 { DEFAULT_LIMIT } else { total };
+    let mut page = CallQuery {
+        after_id: None,
+        ..query.clone()
+    };
+    let mut done = 0;
+    while done < total {
+        page.limit = (total - done).min(MAX_LIMIT);
+        let calls = reader.calls(&page)?;
+        for call in &calls {
+            each(call)?;
+        }
+        done += calls.len();
+        match calls.last() {
+            Some(last) if calls.len() == page.limit => page.before_id = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(done)
 }

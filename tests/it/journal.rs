@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use dfdg_mock::journal::{
-    CallQuery, CallRecord, IdentityFields, Journal, JournalReader, Outcome, SqliteStore,
-    SCHEMA_VERSION,
+    CallQuery, CallRecord, ConfirmationRecord, IdentityFields, Journal, JournalReader, Outcome,
+    SqliteStore, SCHEMA_VERSION,
 };
 use rusqlite::{params, Connection};
 use time::macros::datetime;
@@ -373,4 +373,282 @@ fn a_journal_of_an_older_version_than_5_is_brought_up_too() {
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.count_calls(&CallQuery::default()).unwrap(), 0);
+}
+
+/// Waits (bounded) until `condition` holds, yielding in between; the writer prunes between
+/// batches on its own thread.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !condition() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+fn count(path: &Path) -> u64 {
+    SqliteStore::open_read_only(path)
+        .unwrap()
+        .count_calls(&CallQuery::default())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_the_oldest_calls_in_steps_and_keeps_onboarding_evidence() {
+    use dfdg_mock::journal::{PruneReason, Retention};
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("bounded.sqlite");
+    let retention = Retention {
+        max_calls: Some(100),
+        ..Retention::UNBOUNDED
+    };
+    let journal = Journal::open_sqlite_with(&path, retention).unwrap();
+    // The very first calls: one whose receipt gets confirmed, one that is merely old.
+    let confirmed = v5_call(1);
+    let confirmed_id = journal.record_call(confirmed.clone()).await.unwrap();
+    let mut old = v5_call(3);
+    old.identity = Some(identity(2)); // a certificate that makes newer calls below
+    let old_id = journal.record_call(old).await.unwrap();
+    journal
+        .confirm_receipt(ConfirmationRecord {
+            guid: confirmed.receipts[0].clone(),
+            time: time::OffsetDateTime::now_utc(),
+            note: None,
+            supplier: None,
+        })
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..1000)
+        .map(|n| {
+            let journal = journal.clone();
+            let mut call = v5_call(10 + n);
+            // Other certificates than the confirmed call's.
+            call.identity = Some(identity(2 + n % 5));
+            tokio::spawn(async move { journal.record_call(call).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    eventually("the journal is back within 100 calls", || {
+        count(&path) <= 100
+    })
+    .await;
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 100);
+    assert!(
+        reader.call(confirmed_id).unwrap().is_some(),
+        "evidence pruned"
+    );
+    assert_eq!(
+        reader
+            .call_by_receipt(&confirmed.receipts[0])
+            .unwrap()
+            .unwrap()
+            .id,
+        confirmed_id
+    );
+    assert!(
+        reader.call(old_id).unwrap().is_none(),
+        "the oldest call stayed"
+    );
+    // Every remaining certificate still has its newest receipt to show.
+    for caller in reader.callers(100).unwrap() {
+        let latest = caller.latest_receipt.expect("a receipt");
+        assert!(reader.call(latest).unwrap().is_some(), "{caller:?}");
+    }
+    let stats = journal.stats();
+    let (_, steps, pruned) = stats
+        .pruned
+        .iter()
+        .find(|(reason, _, _)| *reason == PruneReason::MaxCalls)
+        .copied()
+        .unwrap();
+    assert_eq!(pruned, 1002 - 100);
+    assert!(steps >= 1);
+    journal.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_age_removes_old_calls_and_refusals() {
+    use dfdg_mock::journal::{RejectionRecord, Retention};
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("aged.sqlite");
+    let retention = Retention {
+        max_age: Some(std::time::Duration::from_secs(3600)),
+        ..Retention::UNBOUNDED
+    };
+    let journal = Journal::open_sqlite_with(&path, retention).unwrap();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(5);
+    let mut old_ids = Vec::new();
+    for n in 0..20 {
+        let mut call = v5_call(n);
+        call.time = long_ago;
+        call.identity = None;
+        old_ids.push(journal.record_call(call).await.unwrap());
+    }
+    journal
+        .record_rejection(RejectionRecord {
+            time: long_ago,
+            peer: "10.0.0.1:1".to_owned(),
+            reason: dfdg_mock::journal::RejectionReason::UnknownCa,
+            detail: "UnknownIssuer".to_owned(),
+            identity: None,
+            mode: "require".to_owned(),
+        })
+        .await
+        .unwrap();
+    let mut recent = v5_call(30);
+    recent.time = time::OffsetDateTime::now_utc();
+    let recent_id = journal.record_call(recent).await.unwrap();
+    eventually("old calls are gone", || count(&path) == 1).await;
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert!(reader.call(recent_id).unwrap().is_some());
+    eventually("old refusals are gone", || {
+        reader.rejections(&Default::default()).unwrap().is_empty()
+    })
+    .await;
+    journal.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_size_keeps_the_journal_under_its_limit() {
+    use dfdg_mock::journal::Retention;
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("sized.sqlite");
+    let limit = 400 * 1024;
+    let retention = Retention {
+        max_size: Some(limit),
+        ..Retention::UNBOUNDED
+    };
+    let journal = Journal::open_sqlite_with(&path, retention).unwrap();
+    for n in 0..3000 {
+        let mut call = v5_call(n);
+        // Incompressible bodies, so that the size grows quickly.
+        call.request_body = (0..512)
+            .map(|i| ((n as u64 * 7919 + i) % 251) as u8)
+            .collect();
+        journal.record_call(call).await.unwrap();
+    }
+    let used = || {
+        SqliteStore::open_read_only(&path)
+            .unwrap()
+            .size_on_disk()
+            .unwrap()
+    };
+    eventually("the journal is under its size limit", || used() <= limit).await;
+    assert!(count(&path) > 100, "pruning went too far: {}", count(&path));
+    journal.close().await.unwrap();
+}
+
+#[test]
+fn calls_limit_beyond_one_page_returns_every_row_asked_for() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("many.sqlite");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let journal = Journal::open_sqlite(&path).unwrap();
+        let tasks: Vec<_> = (0..10_050)
+            .map(|n| {
+                let journal = journal.clone();
+                tokio::spawn(async move { journal.record_call(v5_call(n)).await.unwrap() })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        journal.close().await.unwrap();
+    });
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .args(["calls", "--json", "--limit", "10020", "--journal"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10_020);
+    let ids: Vec<i64> = lines.iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .args(["calls", "--rejected", "--limit", "20000", "--journal"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("capped at 10000"));
+}
+
+mod live {
+    //! Through the real server.
+
+    use std::sync::Arc;
+
+    use dfdg_mock::identity::CallerIdentity;
+    use dfdg_mock::journal::SqliteStore;
+    use dfdg_mock::supplier::{Category, LiveRegistry, Registry, Supplier};
+
+    use crate::support::*;
+
+    const ACTION: &str = "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment";
+
+    #[tokio::test]
+    async fn a_call_made_before_its_supplier_was_registered_counts_for_that_supplier() {
+        let pki = Pki::new();
+        let dir = tempfile::tempdir().unwrap();
+        let registry_path = dir.path().join("suppliers.toml");
+        let suppliers = Arc::new(LiveRegistry::load(&registry_path, false).unwrap());
+        let server = TestServer::start_with(
+            &pki,
+            Options {
+                suppliers: Some(suppliers.clone()),
+                admin: Some(AdminOptions::loopback()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let certificate = pki.oces3_client();
+        let caller_id = CallerIdentity::from_der(&certificate.cert_der)
+            .unwrap()
+            .caller_id;
+        let client = pki.client_with(Some(&certificate));
+        // Open mode: no registry yet, the call is journaled without a supplier.
+        let reply = client
+            .soap11(server.addr, ACTION, &registration(&caller_id))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(server.journal().calls[0].record.supplier, None);
+
+        Registry::of(vec![Supplier {
+            name: "Sen Leverandør ApS".to_owned(),
+            cvr: CVR.to_owned(),
+            category: Category::Large,
+            identities: vec![caller_id.clone()],
+            services: vec!["JobcenterMessageService".to_owned()],
+            revoked: Vec::new(),
+        }])
+        .save(&registry_path)
+        .unwrap();
+        suppliers.reload().unwrap();
+
+        let store = SqliteStore::open_read_only(&server.journal_path).unwrap();
+        let statuses =
+            dfdg_mock::onboarding::suppliers(&store, &suppliers.current(), None).unwrap();
+        assert_eq!(statuses.len(), 1);
+        let status = &statuses[0];
+        assert_eq!(status.calls, 1, "{status:?}");
+        assert!(status.call_received.done, "{status:?}");
+        assert!(status.identity_checked.done, "{status:?}");
+        let api = admin_json(server.admin(), "/api/suppliers").await;
+        assert_eq!(api["suppliers"][0]["calls"], 1, "{api}");
+        assert_eq!(api["suppliers"][0]["call_received"]["done"], true, "{api}");
+    }
 }
