@@ -136,6 +136,8 @@ const SHARED: &str = "
 const CALLS: &str = "
     -- Counters that must survive deleting every row: the next call id (ids are never reused).
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    -- A scratch row the writer writes and removes to learn whether space came back.
+    CREATE TABLE probe (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
     -- Every short text a hot column refers to: operations, services, paths, SOAP actions,
     -- supplier names, SOAP fault codes.
     CREATE TABLE names (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);

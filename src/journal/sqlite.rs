@@ -44,6 +44,9 @@ const MAX_DICTIONARIES: i64 = 64;
 /// Names the writer remembers at most before it starts over (they stay in the table).
 const MAX_CACHED_NAMES: usize = 65_536;
 
+/// Bytes the availability probe writes (and removes again).
+const PROBE_BYTES: i64 = 512 * 1024;
+
 /// Calls copied per step of the migration from version 5 (one progress line each).
 const MIGRATION_STEP: i64 = 20_000;
 
@@ -674,11 +677,13 @@ impl JournalStore for SqliteStore {
     }
 
     fn probe(&mut self) -> Result<(), JournalError> {
-        // A real write: it fails while the disk is full, like a call's would.
+        // Real writes of more than a batch of calls needs: they fail while the disk is full,
+        // as a batch would (a tiny write may still fit where the failed batch left room).
         self.connection.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_call_id', ?1)",
-            [self.next_call_id],
+            "INSERT OR REPLACE INTO probe (id, bytes) VALUES (1, zeroblob(?1))",
+            [PROBE_BYTES],
         )?;
+        self.connection.execute("DELETE FROM probe", [])?;
         Ok(())
     }
 }

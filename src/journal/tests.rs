@@ -750,4 +750,66 @@ mod tests {
         assert_eq!(back.record.outcome, stored.record.outcome);
         assert_eq!(back.record.response_body, stored.record.response_body);
     }
+
+    /// Fails every write while `full` is set, as a store on a full disk does.
+    struct FullStore {
+        full: Arc<std::sync::atomic::AtomicBool>,
+        next_id: i64,
+    }
+
+    impl FullStore {
+        fn check(&self) -> Result<(), JournalError> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(JournalError::Storage(StorageError::from_parts(
+                    StorageFault::Full,
+                    "database or disk is full".to_owned(),
+                )));
+            }
+            Ok(())
+        }
+    }
+
+    impl JournalStore for FullStore {
+        fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+            self.check()?;
+            let first = self.next_id;
+            self.next_id += entries.len() as i64;
+            Ok((first..self.next_id).collect())
+        }
+
+        fn probe(&mut self) -> Result<(), JournalError> {
+            self.check()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_store_fails_every_caller_at_once_and_a_probe_notices_the_space_coming_back() {
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let journal = Journal::start(FullStore {
+            full: Arc::clone(&full),
+            next_id: 1,
+        })
+        .unwrap();
+        assert_eq!(journal.record_call(call(0)).await.unwrap(), 1);
+        assert!(journal.is_available());
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let tasks: Vec<_> = (0..20)
+            .map(|n| {
+                let journal = journal.clone();
+                tokio::spawn(async move { journal.record_call(call(n)).await })
+            })
+            .collect();
+        for task in tasks {
+            let error = task.await.unwrap().unwrap_err();
+            assert_eq!(error.storage_fault(), Some(StorageFault::Full), "{error}");
+        }
+        assert!(!journal.is_available());
+        assert!(!journal.probe().await);
+        assert!(journal.stats().failed_batches >= 1);
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(journal.probe().await);
+        assert!(journal.is_available());
+        assert!(journal.record_call(call(99)).await.is_ok());
+        journal.close().await.unwrap();
+    }
 }

@@ -652,3 +652,180 @@ mod live {
         assert_eq!(api["suppliers"][0]["call_received"]["done"], true, "{api}");
     }
 }
+
+mod disk_full {
+    //! A journal on a small file system of its own (tmpfs with `size=`, mounted by the test:
+    //! needs root, as in CI), filled up with another file, then given space again.
+
+    use std::io::Write as _;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use dfdg_mock::journal::SqliteStore;
+
+    use crate::support::*;
+
+    const ACTION: &str = "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment";
+
+    /// A mounted tmpfs, unmounted on drop.
+    struct SmallFileSystem {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl SmallFileSystem {
+        fn mount(size: &str) -> SmallFileSystem {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("small");
+            std::fs::create_dir(&path).unwrap();
+            let output = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&path)
+                .output()
+                .expect("mount(8) runs");
+            assert!(
+                output.status.success(),
+                "this test mounts a small tmpfs and must run as root (CI does): {output:?}"
+            );
+            SmallFileSystem { path, _dir: dir }
+        }
+    }
+
+    impl Drop for SmallFileSystem {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+
+    /// Writes `path` until the file system is full.
+    fn fill(path: &Path) {
+        let mut file = std::fs::File::create(path).unwrap();
+        let chunk = vec![0x5a_u8; 64 * 1024];
+        while file
+            .write_all(&chunk)
+            .and_then(|()| file.sync_data())
+            .is_ok()
+        {}
+    }
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .map(|status| {
+                status.lines().any(|line| {
+                    line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0")
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_gets_fault_1011_and_not_ready_then_recovers_by_itself() {
+        if !is_root() {
+            eprintln!("skipped: mounting a small tmpfs needs root (the injected-failure unit test journal::tests::a_full_store_… still runs)");
+            return;
+        }
+        let disk = SmallFileSystem::mount("3m");
+        let pki = Pki::new();
+        let server = TestServer::start_with(
+            &pki,
+            Options {
+                journal: Some(disk.path.join("journal.sqlite")),
+                admin: Some(AdminOptions::loopback()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let client = pki.client_with(Some(&pki.oces3_client()));
+        let caller_id = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
+        let mut acknowledged = Vec::new();
+        let mut call = || async {
+            client
+                .soap11(server.addr, ACTION, &registration(&caller_id))
+                .await
+                .unwrap()
+        };
+        let reply = call().await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        acknowledged.push(
+            reply.headers["x-dfdg-mock-call-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+
+        fill(&disk.path.join("filler"));
+        let mut refused = None;
+        for _ in 0..2000 {
+            let reply = call().await;
+            if reply.status == 200 {
+                acknowledged.push(
+                    reply.headers["x-dfdg-mock-call-id"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            } else {
+                refused = Some(reply);
+                break;
+            }
+        }
+        let refused = refused.expect("a call failed once the disk was full");
+        assert_eq!(refused.status, 500, "{}", refused.body);
+        assert!(
+            refused.body.contains("<s:Envelope") || refused.body.contains("Envelope"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("1011"), "{}", refused.body);
+        assert!(
+            !refused.body.contains("MessageIdentifier"),
+            "no receipt: {}",
+            refused.body
+        );
+        assert!(refused.headers.get("x-dfdg-mock-call-id").is_none());
+
+        let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
+        assert_eq!(ready.status, 503, "{}", ready.body);
+        assert!(ready.body.contains("cannot commit"), "{}", ready.body);
+        let live = admin_request(server.admin(), "GET", "/health/live", None, None).await;
+        assert_eq!(live.status, 200, "the server stays up");
+        let metrics = admin_request(server.admin(), "GET", "/metrics", None, None).await;
+        assert!(
+            metrics.body.contains("dfdg_mock_journal_available 0"),
+            "{}",
+            metrics.body
+        );
+        assert!(
+            call().await.body.contains("1011"),
+            "still refused while full"
+        );
+
+        std::fs::remove_file(disk.path.join("filler")).unwrap();
+        let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
+        assert_eq!(
+            ready.status, 200,
+            "ready again once space is back: {}",
+            ready.body
+        );
+        let reply = call().await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        acknowledged.push(
+            reply.headers["x-dfdg-mock-call-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+
+        let path = server.journal_path.clone();
+        server.stop().await;
+        let store = SqliteStore::open_read_only(&path).unwrap();
+        use dfdg_mock::journal::JournalReader as _;
+        for id in &acknowledged {
+            let id: i64 = id.parse().unwrap();
+            assert!(
+                store.call(id).unwrap().is_some(),
+                "acknowledged call {id} is missing"
+            );
+        }
+    }
+}
