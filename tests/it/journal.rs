@@ -738,7 +738,7 @@ mod disk_full {
         let client = pki.client_with(Some(&pki.oces3_client()));
         let caller_id = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
         let mut acknowledged = Vec::new();
-        let mut call = || async {
+        let call = || async {
             client
                 .soap11(server.addr, ACTION, &registration(&caller_id))
                 .await
