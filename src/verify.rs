@@ -407,16 +407,16 @@ impl Expectation {
     }
 }
 
-/// Checks every expectation against the journal: one indexed count per expectation, and for a
-/// failed one a query per criterion for the newest calls that miss only that criterion.
+/// Checks every expectation against the journal: all counted in one pass over the calls, and for
+/// a failed one a query per criterion for the newest calls that miss only that criterion.
 pub fn verify(
     reader: &impl JournalReader,
     expectations: &Expectations,
 ) -> Result<Report, JournalError> {
-    let examined = reader.count_calls(&CallQuery::default())?;
-    let mut verdicts = Vec::with_capacity(expectations.expect.len());
-    for expectation in &expectations.expect {
-        let times = Times {
+    let times: Vec<Times> = expectations
+        .expect
+        .iter()
+        .map(|expectation| Times {
             since: expectation
                 .since
                 .as_deref()
@@ -425,15 +425,33 @@ pub fn verify(
                 .until
                 .as_deref()
                 .and_then(|t| crate::cli::parse_since(t).ok()),
-        };
-        let query = expectation.query(&times);
-        let matched = reader.count_calls(&query)?;
+        })
+        .collect();
+    // Every expectation and the total, counted in one pass.
+    let mut queries: Vec<CallQuery> = expectations
+        .expect
+        .iter()
+        .zip(&times)
+        .map(|(expectation, times)| expectation.query(times))
+        .collect();
+    queries.push(CallQuery::default());
+    let counts = reader.count_each(&queries)?;
+    let examined = counts.last().copied().unwrap_or(0);
+    let mut verdicts = Vec::with_capacity(expectations.expect.len());
+    for (((expectation, times), query), matched) in expectations
+        .expect
+        .iter()
+        .zip(&times)
+        .zip(&queries)
+        .zip(counts)
+    {
+        let (times, query) = (times, query);
         let (low, high) = expectation.bounds();
         let passed = matched >= low && high.is_none_or(|high| matched <= high);
         let near_misses = if passed {
             Vec::new()
         } else {
-            near_misses(reader, expectation, &query, &times)?
+            near_misses(reader, expectation, query, times)?
         };
         verdicts.push(Verdict {
             name: expectation

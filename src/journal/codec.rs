@@ -196,6 +196,11 @@ pub fn receipt_key(guid: &str) -> i64 {
     i64::from_le_bytes(first)
 }
 
+/// The bucket of a receipt key (0..256), the first column of the receipts index.
+pub fn receipt_bucket(key: i64) -> i64 {
+    key & 0xff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

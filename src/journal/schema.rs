@@ -191,11 +191,14 @@ const CALLS: &str = "
         dictionary INTEGER NOT NULL,           -- dictionaries.id; 0: none
         data       BLOB NOT NULL
     );
-    -- Receipt GUID -> call, by an 8-byte hash of the GUID (codec::receipt_key).
+    -- Receipt GUID -> call, by an 8-byte hash of the GUID (codec::receipt_key). Keyed by one of
+    -- 256 buckets of that hash and then the call id, so a batch appends to 256 pages instead of
+    -- dirtying one random page per receipt; a look-up reads one bucket.
     CREATE TABLE receipts (
-        key     INTEGER NOT NULL,
+        bucket  INTEGER NOT NULL,
         call_id INTEGER NOT NULL,
-        PRIMARY KEY (key, call_id)
+        key     INTEGER NOT NULL,
+        PRIMARY KEY (bucket, call_id, key)
     ) WITHOUT ROWID;";
 
 /// A fresh journal, at [`SCHEMA_VERSION`].

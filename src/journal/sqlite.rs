@@ -32,8 +32,9 @@ use super::{JournalError, RejectionReason, StorageError, StorageFault, DEFAULT_L
 /// How long a connection waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Page cache of the writer's connection (KiB): room for the leaf pages a batch touches.
-const WRITER_CACHE_KIB: i64 = 4096;
+/// Page cache of the writer's connection (KiB): room for the leaf pages a batch touches (the
+/// newest page of each certificate in its index, mostly).
+const WRITER_CACHE_KIB: i64 = 8192;
 
 /// Page cache of a reading connection (KiB): small, so that readers keep the server lean.
 const READER_CACHE_KIB: i64 = 1024;
@@ -524,10 +525,12 @@ fn insert_call(
     connection
         .prepare_cached("INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)")?
         .execute(params![id, dictionary_id, blob])?;
-    let mut receipt = connection
-        .prepare_cached("INSERT OR IGNORE INTO receipts (key, call_id) VALUES (?1, ?2)")?;
+    let mut receipt = connection.prepare_cached(
+        "INSERT OR IGNORE INTO receipts (bucket, call_id, key) VALUES (?1, ?2, ?3)",
+    )?;
     for guid in &call.receipts {
-        receipt.execute(params![codec::receipt_key(guid), id])?;
+        let key = codec::receipt_key(guid);
+        receipt.execute(params![codec::receipt_bucket(key), id, key])?;
     }
     if let Some(certificate) = certificate {
         let receipt = call.outcome == Outcome::Receipt;
@@ -784,13 +787,14 @@ impl SqliteStore {
         let mut removed_per_certificate: HashMap<i64, i64> = HashMap::new();
         {
             let mut receipts = transaction
-                .prepare_cached("DELETE FROM receipts WHERE key = ?1 AND call_id = ?2")?;
+                .prepare_cached("DELETE FROM receipts WHERE bucket = ?1 AND call_id = ?2")?;
             let mut data = transaction.prepare_cached("DELETE FROM call_data WHERE id = ?1")?;
             let mut call = transaction.prepare_cached("DELETE FROM calls WHERE id = ?1")?;
             for (id, certificate) in &candidates {
                 if let Some(stored) = self.call_on(&transaction, *id)? {
                     for guid in &stored.record.receipts {
-                        receipts.execute(params![codec::receipt_key(guid), id])?;
+                        let key = codec::receipt_key(guid);
+                        receipts.execute(params![codec::receipt_bucket(key), id])?;
                     }
                 }
                 data.execute([id])?;
@@ -1018,8 +1022,16 @@ impl SqliteStore {
         guid: &str,
     ) -> Result<Option<StoredCall>, JournalError> {
         let candidates: Vec<i64> = connection
-            .prepare_cached("SELECT call_id FROM receipts WHERE key = ?1 ORDER BY call_id DESC")?
-            .query_map([codec::receipt_key(guid)], |row| row.get(0))?
+            .prepare_cached(
+                "SELECT call_id FROM receipts WHERE bucket = ?1 AND key = ?2 ORDER BY call_id DESC",
+            )?
+            .query_map(
+                params![
+                    codec::receipt_bucket(codec::receipt_key(guid)),
+                    codec::receipt_key(guid)
+                ],
+                |row| row.get(0),
+            )?
             .collect::<Result<_, _>>()?;
         for id in candidates {
             if let Some(call) = self.call_on(connection, id)? {
@@ -1265,6 +1277,43 @@ impl JournalReader for SqliteStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    fn count_each(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
+        // A query with a narrow indexed filter (a caller, a supplier, faults), or none at all,
+        // is counted on its own from its index; the broad rest together in one pass.
+        let narrow = |query: &CallQuery| {
+            let faults = query
+                .outcome
+                .as_deref()
+                .is_some_and(|o| o.trim() != "receipt");
+            query.negate.is_none()
+                && (query.caller.is_some()
+                    || query.caller_id.is_some()
+                    || query.cvr.is_some()
+                    || query.supplier.is_some()
+                    || query.fault_code.is_some()
+                    || faults
+                    || call_filter(query).is_ok_and(|filter| filter.conditions.is_empty()))
+        };
+        let mut counts = vec![0; queries.len()];
+        let mut broad = Vec::new();
+        for (index, query) in queries.iter().enumerate() {
+            if narrow(query) {
+                counts[index] = self.count_calls(query)?;
+            } else {
+                broad.push(index);
+            }
+        }
+        if broad.len() == 1 {
+            counts[broad[0]] = self.count_calls(&queries[broad[0]])?;
+        } else if broad.len() > 1 {
+            let together: Vec<CallQuery> = broad.iter().map(|i| queries[*i].clone()).collect();
+            for (index, count) in broad.iter().zip(self.count_in_one_pass(&together)?) {
+                counts[*index] = count;
+            }
+        }
+        Ok(counts)
+    }
+
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
         self.call_on(&self.connection, id)
     }
@@ -1376,6 +1425,37 @@ impl JournalReader for SqliteStore {
 
     fn reloads(&self, limit: usize) -> Result<Vec<StoredReload>, JournalError> {
         SqliteStore::reloads(self, limit)
+    }
+}
+
+impl SqliteStore {
+    /// Counts each of `queries` in one pass over the calls.
+    fn count_in_one_pass(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
+        let mut sums = Vec::with_capacity(queries.len());
+        let mut values = Vec::new();
+        for query in queries {
+            let filter = call_filter(query)?;
+            let condition = if filter.conditions.is_empty() {
+                "1".to_owned()
+            } else {
+                filter.conditions.join(" AND ")
+            };
+            sums.push(format!(
+                "COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
+            ));
+            values.extend(filter.values);
+        }
+        let sql = format!("SELECT {} FROM calls c", sums.join(", "));
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let counts = statement.query_row(rusqlite::params_from_iter(&values), |row| {
+            (0..queries.len())
+                .map(|index| row.get::<_, i64>(index))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(counts
+            .into_iter()
+            .map(|count| u64::try_from(count).unwrap_or(0))
+            .collect())
     }
 }
 

@@ -27,13 +27,22 @@ enum Message {
     Append {
         /// Boxed so that a queue slot stays small whatever the record's size.
         entry: Box<Entry>,
-        reply: oneshot::Sender<Result<i64, JournalError>>,
+        reply: oneshot::Sender<Answer>,
     },
     /// Accept nothing more, write what is queued, stop, then answer.
     Close { reply: oneshot::Sender<()> },
     /// Try a small write and answer whether the store can commit.
     Probe { reply: oneshot::Sender<bool> },
 }
+
+/// The writer's answer to one entry: its id or why not, and the entry itself once written, so
+/// that the caller's thread, not the writer, spends the time freeing it.
+struct Answer {
+    result: Result<i64, JournalError>,
+    entry: Option<Box<Entry>>,
+}
+
+type Reply = oneshot::Sender<Answer>;
 
 /// State the handles share with the writer thread.
 #[derive(Debug, Default)]
@@ -195,7 +204,9 @@ impl Journal {
             })
             .await
             .map_err(|_| JournalError::Closed)?;
-        answer.await.map_err(|_| JournalError::WriterStopped)?
+        let answer = answer.await.map_err(|_| JournalError::WriterStopped)?;
+        drop(answer.entry);
+        answer.result
     }
 
     /// Entries (and close requests) queued for the writer and not yet taken by it.
@@ -284,8 +295,7 @@ fn run_writer<S: JournalStore>(
                 .iter()
                 .filter(|entry| matches!(entry, Entry::Call(_)))
                 .count();
-            write_batch(&mut store, &entries, &mut replies, shared);
-            entries.clear();
+            write_batch(&mut store, &mut entries, &mut replies, shared);
             if calls > 0 && bounded {
                 prune_due = true;
                 last_batch = calls;
@@ -359,13 +369,14 @@ fn set_available(shared: &Shared, available: bool) {
     }
 }
 
-/// Writes `entries` in one transaction and answers each reply. If the batch fails, the entries
-/// are retried one by one so that one bad entry fails only its own caller; when the store
-/// cannot commit at all (disk full, read-only) every entry fails at once.
+/// Writes `entries` in one transaction and answers each reply (handing the entry back), leaving
+/// `entries` empty. If the batch fails, the entries are retried one by one so that one bad entry
+/// fails only its own caller; when the store cannot commit at all (disk full, read-only) every
+/// entry fails at once.
 fn write_batch<S: JournalStore>(
     store: &mut S,
-    entries: &[Entry],
-    replies: &mut Vec<oneshot::Sender<Result<i64, JournalError>>>,
+    entries: &mut Vec<Entry>,
+    replies: &mut Vec<Reply>,
     shared: &Shared,
 ) {
     let result = store.append(entries).and_then(|ids| {
@@ -382,9 +393,12 @@ fn write_batch<S: JournalStore>(
         Ok(ids) => {
             shared.batches.fetch_add(1, Ordering::Relaxed);
             set_available(shared, true);
-            for (reply, id) in replies.drain(..).zip(ids) {
+            for ((reply, id), entry) in replies.drain(..).zip(ids).zip(entries.drain(..)) {
                 // A caller that stopped waiting still had its entry written.
-                let _ = reply.send(Ok(id));
+                let _ = reply.send(Answer {
+                    result: Ok(id),
+                    entry: Some(Box::new(entry)),
+                });
             }
         }
         Err(error) if error.storage_fault().is_some_and(|f| f.is_unavailable()) => {
@@ -398,11 +412,14 @@ fn write_batch<S: JournalStore>(
             }
             let fault = error.storage_fault().unwrap_or(super::StorageFault::Other);
             let message = error_chain(&error);
-            for reply in replies.drain(..) {
-                let _ = reply.send(Err(JournalError::Storage(StorageError::from_parts(
-                    fault,
-                    message.clone(),
-                ))));
+            for (reply, entry) in replies.drain(..).zip(entries.drain(..)) {
+                let _ = reply.send(Answer {
+                    result: Err(JournalError::Storage(StorageError::from_parts(
+                        fault,
+                        message.clone(),
+                    ))),
+                    entry: Some(Box::new(entry)),
+                });
             }
         }
         Err(error) if entries.len() > 1 => {
@@ -412,18 +429,21 @@ fn write_batch<S: JournalStore>(
                 entries = entries.len(),
                 "journal batch failed; retrying its entries one by one"
             );
-            for (entry, reply) in entries.iter().zip(replies.drain(..)) {
-                let mut single = vec![reply];
-                write_batch(store, std::slice::from_ref(entry), &mut single, shared);
+            for (entry, reply) in entries.drain(..).zip(replies.drain(..)) {
+                write_batch(store, &mut vec![entry], &mut vec![reply], shared);
             }
         }
         Err(error) => {
             tracing::error!(error = %error, "journal entry not written");
             // Only a single entry gets here (see above), so `error` is its own.
             if let Some(reply) = replies.pop() {
-                let _ = reply.send(Err(error));
+                let _ = reply.send(Answer {
+                    result: Err(error),
+                    entry: entries.pop().map(Box::new),
+                });
             }
             replies.clear();
+            entries.clear();
         }
     }
 }
