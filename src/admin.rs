@@ -100,8 +100,9 @@ impl ScenarioControl for NoScenarios {}
 pub struct Admin {
     /// For writes (confirmations, reset) and the queue depth.
     journal: Journal,
-    /// Reads open their own read-only connection to this file.
+    /// Reads go through a small pool of read-only connections to this file.
     journal_path: PathBuf,
+    readers: journal::Readers,
     metrics: Arc<Metrics>,
     /// Live events: the App's calls and refusals; the admin's confirmations and resets.
     events: broadcast::Sender<LiveEvent>,
@@ -132,6 +133,7 @@ impl Admin {
         let (stop, _) = watch::channel(false);
         Admin {
             journal: app.journal().clone(),
+            readers: journal::Readers::new(&journal_path),
             journal_path,
             metrics: app.metrics().clone(),
             events: app.events().clone(),
@@ -469,24 +471,12 @@ async fn route(
     }
 }
 
-/// Runs a read on a blocking thread with its own read-only connection.
+/// Runs a read on a blocking thread with one of the pool's read-only connections.
 async fn read<T: Send + 'static>(
     admin: &Admin,
     work: impl FnOnce(&SqliteStore) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let path = admin.journal_path.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = SqliteStore::open_read_only(&path)?;
-        work(&store)
-    })
-    .await
-    .map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("journal read failed: {error}"),
-        )
-    })?
-    .map_err(ApiError::from)
+    admin.readers.read(work).await.map_err(ApiError::from)
 }
 
 /// Reads a request body under [`MAX_BODY`] and [`REQUEST_TIMEOUT`].

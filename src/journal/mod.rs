@@ -14,12 +14,14 @@
 //! - [`schema`]: the versioned SQLite schema ([`SCHEMA_VERSION`]) and the migration of older
 //!   journals;
 //! - `codec`: how the cold part of a call (bodies, headers, findings) is packed and compressed;
-//! - [`sqlite`]: the embedded store ([`SqliteStore`]) and its queries in SQL.
+//! - [`sqlite`]: the embedded store ([`SqliteStore`]) and its queries in SQL;
+//! - [`readers`]: a small pool of read-only connections for a server's queries.
 //!
 //! Times are stored as integer microseconds since the Unix epoch (UTC), so numeric order is time
 //! order; sub-microsecond precision is dropped.
 
 mod codec;
+pub mod readers;
 pub mod records;
 pub mod schema;
 pub mod sqlite;
@@ -34,6 +36,7 @@ use std::path::PathBuf;
 pub use crate::tls::RejectionReason;
 pub use crate::wsdl::service_of;
 pub use crate::wsdl::validate::Finding;
+pub use readers::Readers;
 pub use records::{
     CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Criterion, Entry,
     IdentityFields, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,

@@ -34,7 +34,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Page cache of the writer's connection (KiB): room for the leaf pages a batch touches (the
 /// newest page of each certificate in its index, mostly).
-const WRITER_CACHE_KIB: i64 = 8192;
+const WRITER_CACHE_KIB: i64 = 4096;
 
 /// Page cache of a reading connection (KiB): small, so that readers keep the server lean.
 const READER_CACHE_KIB: i64 = 1024;
