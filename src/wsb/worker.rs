@@ -331,14 +331,16 @@ impl Worker {
             subscription: pending.queued.subscription,
             url: pending.queued.url.clone(),
             number,
-            started_at: posted.started_at,
-            latency: posted.latency,
+            started_at: to_micros(posted.started_at),
+            latency: std::time::Duration::from_micros(
+                u64::try_from(posted.latency.as_micros()).unwrap_or(u64::MAX),
+            ),
             tls: posted.tls,
             status: posted.status,
             outcome: posted.outcome,
             detail: posted.detail,
             response_excerpt: posted.response_excerpt,
-            next_retry: delay.map(|d| OffsetDateTime::now_utc() + d),
+            next_retry: delay.map(|d| to_micros(OffsetDateTime::now_utc() + d)),
             state: state_after,
         };
         let store = self.store.clone();
@@ -436,6 +438,12 @@ impl Worker {
         // No listener is fine: the views subscribe when they are open.
         let _ = self.events.send(event);
     }
+}
+
+/// Times as the store keeps them (microseconds), so an event equals what a query returns.
+fn to_micros(time: OffsetDateTime) -> OffsetDateTime {
+    time.replace_nanosecond(time.microsecond() * 1000)
+        .unwrap_or(time)
 }
 
 fn internal_failure(error: &tokio::task::JoinError) -> Posted {
