@@ -153,6 +153,50 @@ impl SqliteWsbStore {
     }
 }
 
+/// A query's `WHERE … ORDER BY … DESC LIMIT …` and its bound values.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    values: Vec<SqlValue>,
+}
+
+impl Filter {
+    /// Binds a value; its placeholder (`?3`).
+    fn value(&mut self, value: SqlValue) -> String {
+        self.values.push(value);
+        format!("?{}", self.values.len())
+    }
+
+    fn clause(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+
+    fn equals(&mut self, column: &str, text: String) {
+        let at = self.value(SqlValue::Text(text));
+        self.clause(format!("{column} = {at}"));
+    }
+
+    /// Newest first by `order`, at most `limit` rows.
+    fn finish(self, order: &str, limit: usize) -> (String, Vec<SqlValue>) {
+        let filter = if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {} ", self.clauses.join(" AND "))
+        };
+        (
+            format!(
+                "{filter}ORDER BY {order} DESC LIMIT {}",
+                effective_limit(limit)
+            ),
+            self.values,
+        )
+    }
+}
+
+fn uuid_text(id: uuid::Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
 fn to_micros(time: OffsetDateTime) -> i64 {
     time.unix_timestamp() * 1_000_000 + i64::from(time.microsecond())
 }
@@ -284,7 +328,7 @@ impl WsbStore for SqliteWsbStore {
     ) -> Result<usize, StoreError> {
         self.with("cannot store the subscriptions", |c| {
             let transaction = c.transaction()?;
-            let system_text = system.hyphenated().to_string();
+            let system_text = uuid_text(system);
             transaction.execute(
                 "DELETE FROM wsb_subscriptions WHERE system = ?1",
                 params![system_text],
@@ -295,7 +339,7 @@ impl WsbStore for SqliteWsbStore {
                      webhook_path, start_us, end_us, position, updated_us) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
-                        s.id.hyphenated().to_string(),
+                        uuid_text(s.id),
                         system_text,
                         s.recipient.org_type,
                         s.recipient.org_code,
@@ -313,7 +357,7 @@ impl WsbStore for SqliteWsbStore {
                 dropped += transaction.execute(
                     "UPDATE wsb_deliveries SET state = 'dropped', next_retry_us = NULL, updated_us = ?2 \
                      WHERE subscription = ?1 AND state IN ('queued', 'retrying')",
-                    params![id.hyphenated().to_string(), to_micros(now)],
+                    params![uuid_text(*id), to_micros(now)],
                 )?;
             }
             transaction.commit()?;
@@ -328,7 +372,7 @@ impl WsbStore for SqliteWsbStore {
     ) -> Result<Vec<DeliveryId>, StoreError> {
         self.with("cannot store the message", |c| {
             let transaction = c.transaction()?;
-            let message_id = record.id.hyphenated().to_string();
+            let message_id = uuid_text(record.id);
             let Message {
                 type_id, recipient, ..
             } = &record.message;
@@ -352,8 +396,8 @@ impl WsbStore for SqliteWsbStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
                     params![
                         message_id,
-                        d.subscription.hyphenated().to_string(),
-                        d.system.hyphenated().to_string(),
+                        uuid_text(d.subscription),
+                        uuid_text(d.system),
                         d.url,
                         d.order_key,
                         d.payload,
@@ -378,8 +422,8 @@ impl WsbStore for SqliteWsbStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     a.delivery.0,
-                    a.message_id.hyphenated().to_string(),
-                    a.subscription.hyphenated().to_string(),
+                    uuid_text(a.message_id),
+                    uuid_text(a.subscription),
                     a.url,
                     a.number,
                     to_micros(a.started_at),
@@ -457,28 +501,15 @@ impl WsbStore for SqliteWsbStore {
     }
 
     fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        let mut clauses = Vec::new();
-        let mut values = Vec::new();
-        let mut text = |clause: &str, value: String, values: &mut Vec<SqlValue>| {
-            values.push(SqlValue::Text(value));
-            clauses.push(format!("{clause} = ?{}", values.len()));
-        };
+        let mut filter = Filter::default();
         if let Some(system) = query.system {
-            text("d.system", system.hyphenated().to_string(), &mut values);
+            filter.equals("d.system", uuid_text(system));
         }
         if let Some(subscription) = query.subscription {
-            text(
-                "d.subscription",
-                subscription.hyphenated().to_string(),
-                &mut values,
-            );
+            filter.equals("d.subscription", uuid_text(subscription));
         }
         if let Some(message) = query.message {
-            text(
-                "d.message_id",
-                message.hyphenated().to_string(),
-                &mut values,
-            );
+            filter.equals("d.message_id", uuid_text(message));
         }
         if !query.states.is_empty() {
             let names: Vec<String> = query
@@ -486,54 +517,38 @@ impl WsbStore for SqliteWsbStore {
                 .iter()
                 .map(|s| format!("'{}'", s.as_str()))
                 .collect();
-            clauses.push(format!("d.state IN ({})", names.join(", ")));
+            filter.clause(format!("d.state IN ({})", names.join(", ")));
         }
         if let Some(before) = query.before {
-            values.push(SqlValue::Integer(before.0));
-            clauses.push(format!("d.id < ?{}", values.len()));
+            let at = filter.value(SqlValue::Integer(before.0));
+            filter.clause(format!("d.id < {at}"));
         }
-        let filter = format!(
-            "{} ORDER BY d.id DESC LIMIT {}",
-            if clauses.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", clauses.join(" AND "))
-            },
-            effective_limit(query.limit)
-        );
+        let (sql, values) = filter.finish("d.id", query.limit);
         self.with("cannot read the deliveries", |c| {
-            select_deliveries(c, &filter, values)
+            select_deliveries(c, &sql, values)
         })
     }
 
     fn attempts(&self, query: &AttemptQuery) -> Result<Vec<Attempt>, StoreError> {
-        let mut clauses = Vec::new();
-        let mut values = Vec::new();
+        let mut filter = Filter::default();
         if let Some(delivery) = query.delivery {
-            values.push(SqlValue::Integer(delivery.0));
-            clauses.push(format!("a.delivery = ?{}", values.len()));
+            let at = filter.value(SqlValue::Integer(delivery.0));
+            filter.clause(format!("a.delivery = {at}"));
         }
         if let Some(message) = query.message {
-            values.push(SqlValue::Text(message.hyphenated().to_string()));
-            clauses.push(format!("a.message_id = ?{}", values.len()));
+            filter.equals("a.message_id", uuid_text(message));
         }
         if let Some(system) = query.system {
-            values.push(SqlValue::Text(system.hyphenated().to_string()));
-            clauses.push(format!(
-                "a.delivery IN (SELECT id FROM wsb_deliveries WHERE system = ?{})",
-                values.len()
+            let at = filter.value(SqlValue::Text(uuid_text(system)));
+            filter.clause(format!(
+                "a.delivery IN (SELECT id FROM wsb_deliveries WHERE system = {at})"
             ));
         }
+        let (tail, values) = filter.finish("a.id", query.limit);
         let sql = format!(
             "SELECT a.delivery, a.message_id, a.subscription, a.url, a.number, a.started_us, \
              a.latency_us, a.tls, a.status, a.outcome, a.detail, a.response_excerpt, \
-             a.next_retry_us, a.state FROM wsb_attempts a {} ORDER BY a.id DESC LIMIT {}",
-            if clauses.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", clauses.join(" AND "))
-            },
-            effective_limit(query.limit)
+             a.next_retry_us, a.state FROM wsb_attempts a {tail}"
         );
         self.with("cannot read the delivery attempts", |c| {
             let mut statement = c.prepare(&sql)?;

@@ -406,6 +406,15 @@ impl Sender {
         (sent.message_id, sent.deliveries[0].delivery)
     }
 
+    /// A delivery as stored.
+    async fn stored(&self, delivery: DeliveryId) -> dfdg_mock::wsb::Delivery {
+        self.wsb
+            .delivery(delivery)
+            .await
+            .expect("read the store")
+            .expect("the delivery is stored")
+    }
+
     /// The next attempt of `delivery`.
     async fn attempt(&mut self, delivery: DeliveryId) -> Attempt {
         within("a delivery attempt", async {
@@ -523,12 +532,7 @@ async fn wsb_delivers_a_message_with_the_expected_json_over_mutual_tls() {
     assert_eq!(received.body["body"], serde_json::Value::Null);
 
     // Journaled: the delivery and its attempt.
-    let stored = sender
-        .wsb
-        .delivery(delivery)
-        .await
-        .expect("read")
-        .expect("stored");
+    let stored = sender.stored(delivery).await;
     assert_eq!(
         (stored.state, stored.attempts),
         (DeliveryState::Delivered, 1)
@@ -645,12 +649,7 @@ async fn wsb_subscription_sync_is_the_whole_list_idempotent_and_lists_every_erro
         })
         .await;
     assert_eq!(dropped, vec![delivery]);
-    let stored = sender
-        .wsb
-        .delivery(delivery)
-        .await
-        .expect("read")
-        .expect("stored");
+    let stored = sender.stored(delivery).await;
     assert_eq!(stored.state, DeliveryState::Dropped);
     assert_eq!(sender.wsb.queue().undelivered, 0);
     assert!(matches!(
@@ -732,12 +731,7 @@ async fn wsb_retries_a_500_twice_then_delivers_with_backoff() {
     }
     assert!(seen[1].at - seen[0].at >= unit);
     assert!(seen[2].at - seen[1].at >= unit * 3);
-    let stored = sender
-        .wsb
-        .delivery(delivery)
-        .await
-        .expect("read")
-        .expect("stored");
+    let stored = sender.stored(delivery).await;
     assert_eq!(
         (stored.state, stored.attempts),
         (DeliveryState::Delivered, 3)
@@ -776,12 +770,7 @@ async fn wsb_holds_back_later_messages_for_the_same_citizen_while_one_fails() {
     let (_, other) = sender.send(CPR_B).await;
     let delivered = sender.attempt(other).await;
     assert_eq!(delivered.state, DeliveryState::Delivered);
-    let held = sender
-        .wsb
-        .delivery(second)
-        .await
-        .expect("read")
-        .expect("stored");
+    let held = sender.stored(second).await;
     assert_eq!(
         (held.state, held.attempts, held.held_behind),
         (DeliveryState::Queued, 0, Some(first))
@@ -996,12 +985,7 @@ async fn wsb_policy_decides_whether_a_4xx_is_retried_and_a_failed_message_replay
         (again.number, again.outcome, again.message_id),
         (1, Outcome::ClientError, message_id)
     );
-    let stored = sender
-        .wsb
-        .delivery(replay)
-        .await
-        .expect("read")
-        .expect("stored");
+    let stored = sender.stored(replay).await;
     assert_eq!(stored.replay_of, Some(delivery));
     assert_eq!(
         receiver.next().await.body["metadata"]["beskedId"],
@@ -1054,12 +1038,7 @@ async fn wsb_resumes_undelivered_deliveries_after_a_restart() {
         DeliveryState::Retrying
     );
     sender.wsb.shutdown().await;
-    let before = sender
-        .wsb
-        .delivery(delivery)
-        .await
-        .expect("read")
-        .expect("stored");
+    let before = sender.stored(delivery).await;
     assert_eq!(before.state, DeliveryState::Retrying);
 
     recovered.store(true, Ordering::SeqCst);
