@@ -258,8 +258,9 @@ struct Shared {
     systems: RwLock<Arc<Vec<System>>>,
     /// Every subscription, as last committed.
     subscriptions: RwLock<Arc<Vec<Subscription>>>,
-    /// One sync at a time, so each plans on the list the previous one committed.
-    sync_lock: tokio::sync::Mutex<()>,
+    /// One sync at a time, so each plans on the list the previous one committed; a send
+    /// holds it shared, so it never queues a delivery for a subscription a sync is deleting.
+    sync_lock: tokio::sync::RwLock<()>,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<WsbEvent>,
     slots: Arc<Slots>,
@@ -349,7 +350,7 @@ impl Wsb {
                 store,
                 systems: RwLock::new(Arc::new(systems)),
                 subscriptions: RwLock::new(Arc::new(subscriptions)),
-                sync_lock: tokio::sync::Mutex::new(()),
+                sync_lock: tokio::sync::RwLock::new(()),
                 commands,
                 events,
                 slots,
@@ -415,7 +416,7 @@ impl Wsb {
         allowed: &[uuid::Uuid],
         body: &[u8],
     ) -> Result<SyncReport, SyncRejection> {
-        let _one_at_a_time = self.shared.sync_lock.lock().await;
+        let _one_at_a_time = self.shared.sync_lock.write().await;
         let systems = self.systems();
         let existing = read(&self.shared.subscriptions);
         let now = OffsetDateTime::now_utc();
@@ -472,6 +473,7 @@ impl Wsb {
     /// the worker. A SOAP handler that fires a message should spawn this, not await it.
     pub async fn send(&self, message: Message) -> Result<Sent, SendError> {
         let kind = message.check(&self.shared.catalog)?.clone();
+        let _no_sync_meanwhile = self.shared.sync_lock.read().await;
         let now = OffsetDateTime::now_utc();
         let registered_at = message.registered_at.unwrap_or(now);
         let message_id = uuid::Uuid::new_v4();
@@ -612,6 +614,7 @@ impl Wsb {
 
     async fn replay_final(&self, original: Delivery) -> Result<Replayed, ReplayError> {
         let id = original.id;
+        let _no_sync_meanwhile = self.shared.sync_lock.read().await;
         if !read(&self.shared.subscriptions)
             .iter()
             .any(|s| s.id == original.subscription)
