@@ -3,7 +3,7 @@
 //! - the message catalog: types, who may receive them, the JSON templates ([`Catalog`], shipped
 //!   as `wsb/messages.toml`, embedded);
 //! - subscriptions and the rules of `SyncWebhookAbonnementer` ([`subscription`]);
-//! - the delivery worker ([`worker`]): per-citizen lanes ([`lanes`]), the retry policy and
+//! - the delivery worker (`wsb/worker.rs`): per-citizen lanes ([`lanes`]), the retry policy and
 //!   backoff ([`retry`]), the HTTPS client presenting STAR's certificate ([`client`]);
 //! - the storage interface ([`WsbStore`]) and its SQLite implementation ([`SqliteWsbStore`]).
 //!
