@@ -22,4 +22,5 @@ pub mod supplier;
 pub mod tls;
 pub mod verify;
 pub mod welcome;
+pub mod wsb;
 pub mod wsdl;

@@ -27,10 +27,15 @@ use crate::identity::IdentityError;
 
 mod der;
 mod files;
+mod star;
 
 pub use files::{
     ensure_demo, init, issue_client_files, ClientFiles, ClientPaths, DemoPki, InitReport, PkiPaths,
     DEFAULT_SERVER_SANS, DEMO_CLIENT_STEM, DEMO_P12_PASSWORD,
+};
+pub use star::{
+    ensure_star, issue_webhook_server_files, star_spec, ServerFiles, StarFiles, Thumbprint,
+    Thumbprints, STAR_COMMON_NAME, STAR_CVR, STAR_ORGANISATION, STAR_STEM,
 };
 
 /// OID 2.5.4.5, X.520 `serialNumber`: the OCES identifier (`UI:DK-O:G:…`, `CVR:…-FID:…`).
@@ -91,7 +96,7 @@ pub enum PkiError {
         missing: PathBuf,
     },
     /// A client file stem is not a plain file name.
-    #[error("client name {0:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-', not start with '.', and not be \"ca\" or \"server\"")]
+    #[error("client name {0:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-', not start with '.', and not be \"ca\", \"server\" or \"star\"")]
     InvalidStem(String),
     /// Reading or writing a file failed.
     #[error("could not {action} {}", path.display())]

@@ -358,14 +358,14 @@ fn server_cert_fits(
         .all(|wanted| present.iter().any(|p| same_san(p, wanted))))
 }
 
-fn load_ca(paths: &PkiPaths) -> Result<CertificateAuthority, PkiError> {
+pub(super) fn load_ca(paths: &PkiPaths) -> Result<CertificateAuthority, PkiError> {
     let cert = read_file(&paths.ca_cert())?;
     let key = read_file(&paths.ca_key())?;
     CertificateAuthority::from_pem(&cert, &key)
 }
 
 /// True if both files exist, false if neither; an error naming the missing one otherwise.
-fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
+pub(super) fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
     match (cert.exists(), key.exists()) {
         (true, true) => Ok(true),
         (false, false) => Ok(false),
@@ -380,12 +380,13 @@ fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
     }
 }
 
-fn validate_stem(stem: &str) -> Result<(), PkiError> {
+pub(super) fn validate_stem(stem: &str) -> Result<(), PkiError> {
     let ok = !stem.is_empty()
         && stem.len() <= 64
         && !stem.starts_with('.')
         && stem != "ca"
         && stem != "server"
+        && stem != super::STAR_STEM
         && stem
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -398,7 +399,7 @@ fn validate_stem(stem: &str) -> Result<(), PkiError> {
 
 /// Whether a file holds a secret (mode 0600) or public material (mode 0644).
 #[derive(Clone, Copy)]
-enum Secrecy {
+pub(super) enum Secrecy {
     Secret,
     Public,
 }
@@ -411,7 +412,7 @@ fn create_dir(dir: &Path) -> Result<(), PkiError> {
     })
 }
 
-fn read_file(path: &Path) -> Result<String, PkiError> {
+pub(super) fn read_file(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|source| PkiError::Io {
         action: "read",
         path: path.to_owned(),
@@ -421,7 +422,12 @@ fn read_file(path: &Path) -> Result<String, PkiError> {
 
 /// Writes `contents`; the mode is set at creation, so a key is never readable by others.
 /// Without `force` the file must not exist yet.
-fn write_file(path: &Path, contents: &[u8], secrecy: Secrecy, force: bool) -> Result<(), PkiError> {
+pub(super) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    secrecy: Secrecy,
+    force: bool,
+) -> Result<(), PkiError> {
     let io_error = |source| PkiError::Io {
         action: "write",
         path: path.to_owned(),

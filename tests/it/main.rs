@@ -12,3 +12,4 @@ mod scenarios;
 mod support;
 mod verify;
 mod welcome;
+mod wsb;
