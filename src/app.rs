@@ -770,20 +770,8 @@ fn decide(
             Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
         );
     };
-    if let Some(charset) = &content_type.charset {
-        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
-            return fault_answer(
-                version,
-                Fault::caller(format!(
-                    "charset '{charset}' is not supported: send UTF-8 encoded XML"
-                )),
-                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            );
-        }
-    }
-
-    let parsed = soap::body_text(body)
-        .and_then(|text| soap::parse_envelope(text).map(|envelope| (text, envelope)));
+    let parsed = soap::body_text(body, content_type.charset.as_deref())
+        .and_then(|text| soap::parse_envelope(&text).map(|envelope| (text, envelope)));
     let (text, envelope) = match parsed {
         Ok(parsed) => parsed,
         Err(problem) => {
@@ -825,7 +813,7 @@ fn decide(
     let route = if catalog.is_empty() {
         None
     } else {
-        match check_route(catalog, parts.uri.path(), text, &envelope, facts) {
+        match check_route(catalog, parts.uri.path(), &text, &envelope, facts) {
             Ok(route) => Some(route),
             Err(refusal) => return *refusal,
         }

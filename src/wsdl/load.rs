@@ -135,10 +135,17 @@ fn load_documents(file: &Path, problems: &mut Vec<Problem>) -> Vec<Doc> {
     let mut next = 0;
     while let Some((path, kind, chameleon)) = queue.get(next).cloned() {
         next += 1;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(error) => {
                 problems.push(problem(&path, None, format!("cannot read: {error}")));
+                continue;
+            }
+        };
+        let text = match crate::encoding::decode_xml(&bytes) {
+            Ok(text) => text.into_owned(),
+            Err(error) => {
+                problems.push(problem(&path, Some(error.line), error.to_string()));
                 continue;
             }
         };

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesDecl, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::{NsReader, Writer};
 
@@ -252,6 +252,16 @@ fn try_rewrite(
                 let start =
                     rewrite_start(&start, &namespace, part, endpoint, catalog, base, links)?;
                 writer.write_event(Event::Empty(start)).ok()?;
+            }
+            // The text is UTF-8 whatever the file was saved in; say so.
+            Event::Decl(declaration) if declaration.encoding().is_some() => {
+                let version = declaration.version().ok()?.into_owned();
+                let standalone = match declaration.standalone() {
+                    Some(value) => Some(value.ok()?.into_owned()),
+                    None => None,
+                };
+                let utf8 = BytesDecl::new(&version, Some("utf-8"), standalone.as_deref());
+                writer.write_event(Event::Decl(utf8)).ok()?;
             }
             other => writer.write_event(other).ok()?,
         }
