@@ -11,8 +11,8 @@ use regex::Regex;
 use super::xml::Element;
 use super::xsd::{
     translate_pattern, AttributeUse, Builtin, ComplexType, Content, ElementDecl, ElementId, Facets,
-    Occurs, Particle, Pattern, Schema, SimpleType, Term, TypeDef, TypeRef, Variety, Wildcard,
-    XSD_NS,
+    Occurs, Particle, Pattern, Schema, SimpleType, Term, TypeDef, TypeRef, Variety, WhiteSpace,
+    Wildcard, XSD_NS,
 };
 use super::Problem;
 use crate::soap::QualifiedName;
@@ -374,7 +374,7 @@ impl<'a> Compiler<'a> {
             let Some(value) = facet.attribute("value") else {
                 continue;
             };
-            let number = || value.trim().parse::<f64>().ok();
+            let bound = || Some(value.trim().to_owned());
             let count = || value.trim().parse::<usize>().ok();
             match facet.name.local.as_str() {
                 "enumeration" => enumeration.push(value.to_owned()),
@@ -400,10 +400,11 @@ impl<'a> Compiler<'a> {
                 "length" => facets.length = count(),
                 "minLength" => facets.min_length = count(),
                 "maxLength" => facets.max_length = count(),
-                "minInclusive" => facets.min_inclusive = number(),
-                "maxInclusive" => facets.max_inclusive = number(),
-                "minExclusive" => facets.min_exclusive = number(),
-                "maxExclusive" => facets.max_exclusive = number(),
+                "minInclusive" => facets.min_inclusive = bound(),
+                "maxInclusive" => facets.max_inclusive = bound(),
+                "minExclusive" => facets.min_exclusive = bound(),
+                "maxExclusive" => facets.max_exclusive = bound(),
+                "whiteSpace" => facets.white_space = WhiteSpace::from_facet(value),
                 "totalDigits" => facets.total_digits = count(),
                 "fractionDigits" => facets.fraction_digits = count(),
                 _ => {}
