@@ -13,6 +13,7 @@
 
 mod compile;
 mod load;
+pub mod policy;
 pub mod sample;
 pub mod serve;
 pub mod validate;
@@ -42,6 +43,12 @@ pub fn xml_namespace() -> &'static str {
     "http://www.w3.org/XML/1998/namespace"
 }
 
+/// The rule that matches request paths to endpoints: IIS paths are case-insensitive, in every
+/// script (`/Påmindelse/1/X.svc` is `/PÅMINDELSE/1/x.svc`); paths are compared decoded.
+pub fn path_key(path: &str) -> String {
+    path.to_lowercase()
+}
+
 /// Something wrong in a catalog file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -68,16 +75,23 @@ pub enum Access {
 }
 
 impl Access {
-    /// From our WSDL extension attribute, else by STAR's naming habits: Get*/Search*/Ping read.
+    /// From our WSDL extension attribute, else by naming habits: STAR's Get*/Search*/Ping
+    /// (any case, as KOMBIT's `getOIO…` too) and OIO's Danish verb last (`PersonHent`,
+    /// `SagSøg`, `…List`) read.
     pub fn of(operation: &str, declared: Option<&str>) -> Access {
         match declared.map(str::trim) {
             Some("read") => Access::Read,
             Some("write") => Access::Write,
             _ => {
+                let lower = operation.to_lowercase();
                 let reads = [
-                    "Get", "Search", "Find", "List", "Ping", "Read", "Lookup", "Hent",
+                    "get", "search", "find", "list", "ping", "read", "lookup", "hent", "søg",
+                    "fremsøg", "læs",
                 ];
-                if reads.iter().any(|prefix| operation.starts_with(prefix)) {
+                let verbs_last = ["hent", "søg", "list", "læs", "opslag"];
+                if reads.iter().any(|prefix| lower.starts_with(prefix))
+                    || verbs_last.iter().any(|suffix| lower.ends_with(suffix))
+                {
                     Access::Read
                 } else {
                     Access::Write
@@ -157,6 +171,8 @@ pub struct Wsdl {
     pub schema: Schema,
     /// The WSDL first, then imported parts.
     pub parts: Vec<Part>,
+    /// Its WS-Policies: listed by `check`, not enforced.
+    pub policies: Vec<policy::Policy>,
 }
 
 /// The loaded catalog.
@@ -165,7 +181,7 @@ pub struct Catalog {
     pub wsdls: Vec<Wsdl>,
     /// Endpoints in the order loaded.
     pub endpoints: Vec<Endpoint>,
-    /// Lower-cased path → index into `endpoints` (IIS paths are case-insensitive).
+    /// [`path_key`] → index into `endpoints`.
     by_path: HashMap<String, usize>,
 }
 
@@ -300,7 +316,7 @@ impl Catalog {
                     Ok((wsdl, endpoints, notes)) => {
                         loaded.notes.extend(notes);
                         for endpoint in endpoints {
-                            let key = endpoint.path.to_ascii_lowercase();
+                            let key = path_key(&endpoint.path);
                             if let Some(existing) = loaded.catalog.by_path.get(&key) {
                                 let other = &loaded.catalog.endpoints[*existing];
                                 loaded.problems.push(Problem {
@@ -336,10 +352,11 @@ impl Catalog {
         self.endpoints.is_empty()
     }
 
-    /// The endpoint served at `path` (case-insensitive).
+    /// The endpoint served at `path` as it came in a request: percent-decoded, case-insensitive.
     pub fn endpoint(&self, path: &str) -> Option<&Endpoint> {
+        let path = crate::encoding::percent_decode(path).ok()?;
         self.by_path
-            .get(&path.to_ascii_lowercase())
+            .get(&path_key(&path))
             .map(|i| &self.endpoints[*i])
     }
 

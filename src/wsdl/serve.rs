@@ -14,6 +14,7 @@ use quick_xml::{NsReader, Writer};
 
 use super::xsd::XSD_NS;
 use super::{Catalog, Endpoint, Part, SOAP11_BINDING_NS, SOAP12_BINDING_NS, WSDL_NS};
+use crate::encoding::{decode_query_value, percent_encode};
 
 /// What a GET asks of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +41,17 @@ pub fn get(catalog: &Catalog, path: &str, query: Option<&str>, base: &str) -> Pa
         return Page::NotFound(not_found(catalog, path, base));
     };
     let wsdl = &catalog.wsdls[endpoint.wsdl];
-    let query = query.unwrap_or("");
     let mut wants_wsdl = false;
     let mut part = None;
     let mut example = None;
-    for pair in query.split('&') {
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = match (decode_query_value(name), decode_query_value(value)) {
+            (Ok(name), Ok(value)) => (name, value),
+            (Err(problem), _) | (_, Err(problem)) => {
+                return Page::NotFound(format!("{problem}; percent-encode the query as UTF-8\n"))
+            }
+        };
         if name.eq_ignore_ascii_case("wsdl") || name.eq_ignore_ascii_case("singlewsdl") {
             wants_wsdl = true;
         } else if name.eq_ignore_ascii_case("part") || name.eq_ignore_ascii_case("xsd") {
@@ -56,7 +62,7 @@ pub fn get(catalog: &Catalog, path: &str, query: Option<&str>, base: &str) -> Pa
     }
     if let Some(operation) = example {
         let route = endpoint.ports.iter().find_map(|port| {
-            let found = port.operations.iter().find(|o| o.name == operation)?;
+            let found = port.operations.iter().find(|o| o.name == *operation)?;
             catalog
                 .route(
                     &endpoint.path,
@@ -81,7 +87,7 @@ pub fn get(catalog: &Catalog, path: &str, query: Option<&str>, base: &str) -> Pa
         return match wsdl
             .parts
             .iter()
-            .find(|p| !p.key.is_empty() && p.key == key)
+            .find(|p| !p.key.is_empty() && p.key == *key)
         {
             Some(part) => Page::Found {
                 content_type: "text/xml; charset=utf-8",
@@ -121,26 +127,24 @@ fn describe(endpoint: &Endpoint, catalog: &Catalog, base: &str) -> String {
         .iter()
         .map(|p| p.version.to_string())
         .collect();
+    let path = percent_encode(&endpoint.path);
     let _ = writeln!(
         out,
-        "{} ({}, validation {})\n  address: {base}{}\n  WSDL:    {base}{}?wsdl\n  source:  {}",
+        "{} ({}, validation {})\n  address: {base}{path}\n  WSDL:    {base}{path}?wsdl\n  source:  {}",
         endpoint.service,
         versions.join(", "),
         endpoint.validation.as_str(),
-        endpoint.path,
-        endpoint.path,
         catalog.wsdls[endpoint.wsdl].file.display()
     );
     for port in &endpoint.ports {
         for operation in &port.operations {
             let _ = writeln!(
                 out,
-                "  - {} [{}] action {}\n    example request: {base}{}?example={}",
+                "  - {} [{}] action {}\n    example request: {base}{path}?example={}",
                 operation.name,
                 operation.access.label(),
                 operation.action.as_deref().unwrap_or("(none)"),
-                endpoint.path,
-                operation.name
+                percent_encode(&operation.name)
             );
         }
     }
@@ -148,9 +152,15 @@ fn describe(endpoint: &Endpoint, catalog: &Catalog, base: &str) -> String {
 }
 
 fn not_found(catalog: &Catalog, path: &str, base: &str) -> String {
+    let path = crate::encoding::percent_decode(path).unwrap_or(std::borrow::Cow::Borrowed(path));
     let mut out = format!("No service at {path}. Served endpoints:\n");
     for endpoint in &catalog.endpoints {
-        let _ = writeln!(out, "  {base}{}  ({})", endpoint.path, endpoint.service);
+        let _ = writeln!(
+            out,
+            "  {base}{}  ({})",
+            percent_encode(&endpoint.path),
+            endpoint.service
+        );
     }
     out
 }
@@ -299,10 +309,15 @@ fn rewrite_start<'a>(
             .into_owned();
         let value = if key == target {
             if local == "address" {
-                format!("{base}{}", address_path(endpoint, catalog, &value))
+                format!(
+                    "{base}{}",
+                    percent_encode(address_path(endpoint, catalog, &value))
+                )
             } else {
                 match (part.locations.get(&value), links) {
-                    (Some(key), Links::Served) => format!("{base}{}?part={key}", endpoint.path),
+                    (Some(key), Links::Served) => {
+                        format!("{base}{}?part={key}", percent_encode(&endpoint.path))
+                    }
                     (Some(key), Links::Files) => {
                         // The WSDL itself (key "") sits at the folder's top.
                         relative(&part.key, key)
@@ -325,7 +340,7 @@ fn address_path<'c>(endpoint: &'c Endpoint, catalog: &'c Catalog, location: &str
         .endpoints
         .iter()
         .filter(|e| e.wsdl == endpoint.wsdl)
-        .find(|e| e.path.eq_ignore_ascii_case(&declared))
+        .find(|e| super::path_key(&e.path) == super::path_key(&declared))
         .map_or(endpoint.path.as_str(), |e| e.path.as_str())
 }
 
