@@ -357,7 +357,9 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
                 continue;
             }
             written_wsdls.push(endpoint.wsdl);
-            for (path, text) in serve::files(catalog, endpoint, spec.url.as_str()) {
+            for (path, text) in
+                serve::files(catalog, endpoint, spec.url.as_str(), serve::Form::Published)
+            {
                 let path = format!("wsdl/{}/{path}", file_safe(service));
                 writer.write(&path, text.as_bytes(), Mode::Public)?;
             }

@@ -134,11 +134,39 @@ pub(super) fn load_wsdl(
     }
     let parts = docs
         .into_iter()
-        .map(|doc| Part {
-            key: doc.key,
-            file: doc.file,
-            text: doc.text,
-            locations: doc.locations,
+        .map(|doc| {
+            let namespaces = match doc.kind {
+                DocKind::Wsdl => doc
+                    .root
+                    .children_named(WSDL_NS, "types")
+                    .flat_map(|t| t.children_named(XSD_NS, "schema"))
+                    .map(|s| s.attribute("targetNamespace").unwrap_or("").to_owned())
+                    .collect(),
+                DocKind::Xsd => doc
+                    .root
+                    .attribute("targetNamespace")
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect(),
+                DocKind::Policy => Vec::new(),
+            };
+            let own = doc.root.namespaces();
+            let mut inherited: Vec<(String, String)> = doc
+                .inherited
+                .iter()
+                .flat_map(|scope| scope.iter())
+                .filter(|(prefix, _)| !own.contains_key(*prefix))
+                .map(|(prefix, namespace)| (prefix.clone(), namespace.clone()))
+                .collect();
+            inherited.sort();
+            Part {
+                key: doc.key,
+                file: doc.file,
+                text: doc.text,
+                locations: doc.locations,
+                namespaces,
+                inherited,
+            }
         })
         .collect();
     Ok((

@@ -162,6 +162,12 @@ pub struct Part {
     pub text: String,
     /// Import locations written in this document → the key of the part they load.
     pub locations: HashMap<String, String>,
+    /// Target namespaces of the schemas this document defines (its inline schemas, or its
+    /// own), for the xs:imports the tool-friendly variant adds.
+    pub namespaces: Vec<String>,
+    /// Prefixes this document (an included schema) uses without declaring, as the document
+    /// that includes it declares them: the tool-friendly variant declares them.
+    pub inherited: Vec<(String, String)>,
 }
 
 /// One WSDL file with everything it pulled in, compiled.
@@ -404,6 +410,78 @@ impl Catalog {
             operation: &port.operations[*index],
             schema: &self.wsdls[endpoint.wsdl].schema,
         })
+    }
+}
+
+/// What [`Catalog::self_check`] found: generated messages our own validator refuses.
+#[derive(Debug, Default)]
+pub struct SelfCheck {
+    /// Operations checked (an example request and a default answer each).
+    pub operations: usize,
+    /// Operations whose generated messages all validate.
+    pub passed: usize,
+    /// One per refused message: our bug, not the user's.
+    pub problems: Vec<Problem>,
+}
+
+impl SelfCheck {
+    /// One line for `check`.
+    pub fn summary(&self) -> String {
+        format!(
+            "self-check: generated an example request and a default answer for each of {} operation(s); {} validate against their own schemas",
+            self.operations, self.passed
+        )
+    }
+}
+
+impl Catalog {
+    /// Every route of the catalog: each operation of each port of each endpoint.
+    pub fn routes(&self) -> impl Iterator<Item = Route<'_>> + '_ {
+        self.endpoints.iter().flat_map(move |endpoint| {
+            endpoint.ports.iter().flat_map(move |port| {
+                port.operations.iter().map(move |operation| Route {
+                    endpoint,
+                    port,
+                    operation,
+                    schema: &self.wsdls[endpoint.wsdl].schema,
+                })
+            })
+        })
+    }
+
+    /// Generates an example request and a default answer for every operation and validates
+    /// both with our own validator. A refusal is a bug of dfdg-mock (the generator or the
+    /// validator), reported as a problem so `check` fails on it.
+    pub fn self_check(&self, now: OffsetDateTime) -> SelfCheck {
+        let mut report = SelfCheck::default();
+        for route in self.routes() {
+            report.operations += 1;
+            let mut ok = true;
+            let request = route.example_request(now);
+            let response = route.default_response(now).body;
+            for (kind, findings) in [
+                ("example request", route.validate(&request)),
+                ("default answer", route.validate_response(&response)),
+            ] {
+                if let Some(first) = findings.first() {
+                    ok = false;
+                    report.problems.push(Problem {
+                        file: self.wsdls[route.endpoint.wsdl].file.clone(),
+                        line: None,
+                        message: format!(
+                            "{}.{}: the generated {kind} does not validate against its own schema ({} finding(s); first: {first}). This is a dfdg-mock bug: please report it with this WSDL",
+                            route.endpoint.service,
+                            route.operation.name,
+                            findings.len()
+                        ),
+                    });
+                }
+            }
+            if ok {
+                report.passed += 1;
+            }
+        }
+        report
     }
 }
 

@@ -410,6 +410,18 @@ fn numbers(builtin: Builtin, facets: &super::xsd::Facets) -> Vec<String> {
         }
     };
     let mut out = Vec::new();
+    // Exclusive integer bounds one step inside, exactly (f64 cannot hold every integer).
+    if integral {
+        let step = |bound: &Option<String>, by: i128| {
+            bound
+                .as_deref()
+                .and_then(|b| b.trim().parse::<i128>().ok())
+                .and_then(|b| b.checked_add(by))
+                .map(|b| b.to_string())
+        };
+        out.extend(step(&facets.min_exclusive, 1));
+        out.extend(step(&facets.max_exclusive, -1));
+    }
     for value in [
         1.0,
         low,

@@ -1,0 +1,306 @@
+//! Real-world contracts: the OIO-style fixtures of `tests/fixtures/oio` (written by us, one per
+//! convention other agencies' WSDLs follow), files in UTF-16 and ISO-8859-1, non-ASCII names
+//! over HTTP, the tool-friendly `?wsdl&tools` variant (a Java client generated from it by
+//! JAX-WS `wsimport` for STAR's own WSDL), and every generated message checked by libxml2 and
+//! `xmlschema` besides our own validator.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dfdg_mock::config::{CatalogConfig, ValidationMode};
+use dfdg_mock::wsdl::serve::{self, Form};
+use dfdg_mock::wsdl::{Catalog, Loaded};
+use time::OffsetDateTime;
+
+use crate::support::*;
+
+pub fn oio_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oio")
+}
+
+/// STAR's PlannerExternalCalendarService WSDL, copied alone into a temporary folder, when
+/// `../shared/fixtures` is there.
+pub fn star_copy() -> Option<tempfile::TempDir> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/star/PlannerExternalCalendarService.wsdl");
+    if !file.is_file() {
+        eprintln!(
+            "skipped the STAR fixture: {} is not there (the project's tests do not need it)",
+            file.display()
+        );
+        return None;
+    }
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        &file,
+        copy.path().join("PlannerExternalCalendarService.wsdl"),
+    )
+    .unwrap();
+    Some(copy)
+}
+
+pub fn load(dir: &Path) -> Loaded {
+    Catalog::load(&CatalogConfig {
+        dirs: vec![dir.to_owned()],
+        validation: ValidationMode::Enforce,
+        services: HashMap::new(),
+    })
+}
+
+fn oio() -> (Loaded, Arc<Catalog>) {
+    let mut loaded = load(&oio_dir());
+    assert!(loaded.problems.is_empty(), "{:#?}", loaded.problems);
+    let catalog = Arc::new(std::mem::take(&mut loaded.catalog));
+    (loaded, catalog)
+}
+
+/// What the two independent validators said about one catalog's generated messages.
+#[derive(Debug, Default)]
+pub struct Crosscheck {
+    /// Operations whose example request and default answer both validators accept.
+    pub operations_accepted: usize,
+    pub operations: usize,
+    /// Message parts (body elements and header blocks) both accept.
+    pub parts_accepted: usize,
+    /// The refusals, one line each.
+    pub refusals: Vec<String>,
+}
+
+/// Python 3 with lxml and xmlschema, as `.ci/run` installs them.
+fn python_validators() -> Result<(), String> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import lxml, xmlschema"])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Writes every operation's example request and default answer, checks each with our own
+/// validator, then has libxml2 and `xmlschema` validate them against the tool-friendly form of
+/// the WSDL they belong to.
+pub fn crosscheck(catalog: &Catalog) -> Crosscheck {
+    if let Err(error) = python_validators() {
+        panic!("this test needs Python 3 with lxml and xmlschema (pip install lxml==6.1.3 xmlschema==4.3.2, as .ci/run does): {error}");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
+    let mut result = Crosscheck::default();
+    let now = OffsetDateTime::now_utc();
+    for (index, wsdl) in catalog.wsdls.iter().enumerate() {
+        let Some(endpoint) = catalog.endpoints.iter().find(|e| e.wsdl == index) else {
+            continue;
+        };
+        let folder = tempfile::tempdir().unwrap();
+        let contract = folder.path().join("contract");
+        let mut wsdl_file = PathBuf::new();
+        for (path, text) in serve::files(catalog, endpoint, "https://localhost:8443", Form::Tools) {
+            let file = contract.join(&path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, text).unwrap();
+            if wsdl_file.as_os_str().is_empty() {
+                wsdl_file = file;
+            }
+        }
+        let mut files = Vec::new();
+        let mut operations: Vec<String> = Vec::new();
+        for route in catalog.routes().filter(|r| r.endpoint.wsdl == index) {
+            let request = route.example_request(now);
+            let response = route.default_response(now).body;
+            assert_eq!(route.validate(&request), vec![], "{request}");
+            assert_eq!(route.validate_response(&response), vec![], "{response}");
+            let name = format!("{}-{}", route.endpoint.service, route.operation.name);
+            for (kind, text) in [("request", request), ("response", response)] {
+                let file = folder.path().join(format!("{name}.{kind}.xml"));
+                std::fs::write(&file, text).unwrap();
+                files.push(file);
+            }
+            operations.push(name);
+        }
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&wsdl_file)
+            .args(&files)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("valid ") || l.starts_with("INVALID ")),
+            "the cross-check did not run for {}:\n{stdout}{stderr}",
+            wsdl.file.display()
+        );
+        result.parts_accepted += stdout.lines().filter(|l| l.starts_with("valid ")).count();
+        for name in operations {
+            result.operations += 1;
+            let refused: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.starts_with("INVALID ") && l[8..].starts_with(&format!("{name}.")))
+                .collect();
+            if refused.is_empty() {
+                result.operations_accepted += 1;
+            }
+            result
+                .refusals
+                .extend(refused.iter().map(|l| l.to_string()));
+        }
+    }
+    result
+}
+
+/// The generated messages of every OIO fixture pass both independent validators.
+#[test]
+fn oio_fixtures_generated_messages_pass_libxml2_and_xmlschema() {
+    let (_, catalog) = oio();
+    let result = crosscheck(&catalog);
+    println!(
+        "OIO fixtures: {} of {} operations accepted by our validator, libxml2 and xmlschema ({} message parts)",
+        result.operations_accepted, result.operations, result.parts_accepted
+    );
+    assert_eq!(result.refusals, Vec::<String>::new());
+    assert_eq!(result.operations_accepted, result.operations);
+}
+
+/// JAX-WS `wsimport`, as Debian's `jaxws` package installs it.
+fn wsimport() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("wsimport"))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        eprintln!(
+            "skipped: wsimport is not installed (apt-get install jaxws, as .ci/run does; needs a JDK)"
+        );
+    }
+    found
+}
+
+/// Runs wsimport on `wsdl` (generating and compiling the Java client) in `out`.
+fn run_wsimport(wsimport: &Path, wsdl: &Path, out: &Path) -> std::process::Output {
+    std::fs::create_dir_all(out.join("classes")).unwrap();
+    std::fs::create_dir_all(out.join("src")).unwrap();
+    std::process::Command::new(wsimport)
+        .arg("-d")
+        .arg(out.join("classes"))
+        .arg("-s")
+        .arg(out.join("src"))
+        .arg("-keep")
+        .arg("-quiet")
+        .arg(wsdl)
+        .output()
+        .unwrap()
+}
+
+/// The Java client wsimport generates from the tool-friendly form of STAR's own WSDL, without
+/// a hand edit: as published, wsimport refuses it.
+#[tokio::test]
+async fn wsimport_generates_a_java_client_from_the_tool_friendly_star_wsdl() {
+    let Some(wsimport) = wsimport() else {
+        return;
+    };
+    let Some(copy) = star_copy() else {
+        return;
+    };
+    let mut loaded = load(copy.path());
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let catalog = Arc::new(std::mem::take(&mut loaded.catalog));
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(Arc::clone(&catalog)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let path = &catalog.endpoints[0].path;
+    let published = client
+        .get(server.addr, &format!("{path}?wsdl"))
+        .await
+        .unwrap();
+    let tools = client
+        .get(server.addr, &format!("{path}?wsdl&tools"))
+        .await
+        .unwrap();
+    assert_eq!(tools.status, 200, "{}", tools.body);
+    assert!(tools.content_type().starts_with("text/xml"));
+    drop(server);
+
+    let work = tempfile::tempdir().unwrap();
+    let published_file = work.path().join("published.wsdl");
+    let tools_file = work.path().join("tools.wsdl");
+    std::fs::write(&published_file, &published.body).unwrap();
+    std::fs::write(&tools_file, &tools.body).unwrap();
+
+    let wsimport_for = |file: PathBuf, out: PathBuf| {
+        let wsimport = wsimport.clone();
+        tokio::task::spawn_blocking(move || run_wsimport(&wsimport, &file, &out))
+    };
+    let refused = wsimport_for(published_file, work.path().join("published"))
+        .await
+        .unwrap();
+    let refused_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !refused.status.success() || refused_text.contains("src-resolve"),
+        "wsimport took the WSDL as published; the tool-friendly variant would not be needed:\n{refused_text}"
+    );
+
+    let generated = wsimport_for(tools_file, work.path().join("tools"))
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&generated.stdout),
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    assert!(generated.status.success(), "wsimport failed:\n{text}");
+    assert!(
+        !text.contains("[ERROR]") && !text.contains("src-resolve"),
+        "{text}"
+    );
+    let classes = work.path().join("tools/classes");
+    let mut found = Vec::new();
+    collect_files(&classes, &mut found);
+    let names: Vec<String> = found
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    for class in [
+        "PlannerExternalCalendarService.class",
+        "CreateEventsRequestType.class",
+        "CalendarEventType.class",
+        "RequestUserMetadataType.class",
+        "ActiveOrganisationHeaderType.class",
+    ] {
+        assert!(names.iter().any(|n| n == class), "{class} not in {names:?}");
+    }
+    println!(
+        "wsimport compiled {} classes from the tool-friendly STAR WSDL",
+        names.iter().filter(|n| n.ends_with(".class")).count()
+    );
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
