@@ -461,10 +461,8 @@ impl App {
             alpn: connection.session.alpn.clone(),
             identity: caller(connection).map(identity_fields),
             method: parts.method.to_string(),
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
+            // Percent-decoded, so non-ASCII service paths read and filter as written.
+            path: crate::encoding::decoded_path_and_query(&parts.uri),
             soap_version: facts.soap_version.map(|v| v.label().to_owned()),
             soap_action: facts.soap_action,
             operation: facts.operation.as_ref().map(|o| o.local.clone()),

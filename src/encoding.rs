@@ -374,6 +374,16 @@ fn decode_percent(text: &str, plus_is_space: bool) -> Result<Cow<'_, str>, Perce
         .map_err(|_| PercentProblem::NotUtf8(text.to_owned()))
 }
 
+/// A request's path (percent-decoded when it decodes to UTF-8) and its query as sent: how the
+/// journal records and shows where a call went.
+pub fn decoded_path_and_query(uri: &http::Uri) -> String {
+    let path = percent_decode(uri.path()).unwrap_or(Cow::Borrowed(uri.path()));
+    match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.into_owned(),
+    }
+}
+
 /// Percent-encodes `text` for a URL query value: unreserved characters stay, everything else
 /// (non-ASCII as UTF-8 bytes) becomes `%XX`.
 pub fn percent_encode(text: &str) -> Cow<'_, str> {

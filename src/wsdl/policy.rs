@@ -171,7 +171,7 @@ fn assertions(element: &Element, demands: &mut Vec<&'static str>, saml: &mut boo
             "IssuedToken" => {
                 if mentions_saml(child, 0) {
                     *saml = true;
-                    Some("a SAML token issued by a security token service (WS-Trust)")
+                    Some("a SAML token issued by a security token service, WS-Trust")
                 } else {
                     Some("a token issued by a security token service (WS-Trust)")
                 }
@@ -204,28 +204,41 @@ fn mentions_saml(element: &Element, depth: usize) -> bool {
 }
 
 impl Policy {
-    /// One line for `check`: where, what it demands, who uses it, and that it is not enforced.
+    /// One line for `check`: where, who uses it, what it demands, and that it is not enforced.
     pub fn note(&self) -> Problem {
         let mut message = format!(
             "WS-Policy '{}'",
             self.id.as_deref().unwrap_or("(without an id)")
         );
         if self.used_by.is_empty() {
-            message.push_str(" (not referred to)");
+            message.push_str(" (referred to by nothing)");
         } else {
-            let _ = write!(message, " for {}", self.used_by.join("; "));
+            let _ = write!(message, " ({})", self.used_by.join("; "));
         }
-        if self.demands.is_empty() {
-            message.push_str(": no assertion dfdg-mock recognises");
-        } else {
-            let _ = write!(message, " demands {}", self.demands.join(", "));
-        }
+        let others: Vec<&str> = self
+            .demands
+            .iter()
+            .copied()
+            .filter(|d| !d.contains("SAML"))
+            .collect();
         if self.saml {
-            message.push_str(
-                ". It demands a SAML token: dfdg-mock does not check one and answers calls without it",
+            message.push_str(": demands a SAML token");
+            if let Some(saml) = self.demands.iter().find(|d| d.contains("SAML")) {
+                let _ = write!(message, " ({saml})");
+            }
+            if !others.is_empty() {
+                let _ = write!(message, "; also {}", others.join(", "));
+            }
+            message.push_str(". Listed, not enforced: dfdg-mock does not check the token and answers calls without one");
+        } else if others.is_empty() {
+            message.push_str(": no assertion dfdg-mock recognises. Listed, not enforced");
+        } else {
+            let _ = write!(
+                message,
+                ": demands {}. Listed, not enforced",
+                others.join(", ")
             );
         }
-        message.push_str(" (listed, not enforced)");
         Problem {
             file: self.file.clone(),
             line: Some(self.line),

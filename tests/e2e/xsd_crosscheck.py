@@ -87,8 +87,6 @@ def compile_schema(wsdl_file, folder):
     for namespace in sorted(set(defined) | set(located)):
         files = set(located.get(namespace, set()))
         files.update(p for p in defined.get(namespace, []) if p in inline_paths)
-        if len(files) < 2 and not (namespace in defined and not files):
-            continue
         if len(files) < 2:
             continue
         wrapper = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS})
@@ -104,6 +102,9 @@ def compile_schema(wsdl_file, folder):
     def target_of(namespace):
         if namespace in wrappers:
             return wrappers[namespace]
+        inline_defining = [p for p in inline_paths if p in defined.get(namespace, [])]
+        if inline_defining:
+            return inline_defining[0]
         if namespace in located:
             return sorted(located[namespace])[0]
         paths = defined.get(namespace, [])

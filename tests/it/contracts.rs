@@ -153,6 +153,20 @@ pub fn crosscheck(catalog: &Catalog) -> Crosscheck {
     result
 }
 
+/// Writes the tool-friendly WSDL of `endpoint` and its parts into `dir`; returns the WSDL's path.
+pub fn write_tools(catalog: &Catalog, endpoint: &dfdg_mock::wsdl::Endpoint, dir: &Path) -> PathBuf {
+    let mut wsdl_file = PathBuf::new();
+    for (path, text) in serve::files(catalog, endpoint, "https://localhost:8443", Form::Tools) {
+        let file = dir.join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        if wsdl_file.as_os_str().is_empty() {
+            wsdl_file = file;
+        }
+    }
+    wsdl_file
+}
+
 /// The generated messages of every OIO fixture pass both independent validators.
 #[test]
 fn oio_fixtures_generated_messages_pass_libxml2_and_xmlschema() {
@@ -303,4 +317,132 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// The second opinion can fail: a CVR number of 1 (the bug this issue started from) is refused
+/// by libxml2 and by xmlschema alike, and so is a broken list length.
+#[test]
+fn the_independent_validators_refuse_what_breaks_a_facet() {
+    if let Err(error) = python_validators() {
+        panic!("this test needs Python 3 with lxml and xmlschema: {error}");
+    }
+    let (_, catalog) = oio();
+    let route = catalog
+        .routes()
+        .find(|r| r.operation.name == "AngivelseIndsend")
+        .unwrap();
+    let request = route.example_request(OffsetDateTime::now_utc());
+    // The value of the first element named `local`, whatever its attributes.
+    let value_of = |local: &str| {
+        let start = request.find(&format!("<{local}")).unwrap();
+        let start = start + request[start..].find('>').unwrap() + 1;
+        request[start..start + request[start..].find('<').unwrap()].to_owned()
+    };
+    let identifier = value_of("VirksomhedIdentifikator");
+    let quarter = value_of("Kvartal");
+    let folder = tempfile::tempdir().unwrap();
+    let wsdl = write_tools(&catalog, route.endpoint, &folder.path().join("contract"));
+    let mut files = Vec::new();
+    for (name, broken) in [
+        ("cvr", request.replace(&format!(">{identifier}<"), ">1<")),
+        ("list", request.replace(&format!(">{quarter}<"), ">1 2<")),
+    ] {
+        assert_ne!(broken, request);
+        assert!(
+            !route.validate(&broken).is_empty(),
+            "our validator lets {name} through"
+        );
+        let file = folder.path().join(format!("{name}.xml"));
+        std::fs::write(&file, broken).unwrap();
+        files.push(file);
+    }
+    let output = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py"))
+        .arg(&wsdl)
+        .args(&files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    for (file, validator) in [
+        ("cvr.xml", "libxml2"),
+        ("cvr.xml", "xmlschema"),
+        ("list.xml", "libxml2"),
+        ("list.xml", "xmlschema"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("INVALID {file} AngivelseIndsend_I {validator}:"))),
+            "{validator} accepted {file}:\n{stdout}"
+        );
+    }
+}
+
+/// Every operation of every OIO fixture answers its own example request over mutual TLS in
+/// enforce mode, in its port's SOAP version, with an answer its schema accepts; the journal
+/// names service and operation as the WSDL spells them.
+#[tokio::test]
+async fn every_oio_operation_answers_over_mutual_tls_in_enforce_mode() {
+    let (_, catalog) = oio();
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(Arc::clone(&catalog)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let mut called = Vec::new();
+    for route in catalog.routes() {
+        let request = route.example_request(OffsetDateTime::now_utc());
+        // HTTP header values are ASCII; an action that is not is left out (the Body routes).
+        let action = route.operation.action.as_deref().filter(|a| a.is_ascii());
+        let reply = client
+            .soap_to(
+                server.addr,
+                &dfdg_mock::encoding::percent_encode(&route.endpoint.path),
+                route.port.version,
+                action,
+                &request,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status, 200,
+            "{}: {}",
+            route.operation.name, reply.body
+        );
+        assert_eq!(
+            route.validate_response(&reply.body),
+            vec![],
+            "{}",
+            reply.body
+        );
+        called.push((route.endpoint.service.clone(), route.operation.name.clone()));
+    }
+    assert_eq!(called.len(), 13);
+    let journal = server.journal();
+    let journaled: Vec<(String, String)> = journal
+        .calls
+        .iter()
+        .map(|c| {
+            (
+                c.record.service.clone().unwrap_or_default(),
+                c.record.service_operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for call in &called {
+        assert!(journaled.contains(call), "{call:?} not in {journaled:?}");
+    }
+    assert!(journal.calls.iter().all(|c| c.record.findings.is_empty()));
+    let soap12 = journal
+        .calls
+        .iter()
+        .find(|c| c.record.service_operation.as_deref() == Some("YdelseOpret"))
+        .unwrap();
+    assert_eq!(soap12.record.soap_version.as_deref(), Some("1.2"));
 }
