@@ -85,9 +85,15 @@ impl fmt::Display for EncodingProblem {
                 f,
                 "it starts with a {mark} byte order mark but declares encoding '{declared}'; fix the declaration or drop the mark"
             ),
+            EncodingProblemKind::WrongWidth { declared, found } if found.starts_with("16") => {
+                write!(
+                    f,
+                    "it declares encoding '{declared}' but its bytes are {found}; fix the declaration (encoding=\"UTF-16\")"
+                )
+            }
             EncodingProblemKind::WrongWidth { declared, found } => write!(
                 f,
-                "it declares encoding '{declared}' but its bytes are {found}; save it in '{declared}' (with a byte order mark for UTF-16) or fix the declaration"
+                "it declares encoding '{declared}' but its bytes are {found}; fix the declaration or save it as UTF-16 with a byte order mark"
             ),
             EncodingProblemKind::Unsupported { encoding } => write!(
                 f,

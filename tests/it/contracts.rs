@@ -14,6 +14,7 @@ use dfdg_mock::wsdl::{Catalog, Loaded};
 use time::OffsetDateTime;
 
 use crate::support::*;
+use dfdg_mock::soap::SoapVersion;
 
 pub fn oio_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oio")
@@ -445,4 +446,431 @@ async fn every_oio_operation_answers_over_mutual_tls_in_enforce_mode() {
         .find(|c| c.record.service_operation.as_deref() == Some("YdelseOpret"))
         .unwrap();
     assert_eq!(soap12.record.soap_version.as_deref(), Some("1.2"));
+}
+
+const PAAMINDELSE_PATH: &str = "/service/P%C3%A5mindelse/1/P%C3%A5mindelseService.svc";
+
+/// A UTF-16 WSDL with non-ASCII service and operation names: percent-encoded URLs reach it,
+/// its example comes by `?example=` with the name percent-encoded, a scenario rule names it as
+/// written, and the journal, the admin API and `calls` show and filter it as written.
+#[tokio::test]
+async fn non_ascii_names_work_in_urls_scenarios_journal_admin_api_and_cli() {
+    let (_, catalog) = oio();
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scenarios.path().join("paamindelse.toml"),
+        "[[rule]]\n\
+         name = \"ukendt-borger\"\n\
+         when.service = \"PåmindelseService\"\n\
+         when.operation = \"getOIOPåmindelseSamlingHent\"\n\
+         when.values.\"getOIOPåmindelseSamlingHent/BorgerCPR\" = \"0101700000\"\n\
+         respond.fault = { code = 1010, message = \"Ukendt CPR-nummer på påmindelsen\" }\n",
+    )
+    .unwrap();
+    let journal_path = scenarios.path().join("journal.sqlite");
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(Arc::clone(&catalog)),
+            journal: Some(journal_path.clone()),
+            scenarios: Some(scenarios.path().to_owned()),
+            admin: Some(AdminOptions::loopback()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+
+    let listing = client.get(server.addr, "/").await.unwrap();
+    let link = format!("{PAAMINDELSE_PATH}?example=getOIOP%C3%A5mindelseSamlingHent");
+    assert!(listing.body.contains(&link), "{}", listing.body);
+    assert!(
+        listing
+            .body
+            .contains("- getOIOPåmindelseSamlingHent [read]"),
+        "{}",
+        listing.body
+    );
+
+    let wsdl = client
+        .get(server.addr, &format!("{PAAMINDELSE_PATH}?wsdl"))
+        .await
+        .unwrap();
+    assert_eq!(wsdl.status, 200, "{}", wsdl.body);
+    // Decoded from UTF-16, served as UTF-8 and saying so.
+    assert!(
+        wsdl.body
+            .starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>"),
+        "{}",
+        wsdl.body
+    );
+    assert!(wsdl.body.contains("name=\"getOIOPåmindelseSamlingHent\""));
+    assert!(
+        wsdl.body.contains(&format!(
+            "location=\"https://localhost:{}{PAAMINDELSE_PATH}\"",
+            server.addr.port()
+        )),
+        "{}",
+        wsdl.body
+    );
+
+    let example = client.get(server.addr, &link).await.unwrap();
+    assert_eq!(example.status, 200, "{}", example.body);
+    assert!(
+        example
+            .body
+            .contains("<getOIOPåmindelseSamlingHent xmlns=\"urn:oio:example:paamindelse:1\">"),
+        "{}",
+        example.body
+    );
+    let unknown = client
+        .get(
+            server.addr,
+            &format!("{PAAMINDELSE_PATH}?example=P%C3%A5mindelseSlet"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.body.contains("has no operation 'PåmindelseSlet'"),
+        "{}",
+        unknown.body
+    );
+    let bad = client
+        .get(server.addr, &format!("{PAAMINDELSE_PATH}?example=%C3"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 404);
+    assert!(
+        bad.body.contains("does not percent-decode to UTF-8"),
+        "{}",
+        bad.body
+    );
+
+    // The scripted fault for the unknown citizen; the default answer for anyone else.
+    let request = example.body.replace(
+        &format!(">{}<", example_value(&example.body, "BorgerCPR")),
+        ">0101700000<",
+    );
+    let reply = client
+        .soap_to(
+            server.addr,
+            PAAMINDELSE_PATH,
+            SoapVersion::V11,
+            None,
+            &request,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert!(
+        reply.body.contains("<ErrorCode>1010</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("Ukendt CPR-nummer på påmindelsen"),
+        "{}",
+        reply.body
+    );
+    let reply = client
+        .soap_to(
+            server.addr,
+            PAAMINDELSE_PATH,
+            SoapVersion::V11,
+            None,
+            &example.body,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("<getOIOPåmindelseSamlingHentResponse"),
+        "{}",
+        reply.body
+    );
+
+    let journal = server.journal();
+    let posts: Vec<_> = journal
+        .calls
+        .iter()
+        .filter(|c| c.record.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2);
+    for call in &posts {
+        assert_eq!(call.record.service.as_deref(), Some("PåmindelseService"));
+        assert_eq!(
+            call.record.service_operation.as_deref(),
+            Some("getOIOPåmindelseSamlingHent")
+        );
+        assert_eq!(
+            call.record.path,
+            "/service/Påmindelse/1/PåmindelseService.svc"
+        );
+    }
+    assert_eq!(
+        posts[1].record.scenario_rule.as_deref(),
+        Some("ukendt-borger")
+    );
+
+    let page = admin_json(
+        server.admin(),
+        "/api/calls?operation=getOIOP%C3%A5mindelseSamlingHent",
+    )
+    .await;
+    assert_eq!(page["calls"].as_array().unwrap().len(), 2, "{page}");
+    let page = admin_json(
+        server.admin(),
+        "/api/calls?service=service%2FP%C3%A5mindelse",
+    )
+    .await;
+    assert_eq!(page["calls"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["calls"][0]["operation"], "getOIOPåmindelseSamlingHent");
+    assert_eq!(
+        page["calls"][0]["path"],
+        "/service/Påmindelse/1/PåmindelseService.svc"
+    );
+
+    server.stop().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .args([
+            "calls",
+            "--operation",
+            "getOIOPåmindelseSamlingHent",
+            "--journal",
+        ])
+        .arg(&journal_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("getOIOPåmindelseSamlingHent"))
+            .count(),
+        2,
+        "{stdout}"
+    );
+}
+
+/// The text of the first element named `local` in `xml`, whatever its attributes.
+fn example_value(xml: &str, local: &str) -> String {
+    let start = xml.find(&format!("<{local}")).unwrap();
+    let start = start + xml[start..].find('>').unwrap() + 1;
+    xml[start..start + xml[start..].find('<').unwrap()].to_owned()
+}
+
+/// Request bodies in UTF-16 (with a byte order mark) and ISO-8859-1 (declared, or named by the
+/// Content-Type's charset) are understood; the answer is UTF-8. Bytes that are not what the
+/// body declares get DFDG's 1014 naming the byte offset.
+#[tokio::test]
+async fn request_bodies_in_utf16_and_latin1_are_answered_and_wrong_bytes_get_1014_with_the_offset()
+{
+    let (_, catalog) = oio();
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(Arc::clone(&catalog)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let route = catalog
+        .routes()
+        .find(|r| r.operation.name == "getOIOPåmindelseSamlingHent")
+        .unwrap();
+    let example = route.example_request(OffsetDateTime::now_utc());
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        let request = http::Request::post(PAAMINDELSE_PATH)
+            .header("host", "localhost")
+            .header("content-type", content_type)
+            .header("soapaction", "\"\"")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let client = &client;
+        async move { client.send(server.addr, request).await.unwrap() }
+    };
+
+    let utf16 = example.replace("encoding=\"utf-8\"", "encoding=\"UTF-16\"");
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(utf16.encode_utf16().flat_map(u16::to_le_bytes));
+    let reply = post(bytes, "text/xml").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply
+        .body
+        .starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>"));
+    assert!(
+        reply.content_type().contains("utf-8"),
+        "{}",
+        reply.content_type()
+    );
+    assert!(
+        reply.body.contains("<getOIOPåmindelseSamlingHentResponse"),
+        "{}",
+        reply.body
+    );
+
+    // ISO-8859-1: æ is one byte (0xE6), declared in the XML declaration, then by the charset.
+    let latin1 = |text: &str| -> Vec<u8> {
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap())
+            .collect()
+    };
+    let named = example_value(&example, "BorgerCPR");
+    let declared = example
+        .replace("encoding=\"utf-8\"", "encoding=\"ISO-8859-1\"")
+        .replace(&format!(">{named}<"), ">Søren Æbelø<");
+    let reply = post(latin1(&declared), "text/xml").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let undeclared = example
+        .replace("<?xml version=\"1.0\" encoding=\"utf-8\"?>", "")
+        .replace(&format!(">{named}<"), ">Søren Æbelø<");
+    let reply = post(latin1(&undeclared), "text/xml; charset=iso-8859-1").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // The same Latin-1 bytes, neither declared nor named: 1014 with the offset of the first
+    // non-ASCII byte (the å of the operation's name).
+    let bytes = latin1(&undeclared);
+    let offset = bytes.iter().position(|b| *b >= 0x80).unwrap();
+    let reply = post(bytes, "text/xml").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("<ErrorCode>1014</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply
+            .body
+            .contains(&format!("not UTF-8 at byte offset {offset} (line 1)")),
+        "{}",
+        reply.body
+    );
+    // Declared UTF-16 but sent in 8 bits.
+    let reply = post(utf16.into_bytes(), "text/xml").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("declares encoding 'UTF-16' but its bytes are 8-bit"),
+        "{}",
+        reply.body
+    );
+    let journal = server.journal();
+    assert_eq!(
+        journal.calls.len(),
+        5,
+        "every call is journaled, refused or not"
+    );
+}
+
+fn check(dir: &Path, wsdl: &Path) -> (bool, String) {
+    std::fs::create_dir_all(dir.join("scenarios")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .arg("check")
+        .arg("--wsdl")
+        .arg(wsdl)
+        .arg("--scenarios")
+        .arg(dir.join("scenarios"))
+        .current_dir(dir)
+        .env_remove("DFDG_MOCK_LOG")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// `check` on the OIO fixtures: every service loads, every generated message validates, the
+/// WS-Policies are listed (the SAML one named as such) and nothing is a problem.
+#[test]
+fn check_loads_every_oio_fixture_self_checks_it_and_lists_its_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = check(dir.path(), &oio_dir());
+    println!("{text}");
+    assert!(ok, "{text}");
+    for service in [
+        "BeskedService at /Besked/1/BeskedService.svc (SOAP 1.1",
+        "VirksomhedOplysningService at /VirksomhedOplysning/1/VirksomhedOplysningService.svc",
+        "SagService at /service/Sag/2",
+        "PersonOpslagService at /service/PersonOpslag/1",
+        "PåmindelseService at /service/Påmindelse/1/PåmindelseService.svc (SOAP 1.1, validation report): getOIOPåmindelseSamlingHent [read], PåmindelseOpret [write]",
+        "DokumentService at /service/Dokument/1",
+        "YdelseService at /service/Ydelse/3 (SOAP 1.2",
+        "catalog: 7 WSDL file(s), 7 endpoint(s), 13 operation(s)",
+        "self-check: generated an example request and a default answer for each of 13 operation(s); 13 validate against their own schemas",
+        "WS-Policy 'SamlTokenPolicy' (binding DokumentBinding, operation DokumentHent; binding DokumentBinding, operation DokumentArkiver input): demands a SAML token",
+        "WS-Policy 'TransportPolicy' (binding DokumentBinding): demands transport security (HTTPS), a client certificate (mutual TLS), WS-Addressing headers. Listed, not enforced",
+        "SagTyper.xsd:15: the prefix 'sag' is not declared in this file",
+    ] {
+        assert!(text.contains(service), "missing {service:?} in:\n{text}");
+    }
+    assert!(!text.contains("problem:"), "{text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+}
+
+/// `check` on STAR's own WSDL, when the fixture is there: it loads unchanged and self-checks.
+#[test]
+fn check_loads_and_self_checks_the_star_wsdl() {
+    let Some(copy) = star_copy() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = check(dir.path(), copy.path());
+    println!("{text}");
+    assert!(ok, "{text}");
+    assert!(text.contains("PlannerExternalCalendarService at /pjaktass/1/PlannerExternalCalendarService.svc (SOAP 1.1"), "{text}");
+    assert!(
+        text.contains("each of 5 operation(s); 5 validate"),
+        "{text}"
+    );
+}
+
+/// Files in the wrong encoding are problems naming file and line, and the others still load.
+#[test]
+fn wrongly_encoded_contracts_are_problems_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("wsdl");
+    std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::copy(
+        oio_dir().join("Annotated.wsdl"),
+        catalog.join("Annotated.wsdl"),
+    )
+    .unwrap();
+    // Latin-1 bytes, no declaration: not UTF-8 on line 3.
+    let undeclared = b"<?xml version=\"1.0\"?>\n<!-- x -->\n<wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\" name=\"P\xe5mindelse\"/>\n";
+    let offset = undeclared.iter().position(|b| *b == 0xE5).unwrap();
+    std::fs::write(catalog.join("Undeclared.wsdl"), undeclared).unwrap();
+    // Declares UTF-16, saved in 8 bits.
+    std::fs::write(
+        catalog.join("WrongWidth.wsdl"),
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\"/>\n",
+    )
+    .unwrap();
+    let (ok, text) = check(dir.path(), &catalog);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("BeskedService at /Besked/1/BeskedService.svc"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Undeclared.wsdl:3: not UTF-8 at byte offset {offset} (line 3), and no encoding is declared")),
+        "{text}"
+    );
+    assert!(
+        text.contains("WrongWidth.wsdl:1: it declares encoding 'UTF-16' but its bytes are 8-bit, with no byte order mark; fix the declaration or save it as UTF-16 with a byte order mark"),
+        "{text}"
+    );
+    assert!(text.contains("check found 2 problems"), "{text}");
 }
