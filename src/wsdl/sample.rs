@@ -739,4 +739,46 @@ mod tests {
             assert!(regex.is_match(&value), "{pattern} -> {value}");
         }
     }
+
+    #[test]
+    fn patterns_stretch_to_their_length_facets() {
+        let values = from_pattern_sized("[A-ZÆØÅ][a-zæøå]+( [A-ZÆØÅ][a-zæøå]+)*", 12, Some(40));
+        let first = &values[0];
+        assert!((12..=40).contains(&first.chars().count()), "{values:?}");
+        let regex = regex::Regex::new(&super::super::xsd::translate_pattern(
+            "[A-ZÆØÅ][a-zæøå]+( [A-ZÆØÅ][a-zæøå]+)*",
+        ))
+        .unwrap();
+        assert!(regex.is_match(first), "{first}");
+        // The second alternative when the first is too long.
+        let values = from_pattern_sized("[0-9]{9}|[0-9]{2}", 0, Some(2));
+        assert_eq!(values[0], "11");
+    }
+
+    #[test]
+    fn numbers_honour_bounds_and_digits() {
+        let facets = |min: Option<&str>, min_x: Option<&str>, max_x: Option<&str>, fraction| {
+            super::super::xsd::Facets {
+                min_inclusive: min.map(str::to_owned),
+                min_exclusive: min_x.map(str::to_owned),
+                max_exclusive: max_x.map(str::to_owned),
+                fraction_digits: fraction,
+                ..Default::default()
+            }
+        };
+        let cvr = numbers(Builtin::Int, &facets(Some("10000000"), None, None, None));
+        assert!(cvr.contains(&"10000000".to_owned()), "{cvr:?}");
+        let rate = numbers(
+            Builtin::Decimal,
+            &facets(Some("0.0001"), None, Some("1"), Some(4)),
+        );
+        assert!(rate.contains(&"0.0001".to_owned()), "{rate:?}");
+        let cold = numbers(Builtin::Short, &facets(Some("-40"), None, Some("-5"), None));
+        assert!(cold.contains(&"-6".to_owned()), "{cold:?}");
+        let huge = numbers(
+            Builtin::Integer,
+            &facets(None, Some("123456789012345678901234567890"), None, None),
+        );
+        assert_eq!(huge[0], "123456789012345678901234567891");
+    }
 }

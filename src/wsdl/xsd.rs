@@ -1014,4 +1014,144 @@ mod tests {
             .unwrap()
             .is_match("ab1"));
     }
+
+    #[test]
+    fn decimal_bounds_compare_exactly_at_any_size() {
+        let big = "123456789012345678901234567890";
+        assert_eq!(
+            compare(Builtin::Integer, "123456789012345678901234567891", big),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            compare(Builtin::Decimal, "-0.0", "0"),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(
+            compare(Builtin::Decimal, "-1.5", "-1.25"),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            compare(Builtin::Decimal, "010.10", "10.1"),
+            Some(Ordering::Equal)
+        );
+        let facets = Facets {
+            min_exclusive: Some(big.to_owned()),
+            ..Facets::default()
+        };
+        assert!(facets.check(big, Some(Builtin::Integer)).is_err());
+        assert!(facets
+            .check("123456789012345678901234567891", Some(Builtin::Integer))
+            .is_ok());
+        let amount = Facets {
+            total_digits: Some(5),
+            fraction_digits: Some(2),
+            ..Facets::default()
+        };
+        assert!(amount.check("123.45", Some(Builtin::Decimal)).is_ok());
+        assert!(amount.check("0123.450", Some(Builtin::Decimal)).is_ok());
+        assert!(amount.check("1234.5", Some(Builtin::Decimal)).is_ok());
+        assert!(amount.check("1234.56", Some(Builtin::Decimal)).is_err());
+        assert!(amount.check("1.234", Some(Builtin::Decimal)).is_err());
+    }
+
+    #[test]
+    fn dates_and_times_compare_as_instants() {
+        assert_eq!(
+            compare(Builtin::Date, "2009-12-31", "2010-01-01"),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            compare(
+                Builtin::DateTime,
+                "2026-01-01T01:00:00+01:00",
+                "2026-01-01T00:00:00Z"
+            ),
+            Some(Ordering::Equal)
+        );
+        // With and without a timezone: not comparable, so not checked.
+        assert_eq!(
+            compare(
+                Builtin::DateTime,
+                "2026-01-01T00:00:00",
+                "2026-01-01T00:00:00Z"
+            ),
+            None
+        );
+        assert_eq!(
+            compare(Builtin::GYear, "1999", "2000"),
+            Some(Ordering::Less)
+        );
+        let old = Facets {
+            max_exclusive: Some("2010-01-01".to_owned()),
+            ..Facets::default()
+        };
+        assert!(old.check("2026-11-27", Some(Builtin::Date)).is_err());
+        assert!(old.check("2000-01-01", Some(Builtin::Date)).is_ok());
+    }
+
+    #[test]
+    fn whitespace_rules_and_octet_lengths() {
+        assert_eq!(WhiteSpace::Collapse.apply("  a \t\n b  "), "a b");
+        assert_eq!(WhiteSpace::Replace.apply("a\tb"), "a b");
+        assert!(matches!(
+            WhiteSpace::Collapse.apply("a b"),
+            Cow::Borrowed(_)
+        ));
+        let four = Facets {
+            length: Some(4),
+            ..Facets::default()
+        };
+        assert!(four.check("00112233", Some(Builtin::HexBinary)).is_ok());
+        assert!(four.check("0011", Some(Builtin::HexBinary)).is_err());
+        assert!(four.check("AAAAAA==", Some(Builtin::Base64Binary)).is_ok());
+    }
+
+    #[test]
+    fn list_and_union_facets_apply_to_the_whole_value() {
+        let mut schema = Schema::default();
+        let month = Facets {
+            max_inclusive: Some("12".to_owned()),
+            ..Facets::default()
+        };
+        schema.types.push(TypeDef::Simple(SimpleType {
+            name: None,
+            variety: Variety::Atomic(Builtin::PositiveInteger),
+            facets: month,
+        }));
+        schema.types.push(TypeDef::Simple(SimpleType {
+            name: None,
+            variety: Variety::List(TypeRef::Defined(0)),
+            facets: Facets {
+                length: Some(3),
+                ..Facets::default()
+            },
+        }));
+        let list = TypeRef::Defined(1);
+        assert!(schema.check_value(list, " 1  2\n3 ").is_ok());
+        assert!(schema.check_value(list, "1 2").is_err());
+        assert!(schema.check_value(list, "1 2 13").is_err());
+        let pattern = |p: &str| Pattern {
+            source: p.to_owned(),
+            regex: Regex::new(&translate_pattern(p)).ok(),
+        };
+        schema.types.push(TypeDef::Simple(SimpleType {
+            name: None,
+            variety: Variety::Union(vec![
+                TypeRef::Builtin(Builtin::GYearMonth),
+                TypeRef::Builtin(Builtin::Int),
+            ]),
+            facets: Facets {
+                patterns: vec![vec![pattern("20[0-9]{2}-[0-9]{2}|[0-9]+")]],
+                ..Facets::default()
+            },
+        }));
+        let union = TypeRef::Defined(2);
+        assert!(schema.check_value(union, "2026-11").is_ok());
+        assert!(schema.check_value(union, "42").is_ok());
+        assert!(
+            schema.check_value(union, "1999-11").is_err(),
+            "the union's pattern"
+        );
+        assert!(schema.check_value(union, "x").is_err());
+    }
 }
