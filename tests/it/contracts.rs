@@ -190,7 +190,7 @@ fn wsimport() -> Option<PathBuf> {
     });
     if found.is_none() {
         eprintln!(
-            "skipped: wsimport is not installed (apt-get install jaxws, as .ci/run does; needs a JDK)"
+            "skipped: wsimport is not installed (Debian: apt-get install jaxws, with a JDK such as default-jdk)"
         );
     }
     found
