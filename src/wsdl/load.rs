@@ -1,7 +1,8 @@
-//! Loading a WSDL: reading it and, breadth first, every document it imports by relative
-//! location; collecting its messages, portTypes, bindings and services across those documents;
-//! compiling its schemas; and building the endpoints of its SOAP ports. Any problem rejects the
-//! file, and every problem is reported with file and line.
+//! Loading a WSDL: reading it (decoded by [`crate::encoding`]) and, breadth first, every
+//! document it imports by relative location — WSDLs, schemas and WS-Policy documents; collecting
+//! its messages, portTypes, bindings and services across those documents; compiling its schemas;
+//! and building the endpoints of its SOAP ports. Any problem rejects the file, and every problem
+//! is reported with file and line.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

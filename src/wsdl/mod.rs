@@ -1,15 +1,17 @@
 //! The service catalog: every WSDL 1.1 file in the catalog folders, loaded once at start-up with
 //! everything it imports, compiled into endpoints (one per `soap:address` path) whose operations
 //! carry their compiled input, header and output schemas. The request path then needs two map
-//! look-ups: path → [`Endpoint`], SOAPAction (or Body element) → [`Operation`].
+//! look-ups: path ([`path_key`]) → [`Endpoint`], SOAPAction (or Body element) → [`Operation`].
 //!
 //! Submodules: `load` (reading a WSDL and its imports into endpoints), `compile` (XSD
 //! documents into the model), [`xml`] (namespace-aware element tree), [`xsd`] (the schema model),
 //! [`validate`] (instance validation), [`sample`] (schema-valid default answers), [`serve`]
-//! (`?wsdl` with rewritten addresses, the catalog listing).
+//! (`?wsdl` with rewritten addresses, as published or tool-friendly; the catalog listing),
+//! [`policy`] (WS-Policy, listed and not enforced).
 //!
 //! Parse, don't validate: a [`Catalog`] holds only WSDLs that loaded without a problem; the
 //! problems of the others are returned beside it ([`Loaded`]), each naming file, line and what.
+//! [`Catalog::self_check`] holds the generator and the validator to each other.
 
 mod compile;
 mod load;

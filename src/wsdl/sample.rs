@@ -1,9 +1,11 @@
-//! Schema-valid sample messages: the default answer for an operation nobody scripted. Every
-//! required element and attribute is present, optional ones appear once while the tree is shallow
-//! and not recursive, and values are plausible for their name and type (a CPR number for
-//! `CivilRegistrationIdentifier`, fresh GUIDs for identifiers, the current time for dateTime),
-//! then checked against the type's facets; a value that does not fit is derived from the
-//! enumeration or the pattern instead.
+//! Schema-valid sample messages: the default answer for an operation nobody scripted, and the
+//! example requests. Every required element and attribute is present, optional ones appear once
+//! while the tree is shallow and not recursive, and values are plausible for their name and type
+//! (a CPR number for `CivilRegistrationIdentifier`, fresh GUIDs for identifiers, the current time
+//! for dateTime). Each candidate value is checked against the whole type (every facet of every
+//! derivation step); when none fits, one is built from the facets: an enumeration value, a number
+//! inside the bounds and digits, a pattern's string stretched to the length facets, as many list
+//! items as the list needs, a union member's value.
 
 use std::fmt::Write as _;
 

@@ -2,14 +2,17 @@
 //! every `soap:address`/`soap12:address` pointing at the address the caller used, `?part=<name>`
 //! returns an imported WSDL or XSD with its own import locations rewritten the same way,
 //! `?example=<Operation>` returns a request envelope that validates (headers included), and
-//! `/` lists the services, their operations and WSDL links. [`files`] gives the same documents
-//! for a folder (a welcome pack), imports pointing at the files beside them. Rewriting is one streaming pass
-//! over the stored text that changes only those attribute values.
+//! `/` lists the services, their operations and WSDL links. Query values are percent-decoded.
+//! `&tools` asks for the tool-friendly [`Form`]: each schema also declares the prefixes it uses
+//! and imports the namespaces it refers to. [`files`] gives the same documents for a folder (a
+//! welcome pack), imports pointing at the files beside them. Rewriting is one streaming pass over
+//! the stored text that changes only those attribute values (and, tool-friendly, adds to each
+//! `xs:schema` start tag and its first children).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use quick_xml::events::{BytesDecl, BytesStart, Event};
+use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 use quick_xml::name::{QName, ResolveResult};
 use quick_xml::{NsReader, Writer};
 
@@ -536,7 +539,22 @@ impl Rewrite<'_> {
             Some(prefix) => format!("{}:import", prefix.as_ref()),
             None => "import".to_owned(),
         };
+        // Indented as the schema's first child is.
+        let indent = match pending.events.first() {
+            Some(Event::Text(text)) => {
+                let text: &str = text.as_ref();
+                text.rfind('\n')
+                    .map(|i| text[i..].to_owned())
+                    .filter(|t| t.trim().is_empty())
+            }
+            _ => None,
+        };
         for namespace in missing {
+            if let Some(indent) = &indent {
+                writer
+                    .write_event(Event::Text(BytesText::from_escaped(indent.as_str())))
+                    .ok()?;
+            }
             let mut import = BytesStart::new(import_tag.as_str());
             import.push_attribute(("namespace", namespace.as_str()));
             if let Some(location) = self.location_of(namespace) {

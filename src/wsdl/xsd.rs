@@ -7,7 +7,9 @@
 //! `sequence`/`choice`/`all`/named `group` with `minOccurs`/`maxOccurs`; `any` and `anyAttribute`;
 //! `complexContent` and `simpleContent` extension and restriction; simple types by restriction
 //! (enumeration, pattern, length/minLength/maxLength, min/max inclusive/exclusive,
-//! totalDigits/fractionDigits), `list` and `union`; attributes, `attributeGroup`, `use="required"`;
+//! totalDigits/fractionDigits, whiteSpace), `list` and `union` (with facets of their own);
+//! attributes, `attributeGroup`, `use="required"`. Bounds compare in the primitive's value space:
+//! exactly for decimals and integers of any size ([`Decimal`]), as instants for dates and times;
 //! the XSD built-in types. Names resolve across every schema of the WSDL whether or not they
 //! `xs:import` each other, as .NET does (STAR's own WSDLs rely on that).
 //! Not covered (ignored): identity constraints, substitution groups, `redefine`, `abstract`.

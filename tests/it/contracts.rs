@@ -333,14 +333,8 @@ fn the_independent_validators_refuse_what_breaks_a_facet() {
         .find(|r| r.operation.name == "AngivelseIndsend")
         .unwrap();
     let request = route.example_request(OffsetDateTime::now_utc());
-    // The value of the first element named `local`, whatever its attributes.
-    let value_of = |local: &str| {
-        let start = request.find(&format!("<{local}")).unwrap();
-        let start = start + request[start..].find('>').unwrap() + 1;
-        request[start..start + request[start..].find('<').unwrap()].to_owned()
-    };
-    let identifier = value_of("VirksomhedIdentifikator");
-    let quarter = value_of("Kvartal");
+    let identifier = example_value(&request, "VirksomhedIdentifikator");
+    let quarter = example_value(&request, "Kvartal");
     let folder = tempfile::tempdir().unwrap();
     let wsdl = write_tools(&catalog, route.endpoint, &folder.path().join("contract"));
     let mut files = Vec::new();
