@@ -56,6 +56,18 @@ fn oio() -> (Loaded, Arc<Catalog>) {
     (loaded, catalog)
 }
 
+/// The real server serving `catalog`.
+async fn serve_catalog(pki: &Pki, catalog: &Arc<Catalog>) -> TestServer {
+    TestServer::start_with(
+        pki,
+        Options {
+            catalog: Some(Arc::clone(catalog)),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 /// What the two independent validators said about one catalog's generated messages.
 #[derive(Debug, Default)]
 pub struct Crosscheck {
@@ -226,14 +238,7 @@ async fn wsimport_generates_a_java_client_from_the_tool_friendly_star_wsdl() {
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let catalog = Arc::new(std::mem::take(&mut loaded.catalog));
     let pki = Pki::new();
-    let server = TestServer::start_with(
-        &pki,
-        Options {
-            catalog: Some(Arc::clone(&catalog)),
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = serve_catalog(&pki, &catalog).await;
     let client = pki.client_with(Some(&pki.oces3_client()));
     let path = &catalog.endpoints[0].path;
     let published = client
@@ -381,14 +386,7 @@ fn the_independent_validators_refuse_what_breaks_a_facet() {
 async fn every_oio_operation_answers_over_mutual_tls_in_enforce_mode() {
     let (_, catalog) = oio();
     let pki = Pki::new();
-    let server = TestServer::start_with(
-        &pki,
-        Options {
-            catalog: Some(Arc::clone(&catalog)),
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = serve_catalog(&pki, &catalog).await;
     let client = pki.client_with(Some(&pki.oces3_client()));
     let mut called = Vec::new();
     for route in catalog.routes() {
@@ -668,14 +666,7 @@ async fn request_bodies_in_utf16_and_latin1_are_answered_and_wrong_bytes_get_101
 {
     let (_, catalog) = oio();
     let pki = Pki::new();
-    let server = TestServer::start_with(
-        &pki,
-        Options {
-            catalog: Some(Arc::clone(&catalog)),
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = serve_catalog(&pki, &catalog).await;
     let client = pki.client_with(Some(&pki.oces3_client()));
     let route = catalog
         .routes()
