@@ -668,7 +668,7 @@ struct ContentType {
 }
 
 fn content_type(parts: &Parts) -> Option<ContentType> {
-    let value = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let value = std::str::from_utf8(parts.headers.get(CONTENT_TYPE)?.as_bytes()).ok()?;
     let mut pieces = value.split(';');
     let mut parsed = ContentType {
         media_type: pieces
@@ -1114,7 +1114,8 @@ fn not_valid_message(findings: &[Finding]) -> String {
 }
 
 fn soap_action_header(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get("soapaction")?.to_str().ok()?;
+    // UTF-8, not only ASCII: OIO operation names (and so actions) may be Danish.
+    let value = std::str::from_utf8(parts.headers.get("soapaction")?.as_bytes()).ok()?;
     Some(value.trim().trim_matches('"').to_owned())
 }
 

@@ -583,11 +583,37 @@ async fn non_ascii_names_work_in_urls_scenarios_journal_admin_api_and_cli() {
         reply.body
     );
 
+    // A SOAPAction in UTF-8 (HTTP allows the bytes; OIO actions carry Danish names).
+    let create = catalog
+        .routes()
+        .find(|r| r.operation.name == "PåmindelseOpret")
+        .unwrap();
+    let action = create.operation.action.clone().unwrap();
+    let request = http::Request::post(PAAMINDELSE_PATH)
+        .header("host", "localhost")
+        .header("content-type", "text/xml; charset=utf-8")
+        .header(
+            "soapaction",
+            http::HeaderValue::from_bytes(format!("\"{action}\"").as_bytes()).unwrap(),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            create.example_request(OffsetDateTime::now_utc()),
+        )))
+        .unwrap();
+    let reply = client.send(server.addr, request).await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
     let journal = server.journal();
+    let created = &journal.calls[0].record;
+    assert_eq!(created.soap_action.as_deref(), Some(action.as_str()));
+    assert_eq!(
+        created.service_operation.as_deref(),
+        Some("PåmindelseOpret")
+    );
+
     let posts: Vec<_> = journal
         .calls
         .iter()
-        .filter(|c| c.record.method == "POST")
+        .filter(|c| c.record.service_operation.as_deref() == Some("getOIOPåmindelseSamlingHent"))
         .collect();
     assert_eq!(posts.len(), 2);
     for call in &posts {
@@ -617,8 +643,8 @@ async fn non_ascii_names_work_in_urls_scenarios_journal_admin_api_and_cli() {
         "/api/calls?service=service%2FP%C3%A5mindelse",
     )
     .await;
-    assert_eq!(page["calls"].as_array().unwrap().len(), 2, "{page}");
-    assert_eq!(page["calls"][0]["operation"], "getOIOPåmindelseSamlingHent");
+    assert_eq!(page["calls"].as_array().unwrap().len(), 3, "{page}");
+    assert_eq!(page["calls"][1]["operation"], "getOIOPåmindelseSamlingHent");
     assert_eq!(
         page["calls"][0]["path"],
         "/service/Påmindelse/1/PåmindelseService.svc"
