@@ -885,3 +885,105 @@ fn wrongly_encoded_contracts_are_problems_with_file_and_line() {
     );
     assert!(text.contains("check found 2 problems"), "{text}");
 }
+
+/// Python's suds, whose schema handling is as strict as wsimport's.
+fn suds() -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import suds"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: suds is not installed (pip install suds==1.2.0)");
+    }
+    found
+}
+
+/// suds builds its client from the tool-friendly form of STAR's own WSDL, fetched over mutual
+/// TLS, and calls an operation with STAR's headers in enforce mode; from the WSDL as published
+/// it cannot build one.
+#[tokio::test]
+async fn suds_builds_its_client_from_the_tool_friendly_star_wsdl_and_calls_over_mutual_tls() {
+    if !suds() {
+        return;
+    }
+    let Some(copy) = star_copy() else {
+        return;
+    };
+    let mut loaded = load(copy.path());
+    let catalog = Arc::new(std::mem::take(&mut loaded.catalog));
+    let pki = Pki::new();
+    let server = serve_catalog(&pki, &catalog).await;
+    let files = tempfile::tempdir().unwrap();
+    let certificate = pki.oces3_client();
+    let (ca, cert, key) = (
+        files.path().join("ca.crt"),
+        files.path().join("client.crt"),
+        files.path().join("client.key"),
+    );
+    std::fs::write(&ca, pki.ca.cert_pem()).unwrap();
+    std::fs::write(&cert, &certificate.cert_pem).unwrap();
+    std::fs::write(&key, certificate.key_pem()).unwrap();
+    let caller = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
+    let base = format!(
+        "https://localhost:{}{}",
+        server.addr.port(),
+        catalog.endpoints[0].path
+    );
+    let run = |query: &str| {
+        let mut command = std::process::Command::new("python3");
+        command
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/suds_client.py"))
+            .args(["--wsdl", &format!("{base}?{query}")])
+            .arg("--ca")
+            .arg(&ca)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["--operation", "GetResources", "--caller", &caller]);
+        // The server runs on this test's runtime; the script bounds each request itself.
+        tokio::task::spawn_blocking(move || command.output())
+    };
+    let published = run("wsdl").await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&published.stdout);
+    assert!(!published.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("cannot build the client: TypeNotFound"),
+        "{stdout}"
+    );
+
+    let tools = run("wsdl&tools").await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&tools.stdout);
+    assert!(
+        tools.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&tools.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "built PlannerExternalCalendarService CreateEvents,DeleteEvents,GetEvents,GetResources,UpdateEvents"
+        ),
+        "{stdout}"
+    );
+    let journal = server.journal();
+    let call = journal
+        .calls
+        .iter()
+        .find(|c| c.record.method == "POST")
+        .expect("suds's call is journaled");
+    assert_eq!(
+        call.record.service_operation.as_deref(),
+        Some("GetResources")
+    );
+    assert!(
+        call.record.findings.is_empty(),
+        "{:?}",
+        call.record.findings
+    );
+    assert_eq!(call.record.identity.as_ref().unwrap().caller_id, caller);
+    let receipt = &call.record.receipts[0];
+    assert!(
+        stdout.contains(&format!("called GetResources receipt {receipt}")),
+        "{stdout}"
+    );
+}
