@@ -75,10 +75,22 @@ pub fn collect(documents: &[(&Path, &Element, bool)]) -> (Vec<Policy>, Vec<Probl
         if *is_document {
             continue;
         }
-        for binding in root.children_named(WSDL_NS, "binding") {
-            let name = binding.attribute("name").unwrap_or("?");
+        // Policies attach to bindings above all, also to portTypes, messages and ports.
+        let attachable = root.children_in(WSDL_NS).filter(|c| {
+            matches!(
+                c.name.local.as_str(),
+                "binding" | "portType" | "message" | "service"
+            )
+        });
+        for subject in attachable {
+            let name = subject.attribute("name").unwrap_or("?");
             let mut references = Vec::new();
-            references_in(binding, &format!("binding {name}"), &mut references, 0);
+            references_in(
+                subject,
+                &format!("{} {name}", subject.name.local),
+                &mut references,
+                0,
+            );
             for (user, uri, line) in references {
                 let id = uri.rsplit_once('#').map_or(uri.as_str(), |(_, id)| id);
                 match policies
@@ -134,6 +146,7 @@ fn references_in(
                 child.attribute("name").unwrap_or("?")
             ),
             (WSDL_NS, local @ ("input" | "output" | "fault")) => format!("{user} {local}"),
+            (WSDL_NS, "port") => format!("{user}, port {}", child.attribute("name").unwrap_or("?")),
             _ => user.to_owned(),
         };
         references_in(child, &user, out, depth + 1);
