@@ -346,6 +346,12 @@ impl Generator<'_> {
                 for member in members {
                     self.candidates(*member, context, out, depth + 1);
                 }
+                // The union's own patterns, when no member's value fits them.
+                for step in facets.patterns.iter().rev() {
+                    for pattern in step {
+                        out.extend(from_pattern_sized(&pattern.source, 0, None));
+                    }
+                }
             }
         }
     }
