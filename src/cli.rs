@@ -548,6 +548,11 @@ fn check_catalog(config: &Config, report: &mut CheckReport) -> Arc<Catalog> {
     report
         .problems
         .extend(loaded.problems.iter().map(ToString::to_string));
+    let self_check = loaded.catalog.self_check(OffsetDateTime::now_utc());
+    report.loaded.push(self_check.summary());
+    report
+        .problems
+        .extend(self_check.problems.iter().map(ToString::to_string));
     Arc::new(loaded.catalog)
 }
 

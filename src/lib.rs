@@ -8,6 +8,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod encoding;
 pub mod health;
 pub mod identity;
 pub mod journal;

@@ -318,7 +318,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         );
     }
     if is_pack && spec.force {
-        for stale in ["requests", "wsdl"] {
+        for stale in ["requests", "wsdl", "wsdl-tools"] {
             let path = dir.join(stale);
             if path.is_dir() {
                 fs::remove_dir_all(&path)
@@ -357,9 +357,15 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
                 continue;
             }
             written_wsdls.push(endpoint.wsdl);
-            for (path, text) in serve::files(catalog, endpoint, spec.url.as_str()) {
-                let path = format!("wsdl/{}/{path}", file_safe(service));
-                writer.write(&path, text.as_bytes(), Mode::Public)?;
+            // As published, and in the form strict tools (wsimport, svcutil, suds) need.
+            for (folder, form) in [
+                ("wsdl", serve::Form::Published),
+                ("wsdl-tools", serve::Form::Tools),
+            ] {
+                for (path, text) in serve::files(catalog, endpoint, spec.url.as_str(), form) {
+                    let path = format!("{folder}/{}/{path}", file_safe(service));
+                    writer.write(&path, text.as_bytes(), Mode::Public)?;
+                }
             }
         }
     }
@@ -512,7 +518,7 @@ fn examples(
             access: operation.access,
             version: port.version,
             action: operation.action.clone(),
-            path: endpoint.path.clone(),
+            path: crate::encoding::percent_encode(&endpoint.path).into_owned(),
             file: format!(
                 "requests/{}-{}.xml",
                 file_safe(&endpoint.service),
@@ -862,6 +868,7 @@ fn readme(c: &Texts<'_>) -> String {
          | `client.p12` | det samme som PKCS#12 til Java/.NET; adgangskoden blev vist én gang, da pakken blev lavet, og står ikke i pakken / the same as PKCS#12 for Java/.NET; its password was shown once when the pack was made and is not in the pack |\n\
          | `endpoints.md` | adresser og operationer (læs/skriv) / addresses and operations (read/write) |\n\
          | `wsdl/` | WSDL'er med importerede skemaer; adresserne peger på {url} / WSDLs with their imported schemas; addresses point at {url} |\n\
+         | `wsdl-tools/` | de samme WSDL'er til wsimport, svcutil og suds: hvert skema erklærer sine navnerum og xs:imports / the same WSDLs for wsimport, svcutil and suds: every schema declares its namespaces and xs:imports |\n\
          | `requests/` | et gyldigt eksempel pr. operation med STAR-headerne udfyldt for jer / one valid example per operation, STAR headers filled in for you |\n\
          | `commands.md`, `{SCRIPT}` | kommandoer klar til brug / ready-to-run commands |\n"
     );
@@ -915,9 +922,9 @@ fn readme(c: &Texts<'_>) -> String {
         out,
         "## Java og .NET\n\n\
          Brug `client.p12` med adgangskoden, I fik, da pakken blev lavet, og stol på `ca.crt`.\n\
-         WSDL'erne i `wsdl/` kan gives direkte til wsimport, svcutil eller zeep.\n\n\
+         Giv WSDL'erne i `wsdl-tools/` til wsimport, svcutil eller suds; zeep og node-soap tager også `wsdl/`.\n\n\
          *Use `client.p12` with the password you were given when the pack was made, and trust\n\
-         `ca.crt`. The WSDLs in `wsdl/` can be given to wsimport, svcutil or zeep as they are.*"
+         `ca.crt`. Give the WSDLs in `wsdl-tools/` to wsimport, svcutil or suds; zeep and node-soap take `wsdl/` too.*"
     );
     out
 }
@@ -935,6 +942,9 @@ fn endpoints(c: &Texts<'_>) -> String {
         let endpoint: &Endpoint = &c.catalog.endpoints[item.endpoint];
         if current != Some(item.endpoint) {
             current = Some(item.endpoint);
+            let url = &c.spec.url;
+            let path = crate::encoding::percent_encode(&endpoint.path);
+            let folder = file_safe(&endpoint.service);
             let versions: Vec<String> = endpoint
                 .ports
                 .iter()
@@ -942,13 +952,8 @@ fn endpoints(c: &Texts<'_>) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "\n## {}\n\n- URL: {}{}\n- WSDL: {}{}?wsdl (i pakken / in the pack: `wsdl/{}/`)\n- {}\n",
+                "\n## {}\n\n- URL: {url}{path}\n- WSDL: {url}{path}?wsdl (i pakken / in the pack: `wsdl/{folder}/`); til wsimport, svcutil og suds / for wsimport, svcutil and suds: {url}{path}?wsdl&tools (`wsdl-tools/{folder}/`)\n- {}\n",
                 endpoint.service,
-                c.spec.url,
-                endpoint.path,
-                c.spec.url,
-                endpoint.path,
-                file_safe(&endpoint.service),
                 versions.join(", ")
             );
             let _ = writeln!(

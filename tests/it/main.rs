@@ -4,6 +4,7 @@
 mod admin;
 mod catalog;
 mod cli;
+mod contracts;
 mod core;
 mod dashboard;
 mod health;

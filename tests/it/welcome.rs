@@ -182,6 +182,9 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         "wsdl/PersonStatusService/common/RequestUserStructure.xsd",
         "wsdl/CodeListService/CodeListService.wsdl",
         "wsdl/CodeListService/common/ActiveOrganisationHeader.xsd",
+        "wsdl-tools/PersonStatusService/PersonStatusService.wsdl",
+        "wsdl-tools/PersonStatusService/common/RequestUserMetadata.xsd",
+        "wsdl-tools/CodeListService/CodeListService.wsdl",
     ] {
         assert!(files.contains(expected), "{expected} missing: {files:?}");
     }
@@ -620,14 +623,20 @@ async fn a_medium_suppliers_commands_run_as_written_against_the_url_of_the_pack(
     assert_eq!(versions.len(), 2, "{versions:?}");
 }
 
-/// libxml2 (Python lxml, as CI installs it with zeep) loads each WSDL of the pack from the pack
-/// folder, following its imports there, and validates the pack's requests for that service.
+/// libxml2 (Python lxml) and `xmlschema` load each tool-friendly WSDL of the pack from the pack
+/// folder, following its imports there, and validate the pack's requests for that service; the
+/// pack's README says which folder is for wsimport, svcutil and suds.
 #[test]
-fn libxml2_validates_the_packs_requests_against_the_packs_own_wsdls() {
+fn libxml2_and_xmlschema_validate_the_packs_requests_against_the_packs_tool_friendly_wsdls() {
     let dir = tempfile::tempdir().unwrap();
     let output = welcome_pack(dir.path(), "PersonStatusService,CodeListService", &[]);
     assert!(output.status.success(), "{:?}", text(&output));
     let pack = dir.path().join("packs/testleverandoer");
+    let readme = std::fs::read_to_string(pack.join("README.md")).unwrap();
+    assert!(
+        readme.contains("| `wsdl-tools/` | de samme WSDL'er til wsimport, svcutil og suds"),
+        "{readme}"
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
     let mut valid = 0;
     for service in ["PersonStatusService", "CodeListService"] {
@@ -639,14 +648,14 @@ fn libxml2_validates_the_packs_requests_against_the_packs_own_wsdls() {
         assert!(!requests.is_empty());
         let output = Command::new("python3")
             .arg(&script)
-            .arg(pack.join(format!("wsdl/{service}/{service}.wsdl")))
+            .arg(pack.join(format!("wsdl-tools/{service}/{service}.wsdl")))
             .args(&requests)
             .output()
-            .expect("python3 (with lxml: pip install zeep==4.3.1, as .ci/run does)");
+            .expect("python3 with lxml and xmlschema (pip install lxml==6.1.3 xmlschema==4.3.2)");
         let (stdout, stderr) = text(&output);
         assert!(
             output.status.success(),
-            "libxml2 disagrees for {service}:\n{stdout}{stderr}"
+            "libxml2 or xmlschema disagrees for {service}:\n{stdout}{stderr}"
         );
         valid += stdout.lines().filter(|l| l.starts_with("valid ")).count();
     }
