@@ -273,7 +273,7 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Issue a client certificate from the test CA: PEM certificate and key, and a PKCS#12 bundle.
+    /// Issue a client certificate from the test CA: PEM certificate and key, and two PKCS#12 files (for Java, for .NET/Mono).
     ///
     /// The default shape is an OCES3 organisation/system certificate
     /// (serialNumber=UI:DK-O:G:<uuid>, organizationIdentifier=NTRDK-<cvr>), whose STAR caller id

@@ -13,6 +13,7 @@ use dfdg_mock::soap::SoapVersion;
 use dfdg_mock::wsdl::{xml, Catalog, Route};
 use time::OffsetDateTime;
 
+use crate::suites::{self, Suite};
 use crate::support::*;
 
 fn shipped_dir() -> PathBuf {
@@ -478,26 +479,11 @@ async fn star_planner_calendar_wsdl_answers_each_operation_when_the_fixture_is_t
     assert_eq!(call_every_operation(&catalog).await, 5);
 }
 
-/// Python with zeep, as CI installs it (`.ci/run`).
-fn python_with_zeep() -> Result<(), String> {
-    let output = std::process::Command::new("python3")
-        .args(["-c", "import zeep; print(zeep.__version__)"])
-        .output()
-        .map_err(|e| format!("cannot run python3: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[tokio::test]
 async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls() {
-    if let Err(error) = python_with_zeep() {
-        panic!(
-            "this test needs Python 3 with zeep (pip install zeep==4.3.1, as .ci/run does): {error}"
-        );
-    }
+    let Some(python) = suites::require(Suite::Python, suites::python(&["zeep"])) else {
+        return;
+    };
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
     let pki = Pki::new();
     let server = serve(&pki, &catalog).await;
@@ -522,7 +508,7 @@ async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls()
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/zeep_client.py");
     let base = format!("https://localhost:{}", server.addr.port());
-    let mut command = std::process::Command::new("python3");
+    let mut command = std::process::Command::new(python);
     command
         .arg(&script)
         .args(["--base", &base])
@@ -575,24 +561,14 @@ async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls()
     }
 }
 
-/// The Node.js client's folder, with node-soap installed by `.ci/run` (`npm ci`).
-fn node_client_dir() -> Result<std::path::PathBuf, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node");
-    if !dir.join("node_modules/soap/package.json").exists() {
-        return Err(format!(
-            "node-soap is not installed in {} (run `npm ci --prefix tests/e2e/node`, as .ci/run does)",
-            dir.display()
-        ));
-    }
-    Ok(dir)
-}
-
 /// A second real SOAP stack beside zeep: Node's node-soap builds its clients from the served
 /// WSDL, calls SOAP 1.1 and SOAP 1.2 services over mutual TLS in enforce mode, and gets a DFDG
 /// fault for an invalid request.
 #[tokio::test]
 async fn node_soap_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls() {
-    let dir = node_client_dir().unwrap_or_else(|error| panic!("{error}"));
+    let Some(dir) = suites::require(Suite::Node, suites::node_soap()) else {
+        return;
+    };
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
     let pki = Pki::new();
     let server = serve(&pki, &catalog).await;
@@ -671,10 +647,7 @@ async fn node_soap_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_
 
 /// Writes every operation's example request and default response for `catalog`, then has
 /// libxml2 (Python lxml) validate them against the WSDL's schemas.
-fn crosscheck_with_libxml2(catalog: &Catalog) -> usize {
-    if let Err(error) = python_with_zeep() {
-        panic!("this test needs Python 3 with zeep and lxml (pip install zeep==4.3.1, as .ci/run does): {error}");
-    }
+fn crosscheck_with_libxml2(python: &Path, catalog: &Catalog) -> usize {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
     let mut checked = 0;
     for (index, wsdl) in catalog.wsdls.iter().enumerate() {
@@ -696,7 +669,7 @@ fn crosscheck_with_libxml2(catalog: &Catalog) -> usize {
         if files.is_empty() {
             continue;
         }
-        let output = std::process::Command::new("python3")
+        let output = std::process::Command::new(python)
             .arg(&script)
             .arg(&wsdl.file)
             .args(&files)
@@ -716,9 +689,12 @@ fn crosscheck_with_libxml2(catalog: &Catalog) -> usize {
 
 #[test]
 fn generated_messages_validate_with_libxml2_too() {
+    let Some(python) = suites::require(Suite::Python, suites::python(&["lxml"])) else {
+        return;
+    };
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
     // 6 operations: 6 bodies and 12 headers in requests, 6 response bodies.
-    assert_eq!(crosscheck_with_libxml2(&catalog), 24);
+    assert_eq!(crosscheck_with_libxml2(&python, &catalog), 24);
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/star");
     if fixture
         .join("PlannerExternalCalendarService.wsdl")
@@ -731,7 +707,7 @@ fn generated_messages_validate_with_libxml2_too() {
         )
         .unwrap();
         let catalog = catalog_of(copy.path(), ValidationMode::Enforce);
-        assert_eq!(crosscheck_with_libxml2(&catalog), 20);
+        assert_eq!(crosscheck_with_libxml2(&python, &catalog), 20);
     } else {
         eprintln!(
             "skipped the STAR fixture: {} is not there",
