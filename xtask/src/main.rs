@@ -111,7 +111,25 @@ fn test(args: &[String]) -> Result<(), Failure> {
         args.join(" ")
     );
     let tests = Instant::now();
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // What `cargo run` set for this program is not the test build's: ring's build script
+    // watches CARGO_MANIFEST_DIR, so passing it on would rebuild half the tree every time.
+    for (name, _) in env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let status = command
         .args(["test", "--locked"])
         .args(args)
         .current_dir(root())
