@@ -1,6 +1,6 @@
 //! The binary as a user meets it: first start on a fresh folder, the printed curl call, `calls`,
 //! `pki client` with its PKCS#12 bundle opened by openssl, and a clean stop on SIGTERM.
-//! Needs curl and openssl on the PATH (`.ci/run` installs them).
+//! Needs curl and openssl on the PATH (`cargo xtask test` installs them when missing).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

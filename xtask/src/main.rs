@@ -106,10 +106,8 @@ fn test(args: &[String]) -> Result<(), Failure> {
     let python = setup()?;
     let set_up = started.elapsed();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!(
-        "xtask: running cargo test --locked {} with every external suite required",
-        args.join(" ")
-    );
+    let shown: String = args.iter().map(|a| format!(" {a}")).collect();
+    println!("xtask: running cargo test --locked{shown} with every external suite required");
     let tests = Instant::now();
     let mut command = Command::new(cargo);
     // What `cargo run` set for this program is not the test build's: ring's build script
