@@ -174,3 +174,66 @@ pub fn succeeded(what: &str, output: &Output) {
         output.status
     );
 }
+
+/// What every external client run must show: each of `expected` printed; in the journal
+/// `posts` POSTs, all under `caller` (certificate and `UserIdentifier`) in their service's SOAP
+/// version (1.2 for Jobnet); all but one answered with a receipt, schema-valid, with no
+/// identity findings; the other a DFDG fault 1014; and the receipt of SaveAvailabilityAssessment
+/// the one the client printed. Returns the POSTs, oldest first.
+pub fn check_run(
+    client: &str,
+    output: &Output,
+    expected: &[&str],
+    calls: &[Value],
+    caller: &str,
+    posts: usize,
+) -> Vec<Value> {
+    succeeded(client, output);
+    let (stdout, stderr) = text(output);
+    println!("{stdout}");
+    for line in expected {
+        assert!(
+            stdout.contains(line),
+            "{client}: missing {line:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+    let posted: Vec<Value> = calls
+        .iter()
+        .filter(|c| c["method"] == "POST")
+        .cloned()
+        .collect();
+    assert_eq!(posted.len(), posts, "{calls:#?}");
+    for call in &posted {
+        assert_eq!(call["identity"]["caller_id"], caller, "{call:#}");
+        assert_eq!(
+            call["star_headers"]["request_user"]["user_identifier"], caller,
+            "{call:#}"
+        );
+        let jobnet = call["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/JobnetCitizenStatusService/"));
+        let version = if jobnet { "1.2" } else { "1.1" };
+        assert_eq!(call["soap_version"], version, "{call:#}");
+    }
+    let (answered, refused): (Vec<&Value>, Vec<&Value>) = posted
+        .iter()
+        .partition(|c| c["outcome"]["kind"] == "receipt");
+    assert_eq!(answered.len(), posts - 1, "{posted:#?}");
+    for call in &answered {
+        assert_eq!(call["findings"], serde_json::json!([]), "{call:#}");
+        assert_eq!(call["identity_findings"], serde_json::json!([]), "{call:#}");
+    }
+    assert_eq!(refused[0]["outcome"]["kind"], "fault", "{:#}", refused[0]);
+    assert_eq!(refused[0]["outcome"]["code"], 1014, "{:#}", refused[0]);
+    let receipt = answered
+        .iter()
+        .find(|c| c["operation"] == "SaveAvailabilityAssessment")
+        .expect("a SaveAvailabilityAssessment answered")["receipts"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("SaveAvailabilityAssessment receipt {receipt}")),
+        "the receipt {client} printed is the journaled one ({receipt}):\n{stdout}"
+    );
+    posted
+}
