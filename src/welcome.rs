@@ -930,7 +930,7 @@ fn readme(c: &Texts<'_>) -> String {
          | platform | fil / file |\n|---|---|\n\
          | Java 8u301+, 11.0.12+, 17+ (keytool, `javax.net.ssl.keyStore`), OpenSSL 3, .NET 5+ på/on Linux og/and macOS | `client-java.p12` (AES-256, HMAC-SHA256) |\n\
          | .NET Framework, Windows' certifikatlager / certificate store, Mono, ældre/older Java | `client-dotnet.p12` (3DES, SHA-1 MAC) |\n\n\
-         Mono og ældre Windows afviser `client-java.p12` (\"Unable to decode certificate\").\n\
+         Mono og ældre Windows afviser `client-java.p12` (\"Unable to decode certificate\").\n\n\
          *Mono and older Windows refuse `client-java.p12` (\"Unable to decode certificate\").*"
     );
     out
