@@ -13,6 +13,7 @@ use dfdg_mock::wsdl::serve::{self, Form};
 use dfdg_mock::wsdl::{Catalog, Loaded};
 use time::OffsetDateTime;
 
+use crate::suites::{self, Suite};
 use crate::support::*;
 use dfdg_mock::soap::SoapVersion;
 
@@ -80,26 +81,16 @@ pub struct Crosscheck {
     pub refusals: Vec<String>,
 }
 
-/// Python 3 with lxml and xmlschema, as `.ci/run` installs them.
-fn python_validators() -> Result<(), String> {
-    let output = std::process::Command::new("python3")
-        .args(["-c", "import lxml, xmlschema"])
-        .output()
-        .map_err(|e| format!("cannot run python3: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+/// A Python interpreter with lxml and xmlschema (tests/e2e/requirements.txt), or `None`
+/// after saying which suite was skipped.
+fn python_validators() -> Option<PathBuf> {
+    suites::require(Suite::Python, suites::python(&["lxml", "xmlschema"]))
 }
 
 /// Writes every operation's example request and default answer, checks each with our own
 /// validator, then has libxml2 and `xmlschema` validate them against the tool-friendly form of
 /// the WSDL they belong to.
-pub fn crosscheck(catalog: &Catalog) -> Crosscheck {
-    if let Err(error) = python_validators() {
-        panic!("this test needs Python 3 with lxml and xmlschema (pip install lxml==6.1.3 xmlschema==4.3.2, as .ci/run does): {error}");
-    }
+pub fn crosscheck(python: &Path, catalog: &Catalog) -> Crosscheck {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
     let mut result = Crosscheck::default();
     let now = OffsetDateTime::now_utc();
@@ -133,7 +124,7 @@ pub fn crosscheck(catalog: &Catalog) -> Crosscheck {
             }
             operations.push(name);
         }
-        let output = std::process::Command::new("python3")
+        let output = std::process::Command::new(python)
             .arg(&script)
             .arg(&wsdl_file)
             .args(&files)
@@ -183,8 +174,11 @@ pub fn write_tools(catalog: &Catalog, endpoint: &dfdg_mock::wsdl::Endpoint, dir:
 /// The generated messages of every OIO fixture pass both independent validators.
 #[test]
 fn oio_fixtures_generated_messages_pass_libxml2_and_xmlschema() {
+    let Some(python) = python_validators() else {
+        return;
+    };
     let (_, catalog) = oio();
-    let result = crosscheck(&catalog);
+    let result = crosscheck(&python, &catalog);
     println!(
         "OIO fixtures: {} of {} operations accepted by our validator, libxml2 and xmlschema ({} message parts)",
         result.operations_accepted, result.operations, result.parts_accepted
@@ -193,19 +187,10 @@ fn oio_fixtures_generated_messages_pass_libxml2_and_xmlschema() {
     assert_eq!(result.operations_accepted, result.operations);
 }
 
-/// JAX-WS `wsimport`, as Debian's `jaxws` package installs it.
+/// JAX-WS `wsimport`, as Debian's `jaxws` package installs it, or `None` after saying which
+/// suite was skipped.
 fn wsimport() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("wsimport"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        eprintln!(
-            "skipped: wsimport is not installed (Debian: apt-get install jaxws, with a JDK such as default-jdk)"
-        );
-    }
-    found
+    suites::require(Suite::Java, suites::java()).map(|java| java.wsimport)
 }
 
 /// Runs wsimport on `wsdl` (generating and compiling the Java client) in `out`.
@@ -329,9 +314,9 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// by libxml2 and by xmlschema alike, and so is a broken list length.
 #[test]
 fn the_independent_validators_refuse_what_breaks_a_facet() {
-    if let Err(error) = python_validators() {
-        panic!("this test needs Python 3 with lxml and xmlschema: {error}");
-    }
+    let Some(python) = python_validators() else {
+        return;
+    };
     let (_, catalog) = oio();
     let route = catalog
         .routes()
@@ -356,7 +341,7 @@ fn the_independent_validators_refuse_what_breaks_a_facet() {
         std::fs::write(&file, broken).unwrap();
         files.push(file);
     }
-    let output = std::process::Command::new("python3")
+    let output = std::process::Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py"))
         .arg(&wsdl)
         .args(&files)
@@ -886,16 +871,9 @@ fn wrongly_encoded_contracts_are_problems_with_file_and_line() {
     assert!(text.contains("check found 2 problems"), "{text}");
 }
 
-/// Python's suds, whose schema handling is as strict as wsimport's.
-fn suds() -> bool {
-    let found = std::process::Command::new("python3")
-        .args(["-c", "import suds"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipped: suds is not installed (pip install suds==1.2.0)");
-    }
-    found
+/// A Python interpreter with suds, whose schema handling is as strict as wsimport's.
+fn suds() -> Option<PathBuf> {
+    suites::require(Suite::Python, suites::python(&["suds"]))
 }
 
 /// suds builds its client from the tool-friendly form of STAR's own WSDL, fetched over mutual
@@ -903,9 +881,9 @@ fn suds() -> bool {
 /// it cannot build one.
 #[tokio::test]
 async fn suds_builds_its_client_from_the_tool_friendly_star_wsdl_and_calls_over_mutual_tls() {
-    if !suds() {
+    let Some(python) = suds() else {
         return;
-    }
+    };
     let Some(copy) = star_copy() else {
         return;
     };
@@ -930,7 +908,7 @@ async fn suds_builds_its_client_from_the_tool_friendly_star_wsdl_and_calls_over_
         catalog.endpoints[0].path
     );
     let run = |query: &str| {
-        let mut command = std::process::Command::new("python3");
+        let mut command = std::process::Command::new(&python);
         command
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/suds_client.py"))
             .args(["--wsdl", &format!("{base}?{query}")])
