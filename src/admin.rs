@@ -526,29 +526,9 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 fn percent_decode(text: &str) -> Result<String, ApiError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(index + 1..index + 3)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!("bad percent-encoding in {text:?}"))
-                    })?;
-                out.push(hex);
-                index += 2;
-            }
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8(out)
-        .map_err(|_| ApiError::bad_request(format!("query value {text:?} is not UTF-8")))
+    crate::encoding::decode_query_value(text)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|problem| ApiError::bad_request(problem.to_string()))
 }
 
 fn parse_time(name: &str, value: &str) -> Result<OffsetDateTime, ApiError> {

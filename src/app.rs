@@ -461,10 +461,8 @@ impl App {
             alpn: connection.session.alpn.clone(),
             identity: caller(connection).map(identity_fields),
             method: parts.method.to_string(),
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
+            // Percent-decoded, so non-ASCII service paths read and filter as written.
+            path: crate::encoding::decoded_path_and_query(&parts.uri),
             soap_version: facts.soap_version.map(|v| v.label().to_owned()),
             soap_action: facts.soap_action,
             operation: facts.operation.as_ref().map(|o| o.local.clone()),
@@ -670,7 +668,7 @@ struct ContentType {
 }
 
 fn content_type(parts: &Parts) -> Option<ContentType> {
-    let value = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let value = std::str::from_utf8(parts.headers.get(CONTENT_TYPE)?.as_bytes()).ok()?;
     let mut pieces = value.split(';');
     let mut parsed = ContentType {
         media_type: pieces
@@ -770,20 +768,8 @@ fn decide(
             Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
         );
     };
-    if let Some(charset) = &content_type.charset {
-        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
-            return fault_answer(
-                version,
-                Fault::caller(format!(
-                    "charset '{charset}' is not supported: send UTF-8 encoded XML"
-                )),
-                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            );
-        }
-    }
-
-    let parsed = soap::body_text(body)
-        .and_then(|text| soap::parse_envelope(text).map(|envelope| (text, envelope)));
+    let parsed = soap::body_text(body, content_type.charset.as_deref())
+        .and_then(|text| soap::parse_envelope(&text).map(|envelope| (text, envelope)));
     let (text, envelope) = match parsed {
         Ok(parsed) => parsed,
         Err(problem) => {
@@ -825,7 +811,7 @@ fn decide(
     let route = if catalog.is_empty() {
         None
     } else {
-        match check_route(catalog, parts.uri.path(), text, &envelope, facts) {
+        match check_route(catalog, parts.uri.path(), &text, &envelope, facts) {
             Ok(route) => Some(route),
             Err(refusal) => return *refusal,
         }
@@ -1128,7 +1114,8 @@ fn not_valid_message(findings: &[Finding]) -> String {
 }
 
 fn soap_action_header(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get("soapaction")?.to_str().ok()?;
+    // UTF-8, not only ASCII: OIO operation names (and so actions) may be Danish.
+    let value = std::str::from_utf8(parts.headers.get("soapaction")?.as_bytes()).ok()?;
     Some(value.trim().trim_matches('"').to_owned())
 }
 

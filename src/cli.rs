@@ -273,7 +273,7 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Issue a client certificate from the test CA: PEM certificate and key, and a PKCS#12 bundle.
+    /// Issue a client certificate from the test CA: PEM certificate and key, and two PKCS#12 files (for Java, for .NET/Mono).
     ///
     /// The default shape is an OCES3 organisation/system certificate
     /// (serialNumber=UI:DK-O:G:<uuid>, organizationIdentifier=NTRDK-<cvr>), whose STAR caller id
@@ -286,7 +286,8 @@ pub struct ClientArgs {
     /// Folder of the test CA; the certificate is written there too.
     #[arg(long, default_value = "certs", env = "DFDG_MOCK_CERTS_DIR")]
     pub dir: PathBuf,
-    /// File name stem: writes <STEM>.crt, <STEM>.key and <STEM>.p12.
+    /// File name stem: writes <STEM>.crt, <STEM>.key and two PKCS#12 files, <STEM>-java.p12
+    /// (AES: Java, OpenSSL 3) and <STEM>-dotnet.p12 (3DES: .NET Framework, Windows, Mono, older Java).
     #[arg(long, default_value = "client")]
     pub out: String,
     /// Common name of the system, e.g. "Fagsystem Jobcenter Test".
@@ -548,6 +549,11 @@ fn check_catalog(config: &Config, report: &mut CheckReport) -> Arc<Catalog> {
     report
         .problems
         .extend(loaded.problems.iter().map(ToString::to_string));
+    let self_check = loaded.catalog.self_check(OffsetDateTime::now_utc());
+    report.loaded.push(self_check.summary());
+    report
+        .problems
+        .extend(self_check.problems.iter().map(ToString::to_string));
     Arc::new(loaded.catalog)
 }
 
@@ -930,9 +936,10 @@ fn print_banner(
         .with_context(|| format!("cannot write {}", request.display()))?;
     writeln!(
         out,
-        "demo client certificate: {} (caller id {caller_id}; PKCS#12 {} with password \"{}\")",
+        "demo client certificate: {} (caller id {caller_id}; PKCS#12 {} for Java, {} for .NET/Mono, password \"{}\")",
         client.cert.display(),
-        client.p12.display(),
+        client.pkcs12(pki::Pkcs12Kind::Modern).display(),
+        client.pkcs12(pki::Pkcs12Kind::Legacy).display(),
         demo.client_p12_password,
     )?;
     writeln!(out, "\nTry it:\n")?;
@@ -1046,10 +1053,11 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
     writeln!(out, "  subject:     {}", pack.identity.subject)?;
     writeln!(
         out,
-        "  certificate: {} (key {}, mode 0600; PKCS#12 {})",
+        "  certificate: {} (key {}, mode 0600; PKCS#12 {} for Java, {} for .NET/Mono)",
         pack.certificate.cert.display(),
         pack.certificate.key.display(),
-        pack.certificate.p12.display()
+        pack.certificate.pkcs12(pki::Pkcs12Kind::Modern).display(),
+        pack.certificate.pkcs12(pki::Pkcs12Kind::Legacy).display()
     )?;
     writeln!(
         out,
@@ -1139,7 +1147,9 @@ fn pki_client(args: &ClientArgs) -> anyhow::Result<()> {
     );
     println!("  certificate: {}", client.cert.display());
     println!("  key:         {} (mode 0600)", client.key.display());
-    println!("  PKCS#12:     {}", client.p12.display());
+    for (kind, path) in &client.pkcs12_files {
+        println!("  PKCS#12:     {} ({})", path.display(), kind.audience());
+    }
     if generated {
         println!("  PKCS#12 password (shown once): {password}");
     }

@@ -27,10 +27,15 @@ use crate::identity::IdentityError;
 
 mod der;
 mod files;
+mod star;
 
 pub use files::{
     ensure_demo, init, issue_client_files, ClientFiles, ClientPaths, DemoPki, InitReport, PkiPaths,
     DEFAULT_SERVER_SANS, DEMO_CLIENT_STEM, DEMO_P12_PASSWORD,
+};
+pub use star::{
+    ensure_star, issue_webhook_server_files, star_spec, ServerFiles, StarFiles, Thumbprint,
+    Thumbprints, STAR_COMMON_NAME, STAR_CVR, STAR_ORGANISATION, STAR_STEM,
 };
 
 /// OID 2.5.4.5, X.520 `serialNumber`: the OCES identifier (`UI:DK-O:G:…`, `CVR:…-FID:…`).
@@ -91,7 +96,7 @@ pub enum PkiError {
         missing: PathBuf,
     },
     /// A client file stem is not a plain file name.
-    #[error("client name {0:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-', not start with '.', and not be \"ca\" or \"server\"")]
+    #[error("client name {0:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-', not start with '.', and not be \"ca\", \"server\" or \"star\"")]
     InvalidStem(String),
     /// Reading or writing a file failed.
     #[error("could not {action} {}", path.display())]
@@ -447,13 +452,13 @@ impl IssuedCertificate {
     }
 
     /// A password-protected PKCS#12 file with the key and the chain (leaf, then CA), under
-    /// `friendly_name`. PBES2 with AES-256-CBC and HMAC-SHA256 MAC: OpenSSL 3, Java 17 and
-    /// .NET read it.
+    /// `friendly_name`, protected as `kind` says.
     pub fn to_pkcs12(
         &self,
         ca: &CertificateAuthority,
         friendly_name: &str,
         password: &str,
+        kind: Pkcs12Kind,
     ) -> Result<Vec<u8>, PkiError> {
         use p12_keystore::{
             Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKey,
@@ -466,12 +471,57 @@ impl IssuedCertificate {
         let chain = PrivateKeyChain::new(local_key_id, key, [leaf, root]);
         let mut store = KeyStore::new();
         store.add_entry(friendly_name, KeyStoreEntry::PrivateKeyChain(chain));
+        let (encryption, mac) = match kind {
+            Pkcs12Kind::Modern => (
+                EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
+                MacAlgorithm::HmacSha256,
+            ),
+            Pkcs12Kind::Legacy => (
+                EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
+                MacAlgorithm::HmacSha1,
+            ),
+        };
         store
             .writer(password)
-            .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
-            .mac_algorithm(MacAlgorithm::HmacSha256)
+            .encryption_algorithm(encryption)
+            .mac_algorithm(mac)
             .write()
             .map_err(PkiError::Pkcs12)
+    }
+}
+
+/// How a PKCS#12 file is protected. Every client certificate gets one file of each kind,
+/// named for the stacks that open it ([`Pkcs12Kind::opened_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pkcs12Kind {
+    /// PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) for keys and certificates, HMAC-SHA256 MAC:
+    /// OpenSSL 3, Java since 8u301/11.0.12 (keytool, JSSE), .NET 5+ on Linux and macOS.
+    /// Mono, .NET Framework and older Windows certificate stores refuse it.
+    Modern,
+    /// PBE-SHA1-3DES for keys and certificates, HMAC-SHA1 MAC — what `openssl pkcs12
+    /// -legacy` writes, with 3DES for the certificates as Windows does: .NET Framework and
+    /// the Windows certificate store, Mono, older Java, OpenSSL 1.1 and 3.
+    Legacy,
+}
+
+impl Pkcs12Kind {
+    /// Both kinds, modern first.
+    pub const ALL: [Pkcs12Kind; 2] = [Pkcs12Kind::Modern, Pkcs12Kind::Legacy];
+
+    /// What opens it, as put in its file name: `<stem>-<opened_by>.p12`.
+    pub fn opened_by(self) -> &'static str {
+        match self {
+            Pkcs12Kind::Modern => "java",
+            Pkcs12Kind::Legacy => "dotnet",
+        }
+    }
+
+    /// Who should use it, for printed listings.
+    pub fn audience(self) -> &'static str {
+        match self {
+            Pkcs12Kind::Modern => "Java, OpenSSL 3",
+            Pkcs12Kind::Legacy => ".NET Framework, Windows, Mono, older Java",
+        }
     }
 }
 
@@ -814,42 +864,57 @@ mod tests {
         let ca = CertificateAuthority::generate("P12 Test CA").expect("ca");
         let client = ca.issue_client(&oces3_spec(5)).expect("client");
         let password = random_password();
-        let p12 = client.to_pkcs12(&ca, "demo", &password).expect("p12");
+        for kind in Pkcs12Kind::ALL {
+            let p12 = client.to_pkcs12(&ca, "demo", &password, kind).expect("p12");
 
-        let store = p12_keystore::KeyStore::from_pkcs12(
-            &p12,
-            &password,
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .expect("p12 re-reads");
-        let (alias, chain) = store.private_key_chain().expect("key chain");
-        assert_eq!(alias, "demo");
-        assert_eq!(chain.key().as_der(), client.key_der().as_slice());
-        let certs: Vec<&[u8]> = chain.certs().iter().map(|c| c.as_der()).collect();
-        assert_eq!(certs, vec![client.cert_der.as_slice(), ca.cert_der()]);
-        assert!(p12_keystore::KeyStore::from_pkcs12(
-            &p12,
-            "wrong",
-            p12_keystore::Pkcs12ImportPolicy::Relaxed
-        )
-        .is_err());
+            let store = p12_keystore::KeyStore::from_pkcs12(
+                &p12,
+                &password,
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .expect("p12 re-reads");
+            let (alias, chain) = store.private_key_chain().expect("key chain");
+            assert_eq!(alias, "demo");
+            assert_eq!(chain.key().as_der(), client.key_der().as_slice());
+            let certs: Vec<&[u8]> = chain.certs().iter().map(|c| c.as_der()).collect();
+            assert_eq!(certs, vec![client.cert_der.as_slice(), ca.cert_der()]);
+            assert!(p12_keystore::KeyStore::from_pkcs12(
+                &p12,
+                "wrong",
+                p12_keystore::Pkcs12ImportPolicy::Relaxed
+            )
+            .is_err());
 
-        if openssl_available() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("client.p12");
-            fs::write(&path, &p12).expect("write");
-            let out = std::process::Command::new("openssl")
-                .args(["pkcs12", "-info", "-noout", "-in"])
-                .arg(&path)
-                .arg("-passin")
-                .arg(format!("pass:{password}"))
-                .output()
-                .expect("openssl runs");
-            assert!(
-                out.status.success(),
-                "openssl pkcs12: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            if openssl_available() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("client.p12");
+                fs::write(&path, &p12).expect("write");
+                let out = std::process::Command::new("openssl")
+                    .args(["pkcs12", "-info", "-noout", "-in"])
+                    .arg(&path)
+                    .arg("-passin")
+                    .arg(format!("pass:{password}"))
+                    .output()
+                    .expect("openssl runs");
+                // openssl prints what protects the file on stderr.
+                let info = String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success(), "openssl pkcs12: {info}");
+                let expected: &[&str] = match kind {
+                    Pkcs12Kind::Modern => &[
+                        "MAC: sha256",
+                        "PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC",
+                        "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC",
+                    ],
+                    Pkcs12Kind::Legacy => &[
+                        "MAC: sha1",
+                        "PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC",
+                        "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC",
+                    ],
+                };
+                for line in expected {
+                    assert!(info.contains(line), "{kind:?}: no {line:?} in\n{info}");
+                }
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! references are accepted, and nesting depth is bounded. Every problem carries the line:column
 //! where it was found.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -167,10 +168,8 @@ pub struct Envelope {
 pub enum EnvelopeProblem {
     #[error("the request body is empty; expected a SOAP envelope")]
     Empty,
-    #[error(
-        "the request body is not UTF-8 (invalid byte at offset {offset}); send UTF-8 encoded XML"
-    )]
-    NotUtf8 { offset: usize },
+    #[error("the request body is {0}")]
+    Encoding(crate::encoding::EncodingProblem),
     #[error("malformed XML at {at}: {message}")]
     Malformed { at: Position, message: String },
     #[error("document type declarations (DTDs) are not allowed in SOAP messages, found one at {at}; entities are never expanded")]
@@ -205,7 +204,7 @@ impl EnvelopeProblem {
             | EnvelopeProblem::EmptyBody { at }
             | EnvelopeProblem::TooDeep { at } => Some(*at),
             EnvelopeProblem::Empty
-            | EnvelopeProblem::NotUtf8 { .. }
+            | EnvelopeProblem::Encoding(_)
             | EnvelopeProblem::MissingBody => None,
         }
     }
@@ -214,15 +213,7 @@ impl EnvelopeProblem {
 /// The SOAP version a body claims, read cheaply from its root element, for answering in the
 /// right version even when the rest of the body is broken.
 pub fn sniff_version(body: &[u8]) -> Option<SoapVersion> {
-    let text = std::str::from_utf8(body.get(..body.len().min(4096))?)
-        .ok()
-        .or_else(|| {
-            // A cut in the middle of a character: retry on the valid prefix.
-            let valid = std::str::from_utf8(&body[..body.len().min(4096)])
-                .err()
-                .map(|e| e.valid_up_to())?;
-            std::str::from_utf8(&body[..valid]).ok()
-        })?;
+    let text = crate::encoding::decode_head(&body[..body.len().min(4096)]);
     if text.contains(SOAP12_ENVELOPE) {
         Some(SoapVersion::V12)
     } else if text.contains(SOAP11_ENVELOPE) {
@@ -232,15 +223,21 @@ pub fn sniff_version(body: &[u8]) -> Option<SoapVersion> {
     }
 }
 
-/// Turns request bytes into text: UTF-8, with an optional byte order mark removed.
-pub fn body_text(body: &[u8]) -> Result<&str, EnvelopeProblem> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
+/// Turns request bytes into text by the byte order mark, the Content-Type's `charset` and the
+/// XML declaration (see [`crate::encoding`]); UTF-8 needs no copy.
+pub fn body_text<'a>(
+    body: &'a [u8],
+    charset: Option<&str>,
+) -> Result<Cow<'a, str>, EnvelopeProblem> {
+    let text =
+        crate::encoding::decode_xml_with(body, charset).map_err(EnvelopeProblem::Encoding)?;
+    if text
+        .chars()
+        .all(|c| c.is_ascii_whitespace() || c == '\u{feff}')
+    {
         return Err(EnvelopeProblem::Empty);
     }
-    std::str::from_utf8(body).map_err(|e| EnvelopeProblem::NotUtf8 {
-        offset: e.valid_up_to(),
-    })
+    Ok(text)
 }
 
 /// Where the parser is within the envelope.
@@ -860,8 +857,8 @@ mod tests {
     fn byte_order_mark_is_accepted() {
         let mut bytes = b"\xEF\xBB\xBF".to_vec();
         bytes.extend_from_slice(STAR_REQUEST.as_bytes());
-        let text = body_text(&bytes).unwrap();
-        assert!(parse_envelope(text).is_ok());
+        let text = body_text(&bytes, None).unwrap();
+        assert!(parse_envelope(&text).is_ok());
     }
 
     #[test]
@@ -907,10 +904,13 @@ mod tests {
             problem(r#"<Envelope xmlns="urn:wrong"><Body/></Envelope>"#),
             EnvelopeProblem::NotAnEnvelope { .. }
         ));
-        assert_eq!(body_text(b"  \n").unwrap_err(), EnvelopeProblem::Empty);
+        assert_eq!(
+            body_text(b"  \n", None).unwrap_err(),
+            EnvelopeProblem::Empty
+        );
         assert!(matches!(
-            body_text(b"<a>\xff</a>").unwrap_err(),
-            EnvelopeProblem::NotUtf8 { offset: 3 }
+            body_text(b"<a>\xff</a>", None).unwrap_err(),
+            EnvelopeProblem::Encoding(crate::encoding::EncodingProblem { offset: 3, .. })
         ));
     }
 

@@ -1,7 +1,7 @@
 //! Welcome packs ("velkomstpakke"): what STAR's systemforvalter hands a new supplier, in one
 //! folder. `dfdg-mock welcome-pack` issues the supplier's OCES3 client certificate from the test
 //! CA, registers the supplier, and writes the CA certificate, the client certificate, key and
-//! PKCS#12, the endpoint list, the WSDLs of the allowed services (imports resolving inside the
+//! two PKCS#12 files (for Java, for .NET/Mono), the endpoint list, the WSDLs of the allowed services (imports resolving inside the
 //! pack, addresses pointing at the mock), one schema-valid example request per allowed operation
 //! with the STAR headers filled in for the supplier's certificate, ready-to-run commands and a
 //! README in Danish and English that walks through the three steps of the onboarding test.
@@ -30,6 +30,11 @@ pub const CLIENT_VALID_DAYS: i64 = 365;
 pub const DEFAULT_URL: &str = "https://localhost:8443";
 /// The example script's name in the pack.
 pub const SCRIPT: &str = "run-example.sh";
+
+/// The name of the pack's PKCS#12 file of `kind`: `client-java.p12`, `client-dotnet.p12`.
+pub fn pack_pkcs12(kind: pki::Pkcs12Kind) -> String {
+    format!("client-{}.p12", kind.opened_by())
+}
 /// STAR's organisation type 24, Virksomhed (a company): the supplier's own organisation.
 const ORGANISATION_TYPE_COMPANY: &str = "24";
 /// STAR's user type 3, System.
@@ -318,7 +323,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         );
     }
     if is_pack && spec.force {
-        for stale in ["requests", "wsdl"] {
+        for stale in ["requests", "wsdl", "wsdl-tools"] {
             let path = dir.join(stale);
             if path.is_dir() {
                 fs::remove_dir_all(&path)
@@ -333,7 +338,9 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     writer.copy("ca.crt", &certs.ca_cert(), Mode::Public)?;
     writer.copy("client.crt", &issued.paths.cert, Mode::Public)?;
     writer.copy("client.key", &issued.paths.key, Mode::Secret)?;
-    writer.copy("client.p12", &issued.paths.p12, Mode::Secret)?;
+    for (kind, path) in &issued.paths.pkcs12_files {
+        writer.copy(&pack_pkcs12(*kind), path, Mode::Secret)?;
+    }
     let context = Texts {
         name,
         spec,
@@ -357,9 +364,15 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
                 continue;
             }
             written_wsdls.push(endpoint.wsdl);
-            for (path, text) in serve::files(catalog, endpoint, spec.url.as_str()) {
-                let path = format!("wsdl/{}/{path}", file_safe(service));
-                writer.write(&path, text.as_bytes(), Mode::Public)?;
+            // As published, and in the form strict tools (wsimport, svcutil, suds) need.
+            for (folder, form) in [
+                ("wsdl", serve::Form::Published),
+                ("wsdl-tools", serve::Form::Tools),
+            ] {
+                for (path, text) in serve::files(catalog, endpoint, spec.url.as_str(), form) {
+                    let path = format!("{folder}/{}/{path}", file_safe(service));
+                    writer.write(&path, text.as_bytes(), Mode::Public)?;
+                }
             }
         }
     }
@@ -512,7 +525,7 @@ fn examples(
             access: operation.access,
             version: port.version,
             action: operation.action.clone(),
-            path: endpoint.path.clone(),
+            path: crate::encoding::percent_encode(&endpoint.path).into_owned(),
             file: format!(
                 "requests/{}-{}.xml",
                 file_safe(&endpoint.service),
@@ -859,9 +872,10 @@ fn readme(c: &Texts<'_>) -> String {
          | fil / file | hvad / what |\n|---|---|\n\
          | `ca.crt` | test-CA'ens certifikat: stol på det / the test CA's certificate: trust it |\n\
          | `client.crt`, `client.key` | jeres OCES3-systemcertifikat og nøgle (PEM; nøglen er hemmelig) / your OCES3 system certificate and key (PEM; the key is secret) |\n\
-         | `client.p12` | det samme som PKCS#12 til Java/.NET; adgangskoden blev vist én gang, da pakken blev lavet, og står ikke i pakken / the same as PKCS#12 for Java/.NET; its password was shown once when the pack was made and is not in the pack |\n\
+         | `client-java.p12`, `client-dotnet.p12` | det samme som PKCS#12, til Java og til .NET (se nedenfor); adgangskoden blev vist én gang, da pakken blev lavet, og står ikke i pakken / the same as PKCS#12, for Java and for .NET (see below); its password was shown once when the pack was made and is not in the pack |\n\
          | `endpoints.md` | adresser og operationer (læs/skriv) / addresses and operations (read/write) |\n\
          | `wsdl/` | WSDL'er med importerede skemaer; adresserne peger på {url} / WSDLs with their imported schemas; addresses point at {url} |\n\
+         | `wsdl-tools/` | de samme WSDL'er til wsimport, svcutil og suds: hvert skema erklærer sine navnerum og xs:imports / the same WSDLs for wsimport, svcutil and suds: every schema declares its namespaces and xs:imports |\n\
          | `requests/` | et gyldigt eksempel pr. operation med STAR-headerne udfyldt for jer / one valid example per operation, STAR headers filled in for you |\n\
          | `commands.md`, `{SCRIPT}` | kommandoer klar til brug / ready-to-run commands |\n"
     );
@@ -914,10 +928,17 @@ fn readme(c: &Texts<'_>) -> String {
     let _ = writeln!(
         out,
         "## Java og .NET\n\n\
-         Brug `client.p12` med adgangskoden, I fik, da pakken blev lavet, og stol på `ca.crt`.\n\
-         WSDL'erne i `wsdl/` kan gives direkte til wsimport, svcutil eller zeep.\n\n\
-         *Use `client.p12` with the password you were given when the pack was made, and trust\n\
-         `ca.crt`. The WSDLs in `wsdl/` can be given to wsimport, svcutil or zeep as they are.*"
+         Begge PKCS#12-filer har certifikatet, nøglen og CA'en og åbnes med adgangskoden, I fik,\n\
+         da pakken blev lavet. Stol på `ca.crt`. Giv WSDL'erne i `wsdl-tools/` til wsimport,\n\
+         svcutil eller suds; zeep og node-soap tager også `wsdl/`.\n\n\
+         *Both PKCS#12 files hold the certificate, the key and the CA and open with the password\n\
+         you were given when the pack was made. Trust `ca.crt`. Give the WSDLs in `wsdl-tools/`\n\
+         to wsimport, svcutil or suds; zeep and node-soap take `wsdl/` too.*\n\n\
+         | platform | fil / file |\n|---|---|\n\
+         | Java 8u301+, 11.0.12+, 17+ (keytool, `javax.net.ssl.keyStore`), OpenSSL 3, .NET 5+ på/on Linux og/and macOS | `client-java.p12` (AES-256, HMAC-SHA256) |\n\
+         | .NET Framework, Windows' certifikatlager / certificate store, Mono, ældre/older Java | `client-dotnet.p12` (3DES, SHA-1 MAC) |\n\n\
+         Mono og ældre Windows afviser `client-java.p12` (\"Unable to decode certificate\").\n\n\
+         *Mono and older Windows refuse `client-java.p12` (\"Unable to decode certificate\").*"
     );
     out
 }
@@ -935,6 +956,9 @@ fn endpoints(c: &Texts<'_>) -> String {
         let endpoint: &Endpoint = &c.catalog.endpoints[item.endpoint];
         if current != Some(item.endpoint) {
             current = Some(item.endpoint);
+            let url = &c.spec.url;
+            let path = crate::encoding::percent_encode(&endpoint.path);
+            let folder = file_safe(&endpoint.service);
             let versions: Vec<String> = endpoint
                 .ports
                 .iter()
@@ -942,13 +966,8 @@ fn endpoints(c: &Texts<'_>) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "\n## {}\n\n- URL: {}{}\n- WSDL: {}{}?wsdl (i pakken / in the pack: `wsdl/{}/`)\n- {}\n",
+                "\n## {}\n\n- URL: {url}{path}\n- WSDL: {url}{path}?wsdl (i pakken / in the pack: `wsdl/{folder}/`); til wsimport, svcutil og suds / for wsimport, svcutil and suds: {url}{path}?wsdl&tools (`wsdl-tools/{folder}/`)\n- {}\n",
                 endpoint.service,
-                c.spec.url,
-                endpoint.path,
-                c.spec.url,
-                endpoint.path,
-                file_safe(&endpoint.service),
                 versions.join(", ")
             );
             let _ = writeln!(

@@ -267,8 +267,12 @@ impl SqliteStore {
         if found > SCHEMA_VERSION {
             return Err(too_new(found));
         }
-        let tables: i64 =
-            transaction.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))?;
+        // Other tables (e.g. WSB's `wsb_*`) may share the file; a journal has `calls`.
+        let tables: i64 = transaction.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('calls', 'rejections')",
+            [],
+            |row| row.get(0),
+        )?;
         let migration_error = |version: i64| {
             let path = path.clone();
             move |source: JournalError| JournalError::Migration {

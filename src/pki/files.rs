@@ -1,5 +1,6 @@
 //! The PKI on disk: `ca.crt`/`ca.key`, `server.crt`/`server.key` and client
-//! `<stem>.crt`/`.key`/`.p12` in one folder (default `certs/`), for `dfdg-mock pki init|client`
+//! `<stem>.crt`/`.key` with two PKCS#12 files, `<stem>-java.p12` and `<stem>-dotnet.p12`
+//! (see [`Pkcs12Kind`]), in one folder (default `certs/`), for `dfdg-mock pki init|client`
 //! and for `serve` on first start. Keys and PKCS#12 files are created with mode 0600,
 //! certificates 0644; nothing is overwritten without `force`.
 
@@ -11,7 +12,10 @@ use std::path::{Path, PathBuf};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{sha256, CertificateAuthority, CertificateShape, ClientSpec, PkiError};
+use super::{
+    sha256, CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Pkcs12Kind,
+    PkiError,
+};
 use crate::identity::{self, CallerIdentity};
 
 /// How long the server certificate made by [`init`] is valid.
@@ -40,8 +44,27 @@ pub struct ClientPaths {
     pub cert: PathBuf,
     /// `<stem>.key`, PKCS#8 PEM key (mode 0600).
     pub key: PathBuf,
-    /// `<stem>.p12`, PKCS#12 with key and chain (mode 0600).
-    pub p12: PathBuf,
+    /// The PKCS#12 files with key and chain (mode 0600), one per kind:
+    /// `<stem>-java.p12` ([`Pkcs12Kind::Modern`]), `<stem>-dotnet.p12` ([`Pkcs12Kind::Legacy`]).
+    pub pkcs12_files: [(Pkcs12Kind, PathBuf); 2],
+}
+
+impl ClientPaths {
+    /// The PKCS#12 file of `kind`.
+    pub fn pkcs12(&self, kind: Pkcs12Kind) -> &Path {
+        self.pkcs12_files
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, path)| path.as_path())
+            .expect("one PKCS#12 file per kind")
+    }
+
+    /// Every file: certificate, key, the PKCS#12 files.
+    fn all(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.cert, &self.key]
+            .into_iter()
+            .chain(self.pkcs12_files.iter().map(|(_, path)| path))
+    }
 }
 
 impl PkiPaths {
@@ -75,7 +98,12 @@ impl PkiPaths {
         ClientPaths {
             cert: self.dir.join(format!("{stem}.crt")),
             key: self.dir.join(format!("{stem}.key")),
-            p12: self.dir.join(format!("{stem}.p12")),
+            pkcs12_files: Pkcs12Kind::ALL.map(|kind| {
+                (
+                    kind,
+                    self.dir.join(format!("{stem}-{}.p12", kind.opened_by())),
+                )
+            }),
         }
     }
 }
@@ -155,7 +183,8 @@ pub fn init(paths: &PkiPaths, extra_sans: &[String], force: bool) -> Result<Init
 }
 
 /// Issues client certificate `stem` from the CA in `paths.dir` and writes `<stem>.crt`,
-/// `<stem>.key` and `<stem>.p12` (protected by `p12_password`).
+/// `<stem>.key` and the PKCS#12 files `<stem>-java.p12` and `<stem>-dotnet.p12` (both
+/// protected by `p12_password`).
 pub fn issue_client_files(
     paths: &PkiPaths,
     stem: &str,
@@ -166,7 +195,7 @@ pub fn issue_client_files(
     validate_stem(stem)?;
     let client_paths = paths.client(stem);
     if !force {
-        for path in [&client_paths.cert, &client_paths.key, &client_paths.p12] {
+        for path in client_paths.all() {
             if path.exists() {
                 return Err(PkiError::Exists(path.clone()));
             }
@@ -174,20 +203,7 @@ pub fn issue_client_files(
     }
     let ca = load_ca(paths)?;
     let issued = ca.issue_client(spec)?;
-    let p12 = issued.to_pkcs12(&ca, stem, p12_password)?;
-    write_file(
-        &client_paths.key,
-        issued.key_pem.as_bytes(),
-        Secrecy::Secret,
-        force,
-    )?;
-    write_file(&client_paths.p12, &p12, Secrecy::Secret, force)?;
-    write_file(
-        &client_paths.cert,
-        issued.cert_pem.as_bytes(),
-        Secrecy::Public,
-        force,
-    )?;
+    write_client(&client_paths, &ca, &issued, stem, p12_password, force)?;
     Ok(ClientFiles {
         paths: client_paths,
         identity: CallerIdentity::from_der(&issued.cert_der)?,
@@ -228,8 +244,7 @@ pub fn ensure_demo(paths: &PkiPaths, extra_sans: &[String]) -> Result<DemoPki, P
     }
 
     let client = paths.client(DEMO_CLIENT_STEM);
-    let client_ok =
-        !created_ca && client.cert.exists() && client.key.exists() && client.p12.exists();
+    let client_ok = !created_ca && client.all().all(|path| path.exists());
     if !client_ok {
         let spec = ClientSpec {
             name: "Fagsystem Jobcenter Test".to_owned(),
@@ -241,18 +256,12 @@ pub fn ensure_demo(paths: &PkiPaths, extra_sans: &[String]) -> Result<DemoPki, P
             valid_days: DEMO_CLIENT_VALID_DAYS,
         };
         let issued = ca.issue_client(&spec)?;
-        let p12 = issued.to_pkcs12(&ca, DEMO_CLIENT_STEM, DEMO_P12_PASSWORD)?;
-        write_file(
-            &client.key,
-            issued.key_pem.as_bytes(),
-            Secrecy::Secret,
-            true,
-        )?;
-        write_file(&client.p12, &p12, Secrecy::Secret, true)?;
-        write_file(
-            &client.cert,
-            issued.cert_pem.as_bytes(),
-            Secrecy::Public,
+        write_client(
+            &client,
+            &ca,
+            &issued,
+            DEMO_CLIENT_STEM,
+            DEMO_P12_PASSWORD,
             true,
         )?;
     }
@@ -265,6 +274,34 @@ pub fn ensure_demo(paths: &PkiPaths, extra_sans: &[String]) -> Result<DemoPki, P
         client,
         client_p12_password: DEMO_P12_PASSWORD,
     })
+}
+
+/// Writes a client's key, its PKCS#12 files (friendly name `stem`) and, last, its
+/// certificate.
+fn write_client(
+    paths: &ClientPaths,
+    ca: &CertificateAuthority,
+    issued: &IssuedCertificate,
+    stem: &str,
+    p12_password: &str,
+    force: bool,
+) -> Result<(), PkiError> {
+    write_file(
+        &paths.key,
+        issued.key_pem.as_bytes(),
+        Secrecy::Secret,
+        force,
+    )?;
+    for (kind, path) in &paths.pkcs12_files {
+        let p12 = issued.to_pkcs12(ca, stem, p12_password, *kind)?;
+        write_file(path, &p12, Secrecy::Secret, force)?;
+    }
+    write_file(
+        &paths.cert,
+        issued.cert_pem.as_bytes(),
+        Secrecy::Public,
+        force,
+    )
 }
 
 /// Issues and writes the server certificate (chain: server, CA) and key.
@@ -358,14 +395,14 @@ fn server_cert_fits(
         .all(|wanted| present.iter().any(|p| same_san(p, wanted))))
 }
 
-fn load_ca(paths: &PkiPaths) -> Result<CertificateAuthority, PkiError> {
+pub(super) fn load_ca(paths: &PkiPaths) -> Result<CertificateAuthority, PkiError> {
     let cert = read_file(&paths.ca_cert())?;
     let key = read_file(&paths.ca_key())?;
     CertificateAuthority::from_pem(&cert, &key)
 }
 
 /// True if both files exist, false if neither; an error naming the missing one otherwise.
-fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
+pub(super) fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
     match (cert.exists(), key.exists()) {
         (true, true) => Ok(true),
         (false, false) => Ok(false),
@@ -380,12 +417,13 @@ fn pair_exists(cert: &Path, key: &Path) -> Result<bool, PkiError> {
     }
 }
 
-fn validate_stem(stem: &str) -> Result<(), PkiError> {
+pub(super) fn validate_stem(stem: &str) -> Result<(), PkiError> {
     let ok = !stem.is_empty()
         && stem.len() <= 64
         && !stem.starts_with('.')
         && stem != "ca"
         && stem != "server"
+        && stem != super::STAR_STEM
         && stem
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -398,7 +436,7 @@ fn validate_stem(stem: &str) -> Result<(), PkiError> {
 
 /// Whether a file holds a secret (mode 0600) or public material (mode 0644).
 #[derive(Clone, Copy)]
-enum Secrecy {
+pub(super) enum Secrecy {
     Secret,
     Public,
 }
@@ -411,7 +449,7 @@ fn create_dir(dir: &Path) -> Result<(), PkiError> {
     })
 }
 
-fn read_file(path: &Path) -> Result<String, PkiError> {
+pub(super) fn read_file(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|source| PkiError::Io {
         action: "read",
         path: path.to_owned(),
@@ -421,7 +459,12 @@ fn read_file(path: &Path) -> Result<String, PkiError> {
 
 /// Writes `contents`; the mode is set at creation, so a key is never readable by others.
 /// Without `force` the file must not exist yet.
-fn write_file(path: &Path, contents: &[u8], secrecy: Secrecy, force: bool) -> Result<(), PkiError> {
+pub(super) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    secrecy: Secrecy,
+    force: bool,
+) -> Result<(), PkiError> {
     let io_error = |source| PkiError::Io {
         action: "write",
         path: path.to_owned(),
@@ -494,7 +537,17 @@ mod tests {
             issue_client_files(&paths, "leverandor", &spec, "pw", false).expect("client files");
         assert_eq!(files.identity.caller_id, "CVR:91234567-FID:42");
         assert_eq!(mode(files.paths.key.clone()), 0o600);
-        assert_eq!(mode(files.paths.p12.clone()), 0o600);
+        for (kind, path) in &files.paths.pkcs12_files {
+            assert_eq!(mode(path.clone()), 0o600, "{kind:?}");
+        }
+        assert!(files
+            .paths
+            .pkcs12(Pkcs12Kind::Modern)
+            .ends_with("leverandor-java.p12"));
+        assert!(files
+            .paths
+            .pkcs12(Pkcs12Kind::Legacy)
+            .ends_with("leverandor-dotnet.p12"));
         assert_eq!(mode(files.paths.cert.clone()), 0o644);
         assert!(matches!(
             issue_client_files(&paths, "leverandor", &spec, "pw", false),
@@ -512,13 +565,15 @@ mod tests {
         let paths = PkiPaths::new(dir.path());
         let first = ensure_demo(&paths, &[]).expect("first start");
         assert!(first.created_ca && first.issued_server && first.issued_client);
-        let p12 = fs::read(&first.client.p12).expect("p12");
-        p12_keystore::KeyStore::from_pkcs12(
-            &p12,
-            DEMO_P12_PASSWORD,
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .expect("demo p12 opens");
+        for (kind, path) in &first.client.pkcs12_files {
+            let p12 = fs::read(path).expect("p12");
+            p12_keystore::KeyStore::from_pkcs12(
+                &p12,
+                DEMO_P12_PASSWORD,
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .unwrap_or_else(|e| panic!("demo {kind:?} p12 opens: {e}"));
+        }
         let demo_pem = fs::read_to_string(&first.client.cert).expect("demo cert");
         let (_, pem) = x509_parser::pem::parse_x509_pem(demo_pem.as_bytes()).expect("pem");
         let id = CallerIdentity::from_der(&pem.contents).expect("identity");

@@ -3,7 +3,7 @@
 //! types and global elements once, recursion through a reserved slot), collecting problems with
 //! file and line instead of stopping at the first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
@@ -11,8 +11,8 @@ use regex::Regex;
 use super::xml::Element;
 use super::xsd::{
     translate_pattern, AttributeUse, Builtin, ComplexType, Content, ElementDecl, ElementId, Facets,
-    Occurs, Particle, Pattern, Schema, SimpleType, Term, TypeDef, TypeRef, Variety, Wildcard,
-    XSD_NS,
+    Occurs, Particle, Pattern, Schema, SimpleType, Term, TypeDef, TypeRef, Variety, WhiteSpace,
+    Wildcard, XSD_NS,
 };
 use super::Problem;
 use crate::soap::QualifiedName;
@@ -23,6 +23,12 @@ use crate::soap::QualifiedName;
 pub struct SchemaSource<'a> {
     pub root: &'a Element,
     pub target: &'a str,
+    /// Included without a target namespace of its own: its unqualified references mean the
+    /// includer's namespace (XSD's "chameleon" include).
+    pub chameleon: bool,
+    /// Prefixes in scope where the document was included or imported: OIO contracts use
+    /// prefixes in included files that only the including file declares.
+    pub inherited: Option<&'a HashMap<String, String>>,
     pub file: &'a Path,
 }
 
@@ -47,6 +53,8 @@ pub struct Compiler<'a> {
     raw: HashMap<(Kind, QualifiedName), (usize, &'a Element)>,
     schema: Schema,
     in_progress_groups: Vec<QualifiedName>,
+    /// (source, prefix) already noted as borrowed from the including file.
+    borrowed_prefixes: HashSet<(usize, String)>,
     pub problems: Vec<Problem>,
     pub notes: Vec<Problem>,
 }
@@ -59,6 +67,7 @@ impl<'a> Compiler<'a> {
             raw: HashMap::new(),
             schema: Schema::default(),
             in_progress_groups: Vec::new(),
+            borrowed_prefixes: HashSet::new(),
             problems: Vec::new(),
             notes: Vec::new(),
         };
@@ -174,11 +183,40 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve(&mut self, source: usize, at: &Element, value: &str) -> Option<QualifiedName> {
+        let SchemaSource {
+            chameleon,
+            inherited,
+            target,
+            ..
+        } = self.sources[source];
         match at.resolve_qname(value) {
+            Ok(name) if chameleon && name.namespace.is_empty() => Some(QualifiedName {
+                namespace: target.to_owned(),
+                local: name.local,
+            }),
             Ok(name) => Some(name),
             Err(message) => {
-                self.problem(source, at, message);
-                None
+                let prefix = value.trim().split_once(':').map(|(prefix, _)| prefix);
+                match prefix.and_then(|p| Some((p, inherited?.get(p)?))) {
+                    Some((prefix, namespace)) => {
+                        if self.borrowed_prefixes.insert((source, prefix.to_owned())) {
+                            let file = self.file(source);
+                            self.notes.push(Problem {
+                                file,
+                                line: Some(at.line),
+                                message: format!("the prefix '{prefix}' is not declared in this file; it is taken from the file that includes it ({namespace}); ?wsdl&tools serves the file with the declaration added"),
+                            });
+                        }
+                        Some(QualifiedName {
+                            namespace: namespace.clone(),
+                            local: value.trim()[prefix.len() + 1..].to_owned(),
+                        })
+                    }
+                    None => {
+                        self.problem(source, at, message);
+                        None
+                    }
+                }
             }
         }
     }
@@ -374,7 +412,7 @@ impl<'a> Compiler<'a> {
             let Some(value) = facet.attribute("value") else {
                 continue;
             };
-            let number = || value.trim().parse::<f64>().ok();
+            let bound = || Some(value.trim().to_owned());
             let count = || value.trim().parse::<usize>().ok();
             match facet.name.local.as_str() {
                 "enumeration" => enumeration.push(value.to_owned()),
@@ -400,10 +438,11 @@ impl<'a> Compiler<'a> {
                 "length" => facets.length = count(),
                 "minLength" => facets.min_length = count(),
                 "maxLength" => facets.max_length = count(),
-                "minInclusive" => facets.min_inclusive = number(),
-                "maxInclusive" => facets.max_inclusive = number(),
-                "minExclusive" => facets.min_exclusive = number(),
-                "maxExclusive" => facets.max_exclusive = number(),
+                "minInclusive" => facets.min_inclusive = bound(),
+                "maxInclusive" => facets.max_inclusive = bound(),
+                "minExclusive" => facets.min_exclusive = bound(),
+                "maxExclusive" => facets.max_exclusive = bound(),
+                "whiteSpace" => facets.white_space = WhiteSpace::from_facet(value),
                 "totalDigits" => facets.total_digits = count(),
                 "fractionDigits" => facets.fraction_digits = count(),
                 _ => {}

@@ -1,12 +1,15 @@
-//! Loading a WSDL: reading it and, breadth first, every document it imports by relative
-//! location; collecting its messages, portTypes, bindings and services across those documents;
-//! compiling its schemas; and building the endpoints of its SOAP ports. Any problem rejects the
-//! file, and every problem is reported with file and line.
+//! Loading a WSDL: reading it (decoded by [`crate::encoding`]) and, breadth first, every
+//! document it imports by relative location — WSDLs, schemas and WS-Policy documents; collecting
+//! its messages, portTypes, bindings and services across those documents; compiling its schemas;
+//! and building the endpoints of its SOAP ports. Any problem rejects the file, and every problem
+//! is reported with file and line.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::compile::{Compiler, PatternCache, SchemaSource};
+use super::policy;
 use super::xml::{self, Element};
 use super::xsd::{self, ElementId, Schema, TypeRef, XSD_NS};
 use super::{
@@ -21,6 +24,20 @@ use crate::soap::{QualifiedName, SoapVersion};
 enum DocKind {
     Wsdl,
     Xsd,
+    /// A WS-Policy document (`wsdl:import`ed, as OIO services do): listed, not enforced.
+    Policy,
+}
+
+/// A document still to read, and what the document that refers to it says about it.
+#[derive(Debug, Clone)]
+struct Pending {
+    path: PathBuf,
+    /// What the reference expects (a `wsdl:import` may also name a schema or a policy).
+    kind: DocKind,
+    chameleon: Option<String>,
+    /// The namespace prefixes in scope where the document is referred to, for prefixes an
+    /// included schema uses without declaring them (seen in OIO contracts).
+    inherited: Option<Rc<HashMap<String, String>>>,
 }
 
 /// A loaded document of one WSDL set.
@@ -31,6 +48,8 @@ struct Doc {
     text: String,
     /// For an included schema without a target namespace: its includer's.
     chameleon: Option<String>,
+    /// Prefixes in scope at the reference to this document.
+    inherited: Option<Rc<HashMap<String, String>>>,
     locations: HashMap<String, String>,
     key: String,
 }
@@ -70,34 +89,44 @@ pub(super) fn load_wsdl(
     }
 
     // Schemas: every xs:schema inside wsdl:types, and every imported XSD document.
-    let mut schema_roots: Vec<(&Element, String, &Path)> = Vec::new();
+    let mut sources: Vec<SchemaSource<'_>> = Vec::new();
     for doc in &docs {
         match doc.kind {
             DocKind::Wsdl => {
                 for types in doc.root.children_named(WSDL_NS, "types") {
                     for schema in types.children_named(XSD_NS, "schema") {
-                        let target = schema.attribute("targetNamespace").unwrap_or("").to_owned();
-                        schema_roots.push((schema, target, &doc.file));
+                        sources.push(SchemaSource {
+                            root: schema,
+                            target: schema.attribute("targetNamespace").unwrap_or(""),
+                            chameleon: false,
+                            inherited: None,
+                            file: &doc.file,
+                        });
                     }
                 }
             }
             DocKind::Xsd => {
-                let target = doc
-                    .root
-                    .attribute("targetNamespace")
-                    .map(str::to_owned)
-                    .or_else(|| doc.chameleon.clone())
-                    .unwrap_or_default();
-                schema_roots.push((&doc.root, target, &doc.file));
+                let own = doc.root.attribute("targetNamespace");
+                sources.push(SchemaSource {
+                    root: &doc.root,
+                    target: own.or(doc.chameleon.as_deref()).unwrap_or(""),
+                    chameleon: own.is_none() && doc.chameleon.is_some(),
+                    inherited: doc.inherited.as_deref(),
+                    file: &doc.file,
+                });
             }
+            DocKind::Policy => {}
         }
     }
-    let sources = schema_roots
-        .iter()
-        .map(|(root, target, file)| SchemaSource { root, target, file })
-        .collect();
-    let (mut schema, schema_problems, notes) = Compiler::new(sources, patterns).compile_all();
+    let (mut schema, schema_problems, mut notes) = Compiler::new(sources, patterns).compile_all();
     problems.extend(schema_problems);
+    let documents: Vec<(&Path, &Element, bool)> = docs
+        .iter()
+        .map(|d| (d.file.as_path(), &d.root, d.kind == DocKind::Policy))
+        .collect();
+    let (policies, policy_notes) = policy::collect(&documents);
+    notes.extend(policies.iter().map(policy::Policy::note));
+    notes.extend(policy_notes);
 
     let definitions = Definitions::collect(&docs, &mut problems);
     let endpoints = definitions.endpoints(&mut schema, index, config, &mut problems);
@@ -106,11 +135,39 @@ pub(super) fn load_wsdl(
     }
     let parts = docs
         .into_iter()
-        .map(|doc| Part {
-            key: doc.key,
-            file: doc.file,
-            text: doc.text,
-            locations: doc.locations,
+        .map(|doc| {
+            let namespaces = match doc.kind {
+                DocKind::Wsdl => doc
+                    .root
+                    .children_named(WSDL_NS, "types")
+                    .flat_map(|t| t.children_named(XSD_NS, "schema"))
+                    .map(|s| s.attribute("targetNamespace").unwrap_or("").to_owned())
+                    .collect(),
+                DocKind::Xsd => doc
+                    .root
+                    .attribute("targetNamespace")
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect(),
+                DocKind::Policy => Vec::new(),
+            };
+            let own = doc.root.namespaces();
+            let mut inherited: Vec<(String, String)> = doc
+                .inherited
+                .iter()
+                .flat_map(|scope| scope.iter())
+                .filter(|(prefix, _)| !own.contains_key(*prefix))
+                .map(|(prefix, namespace)| (prefix.clone(), namespace.clone()))
+                .collect();
+            inherited.sort();
+            Part {
+                key: doc.key,
+                file: doc.file,
+                text: doc.text,
+                locations: doc.locations,
+                namespaces,
+                inherited,
+            }
         })
         .collect();
     Ok((
@@ -118,6 +175,7 @@ pub(super) fn load_wsdl(
             file: file.to_owned(),
             schema,
             parts,
+            policies,
         },
         endpoints,
         notes,
@@ -130,15 +188,32 @@ fn load_documents(file: &Path, problems: &mut Vec<Problem>) -> Vec<Doc> {
     let mut docs: Vec<Doc> = Vec::new();
     let mut seen: HashMap<PathBuf, usize> = HashMap::new();
     let mut keys: HashSet<String> = HashSet::new();
-    let mut queue: Vec<(PathBuf, DocKind, Option<String>)> =
-        vec![(file.to_owned(), DocKind::Wsdl, None)];
+    let mut queue: Vec<Pending> = vec![Pending {
+        path: file.to_owned(),
+        kind: DocKind::Wsdl,
+        chameleon: None,
+        inherited: None,
+    }];
     let mut next = 0;
-    while let Some((path, kind, chameleon)) = queue.get(next).cloned() {
+    while let Some(pending) = queue.get(next).cloned() {
         next += 1;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let Pending {
+            path,
+            kind: expected,
+            chameleon,
+            inherited,
+        } = pending;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(error) => {
                 problems.push(problem(&path, None, format!("cannot read: {error}")));
+                continue;
+            }
+        };
+        let text = match crate::encoding::decode_xml(&bytes) {
+            Ok(text) => text.into_owned(),
+            Err(error) => {
+                problems.push(problem(&path, Some(error.line), error.to_string()));
                 continue;
             }
         };
@@ -149,6 +224,36 @@ fn load_documents(file: &Path, problems: &mut Vec<Problem>) -> Vec<Doc> {
                 continue;
             }
         };
+        let kind = if root.is(XSD_NS, "schema") {
+            DocKind::Xsd
+        } else if policy::is_policy(&root) {
+            DocKind::Policy
+        } else {
+            DocKind::Wsdl
+        };
+        if kind != expected && (expected == DocKind::Xsd || docs.is_empty()) {
+            let wanted = match expected {
+                DocKind::Xsd => "an xs:schema document",
+                _ => "a WSDL 1.1 wsdl:definitions document",
+            };
+            problems.push(problem(
+                &path,
+                Some(root.line),
+                format!("expected {wanted}, found {}", root.name),
+            ));
+            continue;
+        }
+        if kind == DocKind::Wsdl && !root.is(WSDL_NS, "definitions") && !docs.is_empty() {
+            problems.push(problem(
+                &path,
+                Some(root.line),
+                format!(
+                    "wsdl:import names a {} document; expected a WSDL, an XSD or a WS-Policy document",
+                    root.name
+                ),
+            ));
+            continue;
+        }
         let key = if docs.is_empty() {
             String::new()
         } else {
@@ -161,29 +266,15 @@ fn load_documents(file: &Path, problems: &mut Vec<Problem>) -> Vec<Doc> {
             DocKind::Wsdl => {
                 for import in root.children_named(WSDL_NS, "import") {
                     if let Some(location) = import.attribute("location") {
-                        let kind = if location.to_ascii_lowercase().ends_with(".xsd") {
-                            DocKind::Xsd
-                        } else {
-                            DocKind::Wsdl
-                        };
-                        imports.push((import, location.to_owned(), kind, None));
+                        imports.push((import, location.to_owned(), DocKind::Wsdl, None));
                     }
                 }
                 for types in root.children_named(WSDL_NS, "types") {
                     schemas.extend(types.children_named(XSD_NS, "schema"));
                 }
             }
-            DocKind::Xsd => {
-                if !root.is(XSD_NS, "schema") {
-                    problems.push(problem(
-                        &path,
-                        Some(root.line),
-                        format!("expected an xs:schema document, found {}", root.name),
-                    ));
-                    continue;
-                }
-                schemas.push(&root);
-            }
+            DocKind::Xsd => schemas.push(&root),
+            DocKind::Policy => {}
         }
         for schema in schemas {
             let target = schema
@@ -230,7 +321,12 @@ fn load_documents(file: &Path, problems: &mut Vec<Problem>) -> Vec<Doc> {
                 None => {
                     let index = queue.len();
                     seen.insert(target.clone(), index);
-                    queue.push((target, kind, chameleon));
+                    queue.push(Pending {
+                        path: target,
+                        kind,
+                        chameleon,
+                        inherited: (kind == DocKind::Xsd).then(|| at.namespaces()),
+                    });
                     index
                 }
             };
@@ -245,6 +341,7 @@ fn load_documents(file: &Path, problems: &mut Vec<Problem>) -> Vec<Doc> {
             root,
             text,
             chameleon,
+            inherited,
             locations,
             key,
         });
@@ -633,7 +730,7 @@ impl Definitions {
                 .unwrap_or(config.validation);
             match endpoints
                 .iter_mut()
-                .find(|e| e.path.eq_ignore_ascii_case(&path))
+                .find(|e| super::path_key(&e.path) == super::path_key(&path))
             {
                 Some(endpoint) if endpoint.ports.iter().any(|p| p.version == port.version) => {
                     problems.push(problem(
@@ -698,10 +795,28 @@ impl Definitions {
                 ));
                 continue;
             };
+            // Without `parts=`, the body is every part the headers do not take (a header
+            // may reuse the body's message, as OIO contracts do).
+            let header_parts: Vec<&str> = bound
+                .headers
+                .iter()
+                .filter(|(message, _)| message == input_message)
+                .map(|(_, part)| part.as_str())
+                .collect();
+            let input_parts = bound.input_parts.clone().or_else(|| {
+                let parts = self.messages.get(input_message)?;
+                (!header_parts.is_empty()).then(|| {
+                    parts
+                        .iter()
+                        .filter(|p| !header_parts.contains(&p.name.as_str()))
+                        .map(|p| p.name.clone())
+                        .collect()
+                })
+            });
             let Some(input) = self.body_element(
                 schema,
                 input_message,
-                bound.input_parts.as_deref(),
+                input_parts.as_deref(),
                 bound.rpc.then(|| {
                     (
                         bound.input_namespace.as_deref().unwrap_or(""),
@@ -866,15 +981,16 @@ impl Definitions {
     }
 }
 
-/// The path of a soap:address location (`https://host/a/b.svc` → `/a/b.svc`).
+/// The path of a soap:address location, percent-decoded (`https://host/a/b.svc` → `/a/b.svc`).
 pub(super) fn path_of(location: &str) -> String {
     let rest = match location.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => location,
     };
     let path = rest.split(['?', '#']).next().unwrap_or("/");
+    let path = crate::encoding::percent_decode(path).unwrap_or(std::borrow::Cow::Borrowed(path));
     if path.starts_with('/') {
-        path.to_owned()
+        path.into_owned()
     } else {
         format!("/{path}")
     }

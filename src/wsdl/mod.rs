@@ -1,18 +1,21 @@
 //! The service catalog: every WSDL 1.1 file in the catalog folders, loaded once at start-up with
 //! everything it imports, compiled into endpoints (one per `soap:address` path) whose operations
 //! carry their compiled input, header and output schemas. The request path then needs two map
-//! look-ups: path → [`Endpoint`], SOAPAction (or Body element) → [`Operation`].
+//! look-ups: path ([`path_key`]) → [`Endpoint`], SOAPAction (or Body element) → [`Operation`].
 //!
 //! Submodules: `load` (reading a WSDL and its imports into endpoints), `compile` (XSD
 //! documents into the model), [`xml`] (namespace-aware element tree), [`xsd`] (the schema model),
 //! [`validate`] (instance validation), [`sample`] (schema-valid default answers), [`serve`]
-//! (`?wsdl` with rewritten addresses, the catalog listing).
+//! (`?wsdl` with rewritten addresses, as published or tool-friendly; the catalog listing),
+//! [`policy`] (WS-Policy, listed and not enforced).
 //!
 //! Parse, don't validate: a [`Catalog`] holds only WSDLs that loaded without a problem; the
 //! problems of the others are returned beside it ([`Loaded`]), each naming file, line and what.
+//! [`Catalog::self_check`] holds the generator and the validator to each other.
 
 mod compile;
 mod load;
+pub mod policy;
 pub mod sample;
 pub mod serve;
 pub mod validate;
@@ -53,6 +56,12 @@ pub fn xml_namespace() -> &'static str {
     "http://www.w3.org/XML/1998/namespace"
 }
 
+/// The rule that matches request paths to endpoints: IIS paths are case-insensitive, in every
+/// script (`/Påmindelse/1/X.svc` is `/PÅMINDELSE/1/x.svc`); paths are compared decoded.
+pub fn path_key(path: &str) -> String {
+    path.to_lowercase()
+}
+
 /// Something wrong in a catalog file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -79,16 +88,23 @@ pub enum Access {
 }
 
 impl Access {
-    /// From our WSDL extension attribute, else by STAR's naming habits: Get*/Search*/Ping read.
+    /// From our WSDL extension attribute, else by naming habits: STAR's Get*/Search*/Ping
+    /// (any case, as KOMBIT's `getOIO…` too) and OIO's Danish verb last (`PersonHent`,
+    /// `SagSøg`, `…List`) read.
     pub fn of(operation: &str, declared: Option<&str>) -> Access {
         match declared.map(str::trim) {
             Some("read") => Access::Read,
             Some("write") => Access::Write,
             _ => {
+                let lower = operation.to_lowercase();
                 let reads = [
-                    "Get", "Search", "Find", "List", "Ping", "Read", "Lookup", "Hent",
+                    "get", "search", "find", "list", "ping", "read", "lookup", "hent", "søg",
+                    "fremsøg", "læs",
                 ];
-                if reads.iter().any(|prefix| operation.starts_with(prefix)) {
+                let verbs_last = ["hent", "søg", "list", "læs", "opslag"];
+                if reads.iter().any(|prefix| lower.starts_with(prefix))
+                    || verbs_last.iter().any(|suffix| lower.ends_with(suffix))
+                {
                     Access::Read
                 } else {
                     Access::Write
@@ -159,6 +175,12 @@ pub struct Part {
     pub text: String,
     /// Import locations written in this document → the key of the part they load.
     pub locations: HashMap<String, String>,
+    /// Target namespaces of the schemas this document defines (its inline schemas, or its
+    /// own), for the xs:imports the tool-friendly variant adds.
+    pub namespaces: Vec<String>,
+    /// Prefixes this document (an included schema) uses without declaring, as the document
+    /// that includes it declares them: the tool-friendly variant declares them.
+    pub inherited: Vec<(String, String)>,
 }
 
 /// One WSDL file with everything it pulled in, compiled.
@@ -168,6 +190,8 @@ pub struct Wsdl {
     pub schema: Schema,
     /// The WSDL first, then imported parts.
     pub parts: Vec<Part>,
+    /// Its WS-Policies: listed by `check`, not enforced.
+    pub policies: Vec<policy::Policy>,
 }
 
 /// The loaded catalog.
@@ -176,7 +200,7 @@ pub struct Catalog {
     pub wsdls: Vec<Wsdl>,
     /// Endpoints in the order loaded.
     pub endpoints: Vec<Endpoint>,
-    /// Lower-cased path → index into `endpoints` (IIS paths are case-insensitive).
+    /// [`path_key`] → index into `endpoints`.
     by_path: HashMap<String, usize>,
 }
 
@@ -311,7 +335,7 @@ impl Catalog {
                     Ok((wsdl, endpoints, notes)) => {
                         loaded.notes.extend(notes);
                         for endpoint in endpoints {
-                            let key = endpoint.path.to_ascii_lowercase();
+                            let key = path_key(&endpoint.path);
                             if let Some(existing) = loaded.catalog.by_path.get(&key) {
                                 let other = &loaded.catalog.endpoints[*existing];
                                 loaded.problems.push(Problem {
@@ -347,10 +371,11 @@ impl Catalog {
         self.endpoints.is_empty()
     }
 
-    /// The endpoint served at `path` (case-insensitive).
+    /// The endpoint served at `path` as it came in a request: percent-decoded, case-insensitive.
     pub fn endpoint(&self, path: &str) -> Option<&Endpoint> {
+        let path = crate::encoding::percent_decode(path).ok()?;
         self.by_path
-            .get(&path.to_ascii_lowercase())
+            .get(&path_key(&path))
             .map(|i| &self.endpoints[*i])
     }
 
@@ -398,6 +423,78 @@ impl Catalog {
             operation: &port.operations[*index],
             schema: &self.wsdls[endpoint.wsdl].schema,
         })
+    }
+}
+
+/// What [`Catalog::self_check`] found: generated messages our own validator refuses.
+#[derive(Debug, Default)]
+pub struct SelfCheck {
+    /// Operations checked (an example request and a default answer each).
+    pub operations: usize,
+    /// Operations whose generated messages all validate.
+    pub passed: usize,
+    /// One per refused message: our bug, not the user's.
+    pub problems: Vec<Problem>,
+}
+
+impl SelfCheck {
+    /// One line for `check`.
+    pub fn summary(&self) -> String {
+        format!(
+            "self-check: generated an example request and a default answer for each of {} operation(s); {} validate against their own schemas",
+            self.operations, self.passed
+        )
+    }
+}
+
+impl Catalog {
+    /// Every route of the catalog: each operation of each port of each endpoint.
+    pub fn routes(&self) -> impl Iterator<Item = Route<'_>> + '_ {
+        self.endpoints.iter().flat_map(move |endpoint| {
+            endpoint.ports.iter().flat_map(move |port| {
+                port.operations.iter().map(move |operation| Route {
+                    endpoint,
+                    port,
+                    operation,
+                    schema: &self.wsdls[endpoint.wsdl].schema,
+                })
+            })
+        })
+    }
+
+    /// Generates an example request and a default answer for every operation and validates
+    /// both with our own validator. A refusal is a bug of dfdg-mock (the generator or the
+    /// validator), reported as a problem so `check` fails on it.
+    pub fn self_check(&self, now: OffsetDateTime) -> SelfCheck {
+        let mut report = SelfCheck::default();
+        for route in self.routes() {
+            report.operations += 1;
+            let mut ok = true;
+            let request = route.example_request(now);
+            let response = route.default_response(now).body;
+            for (kind, findings) in [
+                ("example request", route.validate(&request)),
+                ("default answer", route.validate_response(&response)),
+            ] {
+                if let Some(first) = findings.first() {
+                    ok = false;
+                    report.problems.push(Problem {
+                        file: self.wsdls[route.endpoint.wsdl].file.clone(),
+                        line: None,
+                        message: format!(
+                            "{}.{}: the generated {kind} does not validate against its own schema ({} finding(s); first: {first}). This is a dfdg-mock bug: please report it with this WSDL",
+                            route.endpoint.service,
+                            route.operation.name,
+                            findings.len()
+                        ),
+                    });
+                }
+            }
+            if ok {
+                report.passed += 1;
+            }
+        }
+        report
     }
 }
 

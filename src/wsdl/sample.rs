@@ -1,9 +1,11 @@
-//! Schema-valid sample messages: the default answer for an operation nobody scripted. Every
-//! required element and attribute is present, optional ones appear once while the tree is shallow
-//! and not recursive, and values are plausible for their name and type (a CPR number for
-//! `CivilRegistrationIdentifier`, fresh GUIDs for identifiers, the current time for dateTime),
-//! then checked against the type's facets; a value that does not fit is derived from the
-//! enumeration or the pattern instead.
+//! Schema-valid sample messages: the default answer for an operation nobody scripted, and the
+//! example requests. Every required element and attribute is present, optional ones appear once
+//! while the tree is shallow and not recursive, and values are plausible for their name and type
+//! (a CPR number for `CivilRegistrationIdentifier`, fresh GUIDs for identifiers, the current time
+//! for dateTime). Each candidate value is checked against the whole type (every facet of every
+//! derivation step); when none fits, one is built from the facets: an enumeration value, a number
+//! inside the bounds and digits, a pattern's string stretched to the length facets, as many list
+//! items as the list needs, a union member's value.
 
 use std::fmt::Write as _;
 
@@ -79,6 +81,7 @@ pub fn element_with(
         names: Vec::new(),
         message_identifiers: Vec::new(),
         log_references: Vec::new(),
+        ids: 0,
     };
     generator.element(id, "", 0);
     let receipts = if generator.message_identifiers.is_empty() {
@@ -104,6 +107,8 @@ struct Generator<'s> {
     names: Vec<String>,
     message_identifiers: Vec<String>,
     log_references: Vec<String>,
+    /// `xs:ID` values handed out so far.
+    ids: usize,
 }
 
 impl Generator<'_> {
@@ -230,7 +235,9 @@ impl Generator<'_> {
         }
     }
 
-    /// A plausible value of simple type `ty` for an element or attribute named `name`.
+    /// A plausible value of simple type `ty` for an element or attribute named `name`: the
+    /// caller's override, an enumeration value, a guess by name, a value built from the
+    /// facets (bounds, digits, pattern, length), each checked against the whole type.
     fn value(&mut self, ty: TypeRef, name: &str) -> String {
         if !self.overrides.is_empty() {
             let mut path = self.names.join("/");
@@ -244,10 +251,6 @@ impl Generator<'_> {
                 }
             }
         }
-        let (builtin, enumeration, first_pattern) = self.simple_facts(ty);
-        if let Some(first) = enumeration {
-            return first;
-        }
         // The parent's name says what a generic leaf (CodeListItemIdentifier) stands for.
         let parent = match self.names.len() {
             n if n >= 2 && self.names[n - 1] == name => self.names[n - 2].as_str(),
@@ -255,74 +258,245 @@ impl Generator<'_> {
             _ => "",
         };
         let context = format!("{parent}/{name}");
-        for candidate in candidates(&context, builtin, self.now) {
-            if self.schema.check_value(ty, &candidate).is_ok() {
-                return candidate;
+        let mut candidates = Vec::new();
+        self.candidates(ty, &context, &mut candidates, 0);
+        let id = self.ids;
+        let unique = |value: &str| {
+            if value == ID_PLACEHOLDER {
+                format!("id-{id}")
+            } else {
+                value.to_owned()
             }
-        }
-        if let Some(pattern) = first_pattern {
-            if let Some(candidate) = from_pattern(&pattern) {
-                if self.schema.check_value(ty, &candidate).is_ok() {
-                    return candidate;
+        };
+        let found = candidates
+            .iter()
+            .map(|c| unique(c))
+            .find(|c| self.schema.check_value(ty, c).is_ok());
+        match found {
+            Some(value) => {
+                if value.starts_with("id-") && self.schema.primitive(ty) == Builtin::Id {
+                    self.ids += 1;
                 }
+                value
             }
+            // Nothing fits (a schema whose facets contradict each other): the type's default.
+            None => type_default(self.schema.primitive(ty), self.now),
         }
-        let fallback = type_default(builtin, self.now);
-        self.fit_length(ty, fallback)
     }
 
-    /// The primitive, the first enumeration value, and the first pattern of a simple type.
-    fn simple_facts(&self, ty: TypeRef) -> (Builtin, Option<String>, Option<String>) {
-        match ty {
-            TypeRef::Builtin(builtin) => (builtin, None, None),
+    /// Candidate values for `ty`, best first; each is checked by the caller.
+    fn candidates(&self, ty: TypeRef, context: &str, out: &mut Vec<String>, depth: usize) {
+        if depth > 8 {
+            return;
+        }
+        let simple = match ty {
+            TypeRef::Builtin(builtin) => {
+                out.extend(by_name(context, builtin, self.now));
+                return;
+            }
             TypeRef::Defined(id) => match &self.schema.types[id] {
-                TypeDef::Simple(simple) => match &simple.variety {
-                    Variety::Atomic(builtin) => (
-                        *builtin,
-                        simple.facets.enumeration.first().cloned(),
-                        simple
-                            .facets
-                            .patterns
-                            .last()
-                            .and_then(|step| step.first())
-                            .map(|p| p.source.clone()),
-                    ),
-                    Variety::List(item) => self.simple_facts(*item),
-                    Variety::Union(members) => members
-                        .first()
-                        .map_or((Builtin::String, None, None), |m| self.simple_facts(*m)),
-                },
-                TypeDef::Complex(complex) => match complex.content {
-                    Content::Simple(inner) => self.simple_facts(inner),
-                    _ => (Builtin::String, None, None),
-                },
-            },
-        }
-    }
-
-    /// Pads or cuts a fallback string to the type's length facets.
-    fn fit_length(&self, ty: TypeRef, mut value: String) -> String {
-        if let TypeRef::Defined(id) = ty {
-            if let TypeDef::Simple(simple) = &self.schema.types[id] {
-                let facets = &simple.facets;
-                let min = facets.length.or(facets.min_length).unwrap_or(0);
-                let max = facets.length.or(facets.max_length).unwrap_or(usize::MAX);
-                while value.chars().count() < min {
-                    value.push('x');
+                TypeDef::Simple(simple) => simple,
+                TypeDef::Complex(complex) => {
+                    if let Content::Simple(inner) = complex.content {
+                        self.candidates(inner, context, out, depth + 1);
+                    }
+                    return;
                 }
-                if value.chars().count() > max {
-                    value = value.chars().take(max).collect();
+            },
+        };
+        let facets = &simple.facets;
+        out.extend(facets.enumeration.iter().cloned());
+        match &simple.variety {
+            Variety::Atomic(builtin) => {
+                let builtin = *builtin;
+                out.extend(by_name(context, builtin, self.now));
+                if builtin.is_decimal() || matches!(builtin, Builtin::Float | Builtin::Double) {
+                    out.extend(numbers(builtin, facets));
+                }
+                if let Some(bound) = facets
+                    .min_inclusive
+                    .iter()
+                    .chain(&facets.max_inclusive)
+                    .next()
+                {
+                    out.push(bound.clone());
+                }
+                for step in facets.patterns.iter().rev() {
+                    for pattern in step {
+                        out.extend(from_pattern_sized(
+                            &pattern.source,
+                            facets.length.or(facets.min_length).unwrap_or(0),
+                            facets.length.or(facets.max_length),
+                        ));
+                    }
+                }
+                out.push(fit_length(builtin, facets, type_default(builtin, self.now)));
+            }
+            Variety::List(item) => {
+                let mut items = Vec::new();
+                self.candidates(*item, context, &mut items, depth + 1);
+                let count = facets.length.or(facets.min_length).unwrap_or(1).max(1);
+                for candidate in items {
+                    if self.schema.check_value(*item, &candidate).is_ok() {
+                        out.push(vec![candidate.as_str(); count].join(" "));
+                    }
+                }
+            }
+            Variety::Union(members) => {
+                for member in members {
+                    self.candidates(*member, context, out, depth + 1);
+                }
+                // The union's own patterns, when no member's value fits them.
+                for step in facets.patterns.iter().rev() {
+                    for pattern in step {
+                        out.extend(from_pattern_sized(&pattern.source, 0, None));
+                    }
                 }
             }
         }
-        value
     }
 }
 
+/// Stands for a fresh `xs:ID` value (IDs must be unique within a document).
+const ID_PLACEHOLDER: &str = "\u{0}id";
+
+/// Numbers that satisfy the bounds and digit facets of a decimal, integer, float or double.
+fn numbers(builtin: Builtin, facets: &super::xsd::Facets) -> Vec<String> {
+    let integral = builtin.integer_bounds().is_some() || facets.fraction_digits == Some(0);
+    let parse =
+        |bound: &Option<String>| bound.as_deref().and_then(|b| b.trim().parse::<f64>().ok());
+    let (builtin_low, builtin_high) = builtin
+        .integer_bounds()
+        .map_or((f64::MIN, f64::MAX), |(low, high)| {
+            (low as f64, high as f64)
+        });
+    let mut low = builtin_low;
+    let mut high = builtin_high;
+    if let Some(bound) = parse(&facets.min_inclusive) {
+        low = low.max(bound);
+    }
+    if let Some(bound) = parse(&facets.min_exclusive) {
+        low = low.max(
+            bound
+                + if integral {
+                    1.0
+                } else {
+                    0.5f64.powi(8).max(bound.abs() * 1e-9)
+                },
+        );
+    }
+    if let Some(bound) = parse(&facets.max_inclusive) {
+        high = high.min(bound);
+    }
+    if let Some(bound) = parse(&facets.max_exclusive) {
+        high = high.min(
+            bound
+                - if integral {
+                    1.0
+                } else {
+                    0.5f64.powi(8).max(bound.abs() * 1e-9)
+                },
+        );
+    }
+    if let Some(total) = facets.total_digits {
+        let fraction = facets.fraction_digits.unwrap_or(0).min(total);
+        let widest = 10f64.powi(i32::try_from(total - fraction).unwrap_or(18)) - 1.0;
+        high = high.min(widest);
+        low = low.max(-widest);
+    }
+    let format = |value: f64| {
+        if integral {
+            format!("{}", value.round() as i128)
+        } else {
+            let digits = facets.fraction_digits.unwrap_or(2).min(6);
+            let text = format!("{value:.digits$}");
+            if matches!(builtin, Builtin::Float | Builtin::Double) && !text.contains('.') {
+                format!("{text}.0")
+            } else {
+                text
+            }
+        }
+    };
+    let mut out = Vec::new();
+    // Exclusive integer bounds one step inside, exactly (f64 cannot hold every integer).
+    if integral {
+        let step = |bound: &Option<String>, by: i128| {
+            bound
+                .as_deref()
+                .and_then(|b| b.trim().parse::<i128>().ok())
+                .and_then(|b| b.checked_add(by))
+                .map(|b| b.to_string())
+        };
+        out.extend(step(&facets.min_exclusive, 1));
+        out.extend(step(&facets.max_exclusive, -1));
+    }
+    for value in [
+        1.0,
+        low,
+        low.ceil(),
+        low.ceil() + 1.0,
+        (low + high) / 2.0,
+        high.floor(),
+        high,
+    ] {
+        if value.is_finite() && value >= low && value <= high && value.abs() < 1e30 {
+            out.push(format(value));
+        }
+    }
+    out
+}
+
+/// Pads or cuts a default value to the length facets.
+fn fit_length(builtin: Builtin, facets: &super::xsd::Facets, mut value: String) -> String {
+    let min = facets.length.or(facets.min_length).unwrap_or(0);
+    let max = facets.length.or(facets.max_length).unwrap_or(usize::MAX);
+    match builtin {
+        Builtin::HexBinary => "00".repeat(min.max(1).min(max)),
+        Builtin::Base64Binary => {
+            // Three octets per four symbols.
+            let octets = min.max(1).min(max);
+            let bytes = vec![b'x'; octets];
+            base64(&bytes)
+        }
+        _ => {
+            while value.chars().count() < min {
+                value.push('x');
+            }
+            if value.chars().count() > max {
+                value = value.chars().take(max).collect();
+            }
+            value
+        }
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Name-based guesses first, then the type's own default. `context` is `parent/name`.
-fn candidates(context: &str, builtin: Builtin, now: OffsetDateTime) -> Vec<String> {
-    let lower = context.to_ascii_lowercase();
+fn by_name(context: &str, builtin: Builtin, now: OffsetDateTime) -> Vec<String> {
+    let lower = context.to_lowercase();
     let mut list: Vec<String> = Vec::new();
+    if builtin == Builtin::Id {
+        list.push(ID_PLACEHOLDER.to_owned());
+    }
     let has = |part: &str| lower.contains(part);
     let name = lower.rsplit('/').next().unwrap_or(&lower).to_owned();
     if has("errorcode") {
@@ -421,62 +595,117 @@ fn type_default(builtin: Builtin, now: OffsetDateTime) -> String {
 
 /// A string matching an XSD pattern, built by walking the regex's syntax tree.
 pub fn from_pattern(xsd: &str) -> Option<String> {
-    let hir = regex_syntax::Parser::new()
-        .parse(&super::xsd::translate_pattern(xsd))
-        .ok()?;
-    let mut out = String::new();
-    walk(&hir, &mut out);
-    Some(out)
+    from_pattern_sized(xsd, 0, None).into_iter().next()
 }
 
-fn walk(hir: &Hir, out: &mut String) {
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => {}
-        HirKind::Literal(literal) => out.push_str(&String::from_utf8_lossy(&literal.0)),
-        HirKind::Class(Class::Unicode(class)) => {
-            let preferred = ['a', '1', 'A', '0', 'x'];
-            let pick = preferred
-                .into_iter()
-                .find(|c| {
-                    class
-                        .ranges()
-                        .iter()
-                        .any(|r| r.start() <= *c && *c <= r.end())
-                })
-                .or_else(|| {
-                    class
-                        .ranges()
-                        .iter()
-                        .flat_map(|r| [r.start(), r.end()])
-                        .find(|c| c.is_alphanumeric() || c.is_ascii_punctuation())
-                });
-            if let Some(c) = pick {
-                out.push(c);
+/// Strings matching an XSD pattern, those with `min..=max` characters first: repetitions at
+/// their least, stretched towards `min`, and each of the first alternatives.
+pub fn from_pattern_sized(xsd: &str, min: usize, max: Option<usize>) -> Vec<String> {
+    let Ok(hir) = regex_syntax::Parser::new().parse(&super::xsd::translate_pattern(xsd)) else {
+        return Vec::new();
+    };
+    let mut variants: Vec<String> = Vec::new();
+    for alternative in 0..3 {
+        for (least, stretch) in [(false, 0), (true, 0), (false, min), (false, min.max(1) * 2)] {
+            let mut walk = Walk {
+                budget: 0,
+                least,
+                alternative,
+            };
+            let mut out = String::new();
+            walk.walk(&hir, &mut out);
+            if stretch > out.chars().count() {
+                walk.budget = stretch - out.chars().count();
+                out.clear();
+                walk.walk(&hir, &mut out);
+            }
+            if !variants.contains(&out) {
+                variants.push(out);
             }
         }
-        HirKind::Class(Class::Bytes(class)) => {
-            if let Some(range) = class.ranges().first() {
-                out.push(char::from(range.start()));
+    }
+    let fits = |v: &String| {
+        let n = v.chars().count();
+        n >= min && max.is_none_or(|max| n <= max)
+    };
+    variants.sort_by_key(|v| !fits(v));
+    variants
+}
+
+/// One way of walking a pattern's syntax tree into a matching string.
+struct Walk {
+    /// Characters still to add by repeating more than the least.
+    budget: usize,
+    /// Repeat exactly the least (else at least once).
+    least: bool,
+    /// Which branch of an alternation to take (the last when there are fewer).
+    alternative: usize,
+}
+
+impl Walk {
+    fn walk(&mut self, hir: &Hir, out: &mut String) {
+        match hir.kind() {
+            HirKind::Empty | HirKind::Look(_) => {}
+            HirKind::Literal(literal) => out.push_str(&String::from_utf8_lossy(&literal.0)),
+            HirKind::Class(Class::Unicode(class)) => {
+                let preferred = ['a', '1', 'A', '0', 'x'];
+                let pick = preferred
+                    .into_iter()
+                    .find(|c| {
+                        class
+                            .ranges()
+                            .iter()
+                            .any(|r| r.start() <= *c && *c <= r.end())
+                    })
+                    .or_else(|| {
+                        class
+                            .ranges()
+                            .iter()
+                            .flat_map(|r| [r.start(), r.end()])
+                            .find(|c| c.is_alphanumeric() || c.is_ascii_punctuation())
+                    });
+                if let Some(c) = pick {
+                    out.push(c);
+                }
             }
-        }
-        HirKind::Repetition(repetition) => {
-            let times = repetition
-                .min
-                .max(1)
-                .min(repetition.max.unwrap_or(u32::MAX));
-            for _ in 0..times {
-                walk(&repetition.sub, out);
+            HirKind::Class(Class::Bytes(class)) => {
+                if let Some(range) = class.ranges().first() {
+                    out.push(char::from(range.start()));
+                }
             }
-        }
-        HirKind::Capture(capture) => walk(&capture.sub, out),
-        HirKind::Concat(items) => {
-            for item in items {
-                walk(item, out);
+            HirKind::Repetition(repetition) => {
+                let max = repetition.max.unwrap_or(u32::MAX);
+                let least = if self.least {
+                    repetition.min
+                } else {
+                    repetition.min.max(1).min(max)
+                };
+                let mut times = 0;
+                while times < least {
+                    self.walk(&repetition.sub, out);
+                    times += 1;
+                }
+                while self.budget > 0 && times < max {
+                    let before = out.chars().count();
+                    self.walk(&repetition.sub, out);
+                    let added = out.chars().count() - before;
+                    if added == 0 {
+                        break;
+                    }
+                    self.budget = self.budget.saturating_sub(added);
+                    times += 1;
+                }
             }
-        }
-        HirKind::Alternation(items) => {
-            if let Some(first) = items.first() {
-                walk(first, out);
+            HirKind::Capture(capture) => self.walk(&capture.sub, out),
+            HirKind::Concat(items) => {
+                for item in items {
+                    self.walk(item, out);
+                }
+            }
+            HirKind::Alternation(items) => {
+                if let Some(item) = items.get(self.alternative.min(items.len() - 1)) {
+                    self.walk(item, out);
+                }
             }
         }
     }
@@ -517,5 +746,47 @@ mod tests {
             let regex = regex::Regex::new(&super::super::xsd::translate_pattern(pattern)).unwrap();
             assert!(regex.is_match(&value), "{pattern} -> {value}");
         }
+    }
+
+    #[test]
+    fn patterns_stretch_to_their_length_facets() {
+        let values = from_pattern_sized("[A-ZÆØÅ][a-zæøå]+( [A-ZÆØÅ][a-zæøå]+)*", 12, Some(40));
+        let first = &values[0];
+        assert!((12..=40).contains(&first.chars().count()), "{values:?}");
+        let regex = regex::Regex::new(&super::super::xsd::translate_pattern(
+            "[A-ZÆØÅ][a-zæøå]+( [A-ZÆØÅ][a-zæøå]+)*",
+        ))
+        .unwrap();
+        assert!(regex.is_match(first), "{first}");
+        // The second alternative when the first is too long.
+        let values = from_pattern_sized("[0-9]{9}|[0-9]{2}", 0, Some(2));
+        assert_eq!(values[0], "11");
+    }
+
+    #[test]
+    fn numbers_honour_bounds_and_digits() {
+        let facets = |min: Option<&str>, min_x: Option<&str>, max_x: Option<&str>, fraction| {
+            super::super::xsd::Facets {
+                min_inclusive: min.map(str::to_owned),
+                min_exclusive: min_x.map(str::to_owned),
+                max_exclusive: max_x.map(str::to_owned),
+                fraction_digits: fraction,
+                ..Default::default()
+            }
+        };
+        let cvr = numbers(Builtin::Int, &facets(Some("10000000"), None, None, None));
+        assert!(cvr.contains(&"10000000".to_owned()), "{cvr:?}");
+        let rate = numbers(
+            Builtin::Decimal,
+            &facets(Some("0.0001"), None, Some("1"), Some(4)),
+        );
+        assert!(rate.contains(&"0.0001".to_owned()), "{rate:?}");
+        let cold = numbers(Builtin::Short, &facets(Some("-40"), None, Some("-5"), None));
+        assert!(cold.contains(&"-6".to_owned()), "{cold:?}");
+        let huge = numbers(
+            Builtin::Integer,
+            &facets(None, Some("123456789012345678901234567890"), None, None),
+        );
+        assert_eq!(huge[0], "123456789012345678901234567891");
     }
 }

@@ -82,6 +82,11 @@ impl Element {
             .filter(move |c| c.name.namespace == namespace)
     }
 
+    /// The namespace prefixes in scope at this element ("" is the default namespace).
+    pub fn namespaces(&self) -> Rc<HashMap<String, String>> {
+        Rc::clone(&self.scope)
+    }
+
     /// Resolves a QName value (`prefix:local` or `local`) with this element's in-scope prefixes.
     /// An unprefixed name takes the default namespace, as XSD's QName resolution does.
     pub fn resolve_qname(&self, value: &str) -> Result<QualifiedName, String> {

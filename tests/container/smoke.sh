@@ -134,12 +134,13 @@ podman exec "$name" dfdg-mock health
 
 # --- the PKI in the volume -------------------------------------------------------------------
 certs=$data/certs
-for file in ca.crt ca.key server.crt server.key demo-client.crt demo-client.key demo-client.p12 demo-request.xml; do
+for file in ca.crt ca.key server.crt server.key demo-client.crt demo-client.key demo-client-java.p12 demo-client-dotnet.p12 demo-request.xml; do
   [ -s "$certs/$file" ] || fail "$certs/$file is missing"
 done
-openssl pkcs12 -in "$certs/demo-client.p12" -passin pass:dfdg-mock -nokeys -noout 2>/dev/null \
-  || openssl pkcs12 -legacy -in "$certs/demo-client.p12" -passin pass:dfdg-mock -nokeys -noout \
-  || fail "demo-client.p12 does not open with the documented password"
+for p12 in demo-client-java.p12 demo-client-dotnet.p12; do
+  openssl pkcs12 -in "$certs/$p12" -passin pass:dfdg-mock -nokeys -noout \
+    || fail "$p12 does not open with the documented password"
+done
 sans=$(openssl x509 -in "$certs/server.crt" -noout -ext subjectAltName)
 for want in DNS:localhost DNS:dfdg-mock; do
   grep -q "$want" <<<"$sans" || fail "the server certificate lacks $want: $sans"

@@ -13,6 +13,7 @@ use dfdg_mock::soap::SoapVersion;
 use dfdg_mock::wsdl::{xml, Catalog, Route};
 use time::OffsetDateTime;
 
+use crate::suites::{self, Suite};
 use crate::support::*;
 
 fn shipped_dir() -> PathBuf {
@@ -478,26 +479,11 @@ async fn star_planner_calendar_wsdl_answers_each_operation_when_the_fixture_is_t
     assert_eq!(call_every_operation(&catalog).await, 5);
 }
 
-/// Python with zeep, as CI installs it (`.ci/run`).
-fn python_with_zeep() -> Result<(), String> {
-    let output = std::process::Command::new("python3")
-        .args(["-c", "import zeep; print(zeep.__version__)"])
-        .output()
-        .map_err(|e| format!("cannot run python3: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[tokio::test]
 async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls() {
-    if let Err(error) = python_with_zeep() {
-        panic!(
-            "this test needs Python 3 with zeep (pip install zeep==4.3.1, as .ci/run does): {error}"
-        );
-    }
+    let Some(python) = suites::require(Suite::Python, suites::python(&["zeep"])) else {
+        return;
+    };
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
     let pki = Pki::new();
     let server = serve(&pki, &catalog).await;
@@ -522,7 +508,7 @@ async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls()
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/zeep_client.py");
     let base = format!("https://localhost:{}", server.addr.port());
-    let mut command = std::process::Command::new("python3");
+    let mut command = std::process::Command::new(python);
     command
         .arg(&script)
         .args(["--base", &base])
@@ -575,24 +561,14 @@ async fn zeep_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls()
     }
 }
 
-/// The Node.js client's folder, with node-soap installed by `.ci/run` (`npm ci`).
-fn node_client_dir() -> Result<std::path::PathBuf, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/node");
-    if !dir.join("node_modules/soap/package.json").exists() {
-        return Err(format!(
-            "node-soap is not installed in {} (run `npm ci --prefix tests/e2e/node`, as .ci/run does)",
-            dir.display()
-        ));
-    }
-    Ok(dir)
-}
-
 /// A second real SOAP stack beside zeep: Node's node-soap builds its clients from the served
 /// WSDL, calls SOAP 1.1 and SOAP 1.2 services over mutual TLS in enforce mode, and gets a DFDG
 /// fault for an invalid request.
 #[tokio::test]
 async fn node_soap_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_tls() {
-    let dir = node_client_dir().unwrap_or_else(|error| panic!("{error}"));
+    let Some(dir) = suites::require(Suite::Node, suites::node_soap()) else {
+        return;
+    };
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
     let pki = Pki::new();
     let server = serve(&pki, &catalog).await;
@@ -669,73 +645,34 @@ async fn node_soap_builds_its_client_from_the_served_wsdl_and_calls_over_mutual_
     assert!(stdout.contains(&receipt.record.receipts[0]), "{stdout}");
 }
 
-/// Writes every operation's example request and default response for `catalog`, then has
-/// libxml2 (Python lxml) validate them against the WSDL's schemas.
-fn crosscheck_with_libxml2(catalog: &Catalog) -> usize {
-    if let Err(error) = python_with_zeep() {
-        panic!("this test needs Python 3 with zeep and lxml (pip install zeep==4.3.1, as .ci/run does): {error}");
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
-    let mut checked = 0;
-    for (index, wsdl) in catalog.wsdls.iter().enumerate() {
-        let folder = tempfile::tempdir().unwrap();
-        let mut files = Vec::new();
-        for route in routes(catalog).iter().filter(|r| r.endpoint.wsdl == index) {
-            let now = OffsetDateTime::now_utc();
-            for (kind, text) in [
-                ("request", route.example_request(now)),
-                ("response", route.default_response(now).body),
-            ] {
-                let file = folder
-                    .path()
-                    .join(format!("{}-{kind}.xml", route.operation.name));
-                std::fs::write(&file, text).unwrap();
-                files.push(file);
-            }
-        }
-        if files.is_empty() {
-            continue;
-        }
-        let output = std::process::Command::new("python3")
-            .arg(&script)
-            .arg(&wsdl.file)
-            .args(&files)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "libxml2 disagrees for {}:\n{stdout}{}",
-            wsdl.file.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        checked += stdout.lines().filter(|l| l.starts_with("valid ")).count();
-    }
-    checked
-}
-
+/// Every generated message of the shipped catalog and of STAR's own WSDL passes two
+/// independent validators (libxml2 and `xmlschema`) as well as ours.
 #[test]
-fn generated_messages_validate_with_libxml2_too() {
+fn generated_messages_validate_with_libxml2_and_xmlschema_too() {
+    let Some(python) = suites::require(Suite::Python, suites::python(&["lxml", "xmlschema"]))
+    else {
+        return;
+    };
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let shipped = crate::contracts::crosscheck(&python, &catalog);
+    assert_eq!(shipped.refusals, Vec::<String>::new());
     // 6 operations: 6 bodies and 12 headers in requests, 6 response bodies.
-    assert_eq!(crosscheck_with_libxml2(&catalog), 24);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/star");
-    if fixture
-        .join("PlannerExternalCalendarService.wsdl")
-        .is_file()
-    {
-        let copy = tempfile::tempdir().unwrap();
-        std::fs::copy(
-            fixture.join("PlannerExternalCalendarService.wsdl"),
-            copy.path().join("PlannerExternalCalendarService.wsdl"),
-        )
-        .unwrap();
+    assert_eq!(
+        (shipped.operations_accepted, shipped.parts_accepted),
+        (6, 24)
+    );
+    println!(
+        "shipped catalog: {} of {} operations accepted by all three validators",
+        shipped.operations_accepted, shipped.operations
+    );
+    if let Some(copy) = crate::contracts::star_copy() {
         let catalog = catalog_of(copy.path(), ValidationMode::Enforce);
-        assert_eq!(crosscheck_with_libxml2(&catalog), 20);
-    } else {
-        eprintln!(
-            "skipped the STAR fixture: {} is not there",
-            fixture.display()
+        let star = crate::contracts::crosscheck(&python, &catalog);
+        assert_eq!(star.refusals, Vec::<String>::new());
+        assert_eq!((star.operations_accepted, star.parts_accepted), (5, 20));
+        println!(
+            "STAR fixture: {} of {} operations accepted by all three validators",
+            star.operations_accepted, star.operations
         );
     }
 }

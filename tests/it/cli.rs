@@ -1,6 +1,6 @@
 //! The binary as a user meets it: first start on a fresh folder, the printed curl call, `calls`,
 //! `pki client` with its PKCS#12 bundle opened by openssl, and a clean stop on SIGTERM.
-//! Needs curl and openssl on the PATH (`.ci/run` installs them).
+//! Needs curl and openssl on the PATH (`cargo xtask test` installs them when missing).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -82,7 +82,8 @@ fn first_start_prints_a_curl_call_that_works_as_written() {
         "server.key",
         "demo-client.crt",
         "demo-client.key",
-        "demo-client.p12",
+        "demo-client-java.p12",
+        "demo-client-dotnet.p12",
     ] {
         assert!(
             dir.path().join("certs").join(file).exists(),
@@ -241,41 +242,31 @@ fn pki_client_writes_a_pkcs12_that_openssl_opens_with_its_password() {
         .trim()
         .to_owned();
 
-    let info = Command::new("openssl")
-        .args([
-            "pkcs12",
-            "-info",
-            "-nokeys",
-            "-in",
-            "certs/supplier.p12",
-            "-passin",
-        ])
-        .arg(format!("pass:{password}"))
-        .current_dir(dir.path())
-        .output()
-        .expect("openssl is needed for this test");
-    let shown = String::from_utf8_lossy(&info.stdout);
-    assert!(
-        info.status.success(),
-        "{}",
-        String::from_utf8_lossy(&info.stderr)
-    );
-    assert!(shown.contains("CVR:98765432-FID:1234"), "{shown}");
+    // Both PKCS#12 files, each named for what opens it, open with the printed password.
+    for p12 in ["certs/supplier-java.p12", "certs/supplier-dotnet.p12"] {
+        assert!(text.contains(&format!("PKCS#12:     {p12} (")), "{text}");
+        let info = Command::new("openssl")
+            .args(["pkcs12", "-info", "-nokeys", "-in", p12, "-passin"])
+            .arg(format!("pass:{password}"))
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl is needed for this test");
+        let shown = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            info.status.success(),
+            "{p12}: {}",
+            String::from_utf8_lossy(&info.stderr)
+        );
+        assert!(shown.contains("CVR:98765432-FID:1234"), "{shown}");
 
-    let wrong = Command::new("openssl")
-        .args([
-            "pkcs12",
-            "-info",
-            "-nokeys",
-            "-in",
-            "certs/supplier.p12",
-            "-passin",
-            "pass:wrong",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success());
+        let wrong = Command::new("openssl")
+            .args(["pkcs12", "-info", "-nokeys", "-in", p12])
+            .args(["-passin", "pass:wrong"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!wrong.status.success(), "{p12}");
+    }
 
     // Without --force nothing is overwritten.
     let again = dfdg_mock(dir.path(), &["pki", "client", "--out", "supplier"]);

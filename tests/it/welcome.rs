@@ -21,6 +21,7 @@ use dfdg_mock::wsdl::Catalog;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
+use crate::suites::{self, Suite};
 use crate::support::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dfdg-mock");
@@ -173,7 +174,8 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         "ca.crt",
         "client.crt",
         "client.key",
-        "client.p12",
+        "client-java.p12",
+        "client-dotnet.p12",
         "requests/PersonStatusService-GetVariablePersonStatus.xml",
         "requests/CodeListService-GetCodeList.xml",
         "requests/CodeListService-GetCodeListNames.xml",
@@ -182,12 +184,16 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         "wsdl/PersonStatusService/common/RequestUserStructure.xsd",
         "wsdl/CodeListService/CodeListService.wsdl",
         "wsdl/CodeListService/common/ActiveOrganisationHeader.xsd",
+        "wsdl-tools/PersonStatusService/PersonStatusService.wsdl",
+        "wsdl-tools/PersonStatusService/common/RequestUserMetadata.xsd",
+        "wsdl-tools/CodeListService/CodeListService.wsdl",
     ] {
         assert!(files.contains(expected), "{expected} missing: {files:?}");
     }
     assert!(files.iter().all(|f| !f.contains("Jobcenter")), "{files:?}");
     assert_eq!(mode(&pack.join("client.key")), 0o600);
-    assert_eq!(mode(&pack.join("client.p12")), 0o600);
+    assert_eq!(mode(&pack.join("client-java.p12")), 0o600);
+    assert_eq!(mode(&pack.join("client-dotnet.p12")), 0o600);
     assert_eq!(mode(&pack.join("run-example.sh")), 0o755);
     assert_eq!(
         std::fs::read(pack.join("ca.crt")).unwrap(),
@@ -204,24 +210,30 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         );
     }
 
-    // The PKCS#12 opens with the printed password, and only with it.
-    let p12 = pack.join("client.p12");
-    let opened = Command::new("openssl")
-        .args(["pkcs12", "-info", "-nokeys", "-in"])
-        .arg(&p12)
-        .arg("-passin")
-        .arg(format!("pass:{password}"))
-        .output()
-        .expect("openssl");
-    let (info, error) = text(&opened);
-    assert!(opened.status.success(), "{info}\n{error}");
-    assert!(info.contains("BEGIN CERTIFICATE"), "{info}");
-    let wrong = Command::new("openssl")
-        .args(["pkcs12", "-info", "-nokeys", "-passin", "pass:wrong", "-in"])
-        .arg(&p12)
-        .output()
-        .expect("openssl");
-    assert!(!wrong.status.success());
+    // Both PKCS#12 files open with the printed password, and only with it.
+    for p12 in ["client-java.p12", "client-dotnet.p12"] {
+        let p12 = pack.join(p12);
+        let opened = Command::new("openssl")
+            .args(["pkcs12", "-info", "-nokeys", "-in"])
+            .arg(&p12)
+            .arg("-passin")
+            .arg(format!("pass:{password}"))
+            .output()
+            .expect("openssl");
+        let (info, error) = text(&opened);
+        assert!(
+            opened.status.success(),
+            "{}: {info}\n{error}",
+            p12.display()
+        );
+        assert!(info.contains("BEGIN CERTIFICATE"), "{info}");
+        let wrong = Command::new("openssl")
+            .args(["pkcs12", "-info", "-nokeys", "-passin", "pass:wrong", "-in"])
+            .arg(&p12)
+            .output()
+            .expect("openssl");
+        assert!(!wrong.status.success());
+    }
 
     // The certificate's identity, printed and registered.
     let identity = caller_of(&pack.join("client.crt"));
@@ -620,14 +632,24 @@ async fn a_medium_suppliers_commands_run_as_written_against_the_url_of_the_pack(
     assert_eq!(versions.len(), 2, "{versions:?}");
 }
 
-/// libxml2 (Python lxml, as CI installs it with zeep) loads each WSDL of the pack from the pack
-/// folder, following its imports there, and validates the pack's requests for that service.
+/// libxml2 (Python lxml) and `xmlschema` load each tool-friendly WSDL of the pack from the pack
+/// folder, following its imports there, and validate the pack's requests for that service; the
+/// pack's README says which folder is for wsimport, svcutil and suds.
 #[test]
-fn libxml2_validates_the_packs_requests_against_the_packs_own_wsdls() {
+fn libxml2_and_xmlschema_validate_the_packs_requests_against_the_packs_tool_friendly_wsdls() {
+    let Some(python) = suites::require(Suite::Python, suites::python(&["lxml", "xmlschema"]))
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let output = welcome_pack(dir.path(), "PersonStatusService,CodeListService", &[]);
     assert!(output.status.success(), "{:?}", text(&output));
     let pack = dir.path().join("packs/testleverandoer");
+    let readme = std::fs::read_to_string(pack.join("README.md")).unwrap();
+    assert!(
+        readme.contains("| `wsdl-tools/` | de samme WSDL'er til wsimport, svcutil og suds"),
+        "{readme}"
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/xsd_crosscheck.py");
     let mut valid = 0;
     for service in ["PersonStatusService", "CodeListService"] {
@@ -637,16 +659,16 @@ fn libxml2_validates_the_packs_requests_against_the_packs_own_wsdls() {
             .map(|f| pack.join("requests").join(f))
             .collect();
         assert!(!requests.is_empty());
-        let output = Command::new("python3")
+        let output = Command::new(&python)
             .arg(&script)
-            .arg(pack.join(format!("wsdl/{service}/{service}.wsdl")))
+            .arg(pack.join(format!("wsdl-tools/{service}/{service}.wsdl")))
             .args(&requests)
             .output()
-            .expect("python3 (with lxml: pip install zeep==4.3.1, as .ci/run does)");
+            .expect("python3 with lxml and xmlschema (pip install lxml==6.1.3 xmlschema==4.3.2)");
         let (stdout, stderr) = text(&output);
         assert!(
             output.status.success(),
-            "libxml2 disagrees for {service}:\n{stdout}{stderr}"
+            "libxml2 or xmlschema disagrees for {service}:\n{stdout}{stderr}"
         );
         valid += stdout.lines().filter(|l| l.starts_with("valid ")).count();
     }

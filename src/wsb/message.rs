@@ -1,0 +1,310 @@
+//! What STAR pushes: a [`Message`] about one citizen or entity, addressed to one receiving
+//! authority, checked against the message catalog before anything is queued.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::catalog::{Catalog, MessageType};
+
+/// The largest body a message may carry, serialized as JSON.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An authority (myndighed): organisation type and code, as a subscription's `orgType` and
+/// `orgCode` and the SOAP `ActiveOrganisationHeader` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Authority {
+    /// `orgType`: 8 Jobcenter, 7 Kommune, … (the catalog names them).
+    pub org_type: u32,
+    /// `orgCode`: e.g. the municipality number.
+    pub org_code: u32,
+}
+
+impl fmt::Display for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.org_type, self.org_code)
+    }
+}
+
+/// A CPR number: 10 digits (a hyphen after the sixth is accepted and dropped).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cpr(String);
+
+impl Cpr {
+    /// The 10 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Cpr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let compact: String = match text.trim().split_once('-') {
+            Some((date, serial)) if date.len() == 6 => format!("{date}{serial}"),
+            _ => text.trim().to_owned(),
+        };
+        if compact.len() == 10 && compact.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Cpr(compact))
+        } else {
+            Err(format!(
+                "{text:?} is not a CPR number: write 10 digits, e.g. 0101901234 or 010190-1234"
+            ))
+        }
+    }
+}
+
+impl From<Cpr> for String {
+    fn from(cpr: Cpr) -> String {
+        cpr.0
+    }
+}
+
+// A CPR number is personal data: logs and `Debug` show the birth date part only.
+impl fmt::Debug for Cpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cpr({}-xxxx)", &self.0[..6])
+    }
+}
+
+/// Who or what a message is about: STAR's `IdentifikationstypeId` with its value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// 1: a citizen, by CPR number.
+    Cpr(Cpr),
+    /// 2: an identifier (e.g. of a company or job order).
+    Identifier(String),
+}
+
+impl Subject {
+    /// STAR's `IdentifikationstypeId`: 1 CPR, 2 identifier.
+    pub fn identification_type(&self) -> u8 {
+        match self {
+            Subject::Cpr(_) => 1,
+            Subject::Identifier(_) => 2,
+        }
+    }
+
+    /// The CPR number or identifier.
+    pub fn value(&self) -> &str {
+        match self {
+            Subject::Cpr(cpr) => cpr.as_str(),
+            Subject::Identifier(id) => id,
+        }
+    }
+}
+
+/// STAR's `Aendringstype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeType {
+    /// 1
+    Create,
+    /// 2
+    Update,
+    /// 3
+    Delete,
+}
+
+impl ChangeType {
+    /// The number STAR sends.
+    pub fn code(self) -> u8 {
+        match self {
+            ChangeType::Create => 1,
+            ChangeType::Update => 2,
+            ChangeType::Delete => 3,
+        }
+    }
+}
+
+/// The authority and user that registered the change, as the SOAP headers carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registrar {
+    /// `ActiveOrganisationHeader`.
+    pub authority: Authority,
+    /// `RequestUserMetadataHeader`'s UserIdentifier.
+    pub user: String,
+}
+
+/// One message to push: the change of one entity, for one receiving authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// `EntitetId`: the message type, e.g. 30000 (Cv).
+    pub type_id: u32,
+    /// The authority that receives it; every subscription of this authority to this type gets it.
+    pub recipient: Authority,
+    /// The citizen (CPR) or entity the message is about.
+    pub subject: Subject,
+    /// Create, update or delete.
+    pub change: ChangeType,
+    /// `EksternIdentifier`: the changed entity; all zeros when there is none.
+    #[serde(default)]
+    pub entity_id: Option<uuid::Uuid>,
+    /// `VersionIdentifier`.
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// Who registered the change; default: the recipient authority and user `dfdg-mock`.
+    #[serde(default)]
+    pub registered_by: Option<Registrar>,
+    /// Time of registration; default: when it is sent.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub registered_at: Option<OffsetDateTime>,
+    /// The body, for the types that carry one.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+impl Message {
+    /// A message without body, entity id or registrar: the fields a CLI asks for.
+    pub fn new(type_id: u32, recipient: Authority, subject: Subject, change: ChangeType) -> Self {
+        Message {
+            type_id,
+            recipient,
+            subject,
+            change,
+            entity_id: None,
+            version: first_version(),
+            registered_by: None,
+            registered_at: None,
+            body: None,
+        }
+    }
+
+    /// Checks the message against the catalog; the type it is of.
+    pub fn check<'c>(&self, catalog: &'c Catalog) -> Result<&'c MessageType, MessageError> {
+        let kind = catalog
+            .message_type(self.type_id)
+            .ok_or_else(|| MessageError::UnknownType {
+                type_id: self.type_id,
+                known: catalog.types().map(|t| t.to_string()).collect(),
+            })?;
+        if !kind.recipients.contains(&self.recipient.org_type) {
+            return Err(MessageError::NotARecipient {
+                kind: kind.to_string(),
+                org_type: self.recipient.org_type,
+                allowed: kind
+                    .recipients
+                    .iter()
+                    .map(|code| catalog.describe_org_type(*code))
+                    .collect(),
+            });
+        }
+        if let Some(body) = &self.body {
+            if !kind.body {
+                return Err(MessageError::NoBodyAllowed(kind.to_string()));
+            }
+            let size = serde_json::to_vec(body).map_or(usize::MAX, |b| b.len());
+            if size > MAX_BODY_BYTES {
+                return Err(MessageError::BodyTooLarge(size));
+            }
+        }
+        if let Some(registrar) = &self.registered_by {
+            if registrar.user.trim().is_empty() || registrar.user.len() > 256 {
+                return Err(MessageError::BadUser);
+            }
+        }
+        if let Subject::Identifier(id) = &self.subject {
+            if id.trim().is_empty() || id.len() > 256 {
+                return Err(MessageError::BadIdentifier);
+            }
+        }
+        Ok(kind)
+    }
+}
+
+/// Why a message cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("unknown message type {type_id}; the catalog has: {}", known.join(", "))]
+    UnknownType { type_id: u32, known: Vec<String> },
+    #[error("message type {kind} is not sent to organisation type {org_type}; it goes to: {}", allowed.join(", "))]
+    NotARecipient {
+        kind: String,
+        org_type: u32,
+        allowed: Vec<String>,
+    },
+    #[error("message type {0} carries no body; leave the body out")]
+    NoBodyAllowed(String),
+    #[error("the body is {0} bytes of JSON; the most a message carries is {MAX_BODY_BYTES}")]
+    BodyTooLarge(usize),
+    #[error("the registering user must be 1-256 characters")]
+    BadUser,
+    #[error("the identifier must be 1-256 characters")]
+    BadIdentifier,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpr_numbers_are_ten_digits_and_debug_hides_the_serial() {
+        let cpr = Cpr::try_from("010190-1234".to_owned()).expect("with hyphen");
+        assert_eq!(cpr.as_str(), "0101901234");
+        assert_eq!(format!("{cpr:?}"), "Cpr(010190-xxxx)");
+        for bad in ["01019012345", "0101901a34", "", "0101-901234"] {
+            assert!(Cpr::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_are_checked_against_the_catalog() {
+        let catalog = Catalog::shipped().expect("shipped catalog");
+        let jobcenter = Authority {
+            org_type: 8,
+            org_code: 101,
+        };
+        let cpr = Subject::Cpr(Cpr::try_from("0101901234".to_owned()).expect("cpr"));
+        let cv = Message::new(30000, jobcenter, cpr.clone(), ChangeType::Update);
+        assert_eq!(cv.check(&catalog).expect("valid").name, "Cv");
+
+        let unknown = Message::new(4242, jobcenter, cpr.clone(), ChangeType::Update);
+        let error = unknown.check(&catalog).expect_err("unknown type");
+        assert!(error.to_string().contains("30000 Cv"), "{error}");
+
+        let mut with_body = cv.clone();
+        with_body.body = Some(serde_json::json!({"x": 1}));
+        assert!(matches!(
+            with_body.check(&catalog),
+            Err(MessageError::NoBodyAllowed(_))
+        ));
+
+        let mut membership = Message::new(60010, jobcenter, cpr, ChangeType::Update);
+        membership.body = Some(serde_json::json!({"gammelAkasse": 1, "nyAkasse": 2}));
+        membership
+            .check(&catalog)
+            .expect("Akassemedlemskab carries a body");
+        membership.recipient.org_type = 24;
+        let error = membership.check(&catalog).expect_err("wrong recipient");
+        assert!(error.to_string().contains("akasse (1)"), "{error}");
+    }
+
+    #[test]
+    fn a_message_reads_from_json_with_defaults() {
+        let message: Message = serde_json::from_value(serde_json::json!({
+            "type_id": 90001,
+            "recipient": {"org_type": 8, "org_code": 101},
+            "subject": {"cpr": "0101901234"},
+            "change": "create"
+        }))
+        .expect("parses");
+        assert_eq!(message.version, 1);
+        assert_eq!(message.subject.identification_type(), 1);
+        assert!(serde_json::from_value::<Message>(serde_json::json!({
+            "type_id": 90001,
+            "recipient": {"org_type": 8, "org_code": 101},
+            "subject": {"cpr": "12"},
+            "change": "create"
+        }))
+        .is_err());
+    }
+}
