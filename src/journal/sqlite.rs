@@ -1176,10 +1176,22 @@ fn call_filter(query: &CallQuery) -> Result<Filter, JournalError> {
         );
     }
     if let Some(service) = &query.service {
+        // Whole leading segments of the path: `JobcenterMessageService`, or `service/Påmindelse`
+        // for /service/Påmindelse/1/X.svc; the first segment's index narrows it.
+        let service = service.trim_matches('/');
+        let first = service.split('/').next().unwrap_or_default();
         filter.add(
             negate(Criterion::Service),
-            &format!("c.service = {NAME}"),
-            [Value::Text(service.trim_matches('/').to_owned())],
+            &format!(
+                "c.service = {NAME} AND c.endpoint IN (SELECT id FROM names
+                    WHERE text = ? OR substr(text, 1, length(?)) = ?)"
+            ),
+            [
+                Value::Text(first.to_owned()),
+                Value::Text(format!("/{service}")),
+                Value::Text(format!("/{service}/")),
+                Value::Text(format!("/{service}/")),
+            ],
         );
     }
     if let Some(operation) = &query.operation {
