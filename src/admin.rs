@@ -100,8 +100,9 @@ impl ScenarioControl for NoScenarios {}
 pub struct Admin {
     /// For writes (confirmations, reset) and the queue depth.
     journal: Journal,
-    /// Reads open their own read-only connection to this file.
+    /// Reads go through a small pool of read-only connections to this file.
     journal_path: PathBuf,
+    readers: journal::Readers,
     metrics: Arc<Metrics>,
     /// Live events: the App's calls and refusals; the admin's confirmations and resets.
     events: broadcast::Sender<LiveEvent>,
@@ -132,6 +133,7 @@ impl Admin {
         let (stop, _) = watch::channel(false);
         Admin {
             journal: app.journal().clone(),
+            readers: journal::Readers::new(&journal_path),
             journal_path,
             metrics: app.metrics().clone(),
             events: app.events().clone(),
@@ -259,9 +261,6 @@ impl From<JournalError> for ApiError {
         match error {
             JournalError::InvalidFilter { .. } => ApiError::bad_request(error.to_string()),
             JournalError::UnknownReceipt { .. } => ApiError::not_found(error.to_string()),
-            JournalError::ForeignReceipt { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, error.to_string())
-            }
             other => {
                 let mut message = other.to_string();
                 let mut source = std::error::Error::source(&other);
@@ -379,7 +378,10 @@ const TOKEN_PROMPT: &str = r#"<!doctype html><html lang="da"><meta charset="utf-
 <input name="t" type="password" autofocus size="40"> <button>OK</button></form></body></html>"#;
 
 async fn health(admin: &Admin, path: &str) -> ApiResult {
-    let ready = admin.journal.is_open() && read(admin, |_store| Ok(())).await.is_ok();
+    // After a failed commit, try one small write: space may have come back.
+    let journal = &admin.journal;
+    let available = journal.is_available() || journal.probe().await;
+    let ready = journal.is_open() && available && read(admin, |_store| Ok(())).await.is_ok();
     let status = |ok: bool| {
         if ok {
             StatusCode::OK
@@ -393,6 +395,13 @@ async fn health(admin: &Admin, path: &str) -> ApiResult {
             &serde_json::json!({ "live": true, "ready": ready }),
         )),
         "/health/live" => Ok(json(StatusCode::OK, &serde_json::json!({ "live": true }))),
+        "/health/ready" if !available => Ok(json(
+            status(false),
+            &serde_json::json!({
+                "ready": false,
+                "journal": "cannot commit (disk full or not writable): calls are answered with fault 1011 until it can",
+            }),
+        )),
         "/health/ready" => Ok(json(status(ready), &serde_json::json!({ "ready": ready }))),
         _ => Err(ApiError::not_found(format!("no such path {path}"))),
     }
@@ -418,7 +427,7 @@ async fn route(
         (&Method::GET, ["metrics"]) => Ok(respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            admin.metrics.render(admin.journal.queue_depth()),
+            admin.metrics.render(&admin.journal.stats()),
         )),
         (&Method::GET, ["api", "calls"]) => list_calls(admin, &query).await,
         (&Method::GET, ["api", "calls", "export"]) => export_calls(admin, &query),
@@ -462,24 +471,12 @@ async fn route(
     }
 }
 
-/// Runs a read on a blocking thread with its own read-only connection.
+/// Runs a read on a blocking thread with one of the pool's read-only connections.
 async fn read<T: Send + 'static>(
     admin: &Admin,
     work: impl FnOnce(&SqliteStore) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let path = admin.journal_path.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = SqliteStore::open_read_only(&path)?;
-        work(&store)
-    })
-    .await
-    .map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("journal read failed: {error}"),
-        )
-    })?
-    .map_err(ApiError::from)
+    admin.readers.read(work).await.map_err(ApiError::from)
 }
 
 /// Reads a request body under [`MAX_BODY`] and [`REQUEST_TIMEOUT`].
@@ -812,17 +809,23 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
         return Err(ApiError::bad_request("note is longer than 1000 bytes"));
     }
     let time = OffsetDateTime::now_utc();
-    let record = onboarding::confirmation(
-        &admin.suppliers.current(),
-        &guid,
-        body.supplier.as_deref(),
-        body.note,
-        time,
-    )
+    let (registry, asked) = (admin.suppliers.current(), guid.clone());
+    let record = read(admin, move |store| {
+        let (supplier, note) = (body.supplier.as_deref(), body.note);
+        Ok(onboarding::confirmation(
+            store, &registry, &asked, supplier, note, time,
+        ))
+    })
+    .await?
     .map_err(|refusal| match refusal {
-        onboarding::ConfirmRefusal::UnknownSupplier { .. } => {
+        onboarding::ConfirmRefusal::UnknownSupplier { .. }
+        | onboarding::ConfirmRefusal::UnknownReceipt { .. } => {
             ApiError::not_found(refusal.to_string())
         }
+        onboarding::ConfirmRefusal::ForeignReceipt { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, refusal.to_string())
+        }
+        onboarding::ConfirmRefusal::Journal(error) => error.into(),
         _ => ApiError::bad_request(refusal.to_string()),
     })?;
     let guid = record.guid.clone();

@@ -609,6 +609,10 @@ fn health(args: &HealthArgs) -> anyhow::Result<()> {
     let healthy = runtime
         .block_on(probe.check(args.timeout.0))
         .map_err(|unhealthy| anyhow::anyhow!("unhealthy: {unhealthy}"))?;
+    let admin = crate::health::probe_address(config.admin.listen);
+    runtime
+        .block_on(crate::health::admin_ready(admin, args.timeout.0))
+        .map_err(|unhealthy| anyhow::anyhow!("unhealthy: {unhealthy}"))?;
     println!(
         "healthy: https://{}/ answered 200 over mutual TLS ({}) in {} ms",
         healthy.address,
@@ -730,7 +734,7 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         config.client_auth,
         config.limits.handshake_timeout,
     )?;
-    let journal = Journal::open_sqlite(&config.journal)
+    let journal = Journal::open_sqlite_with(&config.journal, config.retention)
         .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -1193,6 +1197,13 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     let store = SqliteStore::open_read_only(&args.journal)?;
     let mut out = std::io::stdout().lock();
     if args.rejected {
+        if args.limit > crate::journal::MAX_LIMIT {
+            eprintln!(
+                "note: showing at most the newest {} refused handshakes: --limit is capped at {} for --rejected",
+                crate::journal::MAX_LIMIT,
+                crate::journal::MAX_LIMIT
+            );
+        }
         let rejections = store.rejections(&RejectionQuery {
             since: args.since,
             limit: args.limit,
@@ -1230,17 +1241,18 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let calls = store.calls(&CallQuery {
+    let query = CallQuery {
         caller: args.caller.clone(),
         operation: args.operation.clone(),
         since: args.since,
-        limit: args.limit,
         ..CallQuery::default()
-    })?;
+    };
+    // Any --limit: read page by page, newest first, printing as it goes.
     if args.json {
-        for call in &calls {
+        crate::journal::each_call(&store, &query, args.limit, |call| {
             writeln!(out, "{}", serde_json::to_string(call)?)?;
-        }
+            anyhow::Ok(())
+        })?;
         return Ok(());
     }
     writeln!(
@@ -1248,7 +1260,7 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
         "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} RULE",
         "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME", "RECEIPT"
     )?;
-    for call in &calls {
+    let printed = crate::journal::each_call(&store, &query, args.limit, |call| {
         let record = &call.record;
         writeln!(
             out,
@@ -1273,8 +1285,9 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
                 _ => "-".to_owned(),
             },
         )?;
-    }
-    if calls.is_empty() {
+        anyhow::Ok(())
+    })?;
+    if printed == 0 {
         writeln!(out, "(no calls)")?;
     }
     Ok(())
@@ -1285,13 +1298,6 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
 fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
     use crate::journal::{Entry, JournalStore};
     let registry = crate::supplier::Registry::load(&args.suppliers)?;
-    let record = crate::onboarding::confirmation(
-        &registry,
-        &args.guid,
-        args.supplier.as_deref(),
-        args.note.clone(),
-        OffsetDateTime::now_utc(),
-    )?;
     if !args.journal.exists() {
         anyhow::bail!(
             "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
@@ -1299,6 +1305,14 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
         );
     }
     let mut store = SqliteStore::open(&args.journal)?;
+    let record = crate::onboarding::confirmation(
+        &store,
+        &registry,
+        &args.guid,
+        args.supplier.as_deref(),
+        args.note.clone(),
+        OffsetDateTime::now_utc(),
+    )?;
     let ids = store
         .append(&[Entry::Confirmation(record.clone())])
         .with_context(|| format!("receipt {} not confirmed", record.guid))?;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::journal::Retention;
 use crate::position::Position;
 
 /// The config file read when `--config` is not given, if it exists.
@@ -217,6 +218,8 @@ pub struct Config {
     pub client_auth: ClientAuthMode,
     /// The SQLite journal file.
     pub journal: PathBuf,
+    /// How much the journal keeps (`[journal]` max_calls, max_age, max_size).
+    pub retention: Retention,
     /// The folder of scenario rule files; `None`: no rules, every call gets the default answer.
     pub scenarios: Option<PathBuf>,
     pub limits: Limits,
@@ -253,6 +256,7 @@ impl Default for Config {
             server_names: Vec::new(),
             client_auth: ClientAuthMode::Require,
             journal: PathBuf::from("dfdg-mock.sqlite"),
+            retention: Retention::default(),
             scenarios: None,
             limits: Limits::default(),
             admin: AdminConfig::default(),
@@ -304,6 +308,17 @@ pub struct ServeArgs {
     /// SQLite journal of every call. [default: dfdg-mock.sqlite]
     #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Calls the journal keeps; the oldest beyond it are removed (0: no limit). [default:
+    /// 1000000]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL_MAX_CALLS", value_name = "N")]
+    pub journal_max_calls: Option<u64>,
+    /// Calls older than this are removed, e.g. 30d or 12h (0: no limit). [default: none]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL_MAX_AGE", value_name = "DURATION")]
+    pub journal_max_age: Option<Seconds>,
+    /// Space the journal may take on disk; the oldest calls beyond it are removed (0: no
+    /// limit). [default: 2GiB]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL_MAX_SIZE", value_name = "SIZE")]
+    pub journal_max_size: Option<ByteSize>,
     /// Folder of scenario rule files (*.toml), reloaded when they change. [default: scenarios,
     /// when it exists]
     #[arg(long, env = "DFDG_MOCK_SCENARIOS", value_name = "DIR")]
@@ -371,7 +386,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
-    journal: Option<PathBuf>,
+    journal: Option<FileJournal>,
     #[serde(default)]
     tls: FileTls,
     #[serde(default)]
@@ -384,6 +399,23 @@ struct FileConfig {
     catalog: FileCatalog,
     #[serde(default)]
     onboarding: FileOnboarding,
+}
+
+/// `journal = "file.sqlite"`, or a `[journal]` table with the file and its retention.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileJournal {
+    Path(PathBuf),
+    Table(FileJournalTable),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJournalTable {
+    path: Option<PathBuf>,
+    max_calls: Option<u64>,
+    max_age: Option<Seconds>,
+    max_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -510,6 +542,33 @@ impl Config {
         if limits.max_connections == 0 {
             anyhow::bail!("max_connections must be at least 1");
         }
+        let file_journal = match file.journal {
+            None => FileJournalTable::default(),
+            Some(FileJournal::Path(path)) => FileJournalTable {
+                path: Some(path),
+                ..FileJournalTable::default()
+            },
+            Some(FileJournal::Table(table)) => table,
+        };
+        // 0 turns a limit off.
+        let retention = Retention {
+            max_calls: args
+                .journal_max_calls
+                .or(file_journal.max_calls)
+                .map_or(defaults.retention.max_calls, |n| (n > 0).then_some(n)),
+            max_age: args
+                .journal_max_age
+                .or(file_journal.max_age)
+                .map_or(defaults.retention.max_age, |age| {
+                    (!age.0.is_zero()).then_some(age.0)
+                }),
+            max_size: args
+                .journal_max_size
+                .or(file_journal.max_size)
+                .map_or(defaults.retention.max_size, |size| {
+                    (size.0 > 0).then_some(size.0)
+                }),
+        };
         let server_identity = match (
             args.cert.clone().or(file.tls.server_cert),
             args.key.clone().or(file.tls.server_key),
@@ -561,8 +620,9 @@ impl Config {
             journal: args
                 .journal
                 .clone()
-                .or(file.journal)
+                .or(file_journal.path)
                 .unwrap_or(defaults.journal),
+            retention,
             scenarios: args.scenarios.clone().or(file.scenarios.dir),
             limits,
             admin,
@@ -690,9 +750,11 @@ impl FromStr for Seconds {
             "ms" => Duration::from_millis(number),
             "" | "s" => Duration::from_secs(number),
             "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
             other => {
                 return Err(format!(
-                    "unknown duration unit '{other}' in '{text}': use ms, s or m"
+                    "unknown duration unit '{other}' in '{text}': use ms, s, m, h or d"
                 ))
             }
         };
@@ -763,6 +825,37 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.starts_with("x.toml:2:1"), "{error}");
+    }
+
+    #[test]
+    fn the_journal_section_sets_the_file_and_its_retention() {
+        let config = Config::from_toml(Path::new("x.toml"), "").unwrap();
+        assert_eq!(config.retention, Retention::default());
+        assert_eq!(config.retention.max_calls, Some(1_000_000));
+        assert_eq!(config.retention.max_size, Some(2 << 30));
+        let text = "[journal]\npath = \"/data/j.sqlite\"\nmax_calls = 5000\nmax_age = \"30d\"\nmax_size = \"0\"\n";
+        let config = Config::from_toml(Path::new("x.toml"), text).unwrap();
+        assert_eq!(config.journal, PathBuf::from("/data/j.sqlite"));
+        assert_eq!(
+            config.retention,
+            Retention {
+                max_calls: Some(5000),
+                max_age: Some(Duration::from_secs(30 * 86_400)),
+                max_size: None,
+            }
+        );
+        let args = ServeArgs {
+            journal_max_calls: Some(0),
+            journal_max_size: Some(ByteSize(1 << 20)),
+            ..ServeArgs::default()
+        };
+        let config = Config::merge(&args, parse_file(Path::new("x.toml"), text).unwrap()).unwrap();
+        assert_eq!(config.retention.max_calls, None);
+        assert_eq!(config.retention.max_size, Some(1 << 20));
+        let error = Config::from_toml(Path::new("x.toml"), "[journal]\nmax_cals = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("x.toml:"), "{error}");
     }
 
     #[test]

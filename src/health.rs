@@ -6,6 +6,11 @@
 //! through the binary checks what a caller needs — the listener accepts, the handshake with a
 //! client certificate succeeds, HTTP answers `200` — not merely that a port is open.
 //! The request is a `GET`, which the server does not journal.
+//!
+//! Then it asks the admin listener's `/health/ready` (plain HTTP, no token needed), which is not
+//! ready while the journal cannot commit (a full disk, a read-only file): the mock then answers
+//! every call with fault 1011, so it is not healthy for its users either. An admin listener
+//! that is not reachable (e.g. bound elsewhere in a container) is left out of the verdict.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -47,6 +52,12 @@ pub enum Unhealthy {
     },
     #[error("GET / on {address} answered something that is not HTTP: {start:?}")]
     NotHttp { address: SocketAddr, start: String },
+    #[error("{address}/health/ready answered {status_line:?}: {body}")]
+    NotReady {
+        address: SocketAddr,
+        status_line: String,
+        body: String,
+    },
     #[error("no answer from {address} within {limit:?}")]
     Timeout {
         address: SocketAddr,
@@ -198,6 +209,43 @@ impl Probe {
 fn not_http(address: SocketAddr, answer: &[u8]) -> Unhealthy {
     let start = String::from_utf8_lossy(&answer[..answer.len().min(80)]).into_owned();
     Unhealthy::NotHttp { address, start }
+}
+
+/// Whether the admin listener at `address` says ready (`GET /health/ready` → 200). `Ok(false)`:
+/// nothing answers there (the verdict is then the SOAP probe's alone).
+pub async fn admin_ready(address: SocketAddr, limit: Duration) -> Result<bool, Unhealthy> {
+    let exchange = async {
+        let Ok(mut tcp) = TcpStream::connect(address).await else {
+            return Ok(false);
+        };
+        let request = format!(
+            "GET /health/ready HTTP/1.1\r\nHost: {address}\r\nUser-Agent: dfdg-mock-health\r\nConnection: close\r\n\r\n"
+        );
+        let broken = |error| Unhealthy::Exchange { address, error };
+        tcp.write_all(request.as_bytes()).await.map_err(broken)?;
+        let mut answer = Vec::with_capacity(512);
+        let mut limited = (&mut tcp).take(STATUS_LINE_LIMIT as u64);
+        limited.read_to_end(&mut answer).await.map_err(broken)?;
+        let text = String::from_utf8_lossy(&answer);
+        let status_line = text.lines().next().unwrap_or_default().to_owned();
+        if status_line.split(' ').nth(1) == Some("200") {
+            return Ok(true);
+        }
+        let body = text
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        Err(Unhealthy::NotReady {
+            address,
+            status_line,
+            body,
+        })
+    };
+    tokio::time::timeout(limit, exchange)
+        .await
+        .unwrap_or(Err(Unhealthy::Timeout { address, limit }))
 }
 
 /// The address to probe for a listener bound to `listen`: a wildcard address (`0.0.0.0`,

@@ -1,6 +1,7 @@
 //! In-memory counters since start, for `/metrics` on the admin listener, rendered in the
 //! Prometheus text format: calls by service/operation/outcome, refused handshakes by reason, a
-//! latency histogram, and (read at render time) the journal's queue depth.
+//! latency histogram, and (read at render time) the journal writer's counters: queue depth,
+//! commits, failed commits, whether it can commit, and what retention pruning removed.
 //!
 //! [`crate::app::App`] updates them when a call or refusal is journaled; they are never reset
 //! (Prometheus counters only grow; a journal reset does not touch them).
@@ -10,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::journal::RejectionReason;
+use crate::journal::{JournalStats, RejectionReason};
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 pub const LATENCY_BUCKETS: [f64; 10] =
@@ -65,7 +66,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, queue_depth: usize) -> String {
+    pub fn render(&self, journal: &JournalStats) -> String {
         let mut out = String::new();
         out.push_str("# HELP dfdg_mock_calls_total SOAP calls journaled since start.\n");
         out.push_str("# TYPE dfdg_mock_calls_total counter\n");
@@ -123,7 +124,55 @@ impl Metrics {
             "# HELP dfdg_mock_journal_queue_depth Entries waiting for the journal writer.\n",
         );
         out.push_str("# TYPE dfdg_mock_journal_queue_depth gauge\n");
-        let _ = writeln!(out, "dfdg_mock_journal_queue_depth {queue_depth}");
+        let _ = writeln!(out, "dfdg_mock_journal_queue_depth {}", journal.queue_depth);
+        let counters = [
+            (
+                "dfdg_mock_journal_commits_total",
+                "Transactions the journal writer committed (group commit: many calls each).",
+                journal.batches,
+            ),
+            (
+                "dfdg_mock_journal_failed_commits_total",
+                "Journal transactions that failed (disk full, not writable, ...).",
+                journal.failed_batches,
+            ),
+            (
+                "dfdg_mock_journal_pruned_rejections_total",
+                "Refused handshakes removed by retention pruning.",
+                journal.pruned_rejections,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        out.push_str("# HELP dfdg_mock_journal_available Whether the journal can commit (0: calls get fault 1011).\n");
+        out.push_str("# TYPE dfdg_mock_journal_available gauge\n");
+        let _ = writeln!(
+            out,
+            "dfdg_mock_journal_available {}",
+            u8::from(journal.available)
+        );
+        out.push_str("# HELP dfdg_mock_journal_prune_steps_total Retention pruning steps, by the limit that was exceeded.\n");
+        out.push_str("# TYPE dfdg_mock_journal_prune_steps_total counter\n");
+        for (reason, steps, _) in &journal.pruned {
+            let _ = writeln!(
+                out,
+                "dfdg_mock_journal_prune_steps_total{{reason=\"{}\"}} {steps}",
+                reason.as_str()
+            );
+        }
+        out.push_str("# HELP dfdg_mock_journal_pruned_calls_total Calls removed by retention pruning, by the limit that was exceeded.\n");
+        out.push_str("# TYPE dfdg_mock_journal_pruned_calls_total counter\n");
+        for (reason, _, calls) in &journal.pruned {
+            let _ = writeln!(
+                out,
+                "dfdg_mock_journal_pruned_calls_total{{reason=\"{}\"}} {calls}",
+                reason.as_str()
+            );
+        }
         out
     }
 }
@@ -146,7 +195,12 @@ mod tests {
         metrics.record_call("JobcenterMessageService", "Save\"A", "receipt", 2_000);
         metrics.record_call("JobcenterMessageService", "Save\"A", "receipt", 2_000_000);
         metrics.record_refusal(RejectionReason::UnknownCa);
-        let text = metrics.render(3);
+        let text = metrics.render(&JournalStats {
+            queue_depth: 3,
+            available: true,
+            pruned: vec![(crate::journal::PruneReason::MaxCalls, 2, 512)],
+            ..JournalStats::default()
+        });
         assert!(text.contains(
             "dfdg_mock_calls_total{service=\"JobcenterMessageService\",operation=\"Save\\\"A\",outcome=\"receipt\"} 2"
         ), "{text}");
@@ -156,5 +210,8 @@ mod tests {
         assert!(text.contains("dfdg_mock_call_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("dfdg_mock_call_duration_seconds_count 2"));
         assert!(text.contains("dfdg_mock_journal_queue_depth 3"));
+        assert!(text.contains("dfdg_mock_journal_available 1"));
+        assert!(text.contains("dfdg_mock_journal_pruned_calls_total{reason=\"max_calls\"} 512"));
+        assert!(text.contains("dfdg_mock_journal_prune_steps_total{reason=\"max_calls\"} 2"));
     }
 }

@@ -11,20 +11,19 @@
 
 pub mod report;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::journal::{
-    CallQuery, CallRecord, IdentityFields, JournalError, JournalReader, StoredCall,
+    CallRecord, CertificateSummary, IdentityFields, JournalError, JournalReader, StoredCall,
     StoredConfirmation, MAX_LIMIT,
 };
 use crate::supplier::{Category, Registry, Supplier};
 
 /// The most callers listed.
 pub const MAX_CALLERS: usize = 500;
-
-/// How many of a caller's latest successful calls are searched for one that passes step 2.
-pub const CALLS_SEARCHED: usize = 50;
 
 /// What the certificate says and what the headers say, side by side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,15 +177,10 @@ impl SupplierStatus {
 /// The identity comparison of a call, if it had a certificate identity.
 pub fn identity_comparison(call: &CallRecord) -> Option<IdentityComparison> {
     let identity = call.identity.as_ref()?;
-    let header_user_identifier = header_identity(call)
-        .user_identifier
-        .map(|text| text.trim().to_owned());
     Some(IdentityComparison {
-        matches: header_user_identifier
-            .as_deref()
-            .is_some_and(|user| user.eq_ignore_ascii_case(&identity.caller_id)),
+        matches: call.header_names_caller(),
         certificate_caller_id: identity.caller_id.clone(),
-        header_user_identifier,
+        header_user_identifier: call.header_user_identifier().map(str::to_owned),
     })
 }
 
@@ -212,7 +206,7 @@ pub fn header_identity(call: &CallRecord) -> HeaderIdentity {
 
 /// Whether a call's identity checks ran and all passed.
 pub fn identity_passed(call: &CallRecord) -> bool {
-    call.identity.is_some() && call.authorization.is_some() && call.identity_findings.is_empty()
+    call.identity_passed()
 }
 
 /// The identity checks of a call as journaled: the three the dashboard names (headers present,
@@ -279,114 +273,180 @@ pub fn checks(call: &CallRecord) -> Vec<Check> {
 }
 
 /// Every caller id seen in the journal with its three-step status, most recently seen first.
+/// Reads one summary row per caller and the two calls it cites: no call is scanned.
 pub fn callers(reader: &impl JournalReader) -> Result<Vec<CallerStatus>, JournalError> {
+    Ok(caller_evidence(reader)?
+        .into_iter()
+        .map(|evidence| evidence.status)
+        .collect())
+}
+
+/// A caller's status and the call behind its step 2.
+struct CallerEvidence {
+    status: CallerStatus,
+    identity_call: Option<StoredCall>,
+}
+
+fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, JournalError> {
     let confirmations = reader.confirmations(MAX_LIMIT)?;
+    // Newest first, so the first one seen per caller is its newest.
+    let mut confirmed: HashMap<&str, &StoredConfirmation> = HashMap::new();
+    for confirmation in &confirmations {
+        if let Some(caller) = confirmation.caller_id.as_deref() {
+            confirmed.entry(caller).or_insert(confirmation);
+        }
+    }
     reader
         .callers(MAX_CALLERS)?
         .into_iter()
         .map(|summary| {
-            let successes = caller_successes(reader, &summary.caller_id)?;
-            let successes: Vec<&StoredCall> = successes.iter().collect();
-            let confirmed = confirmations
-                .iter()
-                .find(|c| c.caller_id.as_deref() == Some(summary.caller_id.as_str()));
-            let steps = steps(&successes, confirmed, "of this caller");
-            let identity = steps
-                .identity_call
+            let (latest, passed) =
+                evidence_calls(reader, summary.latest_receipt, summary.latest_passed)?;
+            let steps = steps(
+                latest.as_ref(),
+                passed.as_ref(),
+                confirmed.get(summary.caller_id.as_str()).copied(),
+                "of this caller",
+            );
+            let identity_call = steps.identity_call.cloned();
+            let identity = identity_call
+                .as_ref()
                 .and_then(|call| identity_comparison(&call.record));
-            let supplier = successes
-                .first()
+            let supplier = latest
+                .as_ref()
                 .and_then(|call| call.record.supplier.clone());
-            Ok(CallerStatus {
-                caller_id: summary.caller_id,
-                supplier,
-                cvr: summary.cvr,
-                calls: summary.calls,
-                first_seen: summary.first_seen,
-                last_seen: summary.last_seen,
-                complete: steps.complete(),
-                call_received: steps.call_received,
-                identity_checked: steps.identity_checked,
-                identity,
-                receipt_confirmed: steps.receipt_confirmed,
+            Ok(CallerEvidence {
+                status: CallerStatus {
+                    caller_id: summary.caller_id,
+                    supplier,
+                    cvr: summary.cvr,
+                    calls: summary.calls,
+                    first_seen: summary.first_seen,
+                    last_seen: summary.last_seen,
+                    complete: steps.complete(),
+                    call_received: steps.call_received,
+                    identity_checked: steps.identity_checked,
+                    identity,
+                    receipt_confirmed: steps.receipt_confirmed,
+                },
+                identity_call,
             })
         })
         .collect()
 }
 
-/// A caller id's latest successful calls, newest first.
-fn caller_successes(
+/// The calls behind steps 1 and 2: the newest receipt and the newest passing receipt.
+fn evidence_calls(
     reader: &impl JournalReader,
-    caller_id: &str,
-) -> Result<Vec<StoredCall>, JournalError> {
-    let successes = reader.calls(&CallQuery {
-        caller: Some(caller_id.to_owned()),
-        outcome: Some("receipt".to_owned()),
-        limit: CALLS_SEARCHED,
-        ..CallQuery::default()
-    })?;
-    // The caller filter also matches a CVR; keep this caller id's calls only.
-    Ok(successes
-        .into_iter()
-        .filter(|call| {
-            call.record.identity.as_ref().map(|i| i.caller_id.as_str()) == Some(caller_id)
-        })
-        .collect())
+    latest_receipt: Option<i64>,
+    latest_passed: Option<i64>,
+) -> Result<(Option<StoredCall>, Option<StoredCall>), JournalError> {
+    let latest = match latest_receipt {
+        Some(id) => reader.call(id)?,
+        None => None,
+    };
+    let passed = match latest_passed {
+        Some(id) if Some(id) == latest_receipt => latest.clone(),
+        Some(id) => reader.call(id)?,
+        None => None,
+    };
+    Ok((latest, passed))
 }
 
 /// The three-step status of each registered supplier (registry order), or of each caller id
 /// in open mode; `only` keeps the one named (supplier name or caller id, case-insensitive).
+///
+/// A supplier's calls are those of its certificates ([`Supplier::identities`], revoked ones
+/// included), whatever the registry said when each call arrived: a call made just before the
+/// supplier was registered counts once it is.
 pub fn suppliers(
     reader: &impl JournalReader,
     registry: &Registry,
     only: Option<&str>,
 ) -> Result<Vec<SupplierStatus>, JournalError> {
-    let confirmations = reader.confirmations(MAX_LIMIT)?;
     let wanted = |name: &str| only.is_none_or(|only| only.eq_ignore_ascii_case(name));
-    let mut statuses = Vec::new();
     if registry.is_open() {
-        for summary in reader.callers(MAX_CALLERS)? {
-            if !wanted(&summary.caller_id) {
+        let mut statuses = Vec::new();
+        for CallerEvidence {
+            status: caller,
+            identity_call,
+        } in caller_evidence(reader)?
+        {
+            if !wanted(&caller.caller_id) {
                 continue;
             }
-            let successes = caller_successes(reader, &summary.caller_id)?;
-            let successes: Vec<&StoredCall> = successes.iter().collect();
-            let confirmed = confirmations
-                .iter()
-                .find(|c| c.caller_id.as_deref() == Some(summary.caller_id.as_str()));
-            let steps = steps(&successes, confirmed, "of this caller");
             statuses.push(SupplierStatus {
                 supplier: None,
                 category: None,
-                cvr: summary.cvr,
-                caller_id: Some(summary.caller_id),
-                calls: usize::try_from(summary.calls).unwrap_or(0),
-                complete: steps.complete(),
-                identity: steps.identity_call.map(|call| evidence(call, None)),
-                call_received: steps.call_received,
-                identity_checked: steps.identity_checked,
-                receipt_confirmed: steps.receipt_confirmed,
+                cvr: caller.cvr,
+                caller_id: Some(caller.caller_id),
+                calls: usize::try_from(caller.calls).unwrap_or(0),
+                complete: caller.complete,
+                identity: identity_call.as_ref().map(|call| evidence(call, None)),
+                call_received: caller.call_received,
+                identity_checked: caller.identity_checked,
+                receipt_confirmed: caller.receipt_confirmed,
             });
         }
         return Ok(statuses);
     }
+    let certificates = reader.certificates()?;
+    let mut by_caller: HashMap<String, Vec<&CertificateSummary>> = HashMap::new();
+    let mut by_fingerprint: HashMap<String, &CertificateSummary> = HashMap::new();
+    for certificate in &certificates {
+        by_caller
+            .entry(certificate.identity.caller_id.to_ascii_lowercase())
+            .or_default()
+            .push(certificate);
+        by_fingerprint.insert(
+            certificate.identity.fingerprint.to_ascii_lowercase(),
+            certificate,
+        );
+    }
+    let confirmations = reader.confirmations(MAX_LIMIT)?;
+    let mut confirmed: HashMap<&str, &StoredConfirmation> = HashMap::new();
+    for confirmation in &confirmations {
+        if let Some(fingerprint) = confirmation.fingerprint.as_deref() {
+            confirmed.entry(fingerprint).or_insert(confirmation);
+        }
+    }
+    let mut statuses = Vec::new();
     for supplier in registry.suppliers() {
         if !wanted(&supplier.name) {
             continue;
         }
-        let successes = reader.calls(&CallQuery {
-            supplier: Some(supplier.name.clone()),
-            outcome: Some("receipt".to_owned()),
-            limit: CALLS_SEARCHED,
-            ..CallQuery::default()
-        })?;
-        let successes: Vec<&StoredCall> = successes.iter().collect();
-        let confirmed = confirmations.iter().find(|c| {
-            c.call_supplier
-                .as_deref()
-                .is_some_and(|owner| owner.eq_ignore_ascii_case(&supplier.name))
-        });
-        let steps = steps(&successes, confirmed, "of this supplier");
+        let mut own: Vec<&CertificateSummary> = Vec::new();
+        for known in supplier.identities.iter().chain(&supplier.revoked) {
+            let (caller_id, fingerprint) = crate::supplier::identity_keys(known);
+            let found = by_caller
+                .get(&caller_id)
+                .into_iter()
+                .flatten()
+                .copied()
+                .chain(by_fingerprint.get(&fingerprint).copied());
+            for certificate in found {
+                if !own
+                    .iter()
+                    .any(|o| o.identity.fingerprint == certificate.identity.fingerprint)
+                {
+                    own.push(certificate);
+                }
+            }
+        }
+        let calls: i64 = own.iter().map(|c| c.calls).sum();
+        let latest_receipt = own.iter().filter_map(|c| c.latest_receipt).max();
+        let latest_passed = own.iter().filter_map(|c| c.latest_passed).max();
+        let (latest, passed) = evidence_calls(reader, latest_receipt, latest_passed)?;
+        let confirmation = own
+            .iter()
+            .filter_map(|c| confirmed.get(c.identity.fingerprint.as_str()).copied())
+            .max_by_key(|c| c.record.time);
+        let steps = steps(
+            latest.as_ref(),
+            passed.as_ref(),
+            confirmation,
+            "of this supplier",
+        );
         statuses.push(SupplierStatus {
             supplier: Some(supplier.name.clone()),
             category: Some(supplier.category),
@@ -396,7 +456,7 @@ pub fn suppliers(
                 .and_then(|call| call.record.identity.as_ref())
                 .map(|identity| identity.caller_id.clone())
                 .or_else(|| supplier.identities.first().cloned()),
-            calls: usize::try_from(reader.supplier_call_count(&supplier.name)?).unwrap_or(0),
+            calls: usize::try_from(calls).unwrap_or(0),
             complete: steps.complete(),
             identity: steps
                 .identity_call
@@ -409,8 +469,8 @@ pub fn suppliers(
     Ok(statuses)
 }
 
-/// Why a confirmation is refused before it reaches the journal.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a confirmation is refused.
+#[derive(Debug, thiserror::Error)]
 pub enum ConfirmRefusal {
     #[error(
         "{0:?} is not a receipt GUID: give the MessageIdentifier (or ServiceRequestLogReferenceIdentifier) from the response"
@@ -422,12 +482,28 @@ pub enum ConfirmRefusal {
         "the supplier registry is in force: name the supplier confirming (\"supplier\" in the JSON body, --supplier on the command line), so that only its own receipts count"
     )]
     SupplierNeeded,
+    #[error(
+        "unknown receipt {guid}: no call in the journal was answered with that MessageIdentifier; check the GUID in your response's ServiceReceipt"
+    )]
+    UnknownReceipt { guid: String },
+    #[error(
+        "receipt {guid} was sent to {}, not to {supplier}: a supplier can confirm only its own receipts",
+        owner.as_deref().unwrap_or("a caller of no registered supplier")
+    )]
+    ForeignReceipt {
+        guid: String,
+        supplier: String,
+        owner: Option<String>,
+    },
+    #[error("cannot read the journal")]
+    Journal(#[from] JournalError),
 }
 
-/// Checks a confirmation request against the registry: the GUID's shape, and the supplier
-/// (required and known with a registry; only noted in open mode). The journal then refuses an
-/// unknown receipt or someone else's ([`JournalError::ForeignReceipt`]).
+/// Checks a confirmation request: the GUID's shape, the supplier (required and known with a
+/// registry; only noted in open mode), and that the receipt went to one of that supplier's
+/// certificates. The journal then records it (and still refuses a receipt it does not hold).
 pub fn confirmation(
+    reader: &impl JournalReader,
     registry: &Registry,
     guid: &str,
     supplier: Option<&str>,
@@ -465,6 +541,27 @@ pub fn confirmation(
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+        let call = reader
+            .call_by_receipt(guid)?
+            .ok_or_else(|| ConfirmRefusal::UnknownReceipt {
+                guid: guid.to_owned(),
+            })?;
+        let identity = call.record.identity.as_ref();
+        let owns = |s: &Supplier| {
+            identity
+                .is_some_and(|identity| s.owns_identity(&identity.caller_id, &identity.fingerprint))
+        };
+        if !owns(registered) {
+            return Err(ConfirmRefusal::ForeignReceipt {
+                guid: guid.to_owned(),
+                supplier: registered.name.clone(),
+                owner: registry
+                    .suppliers()
+                    .iter()
+                    .find(|s| owns(s))
+                    .map(|s| s.name.clone()),
+            });
+        }
         (Some(registered.name.clone()), note)
     };
     Ok(crate::journal::ConfirmationRecord {
@@ -500,13 +597,14 @@ impl Steps<'_> {
     }
 }
 
-/// The three steps from the latest successful calls (newest first) and a confirmation.
+/// The three steps from the newest successful call, the newest one that passed the identity
+/// checks, and a confirmation.
 fn steps<'a>(
-    successes: &[&'a StoredCall],
+    latest: Option<&'a StoredCall>,
+    passing: Option<&'a StoredCall>,
     confirmed: Option<&StoredConfirmation>,
     whose: &str,
 ) -> Steps<'a> {
-    let latest = successes.first().copied();
     let call_received = match latest {
         Some(call) => Step {
             done: true,
@@ -525,10 +623,6 @@ fn steps<'a>(
         },
         None => Step::missing("no call answered with a receipt yet"),
     };
-    let passing = successes
-        .iter()
-        .copied()
-        .find(|call| identity_passed(&call.record));
     let (identity_checked, identity_call) = match (passing, latest) {
         (Some(call), _) => (
             Step {
@@ -700,7 +794,7 @@ mod tests {
             id: 7,
             record: call(Some("CVR:1-UUID:a")),
         };
-        let open = steps(&[&stored], None, "x");
+        let open = steps(Some(&stored), Some(&stored), None, "x");
         assert!(open.call_received.done && open.identity_checked.done);
         assert!(!open.receipt_confirmed.done && !open.complete());
         assert_eq!(open.call_received.receipt.as_deref(), Some("guid"));
@@ -708,6 +802,7 @@ mod tests {
             call_id: 7,
             caller_id: Some("CVR:1-UUID:a".to_owned()),
             call_supplier: None,
+            fingerprint: None,
             record: crate::journal::ConfirmationRecord {
                 guid: "guid".to_owned(),
                 time: OffsetDateTime::UNIX_EPOCH,
@@ -715,14 +810,14 @@ mod tests {
                 supplier: None,
             },
         };
-        assert!(steps(&[&stored], Some(&confirmation), "x").complete());
-        let nothing = steps(&[], None, "x");
+        assert!(steps(Some(&stored), Some(&stored), Some(&confirmation), "x").complete());
+        let nothing = steps(None, None, None, "x");
         assert!(!nothing.call_received.done && !nothing.identity_checked.done);
         let wrong = StoredCall {
             id: 8,
             record: call(Some("CVR:1-UUID:b")),
         };
-        let failing = steps(&[&wrong], None, "x");
+        let failing = steps(Some(&wrong), None, None, "x");
         assert!(failing.call_received.done && !failing.identity_checked.done);
         assert!(failing.identity_checked.evidence.contains("differs"));
     }

@@ -85,6 +85,14 @@ impl Supplier {
             .any(|known| identity_matches(known, identity))
     }
 
+    /// [`Supplier::owns`] for a journaled identity: its caller id and certificate fingerprint.
+    pub fn owns_identity(&self, caller_id: &str, fingerprint: &str) -> bool {
+        self.identities
+            .iter()
+            .chain(&self.revoked)
+            .any(|known| keys_match(known, caller_id, fingerprint))
+    }
+
     fn is_revoked(&self, identity: &CallerIdentity) -> bool {
         self.revoked
             .iter()
@@ -99,13 +107,24 @@ impl Supplier {
 }
 
 fn identity_matches(known: &str, identity: &CallerIdentity) -> bool {
+    keys_match(known, &identity.caller_id, &identity.fingerprint)
+}
+
+fn keys_match(known: &str, caller_id: &str, fingerprint: &str) -> bool {
+    let (known_caller, known_fingerprint) = identity_keys(known);
+    known_caller.eq_ignore_ascii_case(caller_id)
+        || known_fingerprint.eq_ignore_ascii_case(fingerprint)
+}
+
+/// What a registered identity matches, lower-cased: a caller id (`CVR:…-UUID:…`), or a
+/// certificate fingerprint (`SHA256:` and colons aside).
+pub fn identity_keys(known: &str) -> (String, String) {
     let known = known.trim();
-    known.eq_ignore_ascii_case(&identity.caller_id)
-        || known
-            .strip_prefix("SHA256:")
-            .unwrap_or(known)
-            .replace(':', "")
-            .eq_ignore_ascii_case(&identity.fingerprint)
+    let fingerprint = known
+        .strip_prefix("SHA256:")
+        .unwrap_or(known)
+        .replace(':', "");
+    (known.to_ascii_lowercase(), fingerprint.to_ascii_lowercase())
 }
 
 /// The registry file's shape.

@@ -25,13 +25,75 @@ use rustls::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ClientAuthMode;
 use crate::identity::CallerIdentity;
-use crate::journal::RejectionReason;
+
+/// Why a TLS handshake was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionReason {
+    NoCertificate,
+    UnknownCa,
+    Expired,
+    NotYetValid,
+    WrongKeyUsage,
+    Revoked,
+    BadSignature,
+    BadCertificate,
+    HandshakeTimeout,
+    ProtocolError,
+    Other,
+}
+
+impl RejectionReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [RejectionReason; 11] = [
+        RejectionReason::NoCertificate,
+        RejectionReason::UnknownCa,
+        RejectionReason::Expired,
+        RejectionReason::NotYetValid,
+        RejectionReason::WrongKeyUsage,
+        RejectionReason::Revoked,
+        RejectionReason::BadSignature,
+        RejectionReason::BadCertificate,
+        RejectionReason::HandshakeTimeout,
+        RejectionReason::ProtocolError,
+        RejectionReason::Other,
+    ];
+
+    /// The snake_case name, as in JSON and in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectionReason::NoCertificate => "no_certificate",
+            RejectionReason::UnknownCa => "unknown_ca",
+            RejectionReason::Expired => "expired",
+            RejectionReason::NotYetValid => "not_yet_valid",
+            RejectionReason::WrongKeyUsage => "wrong_key_usage",
+            RejectionReason::Revoked => "revoked",
+            RejectionReason::BadSignature => "bad_signature",
+            RejectionReason::BadCertificate => "bad_certificate",
+            RejectionReason::HandshakeTimeout => "handshake_timeout",
+            RejectionReason::ProtocolError => "protocol_error",
+            RejectionReason::Other => "other",
+        }
+    }
+
+    /// The reason named by [`RejectionReason::as_str`], if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == text)
+    }
+}
+
+impl fmt::Display for RejectionReason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
 
 /// What the handshake learned about the client's certificate.
 #[derive(Debug, Clone)]

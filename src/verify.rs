@@ -1,7 +1,8 @@
 //! Verification for CI, in the spirit of WireMock's `verify`: expectations ("at least / exactly /
 //! at most N calls matching these criteria") checked against the journal, giving pass or fail
 //! with the near misses (calls matching all criteria but one) of each failure, as text, JSON or
-//! a JUnit XML report.
+//! a JUnit XML report. Counting and near misses are journal queries ([`CallQuery`] and its
+//! `negate`), answered by the journal's indexes; only the few near misses are compared here.
 //!
 //! The expectations file is TOML (or the same shape in JSON for `POST /api/verify`):
 //!
@@ -23,15 +24,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::journal::{self, CallQuery, JournalError, JournalReader, Outcome, StoredCall};
+use crate::journal::{CallQuery, Criterion, JournalError, JournalReader, Outcome, StoredCall};
 use crate::onboarding;
 use crate::position::Position;
 
 /// Near misses kept per failed expectation.
 pub const MAX_NEAR_MISSES: usize = 5;
-
-/// Calls read per journal query.
-const PAGE: usize = 500;
 
 /// A file of expectations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -273,7 +271,7 @@ impl Expectation {
         compare(
             "service",
             self.service.clone(),
-            Some(journal::service_of(&record.path).to_owned()),
+            Some(crate::wsdl::service_of(&record.path).to_owned()),
         );
         compare(
             "operation",
@@ -367,7 +365,50 @@ fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Checks every expectation against every call in the journal (read page by page).
+impl Expectation {
+    /// The journal query of the calls that meet every criterion.
+    fn query(&self, times: &Times) -> CallQuery {
+        CallQuery {
+            caller_id: self.caller_id.clone(),
+            cvr: self.cvr.clone(),
+            service: self.service.clone(),
+            operation: self.operation.clone(),
+            outcome: self.outcome.clone(),
+            fault_code: self.fault_code,
+            soap_action: self.soap_action.clone(),
+            path: self.path.clone(),
+            since: times.since,
+            until: times.until,
+            identity_check: self.identity_check,
+            ..CallQuery::default()
+        }
+    }
+
+    /// The criteria that are set, as the journal names them.
+    fn set_criteria(&self, times: &Times) -> Vec<Criterion> {
+        let mut set = Vec::new();
+        let mut add = |present: bool, criterion| {
+            if present {
+                set.push(criterion);
+            }
+        };
+        add(self.caller_id.is_some(), Criterion::CallerId);
+        add(self.cvr.is_some(), Criterion::Cvr);
+        add(self.service.is_some(), Criterion::Service);
+        add(self.operation.is_some(), Criterion::Operation);
+        add(self.outcome.is_some(), Criterion::Outcome);
+        add(self.fault_code.is_some(), Criterion::FaultCode);
+        add(self.soap_action.is_some(), Criterion::SoapAction);
+        add(self.path.is_some(), Criterion::Path);
+        add(times.since.is_some(), Criterion::Since);
+        add(times.until.is_some(), Criterion::Until);
+        add(self.identity_check.is_some(), Criterion::IdentityCheck);
+        set
+    }
+}
+
+/// Checks every expectation against the journal: all counted in one pass over the calls, and for
+/// a failed one a query per criterion for the newest calls that miss only that criterion.
 pub fn verify(
     reader: &impl JournalReader,
     expectations: &Expectations,
@@ -375,76 +416,93 @@ pub fn verify(
     let times: Vec<Times> = expectations
         .expect
         .iter()
-        .map(|e| Times {
-            since: e
+        .map(|expectation| Times {
+            since: expectation
                 .since
                 .as_deref()
                 .and_then(|t| crate::cli::parse_since(t).ok()),
-            until: e
+            until: expectation
                 .until
                 .as_deref()
                 .and_then(|t| crate::cli::parse_since(t).ok()),
         })
         .collect();
-    let mut matched = vec![0u64; expectations.expect.len()];
-    let mut near: Vec<Vec<NearMiss>> = vec![Vec::new(); expectations.expect.len()];
-    let mut examined = 0u64;
-    let mut query = CallQuery {
-        limit: PAGE,
-        ..CallQuery::default()
-    };
-    loop {
-        let page = reader.calls(&query)?;
-        for call in &page {
-            examined += 1;
-            for (index, expectation) in expectations.expect.iter().enumerate() {
-                let mut mismatches = expectation.mismatches(call, &times[index]);
-                match mismatches.len() {
-                    0 => matched[index] += 1,
-                    1 if near[index].len() < MAX_NEAR_MISSES => {
-                        near[index].push(NearMiss {
-                            call_id: call.id,
-                            time: rfc3339(call.record.time),
-                            caller_id: call.record.identity.as_ref().map(|i| i.caller_id.clone()),
-                            operation: call.record.operation.clone(),
-                            outcome: call.record.outcome.label(),
-                            mismatch: mismatches.remove(0),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE => query.before_id = Some(last.id),
-            _ => break,
-        }
-    }
-    let verdicts: Vec<Verdict> = expectations
+    // Every expectation and the total, counted in one pass.
+    let mut queries: Vec<CallQuery> = expectations
         .expect
         .iter()
-        .zip(matched)
-        .zip(near)
-        .map(|((expectation, matched), near_misses)| {
-            let (low, high) = expectation.bounds();
-            let passed = matched >= low && high.is_none_or(|high| matched <= high);
-            Verdict {
-                name: expectation
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| expectation.description()),
-                expected: expectation.expected_text(),
-                matched,
-                passed,
-                near_misses: if passed { Vec::new() } else { near_misses },
-            }
-        })
+        .zip(&times)
+        .map(|(expectation, times)| expectation.query(times))
         .collect();
+    queries.push(CallQuery::default());
+    let counts = reader.count_each(&queries)?;
+    let examined = counts.last().copied().unwrap_or(0);
+    let mut verdicts = Vec::with_capacity(expectations.expect.len());
+    for (((expectation, times), query), matched) in expectations
+        .expect
+        .iter()
+        .zip(&times)
+        .zip(&queries)
+        .zip(counts)
+    {
+        let (times, query) = (times, query);
+        let (low, high) = expectation.bounds();
+        let passed = matched >= low && high.is_none_or(|high| matched <= high);
+        let near_misses = if passed {
+            Vec::new()
+        } else {
+            near_misses(reader, expectation, query, times)?
+        };
+        verdicts.push(Verdict {
+            name: expectation
+                .name
+                .clone()
+                .unwrap_or_else(|| expectation.description()),
+            expected: expectation.expected_text(),
+            matched,
+            passed,
+            near_misses,
+        });
+    }
     Ok(Report {
         passed: verdicts.iter().all(|v| v.passed),
         calls_examined: examined,
         verdicts,
     })
+}
+
+/// The newest calls (at most [`MAX_NEAR_MISSES`]) that meet every criterion of `query` but one.
+fn near_misses(
+    reader: &impl JournalReader,
+    expectation: &Expectation,
+    query: &CallQuery,
+    times: &Times,
+) -> Result<Vec<NearMiss>, JournalError> {
+    let mut found: Vec<StoredCall> = Vec::new();
+    for criterion in expectation.set_criteria(times) {
+        found.extend(reader.calls(&CallQuery {
+            negate: Some(criterion),
+            limit: MAX_NEAR_MISSES,
+            ..query.clone()
+        })?);
+    }
+    found.sort_by_key(|call| std::cmp::Reverse(call.id));
+    found.dedup_by_key(|call| call.id);
+    Ok(found
+        .into_iter()
+        .filter_map(|call| {
+            let mut mismatches = expectation.mismatches(&call, times);
+            (mismatches.len() == 1).then(|| NearMiss {
+                call_id: call.id,
+                time: rfc3339(call.record.time),
+                caller_id: call.record.caller_id().map(str::to_owned),
+                operation: call.record.operation.clone(),
+                outcome: call.record.outcome.label(),
+                mismatch: mismatches.remove(0),
+            })
+        })
+        .take(MAX_NEAR_MISSES)
+        .collect())
 }
 
 impl Verdict {

@@ -40,6 +40,17 @@ pub const SOAP12_BINDING_NS: &str = "http://schemas.xmlsoap.org/wsdl/soap12/";
 /// Namespace of our own WSDL extension attributes (`catalog:access="read|write"`).
 pub const CATALOG_NS: &str = "urn:dfdg-mock:catalog";
 
+/// The service of a request path, as the journal's service filter and the metrics name it: its
+/// first segment (`/JobcenterMessageService/2/X.svc` → `JobcenterMessageService`), or `""` for
+/// `/`.
+pub fn service_of(path: &str) -> &str {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
 /// The `xml:` namespace.
 pub fn xml_namespace() -> &'static str {
     "http://www.w3.org/XML/1998/namespace"

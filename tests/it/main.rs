@@ -10,6 +10,7 @@ mod dashboard;
 mod dotnet;
 mod health;
 mod java;
+mod journal;
 mod onboarding;
 mod scenarios;
 mod served;

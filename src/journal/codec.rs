@@ -1,0 +1,224 @@
+//! The cold part of a call: everything no query filters or sorts on (bodies, headers, findings,
+//! TLS details), packed into one blob and compressed with LZ4 against a dictionary.
+//!
+//! Calls of one operation are nearly the same bytes: the same envelope, namespaces and headers,
+//! with a few GUIDs, times and names changed. So the store keeps one dictionary per operation
+//! (the first call of it it journaled) and compresses each call against it: a 2.6 KB
+//! SaveAvailabilityAssessment request and response become about 130 bytes. A dictionary is
+//! never changed once written, so every blob stays readable.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::records::{CallRecord, Outcome};
+use super::{Finding, JournalError};
+
+/// The longest dictionary kept; LZ4 looks back 64 KiB at most, and a call's first kilobytes are
+/// what its successors share.
+pub const MAX_DICTIONARY: usize = 16 * 1024;
+
+/// A packed blob never unpacks to more than this (a corrupt size must not allocate gigabytes).
+const MAX_UNPACKED: usize = 256 * 1024 * 1024;
+
+/// The fields of a call kept only in the blob, as written.
+#[derive(Serialize)]
+struct ColdRef<'a> {
+    peer: &'a str,
+    tls_version: &'a str,
+    cipher_suite: &'a str,
+    alpn: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    soap_version: Option<&'a str>,
+    soap_action: Option<&'a str>,
+    operation: Option<&'a str>,
+    operation_namespace: Option<&'a str>,
+    star_headers: Option<&'a serde_json::Value>,
+    request_truncated: bool,
+    response_truncated: bool,
+    receipts: &'a [String],
+    outcome: &'a Outcome,
+    detail: Option<&'a str>,
+    scenario_file: Option<&'a str>,
+    scenario_rule: Option<&'a str>,
+    service: Option<&'a str>,
+    service_operation: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    findings: &'a [Finding],
+    supplier: Option<&'a str>,
+    authorization: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    identity_findings: &'a [crate::supplier::Finding],
+}
+
+/// The same fields, as read back.
+#[derive(Deserialize)]
+pub struct Cold {
+    pub peer: String,
+    pub tls_version: String,
+    pub cipher_suite: String,
+    pub alpn: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub soap_version: Option<String>,
+    pub soap_action: Option<String>,
+    pub operation: Option<String>,
+    pub operation_namespace: Option<String>,
+    pub star_headers: Option<serde_json::Value>,
+    pub request_truncated: bool,
+    pub response_truncated: bool,
+    pub receipts: Vec<String>,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+    pub scenario_file: Option<String>,
+    pub scenario_rule: Option<String>,
+    pub service: Option<String>,
+    pub service_operation: Option<String>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    pub supplier: Option<String>,
+    pub authorization: Option<String>,
+    #[serde(default)]
+    pub identity_findings: Vec<crate::supplier::Finding>,
+}
+
+/// Packs the cold fields and both bodies: `len(json) json len(request) request response`,
+/// lengths as 4-byte little-endian.
+pub fn pack(call: &CallRecord) -> Result<Vec<u8>, JournalError> {
+    let cold = ColdRef {
+        peer: &call.peer,
+        tls_version: &call.tls_version,
+        cipher_suite: &call.cipher_suite,
+        alpn: call.alpn.as_deref(),
+        method: &call.method,
+        path: &call.path,
+        soap_version: call.soap_version.as_deref(),
+        soap_action: call.soap_action.as_deref(),
+        operation: call.operation.as_deref(),
+        operation_namespace: call.operation_namespace.as_deref(),
+        star_headers: call.star_headers.as_ref(),
+        request_truncated: call.request_truncated,
+        response_truncated: call.response_truncated,
+        receipts: &call.receipts,
+        outcome: &call.outcome,
+        detail: call.detail.as_deref(),
+        scenario_file: call.scenario_file.as_deref(),
+        scenario_rule: call.scenario_rule.as_deref(),
+        service: call.service.as_deref(),
+        service_operation: call.service_operation.as_deref(),
+        findings: &call.findings,
+        supplier: call.supplier.as_deref(),
+        authorization: call.authorization.as_deref(),
+        identity_findings: &call.identity_findings,
+    };
+    let json = serde_json::to_vec(&cold).map_err(|source| JournalError::Encode {
+        what: "call",
+        source,
+    })?;
+    let mut packed =
+        Vec::with_capacity(8 + json.len() + call.request_body.len() + call.response_body.len());
+    push_part(&mut packed, &json)?;
+    push_part(&mut packed, &call.request_body)?;
+    packed.extend_from_slice(&call.response_body);
+    Ok(packed)
+}
+
+fn push_part(packed: &mut Vec<u8>, part: &[u8]) -> Result<(), JournalError> {
+    let length = u32::try_from(part.len()).map_err(|_| JournalError::Encode {
+        what: "body",
+        source: serde::ser::Error::custom("larger than 4 GiB"),
+    })?;
+    packed.extend_from_slice(&length.to_le_bytes());
+    packed.extend_from_slice(part);
+    Ok(())
+}
+
+/// The cold fields and the two bodies of a packed blob.
+pub fn unpack(packed: &[u8]) -> Result<(Cold, Vec<u8>, Vec<u8>), String> {
+    let (json, rest) = take_part(packed)?;
+    let (request, response) = take_part(rest)?;
+    let cold: Cold = serde_json::from_slice(json).map_err(|error| error.to_string())?;
+    Ok((cold, request.to_vec(), response.to_vec()))
+}
+
+fn take_part(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let length: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("truncated blob")?;
+    let length = u32::from_le_bytes(length) as usize;
+    let part = bytes.get(4..4 + length).ok_or("truncated blob")?;
+    Ok((part, &bytes[4 + length..]))
+}
+
+/// Compresses `packed` against `dictionary` (empty: none); the unpacked size goes first.
+pub fn compress(packed: &[u8], dictionary: &[u8]) -> Vec<u8> {
+    if dictionary.is_empty() {
+        lz4_flex::block::compress_prepend_size(packed)
+    } else {
+        lz4_flex::block::compress_prepend_size_with_dict(packed, dictionary)
+    }
+}
+
+/// Undoes [`compress`].
+pub fn decompress(blob: &[u8], dictionary: &[u8]) -> Result<Vec<u8>, String> {
+    let size: [u8; 4] = blob
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("truncated blob")?;
+    let size = u32::from_le_bytes(size) as usize;
+    if size > MAX_UNPACKED {
+        return Err(format!("claims {size} bytes unpacked"));
+    }
+    let mut out = vec![0; size];
+    let written = if dictionary.is_empty() {
+        lz4_flex::block::decompress_into(&blob[4..], &mut out)
+    } else {
+        lz4_flex::block::decompress_into_with_dict(&blob[4..], &mut out, dictionary)
+    }
+    .map_err(|error| error.to_string())?;
+    out.truncate(written);
+    Ok(out)
+}
+
+/// The dictionary a packed call makes for the calls of its operation after it.
+pub fn dictionary_from(packed: &[u8]) -> &[u8] {
+    &packed[..packed.len().min(MAX_DICTIONARY)]
+}
+
+/// The receipts index key of a GUID: the first 8 bytes of its SHA-256, so the index stays small
+/// and fixed-size whatever a scenario writes as a receipt. Collisions are resolved by reading
+/// the call's own receipts.
+pub fn receipt_key(guid: &str) -> i64 {
+    let digest = Sha256::digest(guid.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(first)
+}
+
+/// The bucket of a receipt key (0..256), the first column of the receipts index.
+pub fn receipt_bucket(key: i64) -> i64 {
+    key & 0xff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_round_trips_with_and_without_a_dictionary() {
+        let packed = b"\x03\0\0\0{}x\x02\0\0\0abcdef".to_vec();
+        for dictionary in [&b""[..], b"{}xabcdef and more"] {
+            let blob = compress(&packed, dictionary);
+            assert_eq!(decompress(&blob, dictionary).unwrap(), packed);
+        }
+        assert!(decompress(b"\xff\xff\xff\x7f", b"").is_err());
+        assert!(decompress(b"\x01", b"").is_err());
+    }
+
+    #[test]
+    fn receipt_keys_are_stable() {
+        assert_eq!(receipt_key("a"), receipt_key("a"));
+        assert_ne!(receipt_key("a"), receipt_key("b"));
+    }
+}

@@ -1,0 +1,1547 @@
+//! The embedded store: one SQLite file in WAL mode, every query as indexed SQL.
+//!
+//! `synchronous=NORMAL`: in WAL mode a committed transaction survives a crash of the process; an
+//! OS crash or power loss may lose the last few commits. That is the right trade for a mock:
+//! commits cost no fsync each, and the journal is evidence, not a ledger.
+//!
+//! The layout is in [`super::schema`]: a call is a narrow row of small integers (`calls`) that
+//! the filters and their indexes use, and a compressed blob (`call_data`, [`super::codec`]) with
+//! everything else. The writer keeps the ids of names, certificates and dictionaries in memory,
+//! so a call costs two inserts and its receipts, and one update per certificate per batch.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use time::OffsetDateTime;
+
+use super::codec;
+use super::records::{
+    CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Criterion, Entry,
+    IdentityFields, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
+    StoredConfirmation, StoredRejection, StoredReload,
+};
+use super::schema::{self, from_micros, schema_version, to_micros, SCHEMA_VERSION};
+use super::store::{JournalReader, JournalStore, PruneReason, Pruned, Retention};
+use super::{JournalError, RejectionReason, StorageError, StorageFault, DEFAULT_LIMIT, MAX_LIMIT};
+
+/// How long a connection waits for another connection's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Page cache of the writer's connection (KiB): room for the leaf pages a batch touches (the
+/// newest page of each certificate in its index, mostly).
+const WRITER_CACHE_KIB: i64 = 4096;
+
+/// Page cache of a reading connection (KiB): small, so that readers keep the server lean.
+const READER_CACHE_KIB: i64 = 1024;
+
+/// Dictionaries kept at most: a client inventing operation names cannot grow them without bound.
+const MAX_DICTIONARIES: i64 = 64;
+
+/// Names the writer remembers at most before it starts over (they stay in the table).
+const MAX_CACHED_NAMES: usize = 65_536;
+
+/// Bytes the availability probe writes (and removes again).
+const PROBE_BYTES: i64 = 512 * 1024;
+
+/// Calls copied per step of the migration from version 5 (one progress line each).
+const MIGRATION_STEP: i64 = 20_000;
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(error: rusqlite::Error) -> StorageError {
+        let fault = match error.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StorageFault::Full,
+            Some(ErrorCode::ReadOnly) => StorageFault::ReadOnly,
+            Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => StorageFault::Io,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageFault::Busy,
+            _ => StorageFault::Other,
+        };
+        StorageError::new(fault, error)
+    }
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(error: rusqlite::Error) -> JournalError {
+        JournalError::Storage(error.into())
+    }
+}
+
+/// What the writer remembers between batches; dropped whenever a transaction fails, since the
+/// rows it names may have been rolled back.
+#[derive(Debug, Default)]
+struct Caches {
+    names: HashMap<String, i64>,
+    /// Fingerprint → certificates.id.
+    certificates: HashMap<String, i64>,
+    /// Operation → (dictionaries.id, bytes).
+    dictionaries: HashMap<String, (i64, Arc<Vec<u8>>)>,
+    dictionary_count: Option<i64>,
+}
+
+/// What one batch changes in a certificate's row.
+#[derive(Debug, Clone, Copy)]
+struct CertificateDelta {
+    calls: i64,
+    first_us: i64,
+    last_us: i64,
+    latest_receipt: Option<i64>,
+    latest_passed: Option<i64>,
+}
+
+/// The embedded store. Opened with [`SqliteStore::open`] it is the writer's (and migrates the
+/// schema); with [`SqliteStore::open_read_only`] a reader's.
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// The file, for error messages.
+    path: PathBuf,
+    connection: Connection,
+    caches: Caches,
+    /// The id the next call gets (ids are never reused, even after a reset or pruning).
+    next_call_id: i64,
+    /// Dictionaries read so far, by id (readers and the writer's own reads).
+    dictionaries: RefCell<HashMap<i64, Arc<Vec<u8>>>>,
+    /// Calls in the journal, counted once when pruning first needs it and then kept up to date.
+    call_count: Option<u64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folders if needed) the journal for writing and brings its
+    /// schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, JournalError> {
+        if let Some(folder) = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(|source| JournalError::CreateFolder {
+                path: folder.to_owned(),
+                source,
+            })?;
+        }
+        let open_error = |source: rusqlite::Error| JournalError::Open {
+            path: path.to_owned(),
+            source: source.into(),
+        };
+        let connection = Connection::open(path).map_err(open_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "journal is not in WAL mode");
+        }
+        for (pragma, value) in [
+            ("synchronous", Value::Text("NORMAL".to_owned())),
+            ("cache_size", Value::Integer(-WRITER_CACHE_KIB)),
+            // After a checkpoint the WAL file shrinks back to this.
+            ("journal_size_limit", Value::Integer(16 << 20)),
+            ("temp_store", Value::Text("MEMORY".to_owned())),
+        ] {
+            connection
+                .pragma_update(None, pragma, value)
+                .map_err(open_error)?;
+        }
+        connection.set_prepared_statement_cache_capacity(64);
+        let mut store = SqliteStore {
+            path: path.to_owned(),
+            connection,
+            caches: Caches::default(),
+            next_call_id: 1,
+            dictionaries: RefCell::new(HashMap::new()),
+            call_count: None,
+        };
+        store.migrate()?;
+        store.next_call_id = store.stored_next_call_id()?;
+        Ok(store)
+    }
+
+    /// Opens an existing journal for reading only, e.g. for the CLI while the server writes.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, JournalError> {
+        if !path.is_file() {
+            return Err(JournalError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let open_error = |source: rusqlite::Error| JournalError::Open {
+            path: path.to_owned(),
+            source: source.into(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        connection
+            .pragma_update(None, "cache_size", -READER_CACHE_KIB)
+            .map_err(open_error)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        let found = schema_version(&connection).map_err(open_error)?;
+        if found > SCHEMA_VERSION {
+            return Err(JournalError::TooNew {
+                path: path.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(JournalError::Outdated {
+                path: path.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            connection,
+            caches: Caches::default(),
+            next_call_id: 0,
+            dictionaries: RefCell::new(HashMap::new()),
+            call_count: None,
+        })
+    }
+
+    /// The file this store reads and writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, JournalError> {
+        Ok(schema_version(&self.connection)?)
+    }
+
+    /// Bytes the journal's pages take: used pages only, since freed ones are reused before the
+    /// file grows. The write-ahead log comes on top (a few MB between checkpoints, cut back to
+    /// 16 MiB after one).
+    pub fn size_on_disk(&self) -> Result<u64, JournalError> {
+        let pragma = |name: &str| -> Result<i64, JournalError> {
+            Ok(self
+                .connection
+                .pragma_query_value(None, name, |row| row.get(0))?)
+        };
+        let used = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    fn stored_next_call_id(&self) -> Result<i64, JournalError> {
+        let stored: Option<i64> = self
+            .connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'next_call_id'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let after_max: i64 =
+            self.connection
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM calls", [], |row| {
+                    row.get(0)
+                })?;
+        Ok(stored.unwrap_or(1).max(after_max))
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`] in one transaction; refuses a newer one.
+    fn migrate(&mut self) -> Result<(), JournalError> {
+        let path = self.path.clone();
+        let too_new = |found| JournalError::TooNew {
+            path: path.clone(),
+            found,
+            supported: SCHEMA_VERSION,
+        };
+        let found = schema_version(&self.connection)?;
+        if found > SCHEMA_VERSION {
+            return Err(too_new(found));
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // IMMEDIATE takes the write lock first, so two processes opening at once do not both
+        // migrate.
+        let SqliteStore {
+            connection, caches, ..
+        } = self;
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found = schema_version(&transaction)?;
+        if found > SCHEMA_VERSION {
+            return Err(too_new(found));
+        }
+        // Other tables (e.g. WSB's `wsb_*`) may share the file; a journal has `calls`.
+        let tables: i64 = transaction.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('calls', 'rejections')",
+            [],
+            |row| row.get(0),
+        )?;
+        let migration_error = |version: i64| {
+            let path = path.clone();
+            move |source: JournalError| JournalError::Migration {
+                path,
+                version,
+                source: Box::new(source),
+            }
+        };
+        if found == 0 && tables == 0 {
+            schema::create(&transaction)?;
+        } else {
+            let applied = usize::try_from(found).unwrap_or(0);
+            for (index, step) in schema::LEGACY_MIGRATIONS.iter().enumerate().skip(applied) {
+                transaction
+                    .execute_batch(step)
+                    .map_err(|error| migration_error(index as i64 + 1)(error.into()))?;
+            }
+            from_v5(&transaction, caches, &path).map_err(migration_error(SCHEMA_VERSION))?;
+        }
+        transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        transaction.commit()?;
+        if found > 0 {
+            tracing::info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "journal schema migrated");
+        }
+        self.caches = Caches::default();
+        Ok(())
+    }
+}
+
+/// Moves every call of a version-5 journal into the version-6 tables, keeping its id.
+fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<(), JournalError> {
+    connection.execute_batch(schema::V5_TO_V6)?;
+    schema::v6_call_tables(connection)?;
+    let total: i64 = connection.query_row("SELECT COUNT(*) FROM calls_v5", [], |row| row.get(0))?;
+    tracing::info!(path = %path.display(), calls = total, "migrating the journal to schema version 6: rewriting every call");
+    let sql = format!(
+        "SELECT {} FROM calls_v5 WHERE id > ?1 ORDER BY id LIMIT ?2",
+        schema::V5_CALL_COLUMNS
+    );
+    let mut last = 0;
+    let mut copied = 0;
+    loop {
+        let mut deltas = HashMap::new();
+        let mut statement = connection.prepare(&sql)?;
+        let mut rows = statement.query(params![last, MIGRATION_STEP])?;
+        let mut in_step = 0;
+        while let Some(row) = rows.next()? {
+            let stored = schema::v5_call_from_row(row)?;
+            insert_call(connection, caches, &stored.record, stored.id, &mut deltas)?;
+            last = stored.id;
+            in_step += 1;
+        }
+        flush_certificates(connection, &deltas)?;
+        copied += in_step;
+        if in_step == 0 {
+            break;
+        }
+        tracing::info!(copied, total, "journal migration in progress");
+    }
+    // AUTOINCREMENT remembered the largest id ever given, also of deleted calls.
+    let sequence: i64 = connection
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name IN ('calls', 'calls_v5')",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let next = sequence.max(last) + 1;
+    connection.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_call_id', ?1)",
+        [next],
+    )?;
+    connection.execute_batch("DROP TABLE receipts_v5; DROP TABLE calls_v5;")?;
+    Ok(())
+}
+
+/// The id of a short text in `names`, added when new.
+fn name_id(connection: &Connection, caches: &mut Caches, text: &str) -> Result<i64, JournalError> {
+    if let Some(id) = caches.names.get(text) {
+        return Ok(*id);
+    }
+    let found: Option<i64> = connection
+        .prepare_cached("SELECT id FROM names WHERE text = ?1")?
+        .query_row([text], |row| row.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            connection
+                .prepare_cached("INSERT INTO names (text) VALUES (?1)")?
+                .execute([text])?;
+            connection.last_insert_rowid()
+        }
+    };
+    if caches.names.len() >= MAX_CACHED_NAMES {
+        caches.names.clear();
+    }
+    caches.names.insert(text.to_owned(), id);
+    Ok(id)
+}
+
+fn certificate_id(
+    connection: &Connection,
+    caches: &mut Caches,
+    identity: &IdentityFields,
+) -> Result<i64, JournalError> {
+    if let Some(id) = caches.certificates.get(&identity.fingerprint) {
+        return Ok(*id);
+    }
+    let found: Option<i64> = connection
+        .prepare_cached("SELECT id FROM certificates WHERE fingerprint = ?1")?
+        .query_row([&identity.fingerprint], |row| row.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            let json = serde_json::to_string(identity).map_err(|source| JournalError::Encode {
+                what: "identity",
+                source,
+            })?;
+            connection
+                .prepare_cached(
+                    "INSERT INTO certificates (fingerprint, caller_id, cvr, identity)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    identity.fingerprint,
+                    identity.caller_id,
+                    identity.cvr,
+                    json
+                ])?;
+            connection.last_insert_rowid()
+        }
+    };
+    caches.certificates.insert(identity.fingerprint.clone(), id);
+    Ok(id)
+}
+
+/// The dictionary for calls of `operation`: the stored one, or this call's own bytes when the
+/// operation has none yet (and the cap allows another); `(0, [])` means none.
+fn dictionary(
+    connection: &Connection,
+    caches: &mut Caches,
+    operation: &str,
+    packed: &[u8],
+) -> Result<(i64, Arc<Vec<u8>>), JournalError> {
+    if let Some((id, bytes)) = caches.dictionaries.get(operation) {
+        return Ok((*id, Arc::clone(bytes)));
+    }
+    let found: Option<(i64, Vec<u8>)> = connection
+        .prepare_cached("SELECT id, bytes FROM dictionaries WHERE key = ?1")?
+        .query_row([operation], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let (id, bytes) = match found {
+        Some(found) => found,
+        None => {
+            let count = match caches.dictionary_count {
+                Some(count) => count,
+                None => connection
+                    .query_row("SELECT COUNT(*) FROM dictionaries", [], |row| row.get(0))?,
+            };
+            if count >= MAX_DICTIONARIES {
+                caches.dictionary_count = Some(count);
+                return Ok((0, Arc::new(Vec::new())));
+            }
+            let bytes = codec::dictionary_from(packed).to_vec();
+            connection
+                .prepare_cached("INSERT INTO dictionaries (key, bytes) VALUES (?1, ?2)")?
+                .execute(params![operation, bytes])?;
+            caches.dictionary_count = Some(count + 1);
+            (connection.last_insert_rowid(), bytes)
+        }
+    };
+    let bytes = Arc::new(bytes);
+    caches
+        .dictionaries
+        .insert(operation.to_owned(), (id, Arc::clone(&bytes)));
+    Ok((id, bytes))
+}
+
+/// The value of the `outcome` column.
+fn outcome_number(outcome: &Outcome) -> i64 {
+    match outcome {
+        Outcome::Receipt => 0,
+        Outcome::Fault { .. } => 1,
+        Outcome::Http => 2,
+    }
+}
+
+/// Writes one call under `id`, noting what it changes for its certificate in `deltas`.
+fn insert_call(
+    connection: &Connection,
+    caches: &mut Caches,
+    call: &CallRecord,
+    id: i64,
+    deltas: &mut HashMap<i64, CertificateDelta>,
+) -> Result<(), JournalError> {
+    let packed = codec::pack(call)?;
+    let (dictionary_id, dictionary_bytes) = dictionary(
+        connection,
+        caches,
+        call.operation.as_deref().unwrap_or_default(),
+        &packed,
+    )?;
+    let blob = codec::compress(&packed, &dictionary_bytes);
+    let certificate = call
+        .identity
+        .as_ref()
+        .map(|identity| certificate_id(connection, caches, identity))
+        .transpose()?;
+    let mut name = |text: Option<&str>| -> Result<Option<i64>, JournalError> {
+        text.map(|text| name_id(connection, caches, text))
+            .transpose()
+    };
+    let supplier = name(call.supplier.as_deref())?;
+    let service = name(Some(super::service_of(&call.path)))?;
+    let endpoint = name(Some(call.path.split('?').next().unwrap_or_default()))?;
+    let operation = name(call.operation.as_deref())?;
+    let soap_action = name(call.soap_action.as_deref())?;
+    let (fault_code, fault_name) = match &call.outcome {
+        Outcome::Fault { code, fault_code } => (*code, name(Some(fault_code))?),
+        Outcome::Receipt | Outcome::Http => (None, None),
+    };
+    let checks = call
+        .authorization
+        .as_ref()
+        .map(|_| i64::try_from(call.identity_findings.len()).unwrap_or(i64::MAX));
+    let time_us = to_micros(call.time);
+    connection
+        .prepare_cached(
+            "INSERT INTO calls (id, time_us, certificate, supplier, service, endpoint, operation,
+                soap_action, outcome, fault_code, fault_name, checks, user_matches, http_status,
+                latency_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            id,
+            time_us,
+            certificate,
+            supplier,
+            service,
+            endpoint,
+            operation,
+            soap_action,
+            outcome_number(&call.outcome),
+            fault_code,
+            fault_name,
+            checks,
+            call.header_names_caller(),
+            call.http_status,
+            i64::try_from(call.latency_micros).unwrap_or(i64::MAX),
+        ])?;
+    connection
+        .prepare_cached("INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, dictionary_id, blob])?;
+    let mut receipt = connection.prepare_cached(
+        "INSERT OR IGNORE INTO receipts (bucket, call_id, key) VALUES (?1, ?2, ?3)",
+    )?;
+    for guid in &call.receipts {
+        let key = codec::receipt_key(guid);
+        receipt.execute(params![codec::receipt_bucket(key), id, key])?;
+    }
+    if let Some(certificate) = certificate {
+        let receipt = call.outcome == Outcome::Receipt;
+        let delta = deltas.entry(certificate).or_insert(CertificateDelta {
+            calls: 0,
+            first_us: time_us,
+            last_us: time_us,
+            latest_receipt: None,
+            latest_passed: None,
+        });
+        delta.calls += 1;
+        delta.first_us = delta.first_us.min(time_us);
+        delta.last_us = delta.last_us.max(time_us);
+        if receipt {
+            delta.latest_receipt = delta.latest_receipt.max(Some(id));
+            if call.identity_passed() {
+                delta.latest_passed = delta.latest_passed.max(Some(id));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds a batch's calls to their certificates' rows.
+fn flush_certificates(
+    connection: &Connection,
+    deltas: &HashMap<i64, CertificateDelta>,
+) -> Result<(), JournalError> {
+    let mut statement = connection.prepare_cached(
+        "UPDATE certificates SET calls = calls + ?2,
+            first_us = COALESCE(MIN(first_us, ?3), first_us, ?3),
+            last_us = COALESCE(MAX(last_us, ?4), last_us, ?4),
+            latest_receipt = COALESCE(MAX(latest_receipt, ?5), latest_receipt, ?5),
+            latest_passed = COALESCE(MAX(latest_passed, ?6), latest_passed, ?6)
+         WHERE id = ?1",
+    )?;
+    for (id, delta) in deltas {
+        statement.execute(params![
+            id,
+            delta.calls,
+            delta.first_us,
+            delta.last_us,
+            delta.latest_receipt,
+            delta.latest_passed
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_rejection(
+    connection: &Connection,
+    rejection: &RejectionRecord,
+) -> Result<i64, JournalError> {
+    let identity = rejection.identity.as_ref();
+    let identity_json = identity
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|source| JournalError::Encode {
+            what: "identity",
+            source,
+        })?;
+    connection
+        .prepare_cached(
+            "INSERT INTO rejections (time_us, peer, reason, detail, caller_id, cvr, identity, mode)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            to_micros(rejection.time),
+            rejection.peer,
+            rejection.reason.as_str(),
+            rejection.detail,
+            identity.map(|identity| identity.caller_id.as_str()),
+            identity.and_then(|identity| identity.cvr.as_deref()),
+            identity_json,
+            rejection.mode,
+        ])?;
+    Ok(connection.last_insert_rowid())
+}
+
+fn insert_reload(connection: &Connection, reload: &ReloadRecord) -> Result<i64, JournalError> {
+    let files = serde_json::to_string(&reload.files).map_err(|source| JournalError::Encode {
+        what: "reloaded files",
+        source,
+    })?;
+    connection
+        .prepare_cached(
+            "INSERT INTO reloads (time_us, ok, files, rules, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            to_micros(reload.time),
+            reload.ok,
+            files,
+            i64::try_from(reload.rules).unwrap_or(i64::MAX),
+            reload.error,
+        ])?;
+    Ok(connection.last_insert_rowid())
+}
+
+impl SqliteStore {
+    /// Confirms a receipt: the newest call that sent it; the first confirmation stays.
+    fn insert_confirmation(
+        &self,
+        connection: &Connection,
+        confirmation: &ConfirmationRecord,
+    ) -> Result<i64, JournalError> {
+        let call = self
+            .call_by_receipt_on(connection, &confirmation.guid)?
+            .ok_or_else(|| JournalError::UnknownReceipt {
+                guid: confirmation.guid.clone(),
+            })?;
+        connection
+            .prepare_cached(
+                "INSERT OR IGNORE INTO confirmations (guid, call_id, time_us, note, supplier)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                confirmation.guid,
+                call.id,
+                to_micros(confirmation.time),
+                confirmation.note,
+                confirmation.supplier,
+            ])?;
+        Ok(call.id)
+    }
+}
+
+impl JournalStore for SqliteStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+        let first_id = self.next_call_id;
+        let result = self.append_in_transaction(entries);
+        if result.is_err() {
+            // The transaction rolled back: nothing it added exists any more.
+            self.caches = Caches::default();
+            self.next_call_id = first_id;
+            self.call_count = None;
+        }
+        result
+    }
+
+    fn prune(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {
+        let result = self.prune_step(retention, limit);
+        if result.is_err() {
+            self.caches = Caches::default();
+            self.call_count = None;
+        }
+        result
+    }
+
+    fn probe(&mut self) -> Result<(), JournalError> {
+        // Real writes of more than a batch of calls needs: they fail while the disk is full,
+        // as a batch would (a tiny write may still fit where the failed batch left room).
+        self.connection.execute(
+            "INSERT OR REPLACE INTO probe (id, bytes) VALUES (1, zeroblob(?1))",
+            [PROBE_BYTES],
+        )?;
+        self.connection.execute("DELETE FROM probe", [])?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn append_in_transaction(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+        let transaction = self.connection.unchecked_transaction()?;
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut deltas = HashMap::new();
+        let mut calls = 0;
+        for entry in entries {
+            let id = match entry {
+                Entry::Call(call) => {
+                    let id = self.next_call_id;
+                    insert_call(&transaction, &mut self.caches, call, id, &mut deltas)?;
+                    self.next_call_id += 1;
+                    calls += 1;
+                    id
+                }
+                Entry::Rejection(rejection) => insert_rejection(&transaction, rejection)?,
+                Entry::Confirmation(confirmation) => {
+                    flush_certificates(&transaction, &deltas)?;
+                    deltas.clear();
+                    self.insert_confirmation(&transaction, confirmation)?
+                }
+                Entry::Reset => {
+                    transaction.execute_batch(
+                        "DELETE FROM confirmations; DELETE FROM receipts; DELETE FROM call_data;
+                         DELETE FROM calls; DELETE FROM rejections; DELETE FROM certificates;
+                         DELETE FROM names; DELETE FROM dictionaries;",
+                    )?;
+                    deltas.clear();
+                    self.caches = Caches::default();
+                    self.dictionaries.borrow_mut().clear();
+                    self.call_count = Some(0);
+                    calls = 0;
+                    0
+                }
+                Entry::Reload(reload) => insert_reload(&transaction, reload)?,
+            };
+            ids.push(id);
+        }
+        flush_certificates(&transaction, &deltas)?;
+        if calls > 0 {
+            transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_call_id', ?1)",
+                )?
+                .execute([self.next_call_id])?;
+        }
+        transaction.commit()?;
+        if let Some(count) = &mut self.call_count {
+            *count += calls;
+        }
+        Ok(ids)
+    }
+
+    /// One pruning step: removes up to `limit` of the oldest calls beyond `retention`, never one
+    /// that onboarding evidence cites (a confirmed receipt's call, a certificate's newest
+    /// receipt and newest passing call).
+    fn prune_step(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {
+        let Some(reason) = self.over_limit(retention)? else {
+            return Ok(Pruned::default());
+        };
+        let mut limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if let (PruneReason::MaxCalls, Some(count), Some(max)) =
+            (reason, self.call_count, retention.max_calls)
+        {
+            // Just down to the limit, not a whole step below it.
+            limit = limit.min(i64::try_from(count.saturating_sub(max)).unwrap_or(i64::MAX));
+        }
+        let cutoff = retention
+            .max_age
+            .map(|age| to_micros(OffsetDateTime::now_utc() - age));
+        let transaction = self.connection.unchecked_transaction()?;
+        // The oldest calls by id; a call whose arrival is not yet too old ends an age step.
+        let mut candidates = Vec::new();
+        {
+            let mut statement = transaction.prepare_cached(
+                "SELECT c.id, c.time_us, c.certificate FROM calls c
+                 WHERE c.id NOT IN (SELECT call_id FROM confirmations)
+                   AND c.id NOT IN (SELECT latest_receipt FROM certificates
+                                    WHERE latest_receipt IS NOT NULL)
+                   AND c.id NOT IN (SELECT latest_passed FROM certificates
+                                    WHERE latest_passed IS NOT NULL)
+                 ORDER BY c.id LIMIT ?1",
+            )?;
+            let mut rows = statement.query([limit])?;
+            while let Some(row) = rows.next()? {
+                let (id, time_us, certificate): (i64, i64, Option<i64>) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                if reason == PruneReason::MaxAge && cutoff.is_some_and(|cutoff| time_us >= cutoff) {
+                    break;
+                }
+                candidates.push((id, certificate));
+            }
+        }
+        let mut removed_per_certificate: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut receipts = transaction
+                .prepare_cached("DELETE FROM receipts WHERE bucket = ?1 AND call_id = ?2")?;
+            let mut data = transaction.prepare_cached("DELETE FROM call_data WHERE id = ?1")?;
+            let mut call = transaction.prepare_cached("DELETE FROM calls WHERE id = ?1")?;
+            for (id, certificate) in &candidates {
+                if let Some(stored) = self.call_on(&transaction, *id)? {
+                    for guid in &stored.record.receipts {
+                        let key = codec::receipt_key(guid);
+                        receipts.execute(params![codec::receipt_bucket(key), id])?;
+                    }
+                }
+                data.execute([id])?;
+                call.execute([id])?;
+                if let Some(certificate) = certificate {
+                    *removed_per_certificate.entry(*certificate).or_default() += 1;
+                }
+            }
+        }
+        for (certificate, removed) in &removed_per_certificate {
+            transaction
+                .prepare_cached(
+                    "UPDATE certificates SET calls = calls - ?2,
+                        first_us = (SELECT time_us FROM calls WHERE certificate = ?1
+                                    ORDER BY id LIMIT 1)
+                     WHERE id = ?1",
+                )?
+                .execute(params![certificate, removed])?;
+        }
+        let certificates_left = transaction.execute(
+            "DELETE FROM certificates WHERE calls <= 0 AND latest_receipt IS NULL",
+            [],
+        )?;
+        if certificates_left > 0 {
+            self.caches.certificates.clear();
+        }
+        // Refused handshakes go by the same limits, oldest first.
+        let rejections = match (reason, cutoff) {
+            (PruneReason::MaxAge, Some(cutoff)) => transaction.execute(
+                "DELETE FROM rejections WHERE id IN
+                    (SELECT id FROM rejections WHERE time_us < ?1 ORDER BY id LIMIT ?2)",
+                params![cutoff, limit],
+            )?,
+            _ if candidates.is_empty() => transaction.execute(
+                "DELETE FROM rejections WHERE id IN
+                    (SELECT id FROM rejections ORDER BY id LIMIT ?1)",
+                [limit],
+            )?,
+            _ => 0,
+        };
+        transaction.commit()?;
+        let calls = candidates.len() as u64;
+        if let Some(count) = &mut self.call_count {
+            *count = count.saturating_sub(calls);
+        }
+        Ok(Pruned {
+            calls,
+            rejections: rejections as u64,
+            reason: Some(reason),
+        })
+    }
+
+    /// The first limit of `retention` the journal is over, if any.
+    fn over_limit(&mut self, retention: &Retention) -> Result<Option<PruneReason>, JournalError> {
+        if let Some(max) = retention.max_calls {
+            let count = match self.call_count {
+                Some(count) => count,
+                None => {
+                    let count: i64 =
+                        self.connection
+                            .query_row("SELECT COUNT(*) FROM calls", [], |row| row.get(0))?;
+                    let count = u64::try_from(count).unwrap_or(0);
+                    self.call_count = Some(count);
+                    count
+                }
+            };
+            if count > max {
+                return Ok(Some(PruneReason::MaxCalls));
+            }
+        }
+        if let Some(age) = retention.max_age {
+            let oldest: Option<i64> = self
+                .connection
+                .prepare_cached("SELECT time_us FROM calls ORDER BY id LIMIT 1")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            let cutoff = to_micros(OffsetDateTime::now_utc() - age);
+            let old_rejection: Option<i64> = self
+                .connection
+                .prepare_cached("SELECT id FROM rejections WHERE time_us < ?1 LIMIT 1")?
+                .query_row([cutoff], |row| row.get(0))
+                .optional()?;
+            if oldest.is_some_and(|oldest| oldest < cutoff) || old_rejection.is_some() {
+                return Ok(Some(PruneReason::MaxAge));
+            }
+        }
+        if let Some(max) = retention.max_size {
+            if self.size_on_disk()? > max {
+                return Ok(Some(PruneReason::MaxSize));
+            }
+        }
+        Ok(None)
+    }
+}
+
+// Reading.
+
+/// The columns [`SqliteStore::call_from_row`] reads, in its order.
+const SELECT_CALL: &str = "SELECT c.id, c.time_us, c.http_status, c.latency_us, k.identity,
+        d.dictionary, d.data
+    FROM calls c LEFT JOIN certificates k ON k.id = c.certificate JOIN call_data d ON d.id = c.id";
+
+impl SqliteStore {
+    fn dictionary_bytes(
+        &self,
+        connection: &Connection,
+        id: i64,
+    ) -> Result<Arc<Vec<u8>>, JournalError> {
+        if id == 0 {
+            return Ok(Arc::new(Vec::new()));
+        }
+        if let Some(bytes) = self.dictionaries.borrow().get(&id) {
+            return Ok(Arc::clone(bytes));
+        }
+        let bytes: Vec<u8> = connection
+            .prepare_cached("SELECT bytes FROM dictionaries WHERE id = ?1")?
+            .query_row([id], |row| row.get(0))
+            .optional()?
+            .ok_or_else(|| JournalError::Corrupt {
+                table: "dictionaries",
+                id,
+                column: "bytes",
+                reason: "missing".to_owned(),
+            })?;
+        let bytes = Arc::new(bytes);
+        self.dictionaries
+            .borrow_mut()
+            .insert(id, Arc::clone(&bytes));
+        Ok(bytes)
+    }
+
+    fn call_from_row(
+        &self,
+        connection: &Connection,
+        row: &Row<'_>,
+    ) -> Result<StoredCall, JournalError> {
+        let id: i64 = row.get(0)?;
+        let corrupt = |column, reason: String| JournalError::Corrupt {
+            table: "calls",
+            id,
+            column,
+            reason,
+        };
+        let time =
+            from_micros(row.get(1)?).map_err(|error| corrupt("time_us", error.to_string()))?;
+        let http_status: i64 = row.get(2)?;
+        let latency: i64 = row.get(3)?;
+        let identity: Option<String> = row.get(4)?;
+        let identity = identity
+            .map(|json| serde_json::from_str::<IdentityFields>(&json))
+            .transpose()
+            .map_err(|error| corrupt("certificate", error.to_string()))?;
+        let dictionary = self.dictionary_bytes(connection, row.get(5)?)?;
+        let blob: Vec<u8> = row.get(6)?;
+        let packed =
+            codec::decompress(&blob, &dictionary).map_err(|reason| corrupt("data", reason))?;
+        let (cold, request_body, response_body) =
+            codec::unpack(&packed).map_err(|reason| corrupt("data", reason))?;
+        let record = CallRecord {
+            time,
+            peer: cold.peer,
+            tls_version: cold.tls_version,
+            cipher_suite: cold.cipher_suite,
+            alpn: cold.alpn,
+            identity,
+            method: cold.method,
+            path: cold.path,
+            soap_version: cold.soap_version,
+            soap_action: cold.soap_action,
+            operation: cold.operation,
+            operation_namespace: cold.operation_namespace,
+            star_headers: cold.star_headers,
+            request_body,
+            request_truncated: cold.request_truncated,
+            response_body,
+            response_truncated: cold.response_truncated,
+            http_status: u16::try_from(http_status)
+                .map_err(|error| corrupt("http_status", error.to_string()))?,
+            receipts: cold.receipts,
+            outcome: cold.outcome,
+            detail: cold.detail,
+            latency_micros: u64::try_from(latency)
+                .map_err(|error| corrupt("latency_us", error.to_string()))?,
+            scenario_file: cold.scenario_file,
+            scenario_rule: cold.scenario_rule,
+            service: cold.service,
+            service_operation: cold.service_operation,
+            findings: cold.findings,
+            supplier: cold.supplier,
+            authorization: cold.authorization,
+            identity_findings: cold.identity_findings,
+        };
+        Ok(StoredCall { id, record })
+    }
+
+    fn query_calls_on(
+        &self,
+        connection: &Connection,
+        sql: &str,
+        values: &[Value],
+    ) -> Result<Vec<StoredCall>, JournalError> {
+        let mut statement = connection.prepare_cached(sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut calls = Vec::new();
+        while let Some(row) = rows.next()? {
+            calls.push(self.call_from_row(connection, row)?);
+        }
+        Ok(calls)
+    }
+
+    fn call_on(
+        &self,
+        connection: &Connection,
+        id: i64,
+    ) -> Result<Option<StoredCall>, JournalError> {
+        let sql = format!("{SELECT_CALL} WHERE c.id = ?1");
+        Ok(self
+            .query_calls_on(connection, &sql, &[Value::Integer(id)])?
+            .pop())
+    }
+
+    fn call_by_receipt_on(
+        &self,
+        connection: &Connection,
+        guid: &str,
+    ) -> Result<Option<StoredCall>, JournalError> {
+        let candidates: Vec<i64> = connection
+            .prepare_cached(
+                "SELECT call_id FROM receipts WHERE bucket = ?1 AND key = ?2 ORDER BY call_id DESC",
+            )?
+            .query_map(
+                params![
+                    codec::receipt_bucket(codec::receipt_key(guid)),
+                    codec::receipt_key(guid)
+                ],
+                |row| row.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        for id in candidates {
+            if let Some(call) = self.call_on(connection, id)? {
+                if call.record.receipts.iter().any(|sent| sent == guid) {
+                    return Ok(Some(call));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn rejection_from_row(row: &Row<'_>) -> Result<StoredRejection, JournalError> {
+    const TABLE: &str = "rejections";
+    let id: i64 = row.get("id")?;
+    let reason: String = row.get("reason")?;
+    let record = RejectionRecord {
+        time: schema::time_column(row, TABLE, id)?,
+        peer: row.get("peer")?,
+        reason: RejectionReason::parse(&reason).ok_or_else(|| JournalError::Corrupt {
+            table: TABLE,
+            id,
+            column: "reason",
+            reason: format!("unknown reason {reason:?}"),
+        })?,
+        detail: row.get("detail")?,
+        identity: schema::json_column(row, TABLE, id, "identity")?,
+        mode: row.get("mode")?,
+    };
+    Ok(StoredRejection { id, record })
+}
+
+/// 0 means the default; never more than [`MAX_LIMIT`].
+fn effective_limit(limit: usize) -> i64 {
+    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
+    // MAX_LIMIT fits an i64.
+    limit.min(MAX_LIMIT) as i64
+}
+
+/// A WHERE clause under construction, with its parameters.
+#[derive(Default)]
+struct Filter {
+    conditions: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Filter {
+    /// Adds a condition whose `?` placeholders take `values`, in order; turned around (a row
+    /// for which it is false or unknown) when `negate`.
+    fn add(&mut self, negate: bool, condition: &str, values: impl IntoIterator<Item = Value>) {
+        if negate {
+            self.conditions
+                .push(format!("NOT COALESCE(({condition}), 0)"));
+        } else {
+            self.conditions.push(condition.to_owned());
+        }
+        self.values.extend(values);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
+const OUTCOME_EXPECTED: &str =
+    "receipt, fault, http, `fault <number>` or `fault <SOAP fault code>`";
+
+/// The id of a name, for a condition; -1 (no row) when the name was never journaled.
+const NAME: &str = "COALESCE((SELECT id FROM names WHERE text = ?), -1)";
+
+/// The condition of an outcome filter: a kind, or a label as [`Outcome::label`] writes it.
+fn outcome_condition(text: &str) -> Result<(String, Vec<Value>), JournalError> {
+    let invalid = || JournalError::InvalidFilter {
+        filter: "outcome",
+        value: text.to_owned(),
+        expected: OUTCOME_EXPECTED,
+    };
+    let trimmed = text.trim();
+    Ok(match trimmed {
+        "receipt" => ("c.outcome = 0".to_owned(), Vec::new()),
+        "fault" => ("c.outcome = 1".to_owned(), Vec::new()),
+        "http" => ("c.outcome = 2".to_owned(), Vec::new()),
+        _ => {
+            let code = trimmed
+                .strip_prefix("fault ")
+                .map(str::trim)
+                .filter(|code| !code.is_empty())
+                .ok_or_else(invalid)?;
+            match code.parse::<i64>() {
+                Ok(number) => (
+                    "c.outcome = 1 AND c.fault_code = ?".to_owned(),
+                    vec![Value::Integer(number)],
+                ),
+                Err(_) => (
+                    format!("c.outcome = 1 AND c.fault_name = {NAME}"),
+                    vec![Value::Text(code.to_owned())],
+                ),
+            }
+        }
+    })
+}
+
+/// The WHERE clause of a call query (its criteria, one of them turned around if asked).
+fn call_filter(query: &CallQuery) -> Result<Filter, JournalError> {
+    let mut filter = Filter::default();
+    let negate = |criterion| query.negate == Some(criterion);
+    let text = |value: &String| Value::Text(value.clone());
+    if let Some(caller) = &query.caller {
+        filter.add(
+            negate(Criterion::Caller),
+            "c.certificate IN (SELECT id FROM certificates WHERE caller_id = ? OR cvr = ?)",
+            [text(caller), text(caller)],
+        );
+    }
+    if let Some(caller_id) = &query.caller_id {
+        filter.add(
+            negate(Criterion::CallerId),
+            "c.certificate IN (SELECT id FROM certificates WHERE caller_id = ?)",
+            [text(caller_id)],
+        );
+    }
+    if let Some(cvr) = &query.cvr {
+        filter.add(
+            negate(Criterion::Cvr),
+            "c.certificate IN (SELECT id FROM certificates WHERE cvr = ?)",
+            [text(cvr)],
+        );
+    }
+    if let Some(supplier) = &query.supplier {
+        filter.add(
+            negate(Criterion::Supplier),
+            "c.supplier IN (SELECT id FROM names WHERE text = ? COLLATE NOCASE)",
+            [text(supplier)],
+        );
+    }
+    if let Some(service) = &query.service {
+        // Whole leading segments of the path: `JobcenterMessageService`, or `service/Påmindelse`
+        // for /service/Påmindelse/1/X.svc; the first segment's index narrows it.
+        let service = service.trim_matches('/');
+        let first = service.split('/').next().unwrap_or_default();
+        filter.add(
+            negate(Criterion::Service),
+            &format!(
+                "c.service = {NAME} AND c.endpoint IN (SELECT id FROM names
+                    WHERE text = ? OR substr(text, 1, length(?)) = ?)"
+            ),
+            [
+                Value::Text(first.to_owned()),
+                Value::Text(format!("/{service}")),
+                Value::Text(format!("/{service}/")),
+                Value::Text(format!("/{service}/")),
+            ],
+        );
+    }
+    if let Some(operation) = &query.operation {
+        filter.add(
+            negate(Criterion::Operation),
+            &format!("c.operation = {NAME}"),
+            [text(operation)],
+        );
+    }
+    if let Some(action) = &query.soap_action {
+        filter.add(
+            negate(Criterion::SoapAction),
+            &format!("c.soap_action = {NAME}"),
+            [text(action)],
+        );
+    }
+    if let Some(path) = &query.path {
+        filter.add(
+            negate(Criterion::Path),
+            &format!("c.endpoint = {NAME}"),
+            [text(path)],
+        );
+    }
+    if let Some(since) = query.since {
+        filter.add(
+            negate(Criterion::Since),
+            "c.time_us >= ?",
+            [Value::Integer(to_micros(since))],
+        );
+    }
+    if let Some(until) = query.until {
+        filter.add(
+            negate(Criterion::Until),
+            "c.time_us < ?",
+            [Value::Integer(to_micros(until))],
+        );
+    }
+    if let Some(outcome) = &query.outcome {
+        let (condition, values) = outcome_condition(outcome)?;
+        filter.add(negate(Criterion::Outcome), &condition, values);
+    }
+    if let Some(code) = query.fault_code {
+        filter.add(
+            negate(Criterion::FaultCode),
+            "c.outcome = 1 AND c.fault_code = ?",
+            [Value::Integer(code)],
+        );
+    }
+    if let Some(check) = query.identity_check {
+        filter.add(
+            negate(Criterion::IdentityCheck),
+            "c.user_matches = ?",
+            [Value::Integer(i64::from(check))],
+        );
+    }
+    if let Some(before) = query.before_id {
+        filter.add(false, "c.id < ?", [Value::Integer(before)]);
+    }
+    if let Some(after) = query.after_id {
+        filter.add(false, "c.id > ?", [Value::Integer(after)]);
+    }
+    Ok(filter)
+}
+
+fn time_value(micros: Option<i64>, table: &'static str) -> Result<OffsetDateTime, JournalError> {
+    from_micros(micros.unwrap_or(0)).map_err(|error| JournalError::Corrupt {
+        table,
+        id: 0,
+        column: "time_us",
+        reason: error.to_string(),
+    })
+}
+
+impl JournalReader for SqliteStore {
+    fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, JournalError> {
+        let mut filter = call_filter(query)?;
+        let order = if query.after_id.is_some() {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        let sql = format!(
+            "{SELECT_CALL} {} ORDER BY c.id {order} LIMIT ?",
+            filter.where_clause()
+        );
+        filter
+            .values
+            .push(Value::Integer(effective_limit(query.limit)));
+        self.query_calls_on(&self.connection, &sql, &filter.values)
+    }
+
+    fn count_calls(&self, query: &CallQuery) -> Result<u64, JournalError> {
+        let filter = call_filter(query)?;
+        let sql = format!("SELECT COUNT(*) FROM calls c {}", filter.where_clause());
+        let count: i64 = self
+            .connection
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(&filter.values), |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    fn count_each(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
+        // A query with a narrow indexed filter (a caller, a supplier, faults), or none at all,
+        // is counted on its own from its index; the broad rest together in one pass.
+        let narrow = |query: &CallQuery| {
+            let faults = query
+                .outcome
+                .as_deref()
+                .is_some_and(|o| o.trim() != "receipt");
+            query.negate.is_none()
+                && (query.caller.is_some()
+                    || query.caller_id.is_some()
+                    || query.cvr.is_some()
+                    || query.supplier.is_some()
+                    || query.fault_code.is_some()
+                    || faults
+                    || call_filter(query).is_ok_and(|filter| filter.conditions.is_empty()))
+        };
+        let mut counts = vec![0; queries.len()];
+        let mut broad = Vec::new();
+        for (index, query) in queries.iter().enumerate() {
+            if narrow(query) {
+                counts[index] = self.count_calls(query)?;
+            } else {
+                broad.push(index);
+            }
+        }
+        if broad.len() == 1 {
+            counts[broad[0]] = self.count_calls(&queries[broad[0]])?;
+        } else if broad.len() > 1 {
+            let together: Vec<CallQuery> = broad.iter().map(|i| queries[*i].clone()).collect();
+            for (index, count) in broad.iter().zip(self.count_in_one_pass(&together)?) {
+                counts[*index] = count;
+            }
+        }
+        Ok(counts)
+    }
+
+    fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
+        self.call_on(&self.connection, id)
+    }
+
+    fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError> {
+        self.call_by_receipt_on(&self.connection, guid)
+    }
+
+    fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError> {
+        let mut filter = Filter::default();
+        if let Some(since) = query.since {
+            filter.add(false, "time_us >= ?", [Value::Integer(to_micros(since))]);
+        }
+        if let Some(reason) = &query.reason {
+            let reason = RejectionReason::parse(reason.trim()).ok_or_else(|| {
+                JournalError::InvalidFilter {
+                    filter: "reason",
+                    value: reason.clone(),
+                    expected: "a reason such as no_certificate, unknown_ca, expired",
+                }
+            })?;
+            filter.add(
+                false,
+                "reason = ?",
+                [Value::Text(reason.as_str().to_owned())],
+            );
+        }
+        if let Some(before) = query.before_id {
+            filter.add(false, "id < ?", [Value::Integer(before)]);
+        }
+        let sql = format!(
+            "SELECT id, time_us, peer, reason, detail, identity, mode FROM rejections {} \
+             ORDER BY id DESC LIMIT ?",
+            filter.where_clause()
+        );
+        filter
+            .values
+            .push(Value::Integer(effective_limit(query.limit)));
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(filter.values))?;
+        let mut rejections = Vec::new();
+        while let Some(row) = rows.next()? {
+            rejections.push(rejection_from_row(row)?);
+        }
+        Ok(rejections)
+    }
+
+    fn confirmation(&self, guid: &str) -> Result<Option<StoredConfirmation>, JournalError> {
+        Ok(self
+            .query_confirmations("WHERE f.guid = ?1", vec![Value::Text(guid.to_owned())])?
+            .pop())
+    }
+
+    fn confirmations(&self, limit: usize) -> Result<Vec<StoredConfirmation>, JournalError> {
+        self.query_confirmations("", vec![Value::Integer(effective_limit(limit))])
+    }
+
+    fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT caller_id, MAX(cvr), SUM(calls), MIN(first_us), MAX(last_us),
+                MAX(latest_receipt), MAX(latest_passed)
+             FROM certificates WHERE calls > 0
+             GROUP BY caller_id ORDER BY MAX(last_us) DESC LIMIT ?1",
+        )?;
+        let mut rows = statement.query([effective_limit(limit)])?;
+        let mut callers = Vec::new();
+        while let Some(row) = rows.next()? {
+            callers.push(CallerSummary {
+                caller_id: row.get(0)?,
+                cvr: row.get(1)?,
+                calls: row.get(2)?,
+                first_seen: time_value(row.get(3)?, "certificates")?,
+                last_seen: time_value(row.get(4)?, "certificates")?,
+                latest_receipt: row.get(5)?,
+                latest_passed: row.get(6)?,
+            });
+        }
+        Ok(callers)
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateSummary>, JournalError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, identity, calls, first_us, last_us, latest_receipt, latest_passed
+             FROM certificates WHERE calls > 0 ORDER BY last_us DESC",
+        )?;
+        let mut rows = statement.query([])?;
+        let mut certificates = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let identity: String = row.get(1)?;
+            certificates.push(CertificateSummary {
+                identity: serde_json::from_str(&identity).map_err(|error| {
+                    JournalError::Corrupt {
+                        table: "certificates",
+                        id,
+                        column: "identity",
+                        reason: error.to_string(),
+                    }
+                })?,
+                calls: row.get(2)?,
+                first_seen: time_value(row.get(3)?, "certificates")?,
+                last_seen: time_value(row.get(4)?, "certificates")?,
+                latest_receipt: row.get(5)?,
+                latest_passed: row.get(6)?,
+            });
+        }
+        Ok(certificates)
+    }
+
+    fn reloads(&self, limit: usize) -> Result<Vec<StoredReload>, JournalError> {
+        SqliteStore::reloads(self, limit)
+    }
+}
+
+impl SqliteStore {
+    /// Counts each of `queries` in one pass over the calls.
+    fn count_in_one_pass(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
+        let mut sums = Vec::with_capacity(queries.len());
+        let mut values = Vec::new();
+        for query in queries {
+            let filter = call_filter(query)?;
+            let condition = if filter.conditions.is_empty() {
+                "1".to_owned()
+            } else {
+                filter.conditions.join(" AND ")
+            };
+            sums.push(format!(
+                "COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
+            ));
+            values.extend(filter.values);
+        }
+        let sql = format!("SELECT {} FROM calls c", sums.join(", "));
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let counts = statement.query_row(rusqlite::params_from_iter(&values), |row| {
+            (0..queries.len())
+                .map(|index| row.get::<_, i64>(index))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(counts
+            .into_iter()
+            .map(|count| u64::try_from(count).unwrap_or(0))
+            .collect())
+    }
+}
+
+impl SqliteStore {
+    /// The latest scenario reloads, newest first (also [`JournalReader::reloads`]).
+    pub fn reloads(&self, limit: usize) -> Result<Vec<StoredReload>, JournalError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, time_us, ok, files, rules, error FROM reloads ORDER BY id DESC LIMIT ?1",
+        )?;
+        let mut rows = statement.query([effective_limit(limit)])?;
+        let mut reloads = Vec::new();
+        while let Some(row) = rows.next()? {
+            const TABLE: &str = "reloads";
+            let id: i64 = row.get("id")?;
+            let rules: i64 = row.get("rules")?;
+            reloads.push(StoredReload {
+                id,
+                record: ReloadRecord {
+                    time: schema::time_column(row, TABLE, id)?,
+                    ok: row.get("ok")?,
+                    files: schema::json_column(row, TABLE, id, "files")?.unwrap_or_default(),
+                    rules: usize::try_from(rules).unwrap_or(0),
+                    error: row.get("error")?,
+                },
+            });
+        }
+        Ok(reloads)
+    }
+
+    /// Confirmations joined with their call's certificate; `filter` is a WHERE clause (or empty,
+    /// then the last value is the limit).
+    fn query_confirmations(
+        &self,
+        filter: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<StoredConfirmation>, JournalError> {
+        let limit = if filter.is_empty() { "LIMIT ?1" } else { "" };
+        let sql = format!(
+            "SELECT f.guid, f.call_id, f.time_us, f.note, k.caller_id, f.supplier, s.text,
+                k.fingerprint
+             FROM confirmations f
+             LEFT JOIN calls c ON c.id = f.call_id
+             LEFT JOIN certificates k ON k.id = c.certificate
+             LEFT JOIN names s ON s.id = c.supplier
+             {filter} ORDER BY f.time_us DESC {limit}"
+        );
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut confirmations = Vec::new();
+        while let Some(row) = rows.next()? {
+            let call_id: i64 = row.get(1)?;
+            let time = from_micros(row.get(2)?).map_err(|error| JournalError::Corrupt {
+                table: "confirmations",
+                id: call_id,
+                column: "time_us",
+                reason: error.to_string(),
+            })?;
+            confirmations.push(StoredConfirmation {
+                call_id,
+                caller_id: row.get(4)?,
+                call_supplier: row.get(6)?,
+                fingerprint: row.get(7)?,
+                record: ConfirmationRecord {
+                    guid: row.get(0)?,
+                    time,
+                    note: row.get(3)?,
+                    supplier: row.get(5)?,
+                },
+            });
+        }
+        Ok(confirmations)
+    }
+}

@@ -1,0 +1,461 @@
+//! The group-commit writer: one thread, one store, a bounded queue.
+//!
+//! Besides writing, the thread keeps the journal within its [`Retention`]: after a batch that
+//! added calls it removes the oldest ones beyond the limits, one small step per turn, so a
+//! waiting call never queues behind a long delete. And it knows whether the store can commit:
+//! a batch failing for want of space (or a read-only file) marks the journal *unavailable*
+//! (`/health/ready` then says not ready, callers get fault 1011) until a write succeeds again,
+//! by a call or by [`Journal::probe`].
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::records::{CallRecord, ConfirmationRecord, Entry, RejectionRecord, ReloadRecord};
+use super::sqlite::SqliteStore;
+use super::store::{JournalStore, PruneReason, Pruned, Retention};
+use super::{JournalError, StorageError, MAX_BATCH, QUEUE_CAPACITY};
+
+/// Calls one pruning step removes at least (more after a large batch, to keep up).
+pub const PRUNE_STEP: usize = 256;
+
+/// What travels from the handles to the writer thread.
+enum Message {
+    /// Store this entry, then answer with its id.
+    Append {
+        /// Boxed so that a queue slot stays small whatever the record's size.
+        entry: Box<Entry>,
+        reply: oneshot::Sender<Answer>,
+    },
+    /// Accept nothing more, write what is queued, stop, then answer.
+    Close { reply: oneshot::Sender<()> },
+    /// Try a small write and answer whether the store can commit.
+    Probe { reply: oneshot::Sender<bool> },
+}
+
+/// The writer's answer to one entry: its id or why not, and the entry itself once written, so
+/// that the caller's thread, not the writer, spends the time freeing it.
+struct Answer {
+    result: Result<i64, JournalError>,
+    entry: Option<Box<Entry>>,
+}
+
+type Reply = oneshot::Sender<Answer>;
+
+/// State the handles share with the writer thread.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Transactions committed by the writer: fewer than entries when group commit works.
+    batches: AtomicU64,
+    /// Set when the writer has written everything and stopped on request or when every handle
+    /// was dropped, so a second `close` is not an error.
+    stopped: AtomicBool,
+    /// Cleared when a batch failed because the store cannot commit (disk full, read-only);
+    /// set again by the next successful write.
+    unavailable: AtomicBool,
+    /// Batches that failed as a whole.
+    failed_batches: AtomicU64,
+    /// Pruning, indexed like [`PruneReason::ALL`]: steps taken, calls removed.
+    prune_steps: [AtomicU64; 3],
+    pruned_calls: [AtomicU64; 3],
+    pruned_rejections: AtomicU64,
+}
+
+/// The writer's counters, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    pub queue_depth: usize,
+    pub batches: u64,
+    pub failed_batches: u64,
+    /// Whether the last write succeeded (see [`Journal::is_available`]).
+    pub available: bool,
+    /// Per reason: (reason, pruning steps, calls removed).
+    pub pruned: Vec<(PruneReason, u64, u64)>,
+    pub pruned_rejections: u64,
+}
+
+/// The handle the server journals through: cheap to clone, all clones feed one writer thread.
+///
+/// When the last clone is dropped without [`Journal::close`], the writer still writes what is
+/// queued and stops; `close` is the way to wait for that.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    /// Bounded queue to the writer; a full queue makes `record_*` wait.
+    sender: mpsc::Sender<Message>,
+    /// Counters and the writer's state.
+    shared: Arc<Shared>,
+}
+
+impl Journal {
+    /// Spawns the writer thread, which owns `store` until the journal is closed or every handle
+    /// is dropped.
+    pub fn start(store: impl JournalStore) -> Result<Journal, JournalError> {
+        Journal::start_with(store, Retention::default())
+    }
+
+    /// [`Journal::start`], keeping the store within `retention`.
+    pub fn start_with(
+        store: impl JournalStore,
+        retention: Retention,
+    ) -> Result<Journal, JournalError> {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let shared = Arc::new(Shared::default());
+        let writer_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("journal-writer".to_owned())
+            .spawn(move || run_writer(store, retention, receiver, &writer_shared))
+            .map_err(JournalError::SpawnWriter)?;
+        Ok(Journal { sender, shared })
+    }
+
+    /// Opens (or creates) the SQLite journal at `path` with the default [`Retention`] and
+    /// starts its writer.
+    pub fn open_sqlite(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_sqlite_with(path, Retention::default())
+    }
+
+    /// Opens (or creates) the SQLite journal at `path`, kept within `retention`.
+    pub fn open_sqlite_with(path: &Path, retention: Retention) -> Result<Journal, JournalError> {
+        Journal::start_with(SqliteStore::open(path)?, retention)
+    }
+
+    /// Journals a call; resolves with its id once it is committed.
+    pub async fn record_call(&self, call: CallRecord) -> Result<i64, JournalError> {
+        self.record(Entry::Call(call)).await
+    }
+
+    /// Journals a scenario reload; resolves with its id once it is committed.
+    pub async fn record_reload(&self, reload: ReloadRecord) -> Result<i64, JournalError> {
+        self.record(Entry::Reload(reload)).await
+    }
+
+    /// Journals a refused handshake; resolves with its id once it is committed.
+    pub async fn record_rejection(&self, rejection: RejectionRecord) -> Result<i64, JournalError> {
+        self.record(Entry::Rejection(rejection)).await
+    }
+
+    /// Records that a receipt was confirmed; resolves with the id of the call that sent it, or
+    /// [`JournalError::UnknownReceipt`]. Confirming again keeps the first confirmation.
+    pub async fn confirm_receipt(
+        &self,
+        confirmation: ConfirmationRecord,
+    ) -> Result<i64, JournalError> {
+        self.record(Entry::Confirmation(confirmation)).await
+    }
+
+    /// Deletes every entry of the journal (after what is queued before it is written).
+    pub async fn reset(&self) -> Result<(), JournalError> {
+        self.record(Entry::Reset).await.map(|_| ())
+    }
+
+    /// Whether the writer still accepts entries.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed() && !self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether the store could commit the last time it was asked to (false after a write failed
+    /// for want of space or permission, until one succeeds).
+    pub fn is_available(&self) -> bool {
+        !self.shared.unavailable.load(Ordering::Acquire)
+    }
+
+    /// Has the writer try a small write (when the journal is unavailable: to notice that space
+    /// came back) and resolves with whether the store can commit.
+    pub async fn probe(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Message::Probe { reply }).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> JournalStats {
+        let shared = &self.shared;
+        JournalStats {
+            queue_depth: self.queue_depth(),
+            batches: shared.batches.load(Ordering::Relaxed),
+            failed_batches: shared.failed_batches.load(Ordering::Relaxed),
+            available: self.is_available(),
+            pruned: PruneReason::ALL
+                .iter()
+                .zip(&shared.prune_steps)
+                .zip(&shared.pruned_calls)
+                .map(|((reason, steps), calls)| {
+                    (
+                        *reason,
+                        steps.load(Ordering::Relaxed),
+                        calls.load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            pruned_rejections: shared.pruned_rejections.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn record(&self, entry: Entry) -> Result<i64, JournalError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message::Append {
+                entry: Box::new(entry),
+                reply,
+            })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        let answer = answer.await.map_err(|_| JournalError::WriterStopped)?;
+        drop(answer.entry);
+        answer.result
+    }
+
+    /// Entries (and close requests) queued for the writer and not yet taken by it.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// Transactions the writer has committed so far.
+    pub fn batches_written(&self) -> u64 {
+        self.shared.batches.load(Ordering::Relaxed)
+    }
+
+    /// Refuses new entries, writes everything already queued (by any clone), stops the writer and
+    /// releases the store. Entries recorded through other clones afterwards fail with
+    /// [`JournalError::Closed`].
+    pub async fn close(self) -> Result<(), JournalError> {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(Message::Close { reply }).await.is_err() {
+            return if self.shared.stopped.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err(JournalError::WriterStopped)
+            };
+        }
+        answer.await.map_err(|_| JournalError::WriterStopped)
+    }
+}
+
+/// The writer thread: group commit until closed or every handle is gone, pruning in between.
+fn run_writer<S: JournalStore>(
+    mut store: S,
+    retention: Retention,
+    mut receiver: mpsc::Receiver<Message>,
+    shared: &Shared,
+) {
+    let bounded = retention != Retention::UNBOUNDED;
+    let mut messages = Vec::with_capacity(MAX_BATCH);
+    let mut entries = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    let mut closers = Vec::new();
+    // Calls written since pruning last found nothing to do.
+    let mut prune_due = bounded;
+    let mut last_batch = 0;
+    loop {
+        if prune_due && messages.is_empty() {
+            // Pruning is due: take what is queued without waiting, else prune a step.
+            while messages.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(message) => messages.push(message),
+                    Err(_) => break,
+                }
+            }
+            if messages.is_empty() {
+                prune_due = prune_step(&mut store, &retention, last_batch, shared);
+                continue;
+            }
+        } else if receiver.blocking_recv_many(&mut messages, MAX_BATCH) == 0 {
+            // After `close`, the receiver still yields what was queued before, then 0.
+            break;
+        }
+        for message in messages.drain(..) {
+            match message {
+                Message::Append { entry, reply } => {
+                    entries.push(*entry);
+                    replies.push(reply);
+                }
+                Message::Close { reply } => {
+                    receiver.close();
+                    closers.push(reply);
+                }
+                Message::Probe { reply } => {
+                    let available = match store.probe() {
+                        Ok(()) => true,
+                        Err(error) => {
+                            tracing::debug!(%error, "journal probe failed");
+                            false
+                        }
+                    };
+                    set_available(shared, available);
+                    let _ = reply.send(available);
+                }
+            }
+        }
+        if !entries.is_empty() {
+            let calls = entries
+                .iter()
+                .filter(|entry| matches!(entry, Entry::Call(_)))
+                .count();
+            write_batch(&mut store, &mut entries, &mut replies, shared);
+            if calls > 0 && bounded {
+                prune_due = true;
+                last_batch = calls;
+            }
+        }
+        if prune_due && receiver.is_closed() && receiver.is_empty() {
+            prune_due = false;
+        }
+    }
+    drop(store);
+    shared.stopped.store(true, Ordering::Release);
+    for closer in closers {
+        // The closer may have given up waiting; nothing to tell it then.
+        let _ = closer.send(());
+    }
+}
+
+/// One pruning step; returns whether another is due.
+fn prune_step<S: JournalStore>(
+    store: &mut S,
+    retention: &Retention,
+    last_batch: usize,
+    shared: &Shared,
+) -> bool {
+    let limit = PRUNE_STEP.max(last_batch.saturating_mul(2));
+    match store.prune(retention, limit) {
+        Ok(Pruned {
+            calls,
+            rejections,
+            reason: Some(reason),
+        }) if calls > 0 || rejections > 0 => {
+            let index = PruneReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0);
+            shared.prune_steps[index].fetch_add(1, Ordering::Relaxed);
+            shared.pruned_calls[index].fetch_add(calls, Ordering::Relaxed);
+            shared
+                .pruned_rejections
+                .fetch_add(rejections, Ordering::Relaxed);
+            tracing::info!(
+                reason = reason.as_str(),
+                calls,
+                rejections,
+                "journal pruned: oldest entries removed to stay within its retention"
+            );
+            true
+        }
+        Ok(Pruned {
+            reason: Some(reason),
+            ..
+        }) => {
+            tracing::warn!(
+                reason = reason.as_str(),
+                "journal is over its retention limit, but every remaining call is onboarding evidence"
+            );
+            false
+        }
+        Ok(_) => false,
+        Err(error) => {
+            tracing::warn!(%error, "journal pruning failed; retrying after the next batch");
+            false
+        }
+    }
+}
+
+fn set_available(shared: &Shared, available: bool) {
+    let was_unavailable = shared.unavailable.swap(!available, Ordering::AcqRel);
+    if available && was_unavailable {
+        tracing::info!("journal writes succeed again: calls are answered normally");
+    }
+}
+
+/// Writes `entries` in one transaction and answers each reply (handing the entry back), leaving
+/// `entries` empty. If the batch fails, the entries are retried one by one so that one bad entry
+/// fails only its own caller; when the store cannot commit at all (disk full, read-only) every
+/// entry fails at once.
+fn write_batch<S: JournalStore>(
+    store: &mut S,
+    entries: &mut Vec<Entry>,
+    replies: &mut Vec<Reply>,
+    shared: &Shared,
+) {
+    let result = store.append(entries).and_then(|ids| {
+        if ids.len() == entries.len() {
+            Ok(ids)
+        } else {
+            Err(JournalError::IdCount {
+                expected: entries.len(),
+                returned: ids.len(),
+            })
+        }
+    });
+    match result {
+        Ok(ids) => {
+            shared.batches.fetch_add(1, Ordering::Relaxed);
+            set_available(shared, true);
+            for ((reply, id), entry) in replies.drain(..).zip(ids).zip(entries.drain(..)) {
+                // A caller that stopped waiting still had its entry written.
+                let _ = reply.send(Answer {
+                    result: Ok(id),
+                    entry: Some(Box::new(entry)),
+                });
+            }
+        }
+        Err(error) if error.storage_fault().is_some_and(|f| f.is_unavailable()) => {
+            shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+            if !shared.unavailable.swap(true, Ordering::AcqRel) {
+                tracing::error!(
+                    error = %error,
+                    entries = entries.len(),
+                    "journal cannot commit: calls are answered with fault 1011 until it can again"
+                );
+            }
+            let fault = error.storage_fault().unwrap_or(super::StorageFault::Other);
+            let message = error_chain(&error);
+            for (reply, entry) in replies.drain(..).zip(entries.drain(..)) {
+                let _ = reply.send(Answer {
+                    result: Err(JournalError::Storage(StorageError::from_parts(
+                        fault,
+                        message.clone(),
+                    ))),
+                    entry: Some(Box::new(entry)),
+                });
+            }
+        }
+        Err(error) if entries.len() > 1 => {
+            shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                error = %error,
+                entries = entries.len(),
+                "journal batch failed; retrying its entries one by one"
+            );
+            for (entry, reply) in entries.drain(..).zip(replies.drain(..)) {
+                write_batch(store, &mut vec![entry], &mut vec![reply], shared);
+            }
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "journal entry not written");
+            // Only a single entry gets here (see above), so `error` is its own.
+            if let Some(reply) = replies.pop() {
+                let _ = reply.send(Answer {
+                    result: Err(error),
+                    entry: entries.pop().map(Box::new),
+                });
+            }
+            replies.clear();
+            entries.clear();
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
