@@ -8,13 +8,12 @@
 //! The spec lives behind an `Arc` that a reload swaps atomically ([`Scenarios::reload`]); the
 //! runtime state the rules build up — per-caller call counters and per-caller state buckets —
 //! lives apart from it in [`Runtime`], survives file reloads and is cleared by
-//! [`Scenarios::reset_state`]. [`watch`] polls the folder for changes.
+//! [`Scenarios::reset_state`]. [`crate::watch`] polls the folder for changes.
 
 pub mod matching;
 pub mod names;
 pub mod spec;
 pub mod template;
-pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
