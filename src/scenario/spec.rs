@@ -1,7 +1,7 @@
 //! Rule files → compiled rules. The TOML shape ([`RawRule`] and friends) is read with spans, so
 //! every problem is reported as `file:line:col: what was expected`; compiling turns it into
-//! [`Rule`]s whose regexes, paths, header names and templates are ready to use. A [`Spec`] that
-//! exists is valid.
+//! [`Rule`]s whose regexes, paths, header names and templates are ready to use, indexed by the
+//! services and operations they name. A [`Spec`] that exists is valid.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -14,8 +14,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::matching::{
-    split_path, CallCount, CallerField, Conditions, PathIndex, StarField, StateCondition,
-    TextMatcher,
+    CallCount, CallerField, Conditions, RuleIndex, StarField, StateCondition, TextMatcher,
+    ValuePath,
 };
 use super::names::{dfdg_message, unknown_name};
 use super::template::Templates;
@@ -73,12 +73,10 @@ pub struct Spec {
     pub(crate) rules: Vec<Rule>,
     files: Vec<String>,
     pub(crate) templates: Templates,
-    /// Every request path some rule matches on; a request's values are extracted for these.
-    pub(crate) value_paths: Vec<Box<str>>,
-    /// `value_paths` by their part below the operation, to find them while scanning.
-    pub(crate) value_index: PathIndex,
-    /// `value_paths` again, shared with each render context without copying.
-    pub(crate) shared_paths: Arc<[Box<str>]>,
+    /// Every request path some rule matches on or keys its state by.
+    pub(crate) value_paths: Vec<ValuePath>,
+    /// Which rules a request of a service and operation can meet.
+    pub(crate) index: RuleIndex,
 }
 
 /// One compiled rule.
@@ -260,8 +258,7 @@ impl Spec {
             files: Vec::new(),
             templates: Templates::new(),
             value_paths: Vec::new(),
-            value_index: HashMap::new(),
-            shared_paths: Arc::from(Vec::new()),
+            index: RuleIndex::default(),
         }
     }
 
@@ -393,6 +390,7 @@ impl Spec {
         // Stable: equal priorities keep file order.
         spec.rules
             .sort_by_key(|rule| std::cmp::Reverse(rule.priority));
+        spec.index = RuleIndex::new(&spec.rules);
         Ok(spec)
     }
 
@@ -407,17 +405,15 @@ impl Spec {
             );
             return None;
         }
-        if let Some(index) = self.value_paths.iter().position(|known| &**known == text) {
+        if let Some(index) = self
+            .value_paths
+            .iter()
+            .position(|known| &*known.text == text)
+        {
             return Some(index);
         }
-        let index = self.value_paths.len();
-        self.value_paths.push(Box::from(text));
-        let (operation, rest) = split_path(text);
-        self.value_index
-            .entry(Box::from(rest))
-            .or_default()
-            .push((operation.map(Box::from), index));
-        Some(index)
+        self.value_paths.push(ValuePath::parse(text));
+        Some(self.value_paths.len() - 1)
     }
 
     fn compile_when(&mut self, source: &mut Source<'_>, raw: RawWhen) -> Option<Conditions> {

@@ -3,11 +3,17 @@
 //! attributes, `xsi:nil`. Each finding names the element path, what was expected and what was
 //! found. Matching is greedy without backtracking, which is exact for the deterministic content
 //! models XSD's Unique Particle Attribution rule demands.
+//!
+//! A request is validated from its parsed envelope ([`request`]: the element trees the SOAP
+//! parser built in its one pass, never the text again), and its SOAPAction against the binding
+//! ([`soap_action`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::xml::Element;
 use super::xsd::{Content, ElementId, Particle, Schema, Term, TypeRef, XSI_NS};
+use super::Route;
+use crate::soap::{Envelope, SoapVersion};
 
 /// The most findings collected for one message; the first ones are the useful ones.
 pub const MAX_FINDINGS: usize = 20;
@@ -29,6 +35,71 @@ impl std::fmt::Display for Finding {
             self.path, self.expected, self.found
         )
     }
+}
+
+/// Validates a request routed to `route`: the header blocks its operation declares, then the
+/// Body's operation element.
+pub fn request(route: &Route<'_>, envelope: &Envelope) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for declared in &route.operation.headers {
+        let path = format!("/Header/{}", declared.name.local);
+        match envelope.header(&declared.name.namespace, &declared.name.local) {
+            Some(block) => element(route.schema, declared.element, block, &path, &mut findings),
+            None => findings.push(Finding {
+                path,
+                expected: format!("SOAP header {}", declared.name),
+                found: "nothing".to_owned(),
+            }),
+        }
+    }
+    let body = &envelope.operation;
+    let path = format!("/{}", body.name.local);
+    element(
+        route.schema,
+        route.operation.input,
+        body,
+        &path,
+        &mut findings,
+    );
+    findings
+}
+
+/// The finding for a SOAPAction (SOAP 1.1's header, SOAP 1.2's `action` parameter) that does not
+/// name the operation the request was routed to: one no operation of the port declares, or
+/// another operation's. No action, or an empty one, is no finding.
+pub fn soap_action(route: &Route<'_>, action: Option<&str>) -> Option<Finding> {
+    let action = action.filter(|action| !action.is_empty())?;
+    let operation = route.operation;
+    if operation.action.as_deref() == Some(action) {
+        return None;
+    }
+    let expected = match &operation.action {
+        Some(declared) => format!("'{declared}', the action of {}", operation.name),
+        None => format!("no action ({} declares none)", operation.name),
+    };
+    let other = route
+        .port
+        .operations
+        .iter()
+        .find(|other| other.action.as_deref() == Some(action));
+    let found = match other {
+        Some(other) => format!(
+            "'{action}', the action of {}, but the Body carries {}'s request element",
+            other.name, operation.name
+        ),
+        None => format!(
+            "'{action}', which no operation of {} declares",
+            route.endpoint.service
+        ),
+    };
+    Some(Finding {
+        path: match route.port.version {
+            SoapVersion::V11 => "SOAPAction".to_owned(),
+            SoapVersion::V12 => "Content-Type action".to_owned(),
+        },
+        expected,
+        found,
+    })
 }
 
 /// Validates `node` as an instance of the element declaration `id`; appends findings.

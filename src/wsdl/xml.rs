@@ -1,10 +1,14 @@
-//! A small namespace-aware element tree for WSDL, XSD and request documents: every element and
-//! attribute name resolved to its namespace URI, the in-scope prefixes kept so QName-valued
-//! attributes (`type="tns:Foo"`) resolve the way the document meant, and the line of each
-//! element for error messages. DTDs are refused, as in [`crate::soap`].
+//! A small namespace-aware element tree: every element and attribute name resolved to its
+//! namespace URI, the element's own text, and its line. [`parse`] reads WSDL and XSD documents
+//! (and responses checked against their schema) into it, keeping the in-scope prefixes so
+//! QName-valued attributes (`type="tns:Foo"`) resolve the way the document meant; DTDs are
+//! refused, as in [`crate::soap`]. A request's header blocks and operation element are built
+//! into the same tree by [`crate::soap::parse_envelope`], in its one pass, and read from there by
+//! the validator and the scenario rules; they carry no prefixes, as nothing in a request is
+//! resolved as a QName value.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, LazyLock};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -29,8 +33,11 @@ pub struct Element {
     /// 1-based line of the start tag.
     pub line: usize,
     /// Prefixes in scope at this element ("" is the default namespace).
-    scope: Rc<HashMap<String, String>>,
+    scope: Arc<HashMap<String, String>>,
 }
+
+/// The scope of elements built from a request: no prefixes.
+static NO_PREFIXES: LazyLock<Arc<HashMap<String, String>>> = LazyLock::new(Arc::default);
 
 /// A document could not be parsed; carries the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +48,34 @@ pub struct XmlProblem {
 }
 
 impl Element {
+    /// An element without children or text yet, whose QName values resolve to no prefix.
+    pub fn new(
+        name: QualifiedName,
+        attributes: Vec<(QualifiedName, String)>,
+        line: usize,
+    ) -> Element {
+        Element {
+            name,
+            attributes,
+            children: Vec::new(),
+            text: String::new(),
+            line,
+            scope: Arc::clone(&NO_PREFIXES),
+        }
+    }
+
+    /// The first element at `path` below this one, by local names (namespaces ignored), in
+    /// document order: `["Person", "Cpr"]` finds the first `Cpr` in any `Person` child.
+    pub fn find_local(&self, path: &[&str]) -> Option<&Element> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        self.children
+            .iter()
+            .filter(|child| child.name.local == *first)
+            .find_map(|child| child.find_local(rest))
+    }
+
     /// The value of the unqualified attribute `local`.
     pub fn attribute(&self, local: &str) -> Option<&str> {
         self.attributes
@@ -209,7 +244,7 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
 
 fn open(
     start: &BytesStart<'_>,
-    parent: Option<&Rc<HashMap<String, String>>>,
+    parent: Option<&Arc<HashMap<String, String>>>,
     line: usize,
 ) -> Result<Element, String> {
     let mut raw = Vec::new();
@@ -230,13 +265,13 @@ fn open(
         }
     }
     let scope = match (parent, declarations.is_empty()) {
-        (Some(parent), true) => Rc::clone(parent),
+        (Some(parent), true) => Arc::clone(parent),
         (parent, _) => {
             let mut scope = parent.map(|p| (**p).clone()).unwrap_or_default();
             for (prefix, namespace) in declarations {
                 scope.insert(prefix, namespace);
             }
-            Rc::new(scope)
+            Arc::new(scope)
         }
     };
     let tag = start.name().as_ref().to_owned();
@@ -286,13 +321,13 @@ fn lookup(scope: &HashMap<String, String>, prefix: &str) -> Option<String> {
 
 /// Counts lines incrementally, since offsets only grow while parsing.
 #[derive(Debug, Default)]
-struct LineCounter {
+pub(crate) struct LineCounter {
     offset: usize,
     line: usize,
 }
 
 impl LineCounter {
-    fn line_at(&mut self, text: &str, offset: usize) -> usize {
+    pub(crate) fn line_at(&mut self, text: &str, offset: usize) -> usize {
         let offset = offset.min(text.len());
         if offset < self.offset {
             *self = LineCounter::default();
