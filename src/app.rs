@@ -53,6 +53,23 @@ pub struct Connection {
     pub session: Session,
     /// How the transport should treat the connection's next writes (scenario faults).
     pub control: ConnectionControl,
+    /// The journal's copy of the caller's certificate identity, made once per connection.
+    identity: Option<IdentityFields>,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, session: Session, control: ConnectionControl) -> Connection {
+        let identity = match &session.client {
+            ClientCertificate::Verified(identity) => Some(identity_fields(identity)),
+            ClientCertificate::Refused(refusal) => refusal.identity.as_deref().map(identity_fields),
+        };
+        Connection {
+            peer,
+            session,
+            control,
+            identity,
+        }
+    }
 }
 
 /// A per-connection instruction from the app to the transport's IO wrapper
@@ -462,7 +479,7 @@ impl App {
             tls_version: connection.session.tls_version.to_owned(),
             cipher_suite: connection.session.cipher_suite.clone(),
             alpn: connection.session.alpn.clone(),
-            identity: caller(connection).map(identity_fields),
+            identity: connection.identity.clone(),
             method: request.parts.method.to_string(),
             path: request
                 .parts
@@ -561,14 +578,6 @@ fn authority(parts: &Parts) -> String {
         .map(str::to_owned)
         .or_else(|| parts.uri.authority().map(ToString::to_string))
         .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// The caller's certificate identity, verified or (in diagnose mode) as presented.
-fn caller(connection: &Connection) -> Option<&CallerIdentity> {
-    match &connection.session.client {
-        ClientCertificate::Verified(identity) => Some(identity),
-        ClientCertificate::Refused(refusal) => refusal.identity.as_deref(),
-    }
 }
 
 /// The journal's copy of an identity.

@@ -78,11 +78,7 @@ async fn serve_connection(
         }
     };
     let control = ConnectionControl::default();
-    let connection = Arc::new(Connection {
-        peer,
-        session: accepted.session,
-        control: control.clone(),
-    });
+    let connection = Arc::new(Connection::new(peer, accepted.session, control.clone()));
     let service = service_fn(move |request| {
         let app = app.clone();
         let connection = connection.clone();

@@ -19,7 +19,7 @@ use quick_xml::NsReader;
 use serde::Serialize;
 
 pub use crate::position::Position;
-use crate::wsdl::xml::{Element, LineCounter};
+use crate::wsdl::xml::Element;
 
 /// Namespace of a SOAP 1.1 envelope.
 pub const SOAP11_ENVELOPE: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -301,7 +301,6 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     let at = |offset: u64| Position::of_offset(text, offset as usize);
-    let mut lines = LineCounter::default();
 
     let mut place = Place::BeforeEnvelope;
     let mut version = None;
@@ -312,7 +311,7 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
     let mut operation = None;
     let mut operation_start = 0usize;
     let mut operation_span = 0..0;
-    let mut body_position = Position { line: 1, column: 1 };
+    let mut body_offset = 0u64;
 
     loop {
         let before = reader.buffer_position();
@@ -407,9 +406,11 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                                 Place::Header
                             };
                         } else if is_soap && name.local == "Body" {
-                            body_position = at(before);
+                            body_offset = before;
                             if is_empty {
-                                return Err(EnvelopeProblem::EmptyBody { at: body_position });
+                                return Err(EnvelopeProblem::EmptyBody {
+                                    at: at(body_offset),
+                                });
                             }
                             place = Place::BodyStart;
                         } else {
@@ -429,8 +430,12 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                             operation_start = before as usize;
                             place = Place::Operation;
                         }
-                        let line = lines.line_at(text, before as usize);
-                        let element = open_element(&reader, start, name, line, at(before))?;
+                        let element = open_element(&reader, start, name).map_err(|message| {
+                            EnvelopeProblem::Malformed {
+                                at: at(before),
+                                message,
+                            }
+                        })?;
                         if is_empty {
                             close_element(element, &mut open, place, &mut headers, &mut operation);
                         } else {
@@ -470,7 +475,9 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                 match place {
                     Place::Header => place = Place::Envelope { seen_header: true },
                     Place::BodyStart => {
-                        return Err(EnvelopeProblem::EmptyBody { at: body_position });
+                        return Err(EnvelopeProblem::EmptyBody {
+                            at: at(body_offset),
+                        });
                     }
                     Place::BodyRest if depth == 1 => place = Place::AfterBody,
                     Place::AfterBody | Place::Envelope { .. } if depth == 0 => {
@@ -514,20 +521,17 @@ fn open_element(
     reader: &NsReader<&[u8]>,
     start: &BytesStart<'_>,
     name: QualifiedName,
-    line: usize,
-    at: Position,
-) -> Result<Element, EnvelopeProblem> {
+) -> Result<Element, String> {
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
-        let malformed = |message: String| EnvelopeProblem::Malformed { at, message };
-        let attribute = attribute.map_err(|error| malformed(error.to_string()))?;
+        let attribute = attribute.map_err(|error| error.to_string())?;
         if attribute.key.as_namespace_binding().is_some() {
             continue;
         }
         let (resolved, local) = reader.resolver().resolve_attribute(attribute.key);
         let value = attribute
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|error| malformed(error.to_string()))?;
+            .map_err(|error| error.to_string())?;
         attributes.push((
             QualifiedName {
                 namespace: namespace_of(&resolved).to_owned(),
@@ -536,7 +540,7 @@ fn open_element(
             value.into_owned(),
         ));
     }
-    Ok(Element::new(name, attributes, line))
+    Ok(Element::new(name, attributes))
 }
 
 /// Files a finished element: into its parent, or as a header block, or as the operation.
@@ -882,7 +886,6 @@ mod tests {
         let cpr = envelope.operation.find_local(&["Cpr"]).unwrap();
         assert_eq!(cpr.text, "0101011234");
         assert_eq!(cpr.name.namespace, "urn:example:person");
-        assert_eq!(cpr.line, 26);
     }
 
     #[test]

@@ -71,10 +71,14 @@ impl Request {
             Ok(body) => (body, Ok(())),
             Err(refusal) => (Bytes::new(), Err(refusal)),
         };
-        let version = soap::sniff_version(&body)
-            .or(declared)
-            .unwrap_or(SoapVersion::V11);
         let message = read.and_then(|()| Message::parse(&parts, content_type, declared, &body));
+        let version = match &message {
+            Ok(message) => message.envelope.version,
+            // Read cheaply from the root element, even of a broken body.
+            Err(_) => soap::sniff_version(&body)
+                .or(declared)
+                .unwrap_or(SoapVersion::V11),
+        };
         Request {
             parts,
             time,

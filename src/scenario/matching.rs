@@ -48,6 +48,55 @@ impl TextMatcher {
     }
 }
 
+/// A condition on a request value: a text matcher, or a regex that is evaluated together with
+/// the other rules' regexes on the same path, in one pass ([`PathPatterns`]).
+#[derive(Debug)]
+pub enum ValueMatcher {
+    Text(TextMatcher),
+    /// The `n`-th pattern of the path's set.
+    Pattern(usize),
+}
+
+/// Every regex the rules apply to one request path, as one `RegexSet`.
+#[derive(Debug)]
+pub struct PathPatterns {
+    set: regex::RegexSet,
+}
+
+impl PathPatterns {
+    /// Moves the regexes of the value conditions of `rules` into one set per path; a path whose
+    /// set cannot be built (size limits) keeps its regexes one by one.
+    pub fn gather(rules: &mut [Rule], paths: usize) -> Vec<Option<PathPatterns>> {
+        let mut patterns: Vec<Vec<String>> = vec![Vec::new(); paths];
+        for rule in rules.iter() {
+            for (path, matcher) in &rule.when.values {
+                if let ValueMatcher::Text(TextMatcher::Regex(regex)) = matcher {
+                    patterns[*path].push(regex.as_str().to_owned());
+                }
+            }
+        }
+        let sets: Vec<Option<PathPatterns>> = patterns
+            .iter()
+            .map(|patterns| {
+                let set = (patterns.len() > 1).then(|| regex::RegexSet::new(patterns).ok())??;
+                Some(PathPatterns { set })
+            })
+            .collect();
+        let mut next = vec![0usize; paths];
+        for rule in rules.iter_mut() {
+            for (path, matcher) in &mut rule.when.values {
+                if matches!(matcher, ValueMatcher::Text(TextMatcher::Regex(_)))
+                    && sets[*path].is_some()
+                {
+                    *matcher = ValueMatcher::Pattern(next[*path]);
+                    next[*path] += 1;
+                }
+            }
+        }
+        sets
+    }
+}
+
 /// Fields of the caller's certificate identity a rule can match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallerField {
@@ -228,7 +277,7 @@ pub struct Conditions {
     pub caller: Vec<(CallerField, TextMatcher)>,
     pub star: Vec<(StarField, TextMatcher)>,
     /// Index into `Spec::value_paths`, and the condition on that value.
-    pub values: Vec<(usize, TextMatcher)>,
+    pub values: Vec<(usize, ValueMatcher)>,
     pub call: Option<CallCount>,
     pub state: Option<StateCondition>,
 }
@@ -261,10 +310,10 @@ impl Conditions {
                 .star
                 .iter()
                 .all(|(field, matcher)| matcher.matches(field.value(facts.star)))
-            && self
-                .values
-                .iter()
-                .all(|(index, matcher)| matcher.matches(values.get(*index)))
+            && self.values.iter().all(|(index, matcher)| match matcher {
+                ValueMatcher::Text(matcher) => matcher.matches(values.get(*index)),
+                ValueMatcher::Pattern(member) => values.matches_pattern(*index, *member),
+            })
             && self.state.as_ref().is_none_or(|state| {
                 let present = values
                     .get(state.key)
@@ -322,17 +371,39 @@ impl ValuePath {
 #[derive(Debug)]
 pub struct RequestValues<'s, 'e> {
     paths: &'s [ValuePath],
+    patterns: &'s [Option<PathPatterns>],
     operation: &'e Element,
     found: Vec<OnceCell<Option<&'e str>>>,
+    /// Which of the path's patterns its value matches, once a rule asked.
+    matched: Vec<OnceCell<regex::SetMatches>>,
 }
 
 impl<'s, 'e> RequestValues<'s, 'e> {
-    pub fn new(paths: &'s [ValuePath], operation: &'e Element) -> RequestValues<'s, 'e> {
+    /// The values at `paths` (and their `patterns`) of the operation element `operation`.
+    pub fn new(
+        paths: &'s [ValuePath],
+        patterns: &'s [Option<PathPatterns>],
+        operation: &'e Element,
+    ) -> RequestValues<'s, 'e> {
         RequestValues {
             paths,
+            patterns,
             operation,
             found: (0..paths.len()).map(|_| OnceCell::new()).collect(),
+            matched: (0..paths.len()).map(|_| OnceCell::new()).collect(),
         }
+    }
+
+    /// Whether the value at path `index` matches the path's pattern `member` (absent values
+    /// match nothing).
+    pub fn matches_pattern(&self, index: usize, member: usize) -> bool {
+        let (Some(value), Some(Some(patterns))) = (self.get(index), self.patterns.get(index))
+        else {
+            return false;
+        };
+        self.matched[index]
+            .get_or_init(|| patterns.set.matches(value))
+            .matched(member)
     }
 
     /// The value at path `index` (into `Spec::value_paths`).
@@ -438,7 +509,7 @@ impl Spec {
                 effects,
             };
         }
-        let values = RequestValues::new(&self.value_paths, facts.operation);
+        let values = RequestValues::new(&self.value_paths, &self.patterns, facts.operation);
         let caller = facts
             .identity
             .map_or("", |identity| identity.caller_id.as_str());
@@ -573,7 +644,7 @@ mod tests {
         .iter()
         .map(|path| ValuePath::parse(path))
         .collect();
-        let values = RequestValues::new(&paths, &element);
+        let values = RequestValues::new(&paths, &[], &element);
         assert_eq!(values.get(0), Some("0101701234"));
         assert_eq!(values.get(1), Some("A & B A"));
         assert_eq!(values.get(2), Some(""));
@@ -582,6 +653,49 @@ mod tests {
         assert_eq!(values.get(5), None);
         assert_eq!(values.get(6), Some(""));
         assert_eq!(values.get(7), None);
+    }
+
+    #[test]
+    fn the_regexes_on_one_path_are_matched_as_one_set() {
+        let spec = Spec::compile(
+            std::path::Path::new("scenarios"),
+            &[(
+                "a.toml",
+                r#"
+[[rule]]
+name = "unknown"
+when.values."*/Cpr" = { regex = '^\d{6}0000$' }
+[[rule]]
+name = "dead"
+when.values."*/Cpr" = { regex = '^\d{6}4405$' }
+[[rule]]
+name = "exact"
+when.values."*/Cpr" = "0101701234"
+[[rule]]
+name = "alone"
+when.values."*/Name" = { regex = '^A' }
+"#,
+            )],
+        )
+        .unwrap();
+        // Two regexes on */Cpr became one set; the lone regex on */Name stays a regex.
+        assert!(spec.patterns[0].is_some() && spec.patterns[1].is_none());
+        let element = operation(r#"<Op xmlns="urn:x"><Cpr>0101704405</Cpr><Name>Anna</Name></Op>"#);
+        let values = RequestValues::new(&spec.value_paths, &spec.patterns, &element);
+        let verdicts: Vec<bool> = spec
+            .rules()
+            .iter()
+            .map(|rule| {
+                rule.when
+                    .values
+                    .iter()
+                    .all(|(index, matcher)| match matcher {
+                        ValueMatcher::Text(matcher) => matcher.matches(values.get(*index)),
+                        ValueMatcher::Pattern(member) => values.matches_pattern(*index, *member),
+                    })
+            })
+            .collect();
+        assert_eq!(verdicts, [false, true, false, true]);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::matching::{
-    CallCount, CallerField, Conditions, RuleIndex, StarField, StateCondition, TextMatcher,
-    ValuePath,
+    CallCount, CallerField, Conditions, PathPatterns, RuleIndex, StarField, StateCondition,
+    TextMatcher, ValueMatcher, ValuePath,
 };
 use super::names::{dfdg_message, unknown_name};
 use super::template::Templates;
@@ -75,6 +75,8 @@ pub struct Spec {
     pub(crate) templates: Templates,
     /// Every request path some rule matches on or keys its state by.
     pub(crate) value_paths: Vec<ValuePath>,
+    /// The regexes the rules apply to each of `value_paths`, as one set per path.
+    pub(crate) patterns: Vec<Option<PathPatterns>>,
     /// Which rules a request of a service and operation can meet.
     pub(crate) index: RuleIndex,
 }
@@ -258,6 +260,7 @@ impl Spec {
             files: Vec::new(),
             templates: Templates::new(),
             value_paths: Vec::new(),
+            patterns: Vec::new(),
             index: RuleIndex::default(),
         }
     }
@@ -390,6 +393,7 @@ impl Spec {
         // Stable: equal priorities keep file order.
         spec.rules
             .sort_by_key(|rule| std::cmp::Reverse(rule.priority));
+        spec.patterns = PathPatterns::gather(&mut spec.rules, spec.value_paths.len());
         spec.index = RuleIndex::new(&spec.rules);
         Ok(spec)
     }
@@ -479,7 +483,7 @@ impl Spec {
             let spanned = Spanned::new(matcher.span(), path.clone());
             let index = self.value_path(source, &spanned);
             if let (Some(index), Some(matcher)) = (index, text_matcher(source, matcher)) {
-                when.values.push((index, matcher));
+                when.values.push((index, ValueMatcher::Text(matcher)));
             }
         }
         if let Some(call) = &raw.call {

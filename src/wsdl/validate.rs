@@ -8,6 +8,8 @@
 //! parser built in its one pass, never the text again), and its SOAPAction against the binding
 //! ([`soap_action`]).
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use super::xml::Element;
@@ -27,8 +29,8 @@ pub struct Finding {
     pub found: String,
 }
 
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}: expected {}, found {}",
@@ -42,19 +44,20 @@ impl std::fmt::Display for Finding {
 pub fn request(route: &Route<'_>, envelope: &Envelope) -> Vec<Finding> {
     let mut findings = Vec::new();
     for declared in &route.operation.headers {
-        let path = format!("/Header/{}", declared.name.local);
+        let path = Place::Top("/Header", &declared.name.local);
         match envelope.header(&declared.name.namespace, &declared.name.local) {
-            Some(block) => element(route.schema, declared.element, block, &path, &mut findings),
-            None => findings.push(Finding {
-                path,
-                expected: format!("SOAP header {}", declared.name),
-                found: "nothing".to_owned(),
-            }),
+            Some(block) => element_at(route.schema, declared.element, block, &path, &mut findings),
+            None => push(
+                &mut findings,
+                &path,
+                format!("SOAP header {}", declared.name),
+                "nothing".to_owned(),
+            ),
         }
     }
     let body = &envelope.operation;
-    let path = format!("/{}", body.name.local);
-    element(
+    let path = Place::Top("", &body.name.local);
+    element_at(
         route.schema,
         route.operation.input,
         body,
@@ -110,6 +113,16 @@ pub fn element(
     path: &str,
     findings: &mut Vec<Finding>,
 ) {
+    element_at(schema, id, node, &Place::Root(path), findings);
+}
+
+fn element_at(
+    schema: &Schema,
+    id: ElementId,
+    node: &Element,
+    path: &Place<'_>,
+    findings: &mut Vec<Finding>,
+) {
     let decl = schema.element(id);
     if node.name != decl.name {
         push(
@@ -123,13 +136,76 @@ pub fn element(
     Validator { schema, findings }.instance(id, node, path);
 }
 
-fn push(findings: &mut Vec<Finding>, path: &str, expected: String, found: String) {
+fn push(findings: &mut Vec<Finding>, path: &dyn fmt::Display, expected: String, found: String) {
     if findings.len() < MAX_FINDINGS {
         findings.push(Finding {
-            path: path.to_owned(),
+            path: path.to_string(),
             expected,
             found,
         });
+    }
+}
+
+/// Where an element sits, spelled out (`/Op/Child[2]/Leaf`) only when a finding names it.
+#[derive(Clone, Copy)]
+enum Place<'p> {
+    Root(&'p str),
+    /// `prefix/local`, e.g. `/Header/ActiveOrganisationHeader`.
+    Top(&'static str, &'p str),
+    /// `siblings[index]` below `parent`.
+    Child {
+        parent: &'p Place<'p>,
+        siblings: &'p [Element],
+        index: usize,
+    },
+}
+
+impl Place<'_> {
+    /// The last step's local name.
+    fn short(&self) -> String {
+        match self {
+            Place::Root(path) => path.rsplit('/').next().unwrap_or(path).to_owned(),
+            Place::Top(_, local) => (*local).to_owned(),
+            Place::Child {
+                siblings, index, ..
+            } => siblings[*index].name.local.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Place<'_> {
+    /// `parent/Local`, with `[n]` when siblings share the name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Root(path) => f.write_str(path),
+            Place::Top(prefix, local) => write!(f, "{prefix}/{local}"),
+            Place::Child {
+                parent,
+                siblings,
+                index,
+            } => {
+                let child = &siblings[*index];
+                let same = |other: &Element| other.name == child.name;
+                write!(f, "{parent}/{}", child.name.local)?;
+                if siblings.iter().filter(|other| same(other)).count() > 1 {
+                    let position = siblings[..*index]
+                        .iter()
+                        .filter(|other| same(other))
+                        .count();
+                    write!(f, "[{}]", position + 1)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `place/@local`.
+struct AttributePlace<'p>(&'p Place<'p>, &'p str);
+
+impl fmt::Display for AttributePlace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/@{}", self.0, self.1)
     }
 }
 
@@ -138,18 +214,37 @@ struct Validator<'s, 'f> {
     findings: &'f mut Vec<Finding>,
 }
 
-/// Why a content model did not match at some child.
-struct Mismatch {
+/// Why a content model did not match at some child; what was expected is spelled out only if
+/// the mismatch becomes a finding.
+struct Mismatch<'s> {
     at: usize,
-    expected: Vec<String>,
+    expected: Expected<'s>,
 }
 
-impl Validator<'_, '_> {
-    fn push(&mut self, path: &str, expected: String, found: String) {
+enum Expected<'s> {
+    Element(ElementId),
+    Any,
+    Particle(&'s Particle),
+    Choice(&'s [Particle]),
+}
+
+impl Expected<'_> {
+    fn names(&self, schema: &Schema) -> Vec<String> {
+        match self {
+            Expected::Element(id) => vec![schema.element(*id).name.to_string()],
+            Expected::Any => vec!["any element".to_owned()],
+            Expected::Particle(particle) => first_names(schema, particle),
+            Expected::Choice(items) => items.iter().flat_map(|i| first_names(schema, i)).collect(),
+        }
+    }
+}
+
+impl<'s> Validator<'s, '_> {
+    fn push(&mut self, path: &dyn fmt::Display, expected: String, found: String) {
         push(self.findings, path, expected, found);
     }
 
-    fn instance(&mut self, id: ElementId, node: &Element, path: &str) {
+    fn instance(&mut self, id: ElementId, node: &Element, path: &Place<'_>) {
         if self.findings.len() >= MAX_FINDINGS {
             return;
         }
@@ -185,7 +280,7 @@ impl Validator<'_, '_> {
         self.typed(decl.ty, node, path);
     }
 
-    fn typed(&mut self, ty: TypeRef, node: &Element, path: &str) {
+    fn typed(&mut self, ty: TypeRef, node: &Element, path: &Place<'_>) {
         if matches!(ty, TypeRef::Builtin(super::xsd::Builtin::AnyType)) {
             return;
         }
@@ -203,7 +298,7 @@ impl Validator<'_, '_> {
                 Some(attribute) => {
                     if let Err(problem) = self.schema.check_value(attribute.ty, value) {
                         self.push(
-                            &format!("{path}/@{}", name.local),
+                            &AttributePlace(path, &name.local),
                             self.schema.type_label(attribute.ty),
                             problem,
                         );
@@ -211,7 +306,7 @@ impl Validator<'_, '_> {
                 }
                 None if complex.any_attribute => {}
                 None => self.push(
-                    &format!("{path}/@{}", name.local),
+                    &AttributePlace(path, &name.local),
                     "no such attribute".to_owned(),
                     format!("attribute {name}"),
                 ),
@@ -224,7 +319,7 @@ impl Validator<'_, '_> {
                 .any(|(name, _)| name == &attribute.name)
             {
                 self.push(
-                    &format!("{path}/@{}", attribute.name.local),
+                    &AttributePlace(path, &attribute.name.local),
                     format!("required attribute {}", attribute.name),
                     "nothing".to_owned(),
                 );
@@ -255,15 +350,20 @@ impl Validator<'_, '_> {
                         format!("text '{}'", short(node.text.trim())),
                     );
                 }
-                let children: Vec<&Element> = node.children.iter().collect();
-                match self.repeated(particle, &children, 0, path) {
+                let children = &node.children[..];
+                let at = |index| Place::Child {
+                    parent: path,
+                    siblings: children,
+                    index,
+                };
+                match self.repeated(particle, children, 0, path) {
                     Ok(end) if end == children.len() => {}
                     Ok(end) => {
                         self.push(
-                            &child_path(path, &children, end),
+                            &at(end),
                             format!(
                                 "no more elements (the content of {} ends here)",
-                                short_path(path)
+                                path.short()
                             ),
                             format!("element {}", children[end].name),
                         );
@@ -274,23 +374,23 @@ impl Validator<'_, '_> {
                             .map_or("the end of the element".to_owned(), |c| {
                                 format!("element {}", c.name)
                             });
-                        let at = if mismatch.at < children.len() {
-                            child_path(path, &children, mismatch.at)
+                        let expected = expected_list(&mismatch.expected.names(self.schema));
+                        if mismatch.at < children.len() {
+                            self.push(&at(mismatch.at), expected, found);
                         } else {
-                            path.to_owned()
-                        };
-                        self.push(&at, expected_list(&mismatch.expected), found);
+                            self.push(path, expected, found);
+                        }
                     }
                 }
             }
         }
     }
 
-    fn attributes_of_simple(&mut self, node: &Element, path: &str) {
+    fn attributes_of_simple(&mut self, node: &Element, path: &Place<'_>) {
         for (name, _) in &node.attributes {
             if name.namespace != XSI_NS && name.namespace != super::xml_namespace() {
                 self.push(
-                    &format!("{path}/@{}", name.local),
+                    &AttributePlace(path, &name.local),
                     "no attributes".to_owned(),
                     format!("attribute {name}"),
                 );
@@ -298,7 +398,7 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn text(&mut self, ty: TypeRef, node: &Element, path: &str) {
+    fn text(&mut self, ty: TypeRef, node: &Element, path: &Place<'_>) {
         if let Some(child) = node.children.first() {
             self.push(
                 path,
@@ -319,11 +419,11 @@ impl Validator<'_, '_> {
     /// Matches `particle` with its occurrences from `start`; returns where it stopped.
     fn repeated(
         &mut self,
-        particle: &Particle,
-        children: &[&Element],
+        particle: &'s Particle,
+        children: &[Element],
         start: usize,
-        path: &str,
-    ) -> Result<usize, Mismatch> {
+        path: &Place<'_>,
+    ) -> Result<usize, Mismatch<'s>> {
         let mut position = start;
         let mut count = 0u32;
         loop {
@@ -353,7 +453,7 @@ impl Validator<'_, '_> {
         if count < particle.occurs.min {
             return Err(Mismatch {
                 at: position,
-                expected: first_names(self.schema, particle),
+                expected: Expected::Particle(particle),
             });
         }
         Ok(position)
@@ -361,37 +461,40 @@ impl Validator<'_, '_> {
 
     fn term(
         &mut self,
-        term: &Term,
-        children: &[&Element],
+        term: &'s Term,
+        children: &[Element],
         start: usize,
-        path: &str,
-    ) -> Result<usize, Mismatch> {
+        path: &Place<'_>,
+    ) -> Result<usize, Mismatch<'s>> {
+        let at = |index| Place::Child {
+            parent: path,
+            siblings: children,
+            index,
+        };
         match term {
             Term::Element(id) => {
                 let decl = self.schema.element(*id);
                 match children.get(start) {
                     Some(child) if child.name == decl.name => {
-                        let child_path = child_path(path, children, start);
-                        self.instance(*id, child, &child_path);
+                        self.instance(*id, child, &at(start));
                         Ok(start + 1)
                     }
                     _ => Err(Mismatch {
                         at: start,
-                        expected: vec![decl.name.to_string()],
+                        expected: Expected::Element(*id),
                     }),
                 }
             }
             Term::Any(wildcard) => match children.get(start) {
                 Some(child) if wildcard.admits(&child.name.namespace) => {
                     if let Some(id) = self.schema.global_element(&child.name) {
-                        let child_path = child_path(path, children, start);
-                        self.instance(id, child, &child_path);
+                        self.instance(id, child, &at(start));
                     }
                     Ok(start + 1)
                 }
                 _ => Err(Mismatch {
                     at: start,
-                    expected: vec!["any element".to_owned()],
+                    expected: Expected::Any,
                 }),
             },
             Term::Sequence(items) => {
@@ -418,10 +521,7 @@ impl Validator<'_, '_> {
                 } else {
                     Err(Mismatch {
                         at: start,
-                        expected: items
-                            .iter()
-                            .flat_map(|i| first_names(self.schema, i))
-                            .collect(),
+                        expected: Expected::Choice(items),
                     })
                 }
             }
@@ -435,8 +535,7 @@ impl Validator<'_, '_> {
                         }
                         if let Term::Element(id) = item.term {
                             if self.schema.element(id).name == child.name {
-                                let child_path = child_path(path, children, position);
-                                self.instance(id, child, &child_path);
+                                self.instance(id, child, &at(position));
                                 used[index] = true;
                                 position += 1;
                                 continue 'children;
@@ -449,7 +548,7 @@ impl Validator<'_, '_> {
                     if !used[index] && item.occurs.min > 0 {
                         return Err(Mismatch {
                             at: position,
-                            expected: first_names(self.schema, item),
+                            expected: Expected::Particle(item),
                         });
                     }
                 }
@@ -492,27 +591,6 @@ fn expected_list(names: &[String]) -> String {
         [one] => format!("element {one}"),
         many => format!("one of the elements {}", many.join(", ")),
     }
-}
-
-/// `path/Local`, with `[n]` when siblings share the name.
-fn child_path(path: &str, children: &[&Element], index: usize) -> String {
-    let child = children[index];
-    let same: Vec<usize> = children
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.name == child.name)
-        .map(|(i, _)| i)
-        .collect();
-    if same.len() > 1 {
-        let position = same.iter().position(|i| *i == index).unwrap_or(0) + 1;
-        format!("{path}/{}[{position}]", child.name.local)
-    } else {
-        format!("{path}/{}", child.name.local)
-    }
-}
-
-fn short_path(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn short(text: &str) -> String {

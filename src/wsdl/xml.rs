@@ -8,7 +8,7 @@
 //! resolved as a QName value.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -30,14 +30,13 @@ pub struct Element {
     pub children: Vec<Element>,
     /// The element's own character data (concatenated, unescaped).
     pub text: String,
-    /// 1-based line of the start tag.
+    /// 1-based line of the start tag; 0 for an element built from a request (whose findings
+    /// name element paths instead).
     pub line: usize,
-    /// Prefixes in scope at this element ("" is the default namespace).
-    scope: Arc<HashMap<String, String>>,
+    /// Prefixes in scope at this element ("" is the default namespace); `None` for an element
+    /// built from a request.
+    scope: Option<Arc<HashMap<String, String>>>,
 }
-
-/// The scope of elements built from a request: no prefixes.
-static NO_PREFIXES: LazyLock<Arc<HashMap<String, String>>> = LazyLock::new(Arc::default);
 
 /// A document could not be parsed; carries the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,19 +47,16 @@ pub struct XmlProblem {
 }
 
 impl Element {
-    /// An element without children or text yet, whose QName values resolve to no prefix.
-    pub fn new(
-        name: QualifiedName,
-        attributes: Vec<(QualifiedName, String)>,
-        line: usize,
-    ) -> Element {
+    /// An element of a request, without children or text yet: no line, and QName values
+    /// resolve to no prefix.
+    pub fn new(name: QualifiedName, attributes: Vec<(QualifiedName, String)>) -> Element {
         Element {
             name,
             attributes,
             children: Vec::new(),
             text: String::new(),
-            line,
-            scope: Arc::clone(&NO_PREFIXES),
+            line: 0,
+            scope: None,
         }
     }
 
@@ -128,7 +124,7 @@ impl Element {
         if local.is_empty() {
             return Err(format!("'{value}' is not a qualified name"));
         }
-        match self.scope.get(prefix) {
+        match self.scope.as_ref().and_then(|scope| scope.get(prefix)) {
             Some(namespace) => Ok(QualifiedName {
                 namespace: namespace.clone(),
                 local: local.to_owned(),
@@ -180,11 +176,11 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(problem(format!("nested deeper than {MAX_DEPTH} levels")));
                 }
-                let parent = stack.last().map(|e| &e.scope);
+                let parent = stack.last().and_then(|e| e.scope.as_ref());
                 stack.push(open(&start, parent, line).map_err(problem)?);
             }
             Event::Empty(start) => {
-                let parent = stack.last().map(|e| &e.scope);
+                let parent = stack.last().and_then(|e| e.scope.as_ref());
                 let element = open(&start, parent, line).map_err(problem)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
@@ -308,7 +304,7 @@ fn open(
         children: Vec::new(),
         text: String::new(),
         line,
-        scope,
+        scope: Some(scope),
     })
 }
 
@@ -321,13 +317,13 @@ fn lookup(scope: &HashMap<String, String>, prefix: &str) -> Option<String> {
 
 /// Counts lines incrementally, since offsets only grow while parsing.
 #[derive(Debug, Default)]
-pub(crate) struct LineCounter {
+struct LineCounter {
     offset: usize,
     line: usize,
 }
 
 impl LineCounter {
-    pub(crate) fn line_at(&mut self, text: &str, offset: usize) -> usize {
+    fn line_at(&mut self, text: &str, offset: usize) -> usize {
         let offset = offset.min(text.len());
         if offset < self.offset {
             *self = LineCounter::default();
