@@ -631,6 +631,7 @@ fn summary(call: &StoredCall) -> serde_json::Value {
         "receipts": record.receipts,
         "detail": record.detail,
         "identity_check": record.identity.as_ref().map(|_| onboarding::identity_passed(record)),
+        "wsdl_findings": record.findings.len(),
         "latency_micros": record.latency_micros,
     })
 }
