@@ -55,6 +55,21 @@ pub enum ValueMatcher {
     Text(TextMatcher),
     /// The `n`-th pattern of the path's set.
     Pattern(usize),
+    /// A regex whose syntax was checked, while the rules are compiled: [`PathPatterns::gather`]
+    /// turns each into a `Pattern` or a compiled `Text` regex.
+    Unbuilt(Box<str>),
+}
+
+impl ValueMatcher {
+    /// Whether the request's value at path `index` meets this condition.
+    pub fn matches(&self, index: usize, values: &RequestValues<'_, '_>) -> bool {
+        match self {
+            ValueMatcher::Text(matcher) => matcher.matches(values.get(index)),
+            ValueMatcher::Pattern(member) => values.matches_pattern(index, *member),
+            // Built before the spec is in use.
+            ValueMatcher::Unbuilt(_) => false,
+        }
+    }
 }
 
 /// Every regex the rules apply to one request path, as one `RegexSet`.
@@ -64,14 +79,18 @@ pub struct PathPatterns {
 }
 
 impl PathPatterns {
-    /// Moves the regexes of the value conditions of `rules` into one set per path; a path whose
-    /// set cannot be built (size limits) keeps its regexes one by one.
-    pub fn gather(rules: &mut [Rule], paths: usize) -> Vec<Option<PathPatterns>> {
-        let mut patterns: Vec<Vec<String>> = vec![Vec::new(); paths];
+    /// Builds the regexes of the value conditions of `rules`: one set per path with several,
+    /// a single regex where there is one (or the set exceeds the size limits). The regexes that
+    /// cannot be built are returned by rule position, with why.
+    pub fn gather(
+        rules: &mut [Rule],
+        paths: usize,
+    ) -> Result<Vec<Option<PathPatterns>>, Vec<(usize, String)>> {
+        let mut patterns: Vec<Vec<&str>> = vec![Vec::new(); paths];
         for rule in rules.iter() {
             for (path, matcher) in &rule.when.values {
-                if let ValueMatcher::Text(TextMatcher::Regex(regex)) = matcher {
-                    patterns[*path].push(regex.as_str().to_owned());
+                if let ValueMatcher::Unbuilt(pattern) = matcher {
+                    patterns[*path].push(pattern);
                 }
             }
         }
@@ -83,17 +102,28 @@ impl PathPatterns {
             })
             .collect();
         let mut next = vec![0usize; paths];
-        for rule in rules.iter_mut() {
+        let mut problems = Vec::new();
+        for (position, rule) in rules.iter_mut().enumerate() {
             for (path, matcher) in &mut rule.when.values {
-                if matches!(matcher, ValueMatcher::Text(TextMatcher::Regex(_)))
-                    && sets[*path].is_some()
-                {
+                let ValueMatcher::Unbuilt(pattern) = matcher else {
+                    continue;
+                };
+                if sets[*path].is_some() {
                     *matcher = ValueMatcher::Pattern(next[*path]);
                     next[*path] += 1;
+                    continue;
+                }
+                match regex::Regex::new(pattern) {
+                    Ok(regex) => *matcher = ValueMatcher::Text(TextMatcher::Regex(regex)),
+                    Err(error) => problems.push((position, format!("regex {pattern:?}: {error}"))),
                 }
             }
         }
-        sets
+        if problems.is_empty() {
+            Ok(sets)
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -310,10 +340,10 @@ impl Conditions {
                 .star
                 .iter()
                 .all(|(field, matcher)| matcher.matches(field.value(facts.star)))
-            && self.values.iter().all(|(index, matcher)| match matcher {
-                ValueMatcher::Text(matcher) => matcher.matches(values.get(*index)),
-                ValueMatcher::Pattern(member) => values.matches_pattern(*index, *member),
-            })
+            && self
+                .values
+                .iter()
+                .all(|(index, matcher)| matcher.matches(*index, values))
             && self.state.as_ref().is_none_or(|state| {
                 let present = values
                     .get(state.key)
@@ -689,10 +719,7 @@ when.values."*/Name" = { regex = '^A' }
                 rule.when
                     .values
                     .iter()
-                    .all(|(index, matcher)| match matcher {
-                        ValueMatcher::Text(matcher) => matcher.matches(values.get(*index)),
-                        ValueMatcher::Pattern(member) => values.matches_pattern(*index, *member),
-                    })
+                    .all(|(index, matcher)| matcher.matches(*index, &values))
             })
             .collect();
         assert_eq!(verdicts, [false, true, false, true]);

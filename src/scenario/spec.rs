@@ -393,7 +393,26 @@ impl Spec {
         // Stable: equal priorities keep file order.
         spec.rules
             .sort_by_key(|rule| std::cmp::Reverse(rule.priority));
-        spec.patterns = PathPatterns::gather(&mut spec.rules, spec.value_paths.len());
+        spec.patterns = match PathPatterns::gather(&mut spec.rules, spec.value_paths.len()) {
+            Ok(patterns) => patterns,
+            Err(unbuilt) => {
+                let problems = unbuilt
+                    .into_iter()
+                    .map(|(position, message)| {
+                        let rule = &spec.rules[position];
+                        Problem {
+                            file: dir.join(&*rule.file).display().to_string(),
+                            at: Some(rule.at),
+                            message: format!("rule \"{}\": {message}", rule.name),
+                        }
+                    })
+                    .collect();
+                return Err(LoadError {
+                    files: spec.files,
+                    problems,
+                });
+            }
+        };
         spec.index = RuleIndex::new(&spec.rules);
         Ok(spec)
     }
@@ -482,8 +501,8 @@ impl Spec {
         for (path, matcher) in &raw.values {
             let spanned = Spanned::new(matcher.span(), path.clone());
             let index = self.value_path(source, &spanned);
-            if let (Some(index), Some(matcher)) = (index, text_matcher(source, matcher)) {
-                when.values.push((index, ValueMatcher::Text(matcher)));
+            if let (Some(index), Some(matcher)) = (index, value_matcher(source, matcher)) {
+                when.values.push((index, matcher));
             }
         }
         if let Some(call) = &raw.call {
@@ -791,6 +810,33 @@ fn parse_delay(value: &toml::Value) -> Result<Delay, String> {
     }
 }
 
+/// A condition on a request value: as [`text_matcher`], but a regex is only checked here and
+/// built with the other regexes on its path ([`PathPatterns::gather`]).
+fn value_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<ValueMatcher> {
+    let regex = raw
+        .get_ref()
+        .as_table()
+        .filter(|table| table.len() == 1)
+        .and_then(|table| table.get("regex"))
+        .and_then(toml::Value::as_str);
+    let Some(pattern) = regex else {
+        return text_matcher(source, raw).map(ValueMatcher::Text);
+    };
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(_) => Some(ValueMatcher::Unbuilt(Box::from(pattern))),
+        Err(error) => {
+            source.problem(Some(raw.span()), invalid_regex(pattern, &error.to_string()));
+            None
+        }
+    }
+}
+
+/// "invalid regex \"(\": error: unclosed group": the last line of the regex crate's message.
+fn invalid_regex(pattern: &str, error: &str) -> String {
+    let reason = error.lines().last().unwrap_or_default().trim();
+    format!("invalid regex {pattern:?}: {reason}")
+}
+
 /// A string (equals), a list (one of), or a table `{ equals | one_of | regex | exists }`.
 fn text_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<TextMatcher> {
     const EXPECTED: &str = "expected a string (equals), a list of strings (one of), or a table with one of equals, one_of, regex, exists";
@@ -820,12 +866,8 @@ fn text_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<TextMatcher> {
                 ("regex", toml::Value::String(pattern)) => match regex::Regex::new(pattern) {
                     Ok(regex) => Some(TextMatcher::Regex(regex)),
                     Err(error) => {
-                        let error = error.to_string();
-                        let reason = error.lines().last().unwrap_or_default().trim();
-                        source.problem(
-                            Some(raw.span()),
-                            format!("invalid regex {pattern:?}: {reason}"),
-                        );
+                        source
+                            .problem(Some(raw.span()), invalid_regex(pattern, &error.to_string()));
                         return None;
                     }
                 },
