@@ -12,7 +12,8 @@
 //!   for the rule, 1 for the first call);
 //! - `guid()`: a fresh GUID; `receipt()`: a fresh GUID journaled as the call's receipt;
 //! - `now()`, `now(offset="-1d")`, `now(format="[year]-[month]-[day]")`: the arrival time,
-//!   RFC 3339 by default; offsets in s, m, h, d, signed;
+//!   by default RFC 3339 in UTC to the millisecond (as `xs:dateTime` for .NET); offsets in s, m,
+//!   h, d, signed;
 //! - `state("bucket", key)`: what `set_state` stored for this caller ("" when nothing).
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -304,9 +305,8 @@ fn now(state: &State<'_, '_>, kwargs: Kwargs) -> Result<String, Error> {
     }
     let invalid = |error: String| Error::new(ErrorKind::InvalidOperation, error);
     match format.as_deref() {
-        None | Some("rfc3339") => time
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| invalid(e.to_string())),
+        // What DFDG sends, and what .NET reads (at most seven fractional digits).
+        None | Some("rfc3339") => Ok(crate::soap::xml_date_time(time)),
         Some(description) => {
             let items = time::format_description::parse_borrowed::<2>(description)
                 .map_err(|e| invalid(format!("now(format={description:?}): {e}")))?;

@@ -334,6 +334,16 @@ respond.headers = { "x-scenario" = "templated" }
     let receipt = element_text(&reply.body, "MessageIdentifier").unwrap();
     assert!(uuid::Uuid::parse_str(guid).is_ok() && uuid::Uuid::parse_str(receipt).is_ok());
     assert_ne!(guid, receipt);
+    // UTC, at most millisecond precision: .NET reads at most seven fractional digits.
+    let now_text = element_text(&reply.body, "now").unwrap();
+    assert!(now_text.ends_with('Z'), "{now_text}");
+    assert!(
+        now_text
+            .split('.')
+            .nth(1)
+            .is_none_or(|fraction| fraction.len() <= 4),
+        "{now_text}"
+    );
     let now = time::OffsetDateTime::parse(
         element_text(&reply.body, "now").unwrap(),
         &time::format_description::well_known::Rfc3339,
