@@ -174,18 +174,6 @@ enum Fields {
     Star(Arc<Call>),
 }
 
-const CALLER_FIELDS: &[&str] = &[
-    "id",
-    "cvr",
-    "kind",
-    "common_name",
-    "organisation",
-    "subject",
-    "issuer",
-    "serial",
-    "fingerprint",
-];
-
 impl Object for Fields {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
@@ -207,7 +195,7 @@ impl Object for Fields {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         match &**self {
-            Fields::Caller(_) => Enumerator::Str(CALLER_FIELDS),
+            Fields::Caller(_) => Enumerator::Str(CallerField::NAMES),
             Fields::Star(_) => Enumerator::Str(StarField::NAMES),
         }
     }

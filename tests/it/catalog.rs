@@ -782,19 +782,8 @@ async fn a_soapaction_naming_another_operation_is_a_finding_that_every_view_show
         },
     )
     .await;
-    let path = "/CodeListService/1/CodeListService.svc";
-    let names = catalog
-        .route(
-            path,
-            SoapVersion::V11,
-            None,
-            &dfdg_mock::soap::QualifiedName {
-                namespace: "urn:dfdg-mock:CodeListService:1".into(),
-                local: "GetCodeListNames".into(),
-            },
-        )
-        .unwrap()
-        .example_request(OffsetDateTime::now_utc());
+    let path = CODE_LIST_PATH;
+    let names = code_list_names_request(&catalog);
     let (mut follow, lines) = follow_calls(&server.journal_path);
     assert!(next_line(&lines).starts_with("ID "));
 
@@ -886,19 +875,8 @@ async fn enforce_mode_answers_a_mismatching_or_unknown_soapaction_with_1014() {
     let pki = Pki::new();
     let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
     let server = serve(&pki, &catalog).await;
-    let path = "/CodeListService/1/CodeListService.svc";
-    let names = catalog
-        .route(
-            path,
-            SoapVersion::V11,
-            None,
-            &dfdg_mock::soap::QualifiedName {
-                namespace: "urn:dfdg-mock:CodeListService:1".into(),
-                local: "GetCodeListNames".into(),
-            },
-        )
-        .unwrap()
-        .example_request(OffsetDateTime::now_utc());
+    let path = CODE_LIST_PATH;
+    let names = code_list_names_request(&catalog);
     let client = pki.client_with(Some(&pki.oces3_client()));
     for (action, found) in [
         (

@@ -401,19 +401,8 @@ async fn the_dashboard_shows_a_calls_findings_against_the_wsdl() {
         },
     )
     .await;
-    let path = "/CodeListService/1/CodeListService.svc";
-    let names = catalog
-        .route(
-            path,
-            dfdg_mock::soap::SoapVersion::V11,
-            None,
-            &dfdg_mock::soap::QualifiedName {
-                namespace: "urn:dfdg-mock:CodeListService:1".into(),
-                local: "GetCodeListNames".into(),
-            },
-        )
-        .unwrap()
-        .example_request(time::OffsetDateTime::now_utc());
+    let path = CODE_LIST_PATH;
+    let names = code_list_names_request(&catalog);
     // The Body asks for GetCodeListNames, the SOAPAction names GetCodeList.
     let reply = pki
         .client_with(Some(&pki.oces3_client()))

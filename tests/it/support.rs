@@ -529,6 +529,25 @@ pub fn registration(user_identifier: &str) -> String {
     dfdg_mock::cli::demo_request(user_identifier)
 }
 
+/// Path of the shipped CodeListService.
+pub const CODE_LIST_PATH: &str = "/CodeListService/1/CodeListService.svc";
+
+/// A valid GetCodeListNames request, as `catalog` generates it.
+pub fn code_list_names_request(catalog: &dfdg_mock::wsdl::Catalog) -> String {
+    catalog
+        .route(
+            CODE_LIST_PATH,
+            dfdg_mock::soap::SoapVersion::V11,
+            None,
+            &dfdg_mock::soap::QualifiedName {
+                namespace: "urn:dfdg-mock:CodeListService:1".into(),
+                local: "GetCodeListNames".into(),
+            },
+        )
+        .expect("the shipped catalog serves GetCodeListNames")
+        .example_request(time::OffsetDateTime::now_utc())
+}
+
 pub fn soap12_lookup() -> String {
     r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope">
   <env:Body><GetBorgerstatus xmlns="urn:dfdg-mock:JobnetCitizenStatusService:10"><CivilRegistrationIdentifier>0101701234</CivilRegistrationIdentifier></GetBorgerstatus></env:Body>
