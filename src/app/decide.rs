@@ -312,7 +312,8 @@ fn answer(
     } else {
         Some(route(rules.catalog, request.path(), message, facts)?)
     };
-    // The supplier registry: who may call what; then the identity checks (strict mode).
+    // The supplier registry: who may call what; then the identity checks (strict mode); then
+    // what `enforce` refuses.
     authorize(
         rules,
         identity,
@@ -321,6 +322,9 @@ fn answer(
         request.path(),
         facts,
     )?;
+    if let Some(route) = &route {
+        enforce(route, envelope, facts)?;
+    }
     let scenario_facts = RequestFacts {
         service: facts.service.as_deref(),
         supplier: facts.supplier.as_deref(),
@@ -380,20 +384,27 @@ fn route<'c>(
     };
     facts.service = Some(route.endpoint.service.clone());
     facts.service_operation = Some(route.operation.name.clone());
-    let mode = route.endpoint.validation;
-    if mode != ValidationMode::Off {
+    if route.endpoint.validation != ValidationMode::Off {
         facts.findings.extend(validate::soap_action(&route, action));
         facts.findings.extend(validate::request(&route, envelope));
-        if mode == ValidationMode::Enforce {
-            if let Some(missing) = route.missing_star_header(envelope) {
-                return Err(Refusal::MissingStarHeader(missing));
-            }
-            if !facts.findings.is_empty() {
-                return Err(Refusal::NotValid(facts.findings.clone()));
-            }
-        }
     }
     Ok(route)
+}
+
+/// In `enforce` mode, refuses a call whose STAR headers are missing or whose request broke its
+/// contract. Runs after [`authorize`], so a refused call is journaled under its supplier and a
+/// caller that may not call the service learns nothing about its schema.
+fn enforce(route: &Route<'_>, envelope: &Envelope, facts: &Facts) -> Result<(), Refusal> {
+    if route.endpoint.validation != ValidationMode::Enforce {
+        return Ok(());
+    }
+    if let Some(missing) = route.missing_star_header(envelope) {
+        return Err(Refusal::MissingStarHeader(missing));
+    }
+    if !facts.findings.is_empty() {
+        return Err(Refusal::NotValid(facts.findings.clone()));
+    }
+    Ok(())
 }
 
 /// Authorizes the call with the registry and runs the identity checks, recording both in

@@ -270,6 +270,116 @@ async fn a_service_the_supplier_may_not_call_gets_1013() {
     assert!(call.detail.as_deref().unwrap().contains("CodeListService"));
 }
 
+/// In enforce mode the registry decides before the schema: a supplier's invalid call is
+/// journaled under the supplier (1014), and a caller that may not call the service gets 1013
+/// without learning what its schema expects.
+#[tokio::test]
+async fn enforce_mode_authorizes_before_it_validates() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = pki.oces3_client();
+    let other = second_client(&pki);
+    let registry = registry_file(
+        dir.path(),
+        vec![
+            supplier(
+                "Ledighed A/S",
+                Category::Large,
+                &caller_id(&allowed),
+                &["JobcenterMessageService"],
+            ),
+            supplier(
+                "Kodeliste ApS",
+                Category::Large,
+                &caller_id(&other),
+                &["CodeListService"],
+            ),
+        ],
+    );
+    let loaded = Catalog::load(&CatalogConfig {
+        dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")],
+        validation: ValidationMode::Enforce,
+        services: HashMap::new(),
+    });
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(Arc::new(loaded.catalog)),
+            suppliers: Some(Arc::new(LiveRegistry::load(&registry, false).unwrap())),
+            ..Options::default()
+        },
+    )
+    .await;
+    let action = format!(
+        "{}#SaveAvailabilityAssessment",
+        dfdg_mock::cli::DEMO_NAMESPACE
+    );
+    let invalid = |certificate: &IssuedCertificate| {
+        registration(&caller_id(certificate)).replace(
+            "<CivilRegistrationIdentifier>0101701234<",
+            "<CivilRegistrationIdentifier>010170-1234<",
+        )
+    };
+    let reply = pki
+        .client_with(Some(&allowed))
+        .soap11(server.addr, &action, &invalid(&allowed))
+        .await
+        .unwrap();
+    assert!(
+        reply.body.contains("<ErrorCode>1014</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+    let reply = pki
+        .client_with(Some(&other))
+        .soap11(server.addr, &action, &invalid(&other))
+        .await
+        .unwrap();
+    assert!(
+        reply.body.contains("<ErrorCode>1013</ErrorCode>"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        !reply.body.contains("CivilRegistrationIdentifier"),
+        "{}",
+        reply.body
+    );
+
+    let calls = server.journal().calls;
+    let of = |name: &str| {
+        calls
+            .iter()
+            .map(|call| &call.record)
+            .find(|record| record.supplier.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no call journaled under {name}"))
+    };
+    let (first, second) = (of("Ledighed A/S"), of("Kodeliste ApS"));
+    assert!(
+        matches!(
+            first.outcome,
+            Outcome::Fault {
+                code: Some(1014),
+                ..
+            }
+        ),
+        "{:?}",
+        first.outcome
+    );
+    assert_eq!(first.authorization.as_deref(), Some("allowed"));
+    assert!(
+        matches!(
+            second.outcome,
+            Outcome::Fault {
+                code: Some(1013),
+                ..
+            }
+        ),
+        "{:?}",
+        second.outcome
+    );
+}
+
 #[tokio::test]
 async fn a_small_supplier_calling_a_write_operation_gets_4575() {
     let pki = Pki::new();
