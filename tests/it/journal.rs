@@ -4,99 +4,13 @@
 
 use std::path::Path;
 
+use dfdg_mock::journal::schema::LEGACY_MIGRATIONS;
 use dfdg_mock::journal::{
     CallQuery, CallRecord, ConfirmationRecord, IdentityFields, Journal, JournalReader, Outcome,
     SqliteStore, SCHEMA_VERSION,
 };
 use rusqlite::{params, Connection};
 use time::macros::datetime;
-
-/// The schema of the previous release (dfdg-mock's `src/journal.rs` on main before version 6),
-/// to build a journal exactly as it wrote them.
-const V5_SCHEMA: &[&str] = &[
-    // 1: calls, their receipts, refused handshakes.
-    "CREATE TABLE calls (
-        id                  INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a stable cursor
-        time_us             INTEGER NOT NULL,  -- arrival, microseconds since the Unix epoch, UTC
-        peer                TEXT NOT NULL,
-        tls_version         TEXT NOT NULL,
-        cipher_suite        TEXT NOT NULL,
-        alpn                TEXT,
-        caller_id           TEXT,              -- copied out of identity, for filtering
-        cvr                 TEXT,              -- copied out of identity, for filtering
-        identity            TEXT,              -- IdentityFields as JSON
-        method              TEXT NOT NULL,
-        path                TEXT NOT NULL,
-        soap_version        TEXT,
-        soap_action         TEXT,
-        operation           TEXT,
-        operation_namespace TEXT,
-        star_headers        TEXT,              -- JSON object
-        request_body        BLOB NOT NULL,
-        request_truncated   INTEGER NOT NULL,
-        response_body       BLOB NOT NULL,
-        response_truncated  INTEGER NOT NULL,
-        http_status         INTEGER NOT NULL,
-        receipts            TEXT NOT NULL,     -- JSON array of GUIDs, as sent
-        outcome             TEXT NOT NULL,     -- 'receipt' | 'fault' | 'http'
-        fault_code          INTEGER,           -- STAR's numeric fault code, if any
-        soap_fault_code     TEXT,              -- 'Client' / 'Sender' / 'Server' / 'Receiver'
-        detail              TEXT,
-        latency_us          INTEGER NOT NULL
-    );
-    CREATE INDEX calls_time ON calls (time_us);
-    CREATE INDEX calls_caller_id ON calls (caller_id);
-    CREATE INDEX calls_cvr ON calls (cvr);
-    CREATE INDEX calls_operation ON calls (operation);
-    CREATE INDEX calls_path ON calls (path);
-    -- A receipt GUID leads back to the latest call that sent it.
-    CREATE TABLE receipts (
-        guid    TEXT PRIMARY KEY,
-        call_id INTEGER NOT NULL REFERENCES calls (id)
-    ) WITHOUT ROWID;
-    CREATE INDEX receipts_call_id ON receipts (call_id);
-    CREATE TABLE rejections (
-        id        INTEGER PRIMARY KEY AUTOINCREMENT,
-        time_us   INTEGER NOT NULL,
-        peer      TEXT NOT NULL,
-        reason    TEXT NOT NULL,               -- RejectionReason::as_str
-        detail    TEXT NOT NULL,
-        caller_id TEXT,
-        cvr       TEXT,
-        identity  TEXT,                        -- IdentityFields as JSON
-        mode      TEXT NOT NULL
-    );
-    CREATE INDEX rejections_time ON rejections (time_us);",
-    // 2: receipts a supplier confirmed having received (step 3 of STAR's onboarding test).
-    "CREATE TABLE confirmations (
-        guid    TEXT PRIMARY KEY,              -- the receipt's MessageIdentifier
-        call_id INTEGER NOT NULL,              -- the call that sent it, when confirmed
-        time_us INTEGER NOT NULL,              -- first confirmation; later ones change nothing
-        note    TEXT
-    ) WITHOUT ROWID;",
-    // 3: which scenario rule answered each call; the journal of scenario reloads.
-    "ALTER TABLE calls ADD COLUMN scenario_file TEXT;  -- NULL: no rule (see scenario_rule)
-    ALTER TABLE calls ADD COLUMN scenario_rule TEXT;  -- rule name, 'default', or NULL (not decided)
-    CREATE TABLE reloads (
-        id      INTEGER PRIMARY KEY AUTOINCREMENT,
-        time_us INTEGER NOT NULL,
-        ok      INTEGER NOT NULL,                   -- 1: the new rules are in force
-        files   TEXT NOT NULL,                      -- JSON array of the files read
-        rules   INTEGER NOT NULL,                   -- rules in force afterwards
-        error   TEXT                                -- why the new files were refused
-    );",
-    // 4: what the WSDL catalog made of a call.
-    "ALTER TABLE calls ADD COLUMN service TEXT;            -- WSDL service name, when routed
-    ALTER TABLE calls ADD COLUMN service_operation TEXT;  -- WSDL operation name, when routed
-    ALTER TABLE calls ADD COLUMN findings TEXT;           -- JSON array of schema findings
-    CREATE INDEX calls_service ON calls (service);",
-    // 5: the supplier registry's decision on each call, its identity checks, and who confirmed.
-    "ALTER TABLE calls ADD COLUMN supplier TEXT;           -- registered supplier of the certificate
-    ALTER TABLE calls ADD COLUMN authorization TEXT;      -- 'open' | 'allowed' | 'refused <code>'
-    ALTER TABLE calls ADD COLUMN identity_findings TEXT;  -- JSON array of supplier::Finding
-    ALTER TABLE confirmations ADD COLUMN supplier TEXT;   -- the supplier that confirmed, if named
-    CREATE INDEX calls_supplier ON calls (supplier);",
-];
 
 fn identity(n: u32) -> IdentityFields {
     IdentityFields {
@@ -250,7 +164,8 @@ mod erased {
 /// the newest call was deleted, so the id sequence is ahead of the largest id.
 fn v5_journal(path: &Path, count: u32) -> Vec<(i64, CallRecord)> {
     let connection = Connection::open(path).unwrap();
-    for step in V5_SCHEMA {
+    // The released steps to version 5, exactly as the previous release ran them.
+    for step in LEGACY_MIGRATIONS {
         connection.execute_batch(step).unwrap();
     }
     connection.pragma_update(None, "user_version", 5).unwrap();
@@ -365,7 +280,7 @@ fn a_journal_of_an_older_version_than_5_is_brought_up_too() {
     let path = folder.path().join("v2.sqlite");
     {
         let connection = Connection::open(&path).unwrap();
-        for step in &V5_SCHEMA[..2] {
+        for step in &LEGACY_MIGRATIONS[..2] {
             connection.execute_batch(step).unwrap();
         }
         connection.pragma_update(None, "user_version", 2).unwrap();
