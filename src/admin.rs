@@ -4,11 +4,14 @@
 //!
 //! Off loopback it refuses to start without a token; with a token every path except `/health*`
 //! needs `Authorization: Bearer <token>` (or the dashboard's cookie holding the same token),
-//! compared in constant time. Every wait and input is bounded: connections, header time, body
-//! size and time, open event streams.
+//! compared in constant time. Before that, [`guard`] refuses what a foreign web page could send:
+//! a Host that is not the listener's (DNS rebinding), and state changes from another origin or
+//! not as JSON. Every wait and input is bounded: connections, header time, body size and time,
+//! open event streams.
 //!
 //! The caller binds, the library serves: [`run`] takes a bound listener.
 
+mod guard;
 mod stream;
 
 use std::convert::Infallible;
@@ -116,6 +119,8 @@ pub struct Admin {
     keep_alive: Duration,
     /// The supplier registry the App authorizes with: per-supplier status, confirmations.
     suppliers: Arc<LiveRegistry>,
+    /// Names besides its own address and localhost that requests may address it by.
+    hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -143,7 +148,15 @@ impl Admin {
             stop,
             keep_alive: stream::KEEP_ALIVE,
             suppliers: app.suppliers().clone(),
+            hosts: Vec::new(),
         }
+    }
+
+    /// Names (besides its own address and localhost) the listener may be addressed by, e.g.
+    /// a compose service name; any other Host is refused.
+    pub fn with_hosts(mut self, hosts: Vec<String>) -> Admin {
+        self.hosts = hosts;
+        self
     }
 
     /// Plugs in scenario control (reload, state reset).
@@ -182,6 +195,7 @@ pub async fn run(
         .local_addr()
         .context("cannot read the admin listener's address")?;
     check_exposure(address, admin.token.as_ref())?;
+    let guard = Arc::new(guard::Guard::new(address, &admin.hosts));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(REQUEST_TIMEOUT)
@@ -199,10 +213,10 @@ pub async fn run(
         let _ = stop.send(true);
     };
     listener::serve(listener, bounds, shutdown, |stream, peer, watcher| {
-        let admin = admin.clone();
+        let (admin, guard) = (admin.clone(), guard.clone());
         let service = service_fn(move |request| {
-            let admin = admin.clone();
-            async move { Ok::<_, Infallible>(handle(&admin, request).await) }
+            let (admin, guard) = (admin.clone(), guard.clone());
+            async move { Ok::<_, Infallible>(handle(&admin, &guard, request).await) }
         });
         let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
         async move {
@@ -294,9 +308,13 @@ fn error_response(error: &ApiError) -> Response<Body> {
     respond(error.status, "application/json", body.to_string())
 }
 
-async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Body> {
+async fn handle(admin: &Admin, guard: &guard::Guard, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
+    if let Err(refusal) = guard.check(&method, request.uri(), request.headers()) {
+        tracing::warn!(%method, %path, reason = refusal.message(), "admin request refused");
+        return error_response(&ApiError::new(refusal.status(), refusal.message()));
+    }
     let result = if path.starts_with("/health") {
         health(admin, &path).await
     } else if !authorized(admin, &request) {

@@ -183,9 +183,17 @@ impl Instance {
         };
         let admin_task = match admin {
             Some(listener) => {
+                let hosts = config
+                    .admin
+                    .hosts
+                    .iter()
+                    .chain(&config.server_names)
+                    .cloned()
+                    .collect();
                 let mut admin =
                     Admin::new(&app, config.journal.clone(), config.admin.token.clone())
-                        .with_scenarios(app.clone());
+                        .with_scenarios(app.clone())
+                        .with_hosts(hosts);
                 if let Some(interval) = event_keep_alive {
                     admin = admin.with_keep_alive(interval);
                 }

@@ -182,7 +182,7 @@ async fn off_loopback_with_a_token_every_path_but_health_needs_the_bearer() {
         let (read_half, mut write_half) = tcp.into_split();
         write_half
             .write_all(
-                format!("GET /api/calls HTTP/1.1\r\nhost: x\r\ncookie: a=b; dfdg_mock_admin_token={value}\r\nconnection: close\r\n\r\n")
+                format!("GET /api/calls HTTP/1.1\r\nhost: localhost\r\ncookie: a=b; dfdg_mock_admin_token={value}\r\nconnection: close\r\n\r\n")
                     .as_bytes(),
             )
             .await
@@ -494,6 +494,147 @@ async fn refused_handshakes_are_listed_with_reasons_and_counted() {
         "{}",
         metrics.body
     );
+}
+
+/// What a foreign web page in the administrator's browser can send: each is refused with the
+/// reason, and nothing changes; the same requests from the listener's own page pass.
+#[tokio::test]
+async fn cross_site_requests_are_refused_with_the_reason_and_change_nothing() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let admin = server.admin();
+    let receipt = registration_call(&pki, &server, &caller_id()).await;
+    let own = format!("127.0.0.1:{}", admin.port());
+    let reset = Some(r#"{"confirm":"reset"}"#);
+    let confirm = format!("/api/receipts/{receipt}/confirm");
+
+    // A cross-site form or no-cors fetch: text/plain needs no CORS preflight.
+    let plain = admin_request_with(
+        admin,
+        "POST",
+        "/api/journal/reset",
+        &[("host", &own), ("content-type", "text/plain")],
+        reset,
+    )
+    .await;
+    assert_eq!(plain.status, 415, "{}", plain.body);
+    assert!(plain.body.contains("application/json"), "{}", plain.body);
+    let bare = admin_request_with(admin, "POST", &confirm, &[("host", &own)], None).await;
+    assert_eq!(bare.status, 415, "{}", bare.body);
+
+    // Another origin, even with a JSON body (a page that got a preflight answered elsewhere).
+    for origin in ["http://evil.example", "http://127.0.0.1:1", "null"] {
+        let foreign = admin_request_with(
+            admin,
+            "POST",
+            "/api/journal/reset",
+            &[
+                ("host", &own),
+                ("content-type", "application/json"),
+                ("origin", origin),
+            ],
+            reset,
+        )
+        .await;
+        assert_eq!(foreign.status, 403, "{origin}: {}", foreign.body);
+        assert!(foreign.body.contains("Origin"), "{}", foreign.body);
+    }
+    let fetched = admin_request_with(
+        admin,
+        "POST",
+        &confirm,
+        &[
+            ("host", &own),
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+
+    // DNS rebinding: evil.example resolved to 127.0.0.1, so the browser sends its name.
+    let rebound = format!("evil.example:{}", admin.port());
+    for (method, path, body) in [
+        ("GET", "/api/calls", None),
+        ("GET", "/", None),
+        ("GET", "/api/events", None),
+        ("POST", "/api/journal/reset", reset),
+    ] {
+        let reply = admin_request_with(
+            admin,
+            method,
+            path,
+            &[("host", &rebound), ("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(reply.status, 403, "{method} {path}: {}", reply.body);
+        assert!(reply.body.contains("DNS rebinding"), "{}", reply.body);
+        assert!(!reply.body.contains(&receipt), "{}", reply.body);
+    }
+
+    // Nothing changed: the call and its unconfirmed receipt are still there.
+    let journal = server.journal();
+    assert_eq!(journal.calls.len(), 1);
+    let detail = admin_json(admin, &format!("/api/calls/{}", journal.calls[0].id)).await;
+    assert_eq!(detail["receipts"][0]["confirmed"], false);
+
+    // The listener's own page: same origin, JSON.
+    let same = admin_request_with(
+        admin,
+        "POST",
+        &confirm,
+        &[
+            ("host", &own),
+            ("content-type", "application/json"),
+            ("origin", &format!("http://{own}")),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(same.status, 200, "{}", same.body);
+    let localhost = admin_request_with(
+        admin,
+        "GET",
+        "/api/calls",
+        &[("host", &format!("localhost:{}", admin.port()))],
+        None,
+    )
+    .await;
+    assert_eq!(localhost.status, 200, "{}", localhost.body);
+}
+
+/// A name of the machine (a compose service name) is accepted once configured.
+#[tokio::test]
+async fn a_configured_admin_host_name_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dfdg_mock::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        certs_dir: dir.path().join("certs"),
+        journal: dir.path().join("journal.sqlite"),
+        ..dfdg_mock::config::Config::default()
+    };
+    config.catalog.dirs = Vec::new();
+    config.onboarding.registry = dir.path().join("suppliers.toml");
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.hosts = vec!["Mock-Admin.CI".to_owned()];
+    config.server_names = vec!["dfdg-mock".to_owned()];
+    let instance = dfdg_mock::instance::Instance::build(config).unwrap();
+    let soap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = admin_listener.local_addr().unwrap();
+    let running = instance.start(soap, Some(admin_listener)).await.unwrap();
+    for (host, status) in [
+        ("mock-admin.ci:8080", 200),
+        ("dfdg-mock:8080", 200),
+        ("other.ci:8080", 403),
+    ] {
+        let reply = admin_request_with(admin, "GET", "/api/calls", &[("host", host)], None).await;
+        assert_eq!(reply.status, status, "{host}: {}", reply.body);
+    }
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]
