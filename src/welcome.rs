@@ -35,10 +35,6 @@ pub const SCRIPT: &str = "run-example.sh";
 pub fn pack_pkcs12(kind: pki::Pkcs12Kind) -> String {
     format!("client-{}.p12", kind.opened_by())
 }
-/// STAR's organisation type 24, Virksomhed (a company): the supplier's own organisation.
-const ORGANISATION_TYPE_COMPANY: &str = "24";
-/// STAR's user type 3, System.
-const USER_TYPE_SYSTEM: &str = "3";
 
 /// What to put in a pack: the validated form of `welcome-pack`'s flags.
 #[derive(Debug, Clone)]
@@ -484,18 +480,7 @@ struct StarCaller {
 
 impl StarCaller {
     fn overrides(&self) -> Overrides {
-        Overrides::default()
-            .with("RequestUserStructure/UserIdentifier", &self.caller_id)
-            .with("RequestUserStructure/UserFullName", &self.system_name)
-            .with(
-                "RequestUserTypeIdentifier/CodeListItemIdentifier",
-                USER_TYPE_SYSTEM,
-            )
-            .with(
-                "RequestOrganisationStructure/OrganisationTypeIdentifier/CodeListItemIdentifier",
-                ORGANISATION_TYPE_COMPANY,
-            )
-            .with("RequestOrganisationStructure/OrganisationCode", &self.cvr)
+        Overrides::system_caller(&self.caller_id, &self.system_name, Some(&self.cvr))
     }
 }
 

@@ -720,6 +720,56 @@ async fn scenario_routes_reload_the_rules_and_reset_the_state() {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
+/// A rule naming an operation the catalog does not serve loads (it is valid) but can never
+/// match: the live reload says so, with check's "did you mean", and so does the file watcher's.
+#[tokio::test]
+async fn a_live_reload_warns_about_rules_naming_unknown_operations() {
+    let pki = Pki::new();
+    let rules = tempfile::tempdir().unwrap();
+    let file = rules.path().join("rules.toml");
+    std::fs::write(&file, "[[rule]]\nname = \"ok\"\nwhen.operation = \"GetVariablePersonStatus\"\nrespond.fault = { code = 1010 }\n").unwrap();
+    let catalog = dfdg_mock::wsdl::Catalog::load(&dfdg_mock::config::CatalogConfig {
+        dirs: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")],
+        ..dfdg_mock::config::CatalogConfig::default()
+    });
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            admin: Some(AdminOptions::loopback()),
+            scenarios: Some(rules.path().to_path_buf()),
+            catalog: Some(Arc::new(catalog.catalog)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let status = server.app.scenarios().subscribe().borrow().clone();
+    assert!(status.warnings.is_empty(), "{:?}", status.warnings);
+
+    let mut reloads = server.reloads();
+    reloads.mark_unchanged();
+    std::fs::write(&file, "[[rule]]\nname = \"typo\"\nwhen.operation = \"GetVariablePersonStatuss\"\nrespond.fault = { code = 1010 }\n").unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        reloads.wait_for(|reload| reload.source == "scenarios"),
+    )
+    .await
+    .expect("the file watcher did not reload within 10 s")
+    .unwrap();
+    let status = server.app.scenarios().subscribe().borrow().clone();
+    assert!(status.ok, "{status:?}");
+    assert_eq!(status.warnings.len(), 1, "{status:?}");
+    assert!(
+        status.warnings[0].contains("rules.toml:")
+            && status.warnings[0].contains("rule \"typo\"")
+            && status.warnings[0].contains("did you mean \"GetVariablePersonStatus\""),
+        "{status:?}"
+    );
+    let reply = admin_request(server.admin(), "POST", "/api/scenarios/reload", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("can never match"), "{}", reply.body);
+    assert!(reply.body.contains("did you mean"), "{}", reply.body);
+}
+
 #[tokio::test]
 async fn export_streams_every_matching_call_as_json_lines() {
     let pki = Pki::new();
@@ -886,42 +936,90 @@ async fn the_openapi_document_is_valid_openapi_3_and_covers_every_route() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_follow_prints_new_calls_as_they_arrive() {
-    let pki = Pki::new();
-    let server = TestServer::with_admin(&pki).await;
-    registration_call(&pki, &server, &caller_id()).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
-        .args(["calls", "--follow", "--journal"])
-        .arg(&server.journal_path)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_sender.send(line).is_err() {
-                break;
+/// `calls --follow` as a child process, its stdout line by line.
+struct Follow {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Follow {
+    fn start(journal: &std::path::Path, extra: &[&str]) -> Follow {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+            .args(["calls", "--follow", "--journal"])
+            .arg(journal)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
-        tokio::time::timeout(Duration::from_secs(10), lines.recv())
+        });
+        Follow { child, lines }
+    }
+
+    async fn next(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.lines.recv())
             .await
             .expect("calls --follow printed nothing new")
             .expect("calls --follow ended")
     }
-    assert!(next_line(&mut lines).await.starts_with("ID "));
-    assert!(next_line(&mut lines).await.contains(&caller_id()));
-    let receipt = registration_call(&pki, &server, &caller_id()).await;
-    let line = next_line(&mut lines).await;
-    assert!(line.contains(&receipt), "{line}");
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_follow_starts_at_the_newest_call_in_the_columns_of_calls() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let first = registration_call(&pki, &server, &caller_id()).await;
+    let second = registration_call(&pki, &server, &caller_id()).await;
+
+    let mut follow = Follow::start(&server.journal_path, &[]);
+    let header = follow.next().await;
+    for column in [
+        "ID",
+        "TIME (UTC)",
+        "CALLER",
+        "OPERATION",
+        "OUTCOME",
+        "RECEIPT",
+        "RULE",
+        "FINDINGS",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    // The newest call only, not the whole journal.
+    let newest = follow.next().await;
+    assert!(newest.contains(&second), "{newest}");
+    assert!(aligned(&header, &newest), "{header}\n{newest}");
+    let third = registration_call(&pki, &server, &caller_id()).await;
+    let line = follow.next().await;
+    assert!(line.contains(&third), "{line}");
     assert!(line.contains("SaveAvailabilityAssessment"), "{line}");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(aligned(&header, &line), "{header}\n{line}");
+    drop(follow);
+
+    // --from-start: every call, oldest first.
+    let mut all = Follow::start(&server.journal_path, &["--from-start"]);
+    assert!(all.next().await.starts_with("ID "));
+    for receipt in [&first, &second, &third] {
+        let line = all.next().await;
+        assert!(line.contains(receipt.as_str()), "{line}");
+    }
+    drop(all);
     let _ = std::io::stdout().flush();
 }
 

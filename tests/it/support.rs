@@ -588,3 +588,13 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// Whether every column of a table's `row` starts where its `header`'s does: where the header
+/// has a name after two spaces, the row has a cell after a space.
+pub fn aligned(header: &str, row: &str) -> bool {
+    let header: Vec<char> = header.chars().collect();
+    let row: Vec<char> = row.chars().collect();
+    (2..header.len())
+        .filter(|&i| header[i] != ' ' && header[i - 1] == ' ' && header[i - 2] == ' ')
+        .all(|i| row.get(i - 1) == Some(&' ') && row.get(i).is_some_and(|c| *c != ' '))
+}

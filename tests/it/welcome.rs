@@ -796,3 +796,59 @@ fn an_existing_pack_or_certificate_is_kept_without_force() {
     );
     assert!(!dir.path().join("packs/third").exists());
 }
+
+/// `?example=` served to a caller names that caller's certificate in the STAR headers, so the
+/// example passes the identity checks when sent with it.
+#[tokio::test]
+async fn the_example_served_to_a_caller_names_its_certificate() {
+    let pki = Pki::new();
+    let catalog = Arc::new(catalog_of(vec![shipped_wsdl()]));
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(catalog.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let path = "/PersonStatusService/20/PersonStatusService.svc";
+    for certificate in [pki.oces3_client(), pki.oces2_client()] {
+        let identity = CallerIdentity::from_der(&certificate.cert_der).unwrap();
+        let reply = pki
+            .client_with(Some(&certificate))
+            .get(
+                server.addr,
+                &format!("{path}?example=GetVariablePersonStatus"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let envelope = dfdg_mock::soap::parse_envelope(&reply.body).unwrap();
+        let user = envelope.star_headers.request_user.as_ref().unwrap();
+        assert_eq!(
+            user.user_identifier.as_deref(),
+            Some(identity.caller_id.as_str())
+        );
+        assert_eq!(user.user_type.as_deref(), Some("3"));
+        assert_eq!(user.organisation_code.as_deref(), Some(CVR));
+        assert_eq!(
+            identity_findings(&identity, None, &envelope.star_headers),
+            vec![],
+            "{}",
+            reply.body
+        );
+        // Still schema-valid with the caller's values in it.
+        let route = catalog
+            .route(
+                path,
+                dfdg_mock::soap::SoapVersion::V11,
+                Some("urn:dfdg-mock:PersonStatusService:20#GetVariablePersonStatus"),
+                &dfdg_mock::soap::QualifiedName {
+                    namespace: "urn:dfdg-mock:PersonStatusService:20".to_owned(),
+                    local: "GetVariablePersonStatus".to_owned(),
+                },
+            )
+            .unwrap();
+        assert_eq!(route.validate(&reply.body), vec![], "{}", reply.body);
+    }
+}
