@@ -183,10 +183,23 @@ pub struct WelcomePackArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SupplierCommand {
-    /// Register a supplier (or replace the one with the same name).
+    /// Register a supplier. One of the same name is replaced only with --force; without it the
+    /// command says what would change.
     Add {
         #[command(flatten)]
         registry: RegistryArg,
+        /// Replace a supplier of the same name (its revoked identities stay revoked).
+        #[arg(long)]
+        force: bool,
+        /// The WSDL catalog folders the services are checked against (as `serve --wsdl`).
+        #[arg(
+            long,
+            default_value = "wsdl",
+            env = "DFDG_MOCK_WSDL",
+            value_name = "DIR",
+            value_delimiter = ','
+        )]
+        wsdl: Vec<PathBuf>,
         /// The supplier's name, e.g. "Testleverandør ApS".
         #[arg(long)]
         name: String,
@@ -196,7 +209,8 @@ pub enum SupplierCommand {
         /// small: read operations only; medium and large may also write.
         #[arg(long, value_enum)]
         category: crate::supplier::Category,
-        /// Services it may call, comma-separated (e.g. PersonStatusService,CodeListService).
+        /// Services it may call, comma-separated, as the catalog names them (e.g.
+        /// PersonStatusService,CodeListService); an unknown name is refused with a "did you mean".
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
         /// A certificate identity of the supplier: STAR caller id (CVR:…-UUID:…) or
@@ -760,6 +774,9 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
         args.suppliers.display(),
         pack.services.join(", ")
     )?;
+    for change in &pack.registry_changes {
+        writeln!(out, "    changed: {change}")?;
+    }
     writeln!(out, "  files:")?;
     for file in &pack.files {
         writeln!(out, "    {file}")?;
@@ -779,7 +796,25 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
         pack.p12_password()
     )?;
     out.flush()?;
+    if pack.closed_open_mode {
+        let demo = demo_caller_id(&PkiPaths::new(&args.certs_dir));
+        eprintln!(
+            "{}",
+            crate::supplier::open_mode_closed(&args.suppliers, demo.as_deref())
+        );
+    }
     Ok(())
+}
+
+/// The caller id of the demo client certificate in `paths`, if there is one.
+fn demo_caller_id(paths: &PkiPaths) -> Option<String> {
+    use rustls_pki_types::pem::PemObject;
+    let certificate =
+        rustls_pki_types::CertificateDer::from_pem_file(paths.client(pki::DEMO_CLIENT_STEM).cert)
+            .ok()?;
+    crate::identity::CallerIdentity::from_der(&certificate)
+        .ok()
+        .map(|identity| identity.caller_id)
 }
 
 fn pki_init(dir: &Path, sans: &[String], force: bool) -> anyhow::Result<()> {
@@ -1033,6 +1068,8 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
     match command {
         SupplierCommand::Add {
             registry,
+            force,
+            wsdl,
             name,
             cvr,
             category,
@@ -1040,16 +1077,77 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
             identities,
         } => {
             let mut suppliers = Registry::load(&registry.path)?;
-            suppliers.upsert(Supplier {
-                name: name.clone(),
-                cvr,
+            let was_open = suppliers.is_open();
+            let loaded = Catalog::load(&crate::config::CatalogConfig {
+                dirs: wsdl.clone(),
+                ..crate::config::CatalogConfig::default()
+            });
+            let services = if loaded.catalog.is_empty() {
+                eprintln!(
+                    "note: no WSDL catalog in {}, so the service names are not checked (point --wsdl at the catalog `serve` uses)",
+                    crate::banner::display_dirs(&wsdl)
+                );
+                services
+            } else {
+                crate::supplier::resolve_services(&services, &loaded.catalog)?
+            };
+            let mut new = Supplier {
+                name: name.trim().to_owned(),
+                cvr: cvr.trim().to_owned(),
                 category,
                 identities,
                 services,
                 revoked: Vec::new(),
-            })?;
-            suppliers.save(&registry.path)?;
-            println!("registered {name} in {}", registry.path.display());
+            };
+            let name = new.name.clone();
+            if let Some(old) = suppliers.get(&name) {
+                let changes = old.changes(&new);
+                if changes.is_empty() {
+                    println!(
+                        "{} is registered as given in {}; nothing changed",
+                        old.name,
+                        registry.path.display()
+                    );
+                    return Ok(());
+                }
+                if !force {
+                    anyhow::bail!(
+                        "{} is already registered in {}; adding it again would change:\n  {}\nrun the command again with --force to replace it, or edit {} by hand",
+                        old.name,
+                        registry.path.display(),
+                        changes.join("\n  "),
+                        registry.path.display()
+                    );
+                }
+                // Revoked certificates stay revoked unless given again as identities.
+                new.revoked = old
+                    .revoked
+                    .iter()
+                    .filter(|r| !new.identities.iter().any(|i| i.eq_ignore_ascii_case(r)))
+                    .cloned()
+                    .collect();
+                suppliers.upsert(new)?;
+                suppliers.save(&registry.path)?;
+                println!("replaced {name} in {}:", registry.path.display());
+                for change in changes {
+                    println!("  {change}");
+                }
+            } else {
+                if new.services.is_empty() {
+                    eprintln!(
+                        "note: {name} may call no service (give --services) until you add some"
+                    );
+                }
+                suppliers.upsert(new)?;
+                suppliers.save(&registry.path)?;
+                println!("registered {name} in {}", registry.path.display());
+            }
+            if was_open {
+                eprintln!(
+                    "{}",
+                    crate::supplier::open_mode_closed(&registry.path, None)
+                );
+            }
         }
         SupplierCommand::List { registry, json } => {
             let suppliers = Registry::load(&registry.path)?;
@@ -1071,6 +1169,12 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
             }
             suppliers.save(&registry.path)?;
             println!("removed {name}");
+            if suppliers.suppliers().is_empty() {
+                eprintln!(
+                    "note: {} now lists no supplier, so every call is refused with 1012; delete it to go back to open mode",
+                    registry.path.display()
+                );
+            }
         }
         SupplierCommand::Revoke {
             registry,
@@ -1078,9 +1182,15 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
             identity,
         } => {
             let mut suppliers = Registry::load(&registry.path)?;
-            suppliers.revoke(&name, &identity)?;
-            suppliers.save(&registry.path)?;
-            println!("revoked {identity} of {name}: its calls are now refused with 1012");
+            match suppliers.revoke(&name, &identity)? {
+                crate::supplier::Revoked::Already => {
+                    println!("{identity} of {name} was revoked already; nothing changed");
+                }
+                crate::supplier::Revoked::Now => {
+                    suppliers.save(&registry.path)?;
+                    println!("revoked {identity} of {name}: its calls are now refused with 1012");
+                }
+            }
         }
     }
     Ok(())

@@ -18,7 +18,6 @@ use time::OffsetDateTime;
 
 use crate::identity::CallerIdentity;
 use crate::pki::{self, CertificateShape, ClientPaths, ClientSpec, PkiError, PkiPaths};
-use crate::scenario::names;
 use crate::soap::SoapVersion;
 use crate::supplier::{Category, Registry, Supplier};
 use crate::wsdl::sample::Overrides;
@@ -150,6 +149,10 @@ pub struct Pack {
     pub created_pki: bool,
     /// The services registered, spelled as the catalog spells them.
     pub services: Vec<String>,
+    /// What changed in the supplier's earlier registration, if it had one.
+    pub registry_changes: Vec<String>,
+    /// True if there was no registry file before: the mock was open, and is no longer.
+    pub closed_open_mode: bool,
     /// Every file in the pack, relative to `dir`, `/`-separated, in the order written.
     pub files: Vec<String>,
     /// One per allowed operation; the first is what `run-example.sh` sends without arguments.
@@ -235,6 +238,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         }
     }
     let mut registry = Registry::load(&spec.registry)?;
+    let was_open = registry.is_open();
     let existing = registry
         .suppliers()
         .iter()
@@ -284,7 +288,8 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
 
     // The registry: the supplier with this certificate (earlier certificates stay its own).
     let (mut identities, revoked) = existing
-        .map(|s| (s.identities, s.revoked))
+        .as_ref()
+        .map(|s| (s.identities.clone(), s.revoked.clone()))
         .unwrap_or_default();
     if !identities
         .iter()
@@ -292,14 +297,16 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     {
         identities.push(identity.caller_id.clone());
     }
-    registry.upsert(Supplier {
+    let registered = Supplier {
         name: name.to_owned(),
         cvr: spec.cvr.clone(),
         category: spec.category,
         identities,
         services: services.clone(),
         revoked,
-    })?;
+    };
+    let registry_changes = existing.map_or_else(Vec::new, |old| old.changes(&registered));
+    registry.upsert(registered)?;
     registry.save(&spec.registry)?;
 
     // The pack.
@@ -383,37 +390,23 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         certificate: issued.paths,
         created_pki,
         services,
+        registry_changes,
+        closed_open_mode: was_open,
         files,
         examples,
         p12_password: password,
     })
 }
 
-/// The catalog's spelling of each requested service; an unknown one is refused with the
-/// closest known name.
+/// The catalog's spelling of each requested service (at least one).
 fn resolve_services(requested: &[String], catalog: &Catalog) -> anyhow::Result<Vec<String>> {
-    let mut known: Vec<&str> = Vec::new();
-    for endpoint in &catalog.endpoints {
-        if !known.contains(&endpoint.service.as_str()) {
-            known.push(&endpoint.service);
-        }
-    }
-    let mut services: Vec<String> = Vec::new();
-    for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
-            Some(found) => {
-                if !services.iter().any(|s| s == found) {
-                    services.push((*found).to_owned());
-                }
-            }
-            None => bail!(
-                "{} (the catalog serves: {})",
-                names::unknown_name("service", name, &known),
-                known.join(", ")
-            ),
-        }
-    }
+    let services = crate::supplier::resolve_services(requested, catalog)?;
     if services.is_empty() {
+        let known: Vec<&str> = catalog
+            .endpoints
+            .iter()
+            .map(|e| e.service.as_str())
+            .collect();
         bail!(
             "--services names none; the catalog serves: {}",
             known.join(", ")

@@ -162,6 +162,12 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
     let password = printed_password(&stdout);
     assert_eq!(password.len(), 20, "{password}");
     assert!(stdout.contains("created a test PKI in certs"), "{stdout}");
+    // The first registration ends open mode: said, with the demo certificate that now gets 1012.
+    let demo = caller_of(&dir.path().join("certs/demo-client.crt"));
+    assert!(
+        stderr.contains("open mode") && stderr.contains(&demo.caller_id),
+        "{stderr}"
+    );
 
     // The files, and nothing of the services it may not call.
     let pack = dir.path().join("packs/testleverandoer");
