@@ -229,11 +229,13 @@ pub async fn run(
     Ok(())
 }
 
-/// An API failure: a status and a message for the JSON `{"error": …}` body.
+/// An API failure: a status and a message for the JSON `{"error": …}` body, and for the
+/// refusals the dashboard words itself a stable `reason` (e.g. `foreign_receipt`).
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
     message: String,
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -241,7 +243,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    fn because(mut self, reason: &'static str) -> ApiError {
+        self.reason = Some(reason);
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
@@ -304,7 +312,10 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
 }
 
 fn error_response(error: &ApiError) -> Response<Body> {
-    let body = serde_json::json!({ "error": error.message });
+    let body = match error.reason {
+        Some(reason) => serde_json::json!({ "error": error.message, "reason": reason }),
+        None => serde_json::json!({ "error": error.message }),
+    };
     respond(error.status, "application/json", body.to_string())
 }
 
@@ -812,32 +823,38 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
     }
     let time = OffsetDateTime::now_utc();
     let (registry, asked) = (admin.suppliers.current(), guid.clone());
-    let record = read(admin, move |store| {
+    let confirmation = read(admin, move |store| {
         let (supplier, note) = (body.supplier.as_deref(), body.note);
         Ok(onboarding::confirmation(
             store, &registry, &asked, supplier, note, time,
         ))
     })
     .await?
-    .map_err(|refusal| match refusal {
-        onboarding::ConfirmRefusal::UnknownSupplier { .. }
-        | onboarding::ConfirmRefusal::UnknownReceipt { .. } => {
-            ApiError::not_found(refusal.to_string())
+    .map_err(|refusal| {
+        let kind = refusal.kind();
+        match refusal {
+            onboarding::ConfirmRefusal::UnknownSupplier { .. }
+            | onboarding::ConfirmRefusal::UnknownReceipt { .. } => {
+                ApiError::not_found(refusal.to_string())
+            }
+            onboarding::ConfirmRefusal::ForeignReceipt { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, refusal.to_string())
+            }
+            onboarding::ConfirmRefusal::Journal(error) => error.into(),
+            _ => ApiError::bad_request(refusal.to_string()),
         }
-        onboarding::ConfirmRefusal::ForeignReceipt { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, refusal.to_string())
-        }
-        onboarding::ConfirmRefusal::Journal(error) => error.into(),
-        _ => ApiError::bad_request(refusal.to_string()),
+        .because(kind)
     })?;
+    let onboarding::Confirmation { record, given, .. } = confirmation;
     let guid = record.guid.clone();
     let confirmed_by = record.supplier.clone();
     let call_id = match admin.journal.confirm_receipt(record).await {
         Ok(call_id) => call_id,
         Err(JournalError::UnknownReceipt { .. }) => {
             return Err(ApiError::not_found(format!(
-                "unknown receipt {guid}: no call in this journal was answered with that MessageIdentifier; check the GUID in your response's ServiceReceipt"
-            )))
+                "unknown receipt {guid}: no call in this journal was answered with it"
+            ))
+            .because("unknown_receipt"))
         }
         Err(error) => return Err(error.into()),
     };
@@ -851,6 +868,7 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
         StatusCode::OK,
         &serde_json::json!({
             "guid": guid,
+            "given": given,
             "call_id": call_id,
             "caller_id": confirmation.as_ref().and_then(|c| c.caller_id.clone()),
             "supplier": confirmed_by,

@@ -55,9 +55,11 @@ pub enum Command {
     Supplier(SupplierCommand),
     /// Confirm that a supplier received one of its receipts (step 3 of STAR's onboarding test).
     ///
-    /// Give the MessageIdentifier of the response's ServiceReceipt (for a lookup, its
-    /// ServiceRequestLogReferenceIdentifier). With a supplier registry, --supplier is required
-    /// and only that supplier's own receipts can be confirmed. Safe beside a running server.
+    /// Give either id of the answer: the MessageIdentifier of its ServiceReceipt, or its
+    /// ServiceRequestLogReferenceIdentifier; the call's receipt is confirmed (the
+    /// MessageIdentifier, or for an answer without a ServiceReceipt the log reference). With a
+    /// supplier registry, --supplier is required and only that supplier's own receipts can be
+    /// confirmed. Safe beside a running server.
     Confirm(ConfirmArgs),
     /// STAR's onboarding test: where each supplier stands.
     #[command(subcommand)]
@@ -245,7 +247,8 @@ pub enum SupplierCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ConfirmArgs {
-    /// The receipt's GUID (MessageIdentifier).
+    /// The answer's MessageIdentifier (in its ServiceReceipt) or its
+    /// ServiceRequestLogReferenceIdentifier.
     pub guid: String,
     /// The supplier confirming (required with a registry).
     #[arg(long)]
@@ -984,7 +987,7 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
         );
     }
     let mut store = SqliteStore::open(&args.journal)?;
-    let record = crate::onboarding::confirmation(
+    let confirmation = crate::onboarding::confirmation(
         &store,
         &registry,
         &args.guid,
@@ -992,18 +995,25 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
         args.note.clone(),
         OffsetDateTime::now_utc(),
     )?;
+    let record = &confirmation.record;
     let ids = store
         .append(&[Entry::Confirmation(record.clone())])
         .with_context(|| format!("receipt {} not confirmed", record.guid))?;
     println!(
         "receipt {} of call {} confirmed{}",
         record.guid,
-        ids.first().copied().unwrap_or_default(),
+        ids.first().copied().unwrap_or(confirmation.call_id),
         record
             .supplier
             .as_deref()
             .map_or(String::new(), |name| format!(" by {name}"))
     );
+    if let Some(given) = &confirmation.given {
+        println!(
+            "  ({given} is the ServiceRequestLogReferenceIdentifier of the same answer; its receipt is the MessageIdentifier {})",
+            record.guid
+        );
+    }
     Ok(())
 }
 

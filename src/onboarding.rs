@@ -17,8 +17,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::journal::{
-    CallRecord, CertificateSummary, IdentityFields, JournalError, JournalReader, StoredCall,
-    StoredConfirmation, MAX_LIMIT,
+    CallQuery, CallRecord, CertificateSummary, IdentityFields, JournalError, JournalReader,
+    StoredCall, StoredConfirmation, MAX_LIMIT,
 };
 use crate::supplier::{Category, Registry, Supplier};
 
@@ -469,11 +469,15 @@ pub fn suppliers(
     Ok(statuses)
 }
 
+/// How many of the newest answered calls a `ServiceRequestLogReferenceIdentifier` is looked up
+/// among (a receipt's `MessageIdentifier` is found by the journal's index, whatever its age).
+pub const LOG_REFERENCE_SEARCH: usize = 10_000;
+
 /// Why a confirmation is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfirmRefusal {
     #[error(
-        "{0:?} is not a receipt GUID: give the MessageIdentifier (or ServiceRequestLogReferenceIdentifier) from the response"
+        "{0:?} is not a receipt GUID: give the MessageIdentifier of the answer's ServiceReceipt, or the answer's ServiceRequestLogReferenceIdentifier"
     )]
     NotAGuid(String),
     #[error("no supplier named {name:?} in the registry; registered: {known}")]
@@ -483,9 +487,13 @@ pub enum ConfirmRefusal {
     )]
     SupplierNeeded,
     #[error(
-        "unknown receipt {guid}: no call in the journal was answered with that MessageIdentifier; check the GUID in your response's ServiceReceipt"
+        "unknown receipt {guid}: no call in the journal was answered with it, neither as the MessageIdentifier of its ServiceReceipt nor as its ServiceRequestLogReferenceIdentifier (looked up among the newest {LOG_REFERENCE_SEARCH} answered calls); check the GUID in the answer you got"
     )]
     UnknownReceipt { guid: String },
+    #[error(
+        "call {call_id} was answered with ServiceRequestLogReferenceIdentifier {guid} but carried no receipt to confirm"
+    )]
+    NoReceipt { guid: String, call_id: i64 },
     #[error(
         "receipt {guid} was sent to {}, not to {supplier}: a supplier can confirm only its own receipts",
         owner.as_deref().unwrap_or("a caller of no registered supplier")
@@ -499,9 +507,113 @@ pub enum ConfirmRefusal {
     Journal(#[from] JournalError),
 }
 
-/// Checks a confirmation request: the GUID's shape, the supplier (required and known with a
-/// registry; only noted in open mode), and that the receipt went to one of that supplier's
-/// certificates. The journal then records it (and still refuses a receipt it does not hold).
+impl ConfirmRefusal {
+    /// A stable name of the refusal, for the dashboard to say it in the page's language.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConfirmRefusal::NotAGuid(_) => "not_a_guid",
+            ConfirmRefusal::UnknownSupplier { .. } => "unknown_supplier",
+            ConfirmRefusal::SupplierNeeded => "supplier_needed",
+            ConfirmRefusal::UnknownReceipt { .. } => "unknown_receipt",
+            ConfirmRefusal::NoReceipt { .. } => "no_receipt",
+            ConfirmRefusal::ForeignReceipt { .. } => "foreign_receipt",
+            ConfirmRefusal::Journal(_) => "journal",
+        }
+    }
+}
+
+/// A confirmation ready for the journal, and what it confirms.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    /// The receipt confirmed: the call's own (its MessageIdentifier, or for an answer without a
+    /// ServiceReceipt its ServiceRequestLogReferenceIdentifier).
+    pub record: crate::journal::ConfirmationRecord,
+    /// The call that sent it.
+    pub call_id: i64,
+    /// The other id of the same answer, when that is what was given.
+    pub given: Option<String>,
+}
+
+/// The `ServiceRequestLogReferenceIdentifier` in a journaled answer, if it has one (whatever
+/// its namespace prefix).
+pub fn log_reference(call: &CallRecord) -> Option<&str> {
+    const NAME: &[u8] = b"ServiceRequestLogReferenceIdentifier";
+    let body = &call.response_body;
+    let mut from = 0;
+    while let Some(found) = find(&body[from..], NAME) {
+        let at = from + found;
+        from = at + NAME.len();
+        // An opening tag: `<`, an optional `prefix:`, the name, then `>` or attributes.
+        let Some(open) = body[..at].iter().rposition(|b| *b == b'<') else {
+            continue;
+        };
+        let prefix = &body[open + 1..at];
+        let prefix_ok = prefix.is_empty()
+            || (prefix.ends_with(b":")
+                && prefix
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(b)));
+        let ends = body
+            .get(from)
+            .is_some_and(|b| *b == b'>' || b.is_ascii_whitespace());
+        if !prefix_ok || !ends {
+            continue;
+        }
+        let Some(close) = body[from..].iter().position(|b| *b == b'>') else {
+            break;
+        };
+        let text = &body[from + close + 1..];
+        let end = text.iter().position(|b| *b == b'<').unwrap_or(text.len());
+        if let Ok(text) = std::str::from_utf8(&text[..end]) {
+            let text = text.trim();
+            if !text.is_empty() {
+                return Some(text);
+            }
+        }
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The call a confirmation names: by its receipt (the journal's index), else by the
+/// `ServiceRequestLogReferenceIdentifier` of its answer among the newest answered calls.
+fn call_of(
+    reader: &impl JournalReader,
+    guid: &str,
+) -> Result<Option<(StoredCall, bool)>, JournalError> {
+    if let Some(call) = reader.call_by_receipt(guid)? {
+        return Ok(Some((call, false)));
+    }
+    let query = CallQuery {
+        outcome: Some("receipt".to_owned()),
+        limit: 200,
+        ..CallQuery::default()
+    };
+    let mut page = query.clone();
+    let mut searched = 0;
+    while searched < LOG_REFERENCE_SEARCH {
+        let calls = reader.calls(&page)?;
+        for call in &calls {
+            if log_reference(&call.record).is_some_and(|r| r.eq_ignore_ascii_case(guid)) {
+                return Ok(Some((call.clone(), true)));
+            }
+        }
+        searched += calls.len();
+        match calls.last() {
+            Some(last) if calls.len() == page.limit => page.before_id = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(None)
+}
+
+/// Checks a confirmation request: the GUID's shape; the call it names, by either id of its
+/// answer (the receipt, or the answer's `ServiceRequestLogReferenceIdentifier`: the call's
+/// receipt is what gets confirmed); the supplier (required and known with a registry, only
+/// noted in open mode), and that the receipt went to one of that supplier's certificates.
 pub fn confirmation(
     reader: &impl JournalReader,
     registry: &Registry,
@@ -509,7 +621,7 @@ pub fn confirmation(
     supplier: Option<&str>,
     note: Option<String>,
     time: OffsetDateTime,
-) -> Result<crate::journal::ConfirmationRecord, ConfirmRefusal> {
+) -> Result<Confirmation, ConfirmRefusal> {
     let guid = guid.trim();
     if guid.is_empty()
         || guid.len() > 64
@@ -518,21 +630,13 @@ pub fn confirmation(
         return Err(ConfirmRefusal::NotAGuid(guid.to_owned()));
     }
     let supplier = supplier.map(str::trim).filter(|s| !s.is_empty());
-    let (supplier, note) = if registry.is_open() {
-        // No suppliers to own receipts: note who said they confirmed.
-        let note = match (note, supplier) {
-            (Some(note), _) => Some(note),
-            (None, Some(name)) => Some(format!("confirmed by {name}")),
-            (None, None) => None,
-        };
-        (None, note)
+    // The supplier first: naming it is required whatever the receipt.
+    let registered = if registry.is_open() {
+        None
     } else {
         let name = supplier.ok_or(ConfirmRefusal::SupplierNeeded)?;
-        let registered = registry
-            .suppliers()
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| ConfirmRefusal::UnknownSupplier {
+        Some(registry.get(name).ok_or_else(|| {
+            ConfirmRefusal::UnknownSupplier {
                 name: name.to_owned(),
                 known: registry
                     .suppliers()
@@ -540,35 +644,71 @@ pub fn confirmation(
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-            })?;
-        let call = reader
-            .call_by_receipt(guid)?
-            .ok_or_else(|| ConfirmRefusal::UnknownReceipt {
-                guid: guid.to_owned(),
-            })?;
-        let identity = call.record.identity.as_ref();
-        let owns = |s: &Supplier| {
-            identity
-                .is_some_and(|identity| s.owns_identity(&identity.caller_id, &identity.fingerprint))
-        };
-        if !owns(registered) {
-            return Err(ConfirmRefusal::ForeignReceipt {
-                guid: guid.to_owned(),
-                supplier: registered.name.clone(),
-                owner: registry
-                    .suppliers()
-                    .iter()
-                    .find(|s| owns(s))
-                    .map(|s| s.name.clone()),
-            });
-        }
-        (Some(registered.name.clone()), note)
+            }
+        })?)
     };
-    Ok(crate::journal::ConfirmationRecord {
-        guid: guid.to_owned(),
-        time,
-        note,
-        supplier,
+    let (call, by_log_reference) =
+        call_of(reader, guid)?.ok_or_else(|| ConfirmRefusal::UnknownReceipt {
+            guid: guid.to_owned(),
+        })?;
+    let receipt = if by_log_reference {
+        call.record
+            .receipts
+            .first()
+            .cloned()
+            .ok_or(ConfirmRefusal::NoReceipt {
+                guid: guid.to_owned(),
+                call_id: call.id,
+            })?
+    } else {
+        // As journaled (the GUID given may differ in case).
+        call.record
+            .receipts
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(guid))
+            .cloned()
+            .unwrap_or_else(|| guid.to_owned())
+    };
+    let (supplier, note) = match registered {
+        None => {
+            // No suppliers to own receipts: note who said they confirmed.
+            let note = match (note, supplier) {
+                (Some(note), _) => Some(note),
+                (None, Some(name)) => Some(format!("confirmed by {name}")),
+                (None, None) => None,
+            };
+            (None, note)
+        }
+        Some(registered) => {
+            let identity = call.record.identity.as_ref();
+            let owns = |s: &Supplier| {
+                identity.is_some_and(|identity| {
+                    s.owns_identity(&identity.caller_id, &identity.fingerprint)
+                })
+            };
+            if !owns(registered) {
+                return Err(ConfirmRefusal::ForeignReceipt {
+                    guid: receipt,
+                    supplier: registered.name.clone(),
+                    owner: registry
+                        .suppliers()
+                        .iter()
+                        .find(|s| owns(s))
+                        .map(|s| s.name.clone()),
+                });
+            }
+            (Some(registered.name.clone()), note)
+        }
+    };
+    Ok(Confirmation {
+        given: (!receipt.eq_ignore_ascii_case(guid)).then(|| guid.to_owned()),
+        record: crate::journal::ConfirmationRecord {
+            guid: receipt,
+            time,
+            note,
+            supplier,
+        },
+        call_id: call.id,
     })
 }
 
@@ -756,6 +896,21 @@ mod tests {
             } else {
                 Vec::new()
             },
+        }
+    }
+
+    #[test]
+    fn the_log_reference_is_read_whatever_the_prefix() {
+        let mut record = call(Some("CVR:1-UUID:a"));
+        for (body, expected) in [
+            ("<a:R xmlns:a=\"x\"><a:ServiceRequestLogReferenceIdentifier>\n 5b0c-1 </a:ServiceRequestLogReferenceIdentifier></a:R>", Some("5b0c-1")),
+            ("<R><ServiceRequestLogReferenceIdentifier xmlns=\"y\">abc</ServiceRequestLogReferenceIdentifier></R>", Some("abc")),
+            ("<R><Message>no ServiceRequestLogReferenceIdentifier here</Message></R>", None),
+            ("<R><ServiceRequestLogReferenceIdentifierX>1</ServiceRequestLogReferenceIdentifierX></R>", None),
+            ("", None),
+        ] {
+            record.response_body = body.as_bytes().to_vec();
+            assert_eq!(log_reference(&record), expected, "{body}");
         }
     }
 

@@ -876,12 +876,14 @@ fn readme(c: &Texts<'_>) -> String {
          Kør fra pakkens mappe (kræver curl) / Run from the pack's folder (needs curl):\n\n\
          ```bash\n./{SCRIPT}                      # {op} ({service})\n\
          URL={url} ./{SCRIPT} {op}\n```\n\n\
-         Svaret er et SOAP-svar med HTTP 200. Det bærer en kvittering: `MessageIdentifier` i\n\
-         `ServiceReceipt` (registreringer) eller `ServiceRequestLogReferenceIdentifier`\n\
-         (opslag). Gem den til trin 3. Alle kommandoerne står i `commands.md`.\n\n\
-         *The answer is a SOAP response with HTTP 200. It carries a receipt: `MessageIdentifier` in\n\
-         `ServiceReceipt` (registrations) or `ServiceRequestLogReferenceIdentifier` (lookups).\n\
-         Keep it for step 3. Every command is in `commands.md`.*\n",
+         Svaret er et SOAP-svar med HTTP 200. Det bærer DFDG's kvittering: `MessageIdentifier` i\n\
+         svarets `ServiceReceipt` (et opslag uden `ServiceReceipt`: dets\n\
+         `ServiceRequestLogReferenceIdentifier`). `{SCRIPT}` skriver kvitteringen og den\n\
+         kommando, I skal køre i trin 3. Alle kommandoerne står i `commands.md`.\n\n\
+         *The answer is a SOAP response with HTTP 200. It carries DFDG's receipt: the\n\
+         `MessageIdentifier` in its `ServiceReceipt` (a lookup without a `ServiceReceipt`: its\n\
+         `ServiceRequestLogReferenceIdentifier`). `{SCRIPT}` prints the receipt and the command\n\
+         to run in step 3. Every command is in `commands.md`.*\n",
         op = first.operation,
         service = first.service,
     );
@@ -900,7 +902,10 @@ fn readme(c: &Texts<'_>) -> String {
         "## Trin 3: Bekræft kvitteringen / Step 3: confirm the receipt\n\n\
          Bekræft, at I modtog kvitteringen fra trin 1 / Confirm that you received the receipt from step 1:\n\n\
          ```bash\ndfdg-mock confirm <MessageIdentifier> --supplier {name}\n```\n\n\
-         Kun jeres egne kvitteringer kan bekræftes. / Only your own receipts can be confirmed.\n",
+         Svarets `ServiceRequestLogReferenceIdentifier` virker også: det er samme kald. Kun jeres\n\
+         egne kvitteringer kan bekræftes.\n\n\
+         *The answer's `ServiceRequestLogReferenceIdentifier` works too: it names the same call.\n\
+         Only your own receipts can be confirmed.*\n",
         name = shell_quote(c.name)
     );
     let _ = writeln!(
@@ -1015,14 +1020,16 @@ fn script(c: &Texts<'_>) -> String {
     let known: Vec<&str> = c.examples.iter().map(|e| e.operation.as_str()).collect();
     let mut out = format!(
         "#!/usr/bin/env bash\n\
-         # Sends an example request of {name}'s welcome pack over mutual TLS and prints the answer.\n\
+         # Sends an example request of {name}'s welcome pack over mutual TLS, prints the answer,\n\
+         # then (on stderr) the receipt it carries and the command that confirms it (step 3).\n\
          #   ./{SCRIPT}              sends {op}\n\
          #   ./{SCRIPT} OPERATION    sends another: {known}\n\
          #   URL=https://host:port ./{SCRIPT}   another address\n\
          set -euo pipefail\n\
          URL=\"${{URL:-{url}}}\"\n\
          cd \"$(dirname \"$0\")\"\n\
-         case \"${{1:-{op}}}\" in\n",
+         send() {{\n\
+         case \"$1\" in\n",
         name = c.name.replace('\n', " "),
         op = first.operation,
         known = known.join(", "),
@@ -1038,8 +1045,26 @@ fn script(c: &Texts<'_>) -> String {
     }
     let _ = writeln!(
         out,
-        "  *)\n    echo \"unknown operation '$1'; known: {}\" >&2\n    exit 2 ;;\nesac",
-        known.join(", ")
+        "  *)\n    echo \"unknown operation '$1'; known: {known}\" >&2\n    return 2 ;;\nesac\n}}\n\
+         status=0\n\
+         answer=\"$(send \"${{1:-{op}}}\")\" || status=$?\n\
+         printf '%s\\n' \"$answer\"\n\
+         if [ \"$status\" -ne 0 ]; then\n\
+         \x20 [ \"$status\" -eq 2 ] || echo \"the call was not answered with HTTP 200 (curl exit $status); the answer above says why\" >&2\n\
+         \x20 exit \"$status\"\n\
+         fi\n\
+         # DFDG's receipt: the MessageIdentifier of the ServiceReceipt, else the log reference.\n\
+         id_of() {{ printf '%s' \"$answer\" | tr -d '\\r\\n' | sed -n \"s/.*<\\([[:alnum:]_.-]*:\\)\\{{0,1\\}}$1>[[:space:]]*\\([0-9A-Fa-f-]*\\).*/\\2/p\"; }}\n\
+         receipt=\"$(id_of MessageIdentifier)\"\n\
+         [ -n \"$receipt\" ] || receipt=\"$(id_of ServiceRequestLogReferenceIdentifier)\"\n\
+         if [ -n \"$receipt\" ]; then\n\
+         \x20 echo >&2\n\
+         \x20 echo \"Kvittering / receipt: $receipt\" >&2\n\
+         \x20 echo \"Trin 3 / step 3: dfdg-mock confirm $receipt --supplier {supplier}\" >&2\n\
+         fi",
+        known = known.join(", "),
+        op = first.operation,
+        supplier = shell_quote(c.name).replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`"),
     );
     out
 }

@@ -779,3 +779,116 @@ fn supplier_commands_refuse_what_would_mislead_and_say_what_changes() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("every call is refused"), "{stderr}");
 }
+
+/// The shipped GetVariablePersonStatus answer carries both a ServiceReceipt and a log
+/// reference: its receipt is the MessageIdentifier, and either id confirms it, on the command
+/// line and through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_id_of_an_answer_confirms_its_receipt() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let client = pki.oces3_client();
+    let registry = registry_file(
+        dir.path(),
+        vec![supplier(
+            "Lille ApS",
+            Category::Small,
+            &caller_id(&client),
+            &["PersonStatusService"],
+        )],
+    );
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(shipped_catalog()),
+            suppliers: Some(Arc::new(LiveRegistry::load(&registry, false).unwrap())),
+            scenarios: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")),
+            admin: Some(AdminOptions::loopback()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let reply = person_status(&pki, &server, &client, &caller_id(&client)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let message_identifier = element_text(&reply.body, "MessageIdentifier")
+        .unwrap()
+        .to_owned();
+    let log_reference = element_text(&reply.body, "ServiceRequestLogReferenceIdentifier")
+        .unwrap()
+        .to_owned();
+    assert_ne!(message_identifier, log_reference);
+    assert_eq!(
+        server.journal().calls[0].record.receipts,
+        vec![message_identifier.clone()]
+    );
+
+    // The log reference, on the command line.
+    let journal_path = server.journal_path.clone();
+    let (registry_path, given) = (registry.clone(), log_reference.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        dfdg(
+            &["confirm", &given, "--supplier", "Lille ApS"],
+            &journal_path,
+            &registry_path,
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(&format!("receipt {message_identifier} of call ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ServiceRequestLogReferenceIdentifier of the same answer"),
+        "{stdout}"
+    );
+    let status = admin_json(server.admin(), "/api/suppliers").await;
+    let lille = &status["suppliers"][0];
+    assert_eq!(lille["receipt_confirmed"]["done"], true, "{lille}");
+    assert_eq!(
+        lille["receipt_confirmed"]["receipt"],
+        message_identifier.as_str()
+    );
+
+    // Through the API, with a second call's log reference (upper case, as some clients print).
+    let reply = person_status(&pki, &server, &client, &caller_id(&client)).await;
+    let second_receipt = element_text(&reply.body, "MessageIdentifier")
+        .unwrap()
+        .to_owned();
+    let second_reference = element_text(&reply.body, "ServiceRequestLogReferenceIdentifier")
+        .unwrap()
+        .to_uppercase();
+    let confirmed = admin_request(
+        server.admin(),
+        "POST",
+        &format!("/api/receipts/{second_reference}/confirm"),
+        None,
+        Some(r#"{"supplier":"Lille ApS"}"#),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let confirmed: Value = serde_json::from_str(&confirmed.body).unwrap();
+    assert_eq!(confirmed["guid"], second_receipt.as_str());
+    assert_eq!(confirmed["given"], second_reference.as_str());
+
+    // Neither id of any answer: the error names both.
+    let unknown = admin_request(
+        server.admin(),
+        "POST",
+        "/api/receipts/00000000-0000-4000-8000-000000000000/confirm",
+        None,
+        Some(r#"{"supplier":"Lille ApS"}"#),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let unknown: Value = serde_json::from_str(&unknown.body).unwrap();
+    assert_eq!(unknown["reason"], "unknown_receipt");
+    let message = unknown["error"].as_str().unwrap();
+    assert!(
+        message.contains("MessageIdentifier")
+            && message.contains("ServiceRequestLogReferenceIdentifier"),
+        "{message}"
+    );
+}

@@ -393,6 +393,26 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         answer.contains("GetVariablePersonStatusResponse"),
         "{answer}"
     );
+    // The script says which receipt it got, and the exact command of step 3.
+    let printed_receipt = error
+        .lines()
+        .find_map(|line| line.strip_prefix("Kvittering / receipt: "))
+        .unwrap_or_else(|| panic!("no receipt printed:\n{error}"))
+        .to_owned();
+    assert_eq!(
+        Some(printed_receipt.as_str()),
+        element_text(&answer, "ServiceRequestLogReferenceIdentifier"),
+        "a lookup without a ServiceReceipt: its log reference is the receipt"
+    );
+    let confirm_command = error
+        .lines()
+        .find_map(|line| line.strip_prefix("Trin 3 / step 3: "))
+        .unwrap_or_else(|| panic!("no confirm command printed:\n{error}"))
+        .to_owned();
+    assert_eq!(
+        confirm_command,
+        format!("dfdg-mock confirm {printed_receipt} --supplier 'Testleverandør ApS'")
+    );
 
     let commands = std::fs::read_to_string(pack.join("commands.md")).unwrap();
     assert!(
@@ -447,9 +467,8 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
     // The rest of STAR's test, as the supplier and the systemforvalter play it: steps 1 and 2
     // are done (exit 1: incomplete), the supplier confirms the receipt GUID from the answer it
     // got, and the status is complete (exit 0) with the HTML report written.
-    let receipt = element_text(&answer, "ServiceRequestLogReferenceIdentifier")
-        .expect("a log reference in the answer")
-        .to_owned();
+    let receipt = printed_receipt;
+    assert_eq!(journal.calls[1].record.receipts, vec![receipt.clone()]);
     let registry = dir.path().join("suppliers.toml");
     let onboarding = |args: &[&str]| {
         Command::new(BINARY)
@@ -471,6 +490,21 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
     assert_eq!(entry["identity_checked"]["done"], true, "{json}");
     assert_eq!(entry["receipt_confirmed"]["done"], false, "{json}");
 
+    // The command exactly as printed (plus where this test keeps journal and registry).
+    let printed = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} --journal \"$1\" --suppliers \"$2\"",
+            confirm_command.replacen("dfdg-mock", BINARY, 1)
+        ))
+        .arg("bash")
+        .arg(&server.journal_path)
+        .arg(&registry)
+        .env_remove("DFDG_MOCK_JOURNAL")
+        .env_remove("DFDG_MOCK_SUPPLIERS")
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
     let confirmed = onboarding(&["confirm", &receipt, "--supplier", SUPPLIER]);
     assert!(confirmed.status.success(), "{confirmed:?}");
     let report = dir.path().join("rapport.html");
