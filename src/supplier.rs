@@ -109,7 +109,8 @@ fn identity_matches(known: &str, identity: &CallerIdentity) -> bool {
     keys_match(known, &identity.caller_id, &identity.fingerprint)
 }
 
-fn keys_match(known: &str, caller_id: &str, fingerprint: &str) -> bool {
+/// Whether the registered identity `known` (a caller id or a fingerprint) names this certificate.
+pub fn keys_match(known: &str, caller_id: &str, fingerprint: &str) -> bool {
     let (known_caller, known_fingerprint) = identity_keys(known);
     known_caller.eq_ignore_ascii_case(caller_id)
         || known_fingerprint.eq_ignore_ascii_case(fingerprint)
