@@ -638,8 +638,42 @@ fn summary(call: &StoredCall) -> serde_json::Value {
         "detail": record.detail,
         "identity_check": record.identity.as_ref().map(|_| onboarding::identity_passed(record)),
         "wsdl_findings": record.findings.len(),
+        "identity_findings": record.identity_findings.len(),
+        "warnings": warnings(record),
+        "soap_action": record.soap_action,
+        "scenario_rule": record.scenario_rule,
         "latency_micros": record.latency_micros,
     })
+}
+
+/// What the feed marks a call with (⚠), whatever its outcome: `identity` (the certificate's
+/// caller id or CVR does not match the headers or the registry), `headers` (a STAR header
+/// missing or implausible), `soap_action` (it names another operation), `schema` (the request
+/// departs from its schema), `no_certificate`.
+fn warnings(record: &journal::CallRecord) -> Vec<&'static str> {
+    let mut warnings = Vec::new();
+    let mut add = |kind: &'static str| {
+        if !warnings.contains(&kind) {
+            warnings.push(kind);
+        }
+    };
+    if record.identity.is_none() {
+        add("no_certificate");
+    }
+    for finding in &record.identity_findings {
+        match finding.check.as_str() {
+            "identity" | "supplier_cvr" => add("identity"),
+            _ => add("headers"),
+        }
+    }
+    for finding in &record.findings {
+        if finding.path == "SOAPAction" || finding.path == "Content-Type action" {
+            add("soap_action");
+        } else {
+            add("schema");
+        }
+    }
+    warnings
 }
 
 fn rfc3339(time: OffsetDateTime) -> String {
@@ -696,6 +730,7 @@ async fn call_detail(admin: &Admin, id: &str) -> ApiResult {
     })
     .await?;
     let call = call.ok_or_else(|| ApiError::not_found(format!("no call {id} in the journal")))?;
+    let confirm = confirm_offer(&admin.suppliers.current(), &call);
     let receipts: Vec<serde_json::Value> = confirmations
         .into_iter()
         .map(|(guid, confirmation)| {
@@ -714,7 +749,9 @@ async fn call_detail(admin: &Admin, id: &str) -> ApiResult {
             "service": journal::service_of(&call.record.path),
             "identity": onboarding::identity_comparison(&call.record),
             "findings": onboarding::checks(&call.record),
+            "warnings": warnings(&call.record),
             "receipts": receipts,
+            "confirm": confirm,
         }),
     ))
 }
@@ -779,6 +816,29 @@ fn events(admin: &Admin) -> ApiResult {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Whether confirming a call's receipt can succeed, and as which supplier: in open mode
+/// anyone's receipt; with a registry only as the supplier owning the call's certificate.
+/// `why_not` names what stands in the way: `no_receipt`, `no_supplier` (no registered supplier
+/// has the certificate).
+fn confirm_offer(registry: &crate::supplier::Registry, call: &StoredCall) -> serde_json::Value {
+    if call.record.receipts.is_empty() {
+        return serde_json::json!({ "possible": false, "why_not": "no_receipt" });
+    }
+    if registry.is_open() {
+        return serde_json::json!({ "possible": true, "supplier": null });
+    }
+    let owner = call.record.identity.as_ref().and_then(|identity| {
+        registry
+            .suppliers()
+            .iter()
+            .find(|s| s.owns_identity(&identity.caller_id, &identity.fingerprint))
+    });
+    match owner {
+        Some(owner) => serde_json::json!({ "possible": true, "supplier": owner.name }),
+        None => serde_json::json!({ "possible": false, "why_not": "no_supplier" }),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -45,6 +45,9 @@ pub struct Check {
     pub passed: bool,
     /// What was found, in English.
     pub message: String,
+    /// What the check expected and found, when it failed.
+    pub expected: Option<String>,
+    pub found: Option<String>,
     /// The DFDG code strict mode answers a failure with.
     pub code: Option<i64>,
 }
@@ -285,24 +288,32 @@ pub fn checks(call: &CallRecord) -> Vec<Check> {
                 check: name.to_owned(),
                 passed: false,
                 message: finding.message.clone(),
+                expected: Some(finding.expected.clone()),
+                found: Some(finding.found.clone()),
                 code: Some(finding.code),
             },
             None if call.identity.is_none() => Check {
                 check: name.to_owned(),
                 passed: false,
                 message: "no verified client certificate: no caller id to compare".to_owned(),
+                expected: None,
+                found: None,
                 code: None,
             },
             None if !checked => Check {
                 check: name.to_owned(),
                 passed: false,
                 message: "not checked: the call was refused before the identity checks".to_owned(),
+                expected: None,
+                found: None,
                 code: None,
             },
             None => Check {
                 check: name.to_owned(),
                 passed: true,
                 message: passed_message.to_owned(),
+                expected: None,
+                found: None,
                 code: None,
             },
         });
@@ -316,6 +327,8 @@ pub fn checks(call: &CallRecord) -> Vec<Check> {
             check: other.check.clone(),
             passed: false,
             message: other.message.clone(),
+            expected: Some(other.expected.clone()),
+            found: Some(other.found.clone()),
             code: Some(other.code),
         });
     }
