@@ -462,6 +462,102 @@ async fn a_caller_whose_user_identifier_differs_does_not_pass_step_two() {
     assert_eq!(caller["identity"]["certificate_caller_id"], caller_id());
 }
 
+/// The case: a passing call, then a newer one whose UserIdentifier names someone else.
+/// Every step cites the passing call; confirming the other call's receipt does not complete
+/// step 3 (and says why); confirming the passing call's does, still citing that call.
+#[tokio::test]
+async fn the_three_steps_cite_the_one_call_that_passed() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let admin = server.admin();
+    let good = registration_call(&pki, &server, &caller_id()).await;
+    let bad = registration_call(&pki, &server, "CVR:11111111-UUID:not-me").await;
+    let calls = server.journal().calls;
+    let id_of = |receipt: &str| {
+        calls
+            .iter()
+            .find(|call| call.record.receipts.iter().any(|r| r == receipt))
+            .unwrap()
+            .id
+    };
+    let (good_id, bad_id) = (id_of(&good), id_of(&bad));
+    let steps = |status: &Value| {
+        ["call_received", "identity_checked", "receipt_confirmed"].map(|step| {
+            (
+                status[step]["state"].as_str().unwrap().to_owned(),
+                status[step]["call_id"].as_i64(),
+            )
+        })
+    };
+    let status = admin_json(admin, "/api/suppliers").await;
+    let caller = &status["suppliers"][0];
+    assert_eq!(
+        steps(caller),
+        [
+            ("received".to_owned(), Some(good_id)),
+            ("passed".to_owned(), Some(good_id)),
+            ("not_confirmed".to_owned(), Some(good_id)),
+        ],
+        "{caller}"
+    );
+    assert_eq!(caller["confirmable"], good.as_str());
+    assert_eq!(caller["identity"]["call_id"], good_id);
+    // /api/callers and /api/suppliers tell the same.
+    let callers = admin_json(admin, "/api/callers").await;
+    assert_eq!(callers["callers"][0]["call_received"]["call_id"], good_id);
+
+    // The mismatched call's detail: the warning the feed shows, and a confirm that can succeed.
+    let detail = admin_json(admin, &format!("/api/calls/{bad_id}")).await;
+    assert_eq!(detail["warnings"], serde_json::json!(["identity"]));
+    assert_eq!(detail["confirm"]["possible"], true);
+    let feed = admin_json(admin, "/api/calls").await;
+    assert_eq!(
+        feed["calls"][0]["warnings"],
+        serde_json::json!(["identity"])
+    );
+    assert_eq!(feed["calls"][1]["warnings"], serde_json::json!([]));
+
+    let confirm = |receipt: String| async move {
+        let reply = admin_request(
+            admin,
+            "POST",
+            &format!("/api/receipts/{receipt}/confirm"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    confirm(bad.clone()).await;
+    let status = admin_json(admin, "/api/suppliers").await;
+    let caller = &status["suppliers"][0];
+    assert_eq!(caller["complete"], false, "{caller}");
+    assert_eq!(
+        caller["receipt_confirmed"]["state"],
+        "confirmed_failing_call"
+    );
+    assert_eq!(caller["receipt_confirmed"]["call_id"], bad_id);
+    assert!(caller["receipt_confirmed"]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("confirm the receipt of call {good_id}")));
+
+    confirm(good.clone()).await;
+    let status = admin_json(admin, "/api/suppliers").await;
+    let caller = &status["suppliers"][0];
+    assert_eq!(caller["complete"], true, "{caller}");
+    assert_eq!(
+        steps(caller),
+        [
+            ("received".to_owned(), Some(good_id)),
+            ("passed".to_owned(), Some(good_id)),
+            ("confirmed".to_owned(), Some(good_id)),
+        ]
+    );
+    assert_eq!(caller["receipt_confirmed"]["receipt"], good.as_str());
+    assert_eq!(caller["confirmable"], Value::Null);
+}
+
 #[tokio::test]
 async fn refused_handshakes_are_listed_with_reasons_and_counted() {
     let pki = Pki::new();

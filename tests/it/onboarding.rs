@@ -624,6 +624,18 @@ async fn a_small_supplier_completes_the_three_steps_and_gets_its_report() {
     assert!(page.contains(&caller_id(&client)));
     assert!(page.contains(&receipt));
     assert!(page.contains("Kvittering bekræftet"));
+    // Both languages throughout, the allowed services, times to the second.
+    for text in [
+        "Tilladte webservices",
+        "Allowed services",
+        "PersonStatusService",
+        "alle identitetskontroller bestod",
+        "every identity check passed",
+    ] {
+        assert!(page.contains(text), "the report lacks {text:?}");
+    }
+    let fraction = regex::Regex::new(r"T\d\d:\d\d:\d\d\.\d").unwrap();
+    assert!(!fraction.is_match(&page), "sub-second times in the report");
 
     let api = admin_json(server.admin(), "/api/suppliers").await;
     assert_eq!(api["open"], false);
