@@ -502,6 +502,26 @@ fn desk_registry(dir: &Path) -> std::sync::Arc<dfdg_mock::supplier::LiveRegistry
     std::sync::Arc::new(LiveRegistry::load(&path, false).unwrap())
 }
 
+/// The server with [`desk_registry`] in `dir` and an admin listener.
+async fn desk_server(pki: &Pki, dir: &Path) -> TestServer {
+    TestServer::start_with(
+        pki,
+        Options {
+            admin: Some(AdminOptions::loopback()),
+            suppliers: Some(desk_registry(dir)),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// Opens the dashboard in Danish, whatever language the profile remembered.
+fn open_in_danish(browser: &Browser, dashboard: &str) {
+    browser.go(dashboard);
+    browser.script("localStorage.setItem('dfdg-mock-lang', 'da')");
+    browser.go(dashboard);
+}
+
 /// A certificate of the test organisation that no supplier registered.
 fn unregistered(pki: &Pki) -> dfdg_mock::pki::IssuedCertificate {
     pki.client(
@@ -563,15 +583,7 @@ async fn the_feed_keeps_each_call_on_one_line_with_its_outcome_and_warnings_in_v
     }
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(
-        &pki,
-        Options {
-            admin: Some(AdminOptions::loopback()),
-            suppliers: Some(desk_registry(dir.path())),
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = desk_server(&pki, dir.path()).await;
     let own = pki.oces3_client();
     let caller_id = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
     for _ in 0..14 {
@@ -590,9 +602,7 @@ async fn the_feed_keeps_each_call_on_one_line_with_its_outcome_and_warnings_in_v
     tokio::task::spawn_blocking(move || {
         let driver = Chromedriver::start();
         let browser = Browser::open(&driver);
-        browser.go(&dashboard);
-        browser.script("localStorage.setItem('dfdg-mock-lang', 'da')");
-        browser.go(&dashboard);
+        open_in_danish(&browser, &dashboard);
         browser.wait_for(&format!("#call-{refused}"));
         browser.wait_until("return document.querySelectorAll('#feed-body tr').length === 16");
         for width in [1400, 1000] {
@@ -675,15 +685,7 @@ async fn a_supplier_card_shows_its_registration_and_three_steps_citing_one_call_
     }
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(
-        &pki,
-        Options {
-            admin: Some(AdminOptions::loopback()),
-            suppliers: Some(desk_registry(dir.path())),
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = desk_server(&pki, dir.path()).await;
     let own = pki.oces3_client();
     let caller_id = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
     // The call that passes, then a newer one whose headers name someone else: the card's
@@ -720,9 +722,7 @@ async fn a_supplier_card_shows_its_registration_and_three_steps_citing_one_call_
     tokio::task::spawn_blocking(move || {
         let driver = Chromedriver::start();
         let browser = Browser::open(&driver);
-        browser.go(&dashboard);
-        browser.script("localStorage.setItem('dfdg-mock-lang', 'da')");
-        browser.go(&dashboard);
+        open_in_danish(&browser, &dashboard);
         browser.click("#tab-suppliers");
         assert!(browser.text("#tab-suppliers").starts_with("Leverandører"));
         browser.wait_for(&format!("{card} [data-step='step1'].done"));
