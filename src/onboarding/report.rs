@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use time::OffsetDateTime;
 
 use super::{Step, StepState, SupplierStatus};
-use crate::supplier::Finding;
+use crate::supplier::{Category, Finding};
 
 /// One line per supplier (or caller id) with its three steps, then each step's evidence.
 pub fn table(statuses: &[SupplierStatus]) -> String {
@@ -308,8 +308,13 @@ fn supplier_section(out: &mut String, status: &SupplierStatus) {
             ),
         ),
     }
-    let category = status.category.map_or("-", |c| c.as_str());
-    row(out, "Kategori", "Category", category);
+    let category = match status.category {
+        Some(Category::Small) => both("lille", "small"),
+        Some(Category::Medium) => both("mellem", "medium"),
+        Some(Category::Large) => both("stor", "large"),
+        None => "-".to_owned(),
+    };
+    row_html(out, "Kategori", "Category", &category);
     row(out, "CVR", "CVR", status.cvr.as_deref().unwrap_or("-"));
     if let Some(registered) = &status.registered {
         let services = if registered.services.is_empty() {
@@ -565,6 +570,7 @@ mod tests {
                 "The receipt of call 1 is not",
             ),
             ("Gennemført", "complete"),
+            ("lille", "small"),
         ] {
             assert!(page.contains(da), "no {da:?}");
             assert!(page.contains(en), "no {en:?}");

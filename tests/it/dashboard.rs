@@ -654,13 +654,26 @@ async fn the_feed_keeps_each_call_on_one_line_with_its_outcome_and_warnings_in_v
         // Its headers do name its certificate, but that is no green light on a refused call.
         browser.wait_for("#identity-verdict.neutral");
         assert_eq!(browser.text("#detail-caller-id"), stranger_id);
-        assert_eq!(browser.text("#detail-authorization"), "refused 1012");
+        assert_eq!(browser.text("#detail-authorization"), "afvist 1012");
         assert_eq!(browser.text("#detail-supplier"), "(ingen registreret leverandør)");
         assert_eq!(browser.text("#detail-soap-action"), ACTION);
         assert_eq!(browser.text("#detail-scenario-rule"), "(nåede ikke scenarierne)");
         assert!(browser.text("#receipts").contains("(ingen)"));
         browser.script("document.getElementById('detail').scrollTop = 0");
         browser.screenshot(&artifact("dashboard-refused.png"));
+        // At 1,000 px the detail goes below the feed, whole and without sideways scrolling.
+        assert_eq!(browser.resize(1000, 900), 1000);
+        assert_eq!(
+            browser.script(
+                "const d = document.getElementById('detail'); \
+                 return [d.scrollWidth <= d.clientWidth + 1, document.documentElement.scrollWidth <= window.innerWidth, \
+                 d.getBoundingClientRect().top >= document.getElementById('feed-wrap').getBoundingClientRect().bottom]"
+            ),
+            json!([true, true, true])
+        );
+        browser.script("document.getElementById('detail').scrollIntoView()");
+        browser.screenshot(&artifact("dashboard-refused-1000.png"));
+        assert_eq!(browser.resize(1400, 900), 1400);
 
         // The mismatched call's detail: the failed check with what was expected and found.
         browser.click(&format!("#call-{mismatched}"));
