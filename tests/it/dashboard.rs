@@ -408,6 +408,15 @@ async fn the_dashboard_shows_a_call_live_and_confirming_its_receipt_completes_th
         // The refused handshake, with its reason.
         browser.click("#tab-rejections");
         assert_eq!(browser.text("#rejections-body tr .badge"), "no certificate");
+        // Its time on one line (one line box, kept from wrapping), to the second.
+        assert_eq!(
+            browser.script(
+                "const c = document.querySelector('#rejections-body tr td.when'); \
+                 const r = document.createRange(); r.selectNodeContents(c); \
+                 return [r.getClientRects().length, getComputedStyle(c).whiteSpace === 'nowrap', /^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$/.test(c.textContent)]"
+            ),
+            json!([1, true, true])
+        );
         assert_eq!(browser.script("return window.__sameDocument"), "yes");
     })
     .await
@@ -745,7 +754,7 @@ async fn a_supplier_card_shows_its_registration_and_three_steps_citing_one_call_
             CVR,
             "stor",
             "JobcenterMessageService",
-            "CVR:91234567-UUID:3f2b6c1e…",
+            &caller_id,
             "I gang",
         ] {
             assert!(text.contains(expected), "no {expected:?} on the card:\n{text}");
@@ -771,6 +780,7 @@ async fn a_supplier_card_shows_its_registration_and_three_steps_citing_one_call_
         );
         // The supplier that has not called: nothing to confirm.
         browser.wait_for(&format!("{idle} [data-step='step1'].todo"));
+        assert!(browser.text(idle).contains("Ikke startet"));
         assert_eq!(
             browser.script(&format!("return document.querySelectorAll(\"{idle} button\").length")),
             0
