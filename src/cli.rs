@@ -332,11 +332,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub expect: PathBuf,
     /// Ask a running dfdg-mock's admin listener, e.g. http://127.0.0.1:8080 (token from
-    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file).
-    #[arg(long, value_name = "URL", conflicts_with = "journal")]
+    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file), instead of reading a journal file.
+    #[arg(long, value_name = "URL")]
     pub admin: Option<String>,
-    /// Read this journal file directly. [default: dfdg-mock.sqlite]
-    #[arg(long, value_name = "FILE")]
+    /// Read this journal file directly (as `calls` and `serve --journal`; not with --admin).
+    /// [default: dfdg-mock.sqlite]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]

@@ -369,4 +369,25 @@ async fn a_failed_exactly_zero_lists_the_offending_calls() {
         "{}",
         report.failed[0].1
     );
+
+    // The journal from DFDG_MOCK_JOURNAL, as `calls` and `serve` take it.
+    let from_env = tokio::task::spawn_blocking({
+        let journal = server.journal_path.clone();
+        move || {
+            Command::new(BINARY)
+                .args(["verify", "--expect"])
+                .arg(&expect)
+                .env("DFDG_MOCK_JOURNAL", journal)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&from_env.stdout),
+        stdout,
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
 }
