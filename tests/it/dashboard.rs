@@ -641,6 +641,14 @@ async fn the_feed_keeps_each_call_on_one_line_with_its_outcome_and_warnings_in_v
                 browser.text(&format!("#call-{refused} .outcome-badge")),
                 "✗ fejl 1012"
             );
+            // Its reason on hover.
+            let reason = browser.script(&format!(
+                "return document.querySelector('#call-{refused} td.outcome').title"
+            ));
+            assert!(
+                reason.as_str().unwrap().starts_with("Logon failed"),
+                "{reason}"
+            );
             browser.script("window.scrollTo(0, 0)");
             browser.screenshot(&artifact(&format!("dashboard-feed-{width}.png")));
         }
