@@ -2,12 +2,15 @@
 //! 1. a successful call (one answered with a receipt) to an allowed operation was received;
 //! 2. its identity checks passed ([`crate::supplier::identity_findings`], journaled with each
 //!    call): what the certificate says, what the headers say and what is registered, side by side;
-//! 3. the supplier confirmed one of *its own* receipts.
+//! 3. the supplier confirmed the receipt of *that* call (one of its own receipts).
 //!
-//! With a supplier registry the status is kept per registered supplier ([`suppliers`]); in open
-//! mode (no registry) per certificate caller id ([`callers`], also what the admin dashboard
-//! shows). The per-call check list of the admin API ([`checks`]) is read from the same journaled
-//! findings, never recomputed. The printable report is in [`report`].
+//! The three steps cite one call (see `evidence_steps`), so a newer call that fails the checks
+//! does not hide an older one that passed, and a step never borrows another call's evidence.
+//! With a supplier registry the status is kept per registered supplier ([`suppliers`]: what the
+//! dashboard, `onboarding status` and the report show); in open mode (no registry) per
+//! certificate caller id ([`callers`]). The per-call check list of the admin API ([`checks`]) is
+//! read from the same journaled findings, never recomputed. The printable report is in
+//! [`report`].
 
 pub mod report;
 
