@@ -4,7 +4,7 @@
 //!
 //! Off loopback it refuses to start without a token; with a token every path except `/health*`
 //! needs `Authorization: Bearer <token>` (or the dashboard's cookie holding the same token),
-//! compared in constant time. Before that, [`guard`] refuses what a foreign web page could send:
+//! compared in constant time. Before that, `guard` refuses what a foreign web page could send:
 //! a Host that is not the listener's (DNS rebinding), and state changes from another origin or
 //! not as JSON. Every wait and input is bounded: connections, header time, body size and time,
 //! open event streams.

@@ -72,7 +72,7 @@ pub struct Step {
 }
 
 /// Where a step stands. Steps 1 and 2 (and 3, once done) cite one call: the one the test
-/// rests on ([`evidence_steps`]).
+/// rests on (`evidence_steps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
