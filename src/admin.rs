@@ -4,11 +4,14 @@
 //!
 //! Off loopback it refuses to start without a token; with a token every path except `/health*`
 //! needs `Authorization: Bearer <token>` (or the dashboard's cookie holding the same token),
-//! compared in constant time. Every wait and input is bounded: connections, header time, body
-//! size and time, open event streams.
+//! compared in constant time. Before that, `guard` refuses what a foreign web page could send:
+//! a Host that is not the listener's (DNS rebinding), and state changes from another origin or
+//! not as JSON. Every wait and input is bounded: connections, header time, body size and time,
+//! open event streams.
 //!
 //! The caller binds, the library serves: [`run`] takes a bound listener.
 
+mod guard;
 mod stream;
 
 use std::convert::Infallible;
@@ -116,6 +119,8 @@ pub struct Admin {
     keep_alive: Duration,
     /// The supplier registry the App authorizes with: per-supplier status, confirmations.
     suppliers: Arc<LiveRegistry>,
+    /// Names besides its own address and localhost that requests may address it by.
+    hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -143,7 +148,15 @@ impl Admin {
             stop,
             keep_alive: stream::KEEP_ALIVE,
             suppliers: app.suppliers().clone(),
+            hosts: Vec::new(),
         }
+    }
+
+    /// Names (besides its own address and localhost) the listener may be addressed by, e.g.
+    /// a compose service name; any other Host is refused.
+    pub fn with_hosts(mut self, hosts: Vec<String>) -> Admin {
+        self.hosts = hosts;
+        self
     }
 
     /// Plugs in scenario control (reload, state reset).
@@ -182,6 +195,7 @@ pub async fn run(
         .local_addr()
         .context("cannot read the admin listener's address")?;
     check_exposure(address, admin.token.as_ref())?;
+    let guard = Arc::new(guard::Guard::new(address, &admin.hosts));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(REQUEST_TIMEOUT)
@@ -199,10 +213,10 @@ pub async fn run(
         let _ = stop.send(true);
     };
     listener::serve(listener, bounds, shutdown, |stream, peer, watcher| {
-        let admin = admin.clone();
+        let (admin, guard) = (admin.clone(), guard.clone());
         let service = service_fn(move |request| {
-            let admin = admin.clone();
-            async move { Ok::<_, Infallible>(handle(&admin, request).await) }
+            let (admin, guard) = (admin.clone(), guard.clone());
+            async move { Ok::<_, Infallible>(handle(&admin, &guard, request).await) }
         });
         let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
         async move {
@@ -215,11 +229,13 @@ pub async fn run(
     Ok(())
 }
 
-/// An API failure: a status and a message for the JSON `{"error": …}` body.
+/// An API failure: a status and a message for the JSON `{"error": …}` body, and for the
+/// refusals the dashboard words itself a stable `reason` (e.g. `foreign_receipt`).
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
     message: String,
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -227,7 +243,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    fn because(mut self, reason: &'static str) -> ApiError {
+        self.reason = Some(reason);
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
@@ -290,13 +312,20 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
 }
 
 fn error_response(error: &ApiError) -> Response<Body> {
-    let body = serde_json::json!({ "error": error.message });
+    let body = match error.reason {
+        Some(reason) => serde_json::json!({ "error": error.message, "reason": reason }),
+        None => serde_json::json!({ "error": error.message }),
+    };
     respond(error.status, "application/json", body.to_string())
 }
 
-async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Body> {
+async fn handle(admin: &Admin, guard: &guard::Guard, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
+    if let Err(refusal) = guard.check(&method, request.uri(), request.headers()) {
+        tracing::warn!(%method, %path, reason = refusal.message(), "admin request refused");
+        return error_response(&ApiError::new(refusal.status(), refusal.message()));
+    }
     let result = if path.starts_with("/health") {
         health(admin, &path).await
     } else if !authorized(admin, &request) {
@@ -609,8 +638,42 @@ fn summary(call: &StoredCall) -> serde_json::Value {
         "detail": record.detail,
         "identity_check": record.identity.as_ref().map(|_| onboarding::identity_passed(record)),
         "wsdl_findings": record.findings.len(),
+        "identity_findings": record.identity_findings.len(),
+        "warnings": warnings(record),
+        "soap_action": record.soap_action,
+        "scenario_rule": record.scenario_rule,
         "latency_micros": record.latency_micros,
     })
+}
+
+/// What the feed marks a call with (⚠), whatever its outcome: `identity` (the certificate's
+/// caller id or CVR does not match the headers or the registry), `headers` (a STAR header
+/// missing or implausible), `soap_action` (it names another operation), `schema` (the request
+/// departs from its schema), `no_certificate`.
+fn warnings(record: &journal::CallRecord) -> Vec<&'static str> {
+    let mut warnings = Vec::new();
+    let mut add = |kind: &'static str| {
+        if !warnings.contains(&kind) {
+            warnings.push(kind);
+        }
+    };
+    if record.identity.is_none() {
+        add("no_certificate");
+    }
+    for finding in &record.identity_findings {
+        match finding.check.as_str() {
+            "identity" | "supplier_cvr" => add("identity"),
+            _ => add("headers"),
+        }
+    }
+    for finding in &record.findings {
+        if finding.path == "SOAPAction" || finding.path == "Content-Type action" {
+            add("soap_action");
+        } else {
+            add("schema");
+        }
+    }
+    warnings
 }
 
 fn rfc3339(time: OffsetDateTime) -> String {
@@ -667,6 +730,7 @@ async fn call_detail(admin: &Admin, id: &str) -> ApiResult {
     })
     .await?;
     let call = call.ok_or_else(|| ApiError::not_found(format!("no call {id} in the journal")))?;
+    let confirm = confirm_offer(&admin.suppliers.current(), &call);
     let receipts: Vec<serde_json::Value> = confirmations
         .into_iter()
         .map(|(guid, confirmation)| {
@@ -685,7 +749,9 @@ async fn call_detail(admin: &Admin, id: &str) -> ApiResult {
             "service": journal::service_of(&call.record.path),
             "identity": onboarding::identity_comparison(&call.record),
             "findings": onboarding::checks(&call.record),
+            "warnings": warnings(&call.record),
             "receipts": receipts,
+            "confirm": confirm,
         }),
     ))
 }
@@ -752,6 +818,29 @@ fn events(admin: &Admin) -> ApiResult {
     Ok(response)
 }
 
+/// Whether confirming a call's receipt can succeed, and as which supplier: in open mode
+/// anyone's receipt; with a registry only as the supplier owning the call's certificate.
+/// `why_not` names what stands in the way: `no_receipt`, `no_supplier` (no registered supplier
+/// has the certificate).
+fn confirm_offer(registry: &crate::supplier::Registry, call: &StoredCall) -> serde_json::Value {
+    if call.record.receipts.is_empty() {
+        return serde_json::json!({ "possible": false, "why_not": "no_receipt" });
+    }
+    if registry.is_open() {
+        return serde_json::json!({ "possible": true, "supplier": null });
+    }
+    let owner = call.record.identity.as_ref().and_then(|identity| {
+        registry
+            .suppliers()
+            .iter()
+            .find(|s| s.owns_identity(&identity.caller_id, &identity.fingerprint))
+    });
+    match owner {
+        Some(owner) => serde_json::json!({ "possible": true, "supplier": owner.name }),
+        None => serde_json::json!({ "possible": false, "why_not": "no_supplier" }),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfirmBody {
@@ -794,32 +883,38 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
     }
     let time = OffsetDateTime::now_utc();
     let (registry, asked) = (admin.suppliers.current(), guid.clone());
-    let record = read(admin, move |store| {
+    let confirmation = read(admin, move |store| {
         let (supplier, note) = (body.supplier.as_deref(), body.note);
         Ok(onboarding::confirmation(
             store, &registry, &asked, supplier, note, time,
         ))
     })
     .await?
-    .map_err(|refusal| match refusal {
-        onboarding::ConfirmRefusal::UnknownSupplier { .. }
-        | onboarding::ConfirmRefusal::UnknownReceipt { .. } => {
-            ApiError::not_found(refusal.to_string())
+    .map_err(|refusal| {
+        let kind = refusal.kind();
+        match refusal {
+            onboarding::ConfirmRefusal::UnknownSupplier { .. }
+            | onboarding::ConfirmRefusal::UnknownReceipt { .. } => {
+                ApiError::not_found(refusal.to_string())
+            }
+            onboarding::ConfirmRefusal::ForeignReceipt { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, refusal.to_string())
+            }
+            onboarding::ConfirmRefusal::Journal(error) => error.into(),
+            _ => ApiError::bad_request(refusal.to_string()),
         }
-        onboarding::ConfirmRefusal::ForeignReceipt { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, refusal.to_string())
-        }
-        onboarding::ConfirmRefusal::Journal(error) => error.into(),
-        _ => ApiError::bad_request(refusal.to_string()),
+        .because(kind)
     })?;
+    let onboarding::Confirmation { record, given, .. } = confirmation;
     let guid = record.guid.clone();
     let confirmed_by = record.supplier.clone();
     let call_id = match admin.journal.confirm_receipt(record).await {
         Ok(call_id) => call_id,
         Err(JournalError::UnknownReceipt { .. }) => {
             return Err(ApiError::not_found(format!(
-                "unknown receipt {guid}: no call in this journal was answered with that MessageIdentifier; check the GUID in your response's ServiceReceipt"
-            )))
+                "unknown receipt {guid}: no call in this journal was answered with it"
+            ))
+            .because("unknown_receipt"))
         }
         Err(error) => return Err(error.into()),
     };
@@ -833,6 +928,7 @@ async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiRe
         StatusCode::OK,
         &serde_json::json!({
             "guid": guid,
+            "given": given,
             "call_id": call_id,
             "caller_id": confirmation.as_ref().and_then(|c| c.caller_id.clone()),
             "supplier": confirmed_by,

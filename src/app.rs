@@ -306,7 +306,7 @@ impl App {
     }
 
     /// Forgets the scenarios' per-caller counters and state: sequences start over. SIGHUP
-    /// calls this (with a reload); the admin API will too.
+    /// calls this (with a reload), and so does `POST /api/scenarios/reset`.
     pub fn reset_state(&self) {
         self.scenarios.reset_state();
     }
@@ -530,11 +530,19 @@ impl App {
         match parts.method {
             Method::GET | Method::HEAD if !self.catalog.is_empty() => {
                 let base = format!("https://{}", authority(parts));
-                match serve::get(
+                // `?example=` names the caller's own certificate in the STAR headers.
+                let caller = match &connection.session.client {
+                    ClientCertificate::Verified(identity) => {
+                        crate::wsdl::sample::Overrides::for_identity(identity)
+                    }
+                    ClientCertificate::Refused(_) => crate::wsdl::sample::Overrides::default(),
+                };
+                match serve::get_as(
                     &self.catalog,
                     parts.uri.path(),
                     parts.uri.query(),
                     &base,
+                    &caller,
                 ) {
                     serve::Page::Found { content_type, body } => {
                         let mut response = text(StatusCode::OK, &body);
@@ -702,10 +710,16 @@ impl crate::admin::ScenarioControl for App {
         Box::pin(async move {
             let status = self.reload_scenarios().await;
             Some(match status.error {
-                None => Ok(format!(
+                None if status.warnings.is_empty() => Ok(format!(
                     "{} rules from {} files in force",
                     status.rules,
                     status.files.len()
+                )),
+                None => Ok(format!(
+                    "{} rules from {} files in force; warning, these can never match:\n{}",
+                    status.rules,
+                    status.files.len(),
+                    status.warnings.join("\n")
                 )),
                 Some(error) => Err(format!(
                     "the scenario files were refused; the previous rules stay in force: {error}"

@@ -30,16 +30,7 @@ pub fn all(config: &Config) -> Report {
     let mut report = Report::default();
     let catalog = catalog(config, &mut report);
     if let Some(dir) = &config.scenarios {
-        let known: Vec<(String, String)> = catalog
-            .endpoints
-            .iter()
-            .flat_map(|e| {
-                e.ports
-                    .iter()
-                    .flat_map(|p| &p.operations)
-                    .map(|o| (e.service.clone(), o.name.clone()))
-            })
-            .collect();
+        let known = catalog_names(&catalog);
         let known = (!catalog.is_empty()).then_some(known.as_slice());
         match scenarios(dir, known) {
             Ok(summary) => report.loaded.extend(summary.lines().map(str::to_owned)),
@@ -49,6 +40,22 @@ pub fn all(config: &Config) -> Report {
     registry(config, &catalog, &mut report);
     last_reload(config, &mut report);
     report
+}
+
+/// Every `(service, operation)` the catalog serves: what scenario rules may name. `check`
+/// reports a rule naming anything else as a problem; a running server warns about it when the
+/// rules load ([`crate::scenario::Scenarios::with_known_names`]).
+pub fn catalog_names(catalog: &Catalog) -> Vec<(String, String)> {
+    catalog
+        .endpoints
+        .iter()
+        .flat_map(|e| {
+            e.ports
+                .iter()
+                .flat_map(|p| &p.operations)
+                .map(|o| (e.service.clone(), o.name.clone()))
+        })
+        .collect()
 }
 
 /// The supplier registry: whether it parses, and whether the services it allows are served.

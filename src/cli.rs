@@ -55,9 +55,11 @@ pub enum Command {
     Supplier(SupplierCommand),
     /// Confirm that a supplier received one of its receipts (step 3 of STAR's onboarding test).
     ///
-    /// Give the MessageIdentifier of the response's ServiceReceipt (for a lookup, its
-    /// ServiceRequestLogReferenceIdentifier). With a supplier registry, --supplier is required
-    /// and only that supplier's own receipts can be confirmed. Safe beside a running server.
+    /// Give either id of the answer: the MessageIdentifier of its ServiceReceipt, or its
+    /// ServiceRequestLogReferenceIdentifier; the call's receipt is confirmed (the
+    /// MessageIdentifier, or for an answer without a ServiceReceipt the log reference). With a
+    /// supplier registry, --supplier is required and only that supplier's own receipts can be
+    /// confirmed. Safe beside a running server.
     Confirm(ConfirmArgs),
     /// STAR's onboarding test: where each supplier stands.
     #[command(subcommand)]
@@ -75,10 +77,10 @@ pub enum Command {
     /// Check what `serve` would load — the WSDL catalog and the scenario files — print what
     /// loads and every problem with its file and line, and exit non-zero if there is any.
     ///
-    /// Takes the same settings as `serve` (e.g. --wsdl DIR, --scenarios DIR, --config FILE), and
-    /// also shows whether the running server's latest scenario reload (from the journal) was
-    /// refused.
-    Check(Box<ServeArgs>),
+    /// Reads the settings `serve` reads for them (flags, DFDG_MOCK_* variables, dfdg-mock.toml),
+    /// and also shows whether the running server's latest scenario reload (from the journal)
+    /// was refused.
+    Check(CheckArgs),
     /// Make a supplier's welcome pack: issue its OCES3 client certificate from the test CA,
     /// register it, and write a folder with everything it needs for the onboarding test.
     ///
@@ -87,6 +89,49 @@ pub enum Command {
     /// operation (STAR headers filled in for the certificate), ready-to-run commands and a README
     /// in Danish and English. The PKCS#12 password is printed once and written nowhere.
     WelcomePack(Box<WelcomePackArgs>),
+}
+
+/// What `check` reads: the parts of `serve`'s settings that name what it loads.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckArgs {
+    /// Config file (TOML), read as `serve` reads it. Default: ./dfdg-mock.toml when it exists.
+    #[arg(long, env = "DFDG_MOCK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder of WSDL files; repeatable or comma-separated. [default: wsdl]
+    #[arg(
+        long = "wsdl",
+        env = "DFDG_MOCK_WSDL",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
+    pub wsdl: Vec<PathBuf>,
+    /// Request validation against the WSDL's schema, as `serve` would run it. [default: report]
+    #[arg(long, env = "DFDG_MOCK_VALIDATION", value_enum)]
+    pub validation: Option<crate::config::ValidationMode>,
+    /// Folder of scenario rule files (*.toml). [default: scenarios, when it exists]
+    #[arg(long, env = "DFDG_MOCK_SCENARIOS", value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Supplier registry file. [default: suppliers.toml]
+    #[arg(long, env = "DFDG_MOCK_SUPPLIERS", value_name = "FILE")]
+    pub suppliers: Option<PathBuf>,
+    /// The running server's journal, for its latest scenario reload. [default:
+    /// dfdg-mock.sqlite]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    fn serve_args(&self) -> ServeArgs {
+        ServeArgs {
+            config: self.config.clone(),
+            wsdl: self.wsdl.clone(),
+            validation: self.validation,
+            scenarios: self.scenarios.clone(),
+            suppliers: self.suppliers.clone(),
+            journal: self.journal.clone(),
+            ..ServeArgs::default()
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,10 +185,23 @@ pub struct WelcomePackArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SupplierCommand {
-    /// Register a supplier (or replace the one with the same name).
+    /// Register a supplier. One of the same name is replaced only with --force; without it the
+    /// command says what would change.
     Add {
         #[command(flatten)]
         registry: RegistryArg,
+        /// Replace a supplier of the same name (its revoked identities stay revoked).
+        #[arg(long)]
+        force: bool,
+        /// The WSDL catalog folders the services are checked against (as `serve --wsdl`).
+        #[arg(
+            long,
+            default_value = "wsdl",
+            env = "DFDG_MOCK_WSDL",
+            value_name = "DIR",
+            value_delimiter = ','
+        )]
+        wsdl: Vec<PathBuf>,
         /// The supplier's name, e.g. "Testleverandør ApS".
         #[arg(long)]
         name: String,
@@ -153,7 +211,8 @@ pub enum SupplierCommand {
         /// small: read operations only; medium and large may also write.
         #[arg(long, value_enum)]
         category: crate::supplier::Category,
-        /// Services it may call, comma-separated (e.g. PersonStatusService,CodeListService).
+        /// Services it may call, comma-separated, as the catalog names them (e.g.
+        /// PersonStatusService,CodeListService); an unknown name is refused with a "did you mean".
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
         /// A certificate identity of the supplier: STAR caller id (CVR:…-UUID:…) or
@@ -188,7 +247,8 @@ pub enum SupplierCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ConfirmArgs {
-    /// The receipt's GUID (MessageIdentifier).
+    /// The answer's MessageIdentifier (in its ServiceReceipt) or its
+    /// ServiceRequestLogReferenceIdentifier.
     pub guid: String,
     /// The supplier confirming (required with a registry).
     #[arg(long)]
@@ -197,10 +257,21 @@ pub struct ConfirmArgs {
     #[arg(long)]
     pub note: Option<String>,
     /// The journal file of the server.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL",
+        default_value = "dfdg-mock.sqlite",
+        value_name = "FILE"
+    )]
     pub journal: PathBuf,
     /// The supplier registry file (missing: open mode).
-    #[arg(long, env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    #[arg(
+        long,
+        alias = "registry",
+        env = "DFDG_MOCK_SUPPLIERS",
+        default_value = crate::supplier::DEFAULT_REGISTRY,
+        value_name = "FILE"
+    )]
     pub suppliers: PathBuf,
 }
 
@@ -224,17 +295,34 @@ pub struct StatusArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// The journal file of the server.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL",
+        default_value = "dfdg-mock.sqlite",
+        value_name = "FILE"
+    )]
     pub journal: PathBuf,
     /// The supplier registry file (missing: open mode).
-    #[arg(long, env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    #[arg(
+        long,
+        alias = "registry",
+        env = "DFDG_MOCK_SUPPLIERS",
+        default_value = crate::supplier::DEFAULT_REGISTRY,
+        value_name = "FILE"
+    )]
     pub suppliers: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArg {
-    /// The supplier registry file.
-    #[arg(long = "registry", visible_alias = "suppliers", env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
+    /// The supplier registry file, as `serve --suppliers`.
+    #[arg(
+        long = "suppliers",
+        alias = "registry",
+        env = "DFDG_MOCK_SUPPLIERS",
+        default_value = crate::supplier::DEFAULT_REGISTRY,
+        value_name = "FILE"
+    )]
     pub path: PathBuf,
 }
 
@@ -244,11 +332,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub expect: PathBuf,
     /// Ask a running dfdg-mock's admin listener, e.g. http://127.0.0.1:8080 (token from
-    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file).
-    #[arg(long, value_name = "URL", conflicts_with = "journal")]
+    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file), instead of reading a journal file.
+    #[arg(long, value_name = "URL")]
     pub admin: Option<String>,
-    /// Read this journal file directly. [default: dfdg-mock.sqlite]
-    #[arg(long, value_name = "FILE")]
+    /// Read this journal file directly (as `calls` and `serve --journal`; not with --admin).
+    /// [default: dfdg-mock.sqlite]
+    #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
@@ -265,11 +354,24 @@ pub struct VerifyArgs {
 pub enum PkiCommand {
     /// Create a test CA and a server certificate for localhost, 127.0.0.1 and ::1.
     Init {
-        /// Folder to write into.
-        #[arg(long, default_value = "certs", env = "DFDG_MOCK_CERTS_DIR")]
+        /// Folder of the test PKI, as `serve --certs-dir`.
+        #[arg(
+            long = "certs-dir",
+            alias = "dir",
+            default_value = "certs",
+            env = "DFDG_MOCK_CERTS_DIR",
+            value_name = "DIR"
+        )]
         dir: PathBuf,
-        /// Extra DNS name or IP address for the server certificate; repeatable.
-        #[arg(long = "san", value_name = "NAME")]
+        /// Extra DNS name or IP address for the server certificate, as `serve --server-name`;
+        /// repeatable or comma-separated.
+        #[arg(
+            long = "server-name",
+            visible_alias = "san",
+            env = "DFDG_MOCK_SERVER_NAMES",
+            value_name = "NAME",
+            value_delimiter = ','
+        )]
         sans: Vec<String>,
         /// Overwrite existing files.
         #[arg(long)]
@@ -285,8 +387,15 @@ pub enum PkiCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
-    /// Folder of the test CA; the certificate is written there too.
-    #[arg(long, default_value = "certs", env = "DFDG_MOCK_CERTS_DIR")]
+    /// Folder of the test PKI (its CA issues the certificate, which is written there too), as
+    /// `serve --certs-dir`.
+    #[arg(
+        long = "certs-dir",
+        alias = "dir",
+        default_value = "certs",
+        env = "DFDG_MOCK_CERTS_DIR",
+        value_name = "DIR"
+    )]
     pub dir: PathBuf,
     /// File name stem: writes <STEM>.crt, <STEM>.key and two PKCS#12 files, <STEM>-java.p12
     /// (AES: Java, OpenSSL 3) and <STEM>-dotnet.p12 (3DES: .NET Framework, Windows, Mono, older Java).
@@ -331,7 +440,12 @@ pub enum Oces2Shape {
 #[derive(Debug, clap::Args)]
 pub struct CallsArgs {
     /// The journal file.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL",
+        default_value = "dfdg-mock.sqlite",
+        value_name = "FILE"
+    )]
     pub journal: PathBuf,
     /// Print JSON (one object per line) instead of a table.
     #[arg(long)]
@@ -345,15 +459,27 @@ pub struct CallsArgs {
     /// Only calls since this time: RFC 3339 (2026-11-27T10:00:00Z) or an age (90s, 10m, 2h, 1d).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<OffsetDateTime>,
-    /// At most this many rows.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    /// At most this many rows (any number: read page by page). With --follow: how many of the
+    /// newest calls to show before the new ones. [default: 20; with --follow: 1]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// List refused TLS handshakes instead of calls.
     #[arg(long)]
     pub rejected: bool,
-    /// Keep running and print new calls as they are journaled (Ctrl-C ends).
+    /// Keep running and print new calls as they are journaled, in the columns of `calls`,
+    /// starting at the newest call (Ctrl-C ends).
     #[arg(long, conflicts_with_all = ["rejected", "json"])]
     pub follow: bool,
+    /// With --follow: print every journaled call first, oldest first, then follow.
+    #[arg(long, requires = "follow", conflicts_with = "limit")]
+    pub from_start: bool,
+}
+
+impl CallsArgs {
+    /// Rows `calls` shows.
+    fn rows(&self) -> usize {
+        self.limit.unwrap_or(20)
+    }
 }
 
 /// How often `calls --follow` looks for new calls.
@@ -387,6 +513,74 @@ pub struct HealthArgs {
     pub timeout: crate::config::Seconds,
 }
 
+/// Parses the process's command line, exiting with clap's message on a mistake. A bad value
+/// that came from a `DFDG_MOCK_*` variable rather than from the flag is blamed on the variable
+/// (clap names only the flag), and an admin token's value is never echoed.
+pub fn parse() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => match from_environment(&error, &args) {
+            Some(message) => {
+                eprint!("{message}");
+                std::process::exit(2);
+            }
+            None => error.exit(),
+        },
+    }
+}
+
+/// clap's message for a bad value, reworded when the value came from an environment variable.
+fn from_environment(error: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    let flag = format!("--{long}");
+    let given = args
+        .iter()
+        .filter_map(|arg| arg.to_str())
+        .any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")));
+    let mut message = error.render().to_string();
+    if long == "admin-token" {
+        if let Some(ContextValue::String(value)) = error.get(ContextKind::InvalidValue) {
+            message = message.replace(&format!("'{value}'"), "'<redacted>'");
+        }
+    }
+    if given {
+        return (long == "admin-token").then_some(message);
+    }
+    let variable = variable_of(&Cli::command(), long)?;
+    Some(message.replacen(
+        &format!("for '{arg}'"),
+        &format!("in the environment variable {variable} (read as '{arg}')"),
+        1,
+    ))
+}
+
+/// The environment variable, set now, behind the flag `--long` of any subcommand.
+fn variable_of(command: &clap::Command, long: &str) -> Option<String> {
+    let own = command
+        .get_arguments()
+        .filter(|arg| arg.get_long() == Some(long))
+        .filter_map(|arg| arg.get_env())
+        .find(|variable| std::env::var_os(variable).is_some())
+        .map(|variable| variable.to_string_lossy().into_owned());
+    own.or_else(|| {
+        command
+            .get_subcommands()
+            .find_map(|sub| variable_of(sub, long))
+    })
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(Box::default())) {
@@ -405,8 +599,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn check(args: &ServeArgs) -> anyhow::Result<()> {
-    let config = Config::resolve(args)?;
+fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(&args.serve_args())?;
     let report = crate::check::all(&config);
     let mut out = std::io::stdout().lock();
     for line in &report.loaded {
@@ -584,6 +778,9 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
         args.suppliers.display(),
         pack.services.join(", ")
     )?;
+    for change in &pack.registry_changes {
+        writeln!(out, "    changed: {change}")?;
+    }
     writeln!(out, "  files:")?;
     for file in &pack.files {
         writeln!(out, "    {file}")?;
@@ -603,7 +800,25 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
         pack.p12_password()
     )?;
     out.flush()?;
+    if pack.closed_open_mode {
+        let demo = demo_caller_id(&PkiPaths::new(&args.certs_dir));
+        eprintln!(
+            "{}",
+            crate::supplier::open_mode_closed(&args.suppliers, demo.as_deref())
+        );
+    }
     Ok(())
+}
+
+/// The caller id of the demo client certificate in `paths`, if there is one.
+fn demo_caller_id(paths: &PkiPaths) -> Option<String> {
+    use rustls_pki_types::pem::PemObject;
+    let certificate =
+        rustls_pki_types::CertificateDer::from_pem_file(paths.client(pki::DEMO_CLIENT_STEM).cert)
+            .ok()?;
+    crate::identity::CallerIdentity::from_der(&certificate)
+        .ok()
+        .map(|identity| identity.caller_id)
 }
 
 fn pki_init(dir: &Path, sans: &[String], force: bool) -> anyhow::Result<()> {
@@ -716,7 +931,7 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     let store = SqliteStore::open_read_only(&args.journal)?;
     let mut out = std::io::stdout().lock();
     if args.rejected {
-        if args.limit > crate::journal::MAX_LIMIT {
+        if args.rows() > crate::journal::MAX_LIMIT {
             eprintln!(
                 "note: showing at most the newest {} refused handshakes: --limit is capped at {} for --rejected",
                 crate::journal::MAX_LIMIT,
@@ -725,7 +940,7 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
         }
         let rejections = store.rejections(&RejectionQuery {
             since: args.since,
-            limit: args.limit,
+            limit: args.rows(),
             ..RejectionQuery::default()
         })?;
         if args.json {
@@ -743,22 +958,21 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
         since: args.since,
         ..CallQuery::default()
     };
-    // Any --limit: read page by page, newest first, printing as it goes.
+    // Any --limit: read page by page, newest first (JSON printed as it goes; a table once its
+    // columns are known).
     if args.json {
-        crate::journal::each_call(&store, &query, args.limit, |call| {
+        crate::journal::each_call(&store, &query, args.rows(), |call| {
             writeln!(out, "{}", serde_json::to_string(call)?)?;
             anyhow::Ok(())
         })?;
         return Ok(());
     }
-    tables::calls_header(&mut out)?;
-    let printed = crate::journal::each_call(&store, &query, args.limit, |call| {
-        tables::call_row(&mut out, call)?;
+    let mut rows = Vec::new();
+    crate::journal::each_call(&store, &query, args.rows(), |call| {
+        rows.push(tables::call_cells(call));
         anyhow::Ok(())
     })?;
-    if printed == 0 {
-        writeln!(out, "(no calls)")?;
-    }
+    tables::rows_of_calls(&mut out, &rows)?;
     Ok(())
 }
 
@@ -774,7 +988,7 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
         );
     }
     let mut store = SqliteStore::open(&args.journal)?;
-    let record = crate::onboarding::confirmation(
+    let confirmation = crate::onboarding::confirmation(
         &store,
         &registry,
         &args.guid,
@@ -782,18 +996,25 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
         args.note.clone(),
         OffsetDateTime::now_utc(),
     )?;
+    let record = &confirmation.record;
     let ids = store
         .append(&[Entry::Confirmation(record.clone())])
         .with_context(|| format!("receipt {} not confirmed", record.guid))?;
     println!(
         "receipt {} of call {} confirmed{}",
         record.guid,
-        ids.first().copied().unwrap_or_default(),
+        ids.first().copied().unwrap_or(confirmation.call_id),
         record
             .supplier
             .as_deref()
             .map_or(String::new(), |name| format!(" by {name}"))
     );
+    if let Some(given) = &confirmation.given {
+        println!(
+            "  ({given} is the ServiceRequestLogReferenceIdentifier of the same answer; its receipt is the MessageIdentifier {})",
+            record.guid
+        );
+    }
     Ok(())
 }
 
@@ -858,6 +1079,8 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
     match command {
         SupplierCommand::Add {
             registry,
+            force,
+            wsdl,
             name,
             cvr,
             category,
@@ -865,16 +1088,77 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
             identities,
         } => {
             let mut suppliers = Registry::load(&registry.path)?;
-            suppliers.upsert(Supplier {
-                name: name.clone(),
-                cvr,
+            let was_open = suppliers.is_open();
+            let loaded = Catalog::load(&crate::config::CatalogConfig {
+                dirs: wsdl.clone(),
+                ..crate::config::CatalogConfig::default()
+            });
+            let services = if loaded.catalog.is_empty() {
+                eprintln!(
+                    "note: no WSDL catalog in {}, so the service names are not checked (point --wsdl at the catalog `serve` uses)",
+                    crate::banner::display_dirs(&wsdl)
+                );
+                services
+            } else {
+                crate::supplier::resolve_services(&services, &loaded.catalog)?
+            };
+            let mut new = Supplier {
+                name: name.trim().to_owned(),
+                cvr: cvr.trim().to_owned(),
                 category,
                 identities,
                 services,
                 revoked: Vec::new(),
-            })?;
-            suppliers.save(&registry.path)?;
-            println!("registered {name} in {}", registry.path.display());
+            };
+            let name = new.name.clone();
+            if let Some(old) = suppliers.get(&name) {
+                let changes = old.changes(&new);
+                if changes.is_empty() {
+                    println!(
+                        "{} is registered as given in {}; nothing changed",
+                        old.name,
+                        registry.path.display()
+                    );
+                    return Ok(());
+                }
+                if !force {
+                    anyhow::bail!(
+                        "{} is already registered in {}; adding it again would change:\n  {}\nrun the command again with --force to replace it, or edit {} by hand",
+                        old.name,
+                        registry.path.display(),
+                        changes.join("\n  "),
+                        registry.path.display()
+                    );
+                }
+                // Revoked certificates stay revoked unless given again as identities.
+                new.revoked = old
+                    .revoked
+                    .iter()
+                    .filter(|r| !new.identities.iter().any(|i| i.eq_ignore_ascii_case(r)))
+                    .cloned()
+                    .collect();
+                suppliers.upsert(new)?;
+                suppliers.save(&registry.path)?;
+                println!("replaced {name} in {}:", registry.path.display());
+                for change in changes {
+                    println!("  {change}");
+                }
+            } else {
+                if new.services.is_empty() {
+                    eprintln!(
+                        "note: {name} may call no service (give --services) until you add some"
+                    );
+                }
+                suppliers.upsert(new)?;
+                suppliers.save(&registry.path)?;
+                println!("registered {name} in {}", registry.path.display());
+            }
+            if was_open {
+                eprintln!(
+                    "{}",
+                    crate::supplier::open_mode_closed(&registry.path, None)
+                );
+            }
         }
         SupplierCommand::List { registry, json } => {
             let suppliers = Registry::load(&registry.path)?;
@@ -896,6 +1180,12 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
             }
             suppliers.save(&registry.path)?;
             println!("removed {name}");
+            if suppliers.suppliers().is_empty() {
+                eprintln!(
+                    "note: {} now lists no supplier, so every call is refused with 1012; delete it to go back to open mode",
+                    registry.path.display()
+                );
+            }
         }
         SupplierCommand::Revoke {
             registry,
@@ -903,15 +1193,22 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
             identity,
         } => {
             let mut suppliers = Registry::load(&registry.path)?;
-            suppliers.revoke(&name, &identity)?;
-            suppliers.save(&registry.path)?;
-            println!("revoked {identity} of {name}: its calls are now refused with 1012");
+            match suppliers.revoke(&name, &identity)? {
+                crate::supplier::Revoked::Already => {
+                    println!("{identity} of {name} was revoked already; nothing changed");
+                }
+                crate::supplier::Revoked::Now => {
+                    suppliers.save(&registry.path)?;
+                    println!("revoked {identity} of {name}: its calls are now refused with 1012");
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// `calls --follow`: print the latest rows, then poll the read-only journal for newer ones.
+/// `calls --follow`: the newest call (or `--limit` of them, or with `--from-start` every one),
+/// then polls the read-only journal for newer ones, in the columns of `calls`.
 fn follow(args: &CallsArgs) -> anyhow::Result<()> {
     let store = SqliteStore::open_read_only(&args.journal)?;
     let filter = CallQuery {
@@ -921,31 +1218,52 @@ fn follow(args: &CallsArgs) -> anyhow::Result<()> {
         ..CallQuery::default()
     };
     let mut out = std::io::stdout().lock();
-    tables::follow_header(&mut out)?;
-    let mut latest = store.calls(&CallQuery {
-        limit: args.limit,
-        ..filter.clone()
-    })?;
-    latest.reverse();
-    let mut last_id = latest.last().map_or(0, |call| call.id);
-    for call in &latest {
-        tables::follow_row(&mut out, call)?;
+    let (mut table, mut last_id) = if args.from_start {
+        (tables::Follow::new(&[]), 0)
+    } else {
+        let mut newest = store.calls(&CallQuery {
+            limit: args.limit.unwrap_or(1).max(1),
+            ..filter.clone()
+        })?;
+        newest.reverse();
+        let rows: Vec<Vec<String>> = newest.iter().map(tables::call_cells).collect();
+        let table = tables::Follow::new(&rows);
+        table.header(&mut out)?;
+        for row in &rows {
+            table.columns().line(&mut out, row)?;
+        }
+        (table, newest.last().map_or(0, |call| call.id))
+    };
+    if args.from_start {
+        table.header(&mut out)?;
     }
     out.flush()?;
+    eprintln!(
+        "following {} (Ctrl-C ends){}",
+        args.journal.display(),
+        if args.from_start {
+            ""
+        } else {
+            "; --from-start prints every call first"
+        }
+    );
     loop {
-        std::thread::sleep(FOLLOW_INTERVAL);
         // A reset removes every row; ids are never reused, so the cursor stays valid.
-        let new = store.calls(&CallQuery {
+        let page = store.calls(&CallQuery {
             after_id: Some(last_id),
             limit: crate::journal::MAX_LIMIT,
             ..filter.clone()
         })?;
-        for call in &new {
-            tables::follow_row(&mut out, call)?;
+        for call in &page {
+            table.row(&mut out, &tables::call_cells(call))?;
             last_id = call.id;
         }
-        if !new.is_empty() {
+        if !page.is_empty() {
             out.flush()?;
+        }
+        // A full page: more are waiting (catching up from the start).
+        if page.len() < crate::journal::MAX_LIMIT {
+            std::thread::sleep(FOLLOW_INTERVAL);
         }
     }
 }

@@ -190,6 +190,9 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Required when `listen` is not a loopback address; when set, required everywhere.
     pub token: Option<AdminToken>,
+    /// Names requests may address the listener by, besides its own address, `localhost` and
+    /// the server names (any other `Host` is refused: DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -197,6 +200,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(DEFAULT_ADMIN_LISTEN),
             token: None,
+            hosts: Vec::new(),
         }
     }
 }
@@ -360,6 +364,16 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<AdminToken>,
+    /// A name the admin listener may be addressed by (e.g. a compose service name), besides its
+    /// own address, localhost and the --server-name names; repeatable or comma-separated. Any
+    /// other Host is refused (DNS rebinding).
+    #[arg(
+        long = "admin-host",
+        env = "DFDG_MOCK_ADMIN_HOSTS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub admin_hosts: Vec<String>,
     /// Folder of WSDL files to serve; repeatable or comma-separated. [default: wsdl]
     #[arg(
         long = "wsdl",
@@ -430,6 +444,7 @@ struct FileOnboarding {
 struct FileAdmin {
     listen: Option<SocketAddr>,
     token_file: Option<PathBuf>,
+    hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -594,6 +609,11 @@ impl Config {
                 .or(file.admin.listen)
                 .unwrap_or(defaults.admin.listen),
             token,
+            hosts: if args.admin_hosts.is_empty() {
+                file.admin.hosts.unwrap_or_default()
+            } else {
+                args.admin_hosts.clone()
+            },
         };
         Ok(Config {
             listen: args.listen.or(file.listen).unwrap_or(defaults.listen),

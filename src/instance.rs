@@ -64,10 +64,15 @@ impl Instance {
     /// files and a broken supplier registry.
     pub fn build_with(config: Config, given: Given) -> anyhow::Result<Instance> {
         crate::admin::check_exposure(config.admin.listen, config.admin.token.as_ref())?;
+        let catalog = match given.catalog {
+            Some(catalog) => catalog,
+            None => Arc::new(load_catalog(&config)),
+        };
         let scenarios = match &config.scenarios {
             Some(dir) => Scenarios::load(dir)
                 .map_err(|error| anyhow::anyhow!("{error}"))
-                .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?,
+                .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?
+                .with_known_names(crate::check::catalog_names(&catalog)),
             None => Scenarios::none(),
         };
         let suppliers = match given.suppliers {
@@ -96,10 +101,6 @@ impl Instance {
         )?;
         let journal = Journal::open_sqlite_with(&config.journal, config.retention)
             .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
-        let catalog = match given.catalog {
-            Some(catalog) => catalog,
-            None => Arc::new(load_catalog(&config)),
-        };
         let app = App::with_scenarios(journal, config.limits.clone(), scenarios)
             .with_catalog(catalog)
             .with_suppliers(suppliers);
@@ -183,9 +184,17 @@ impl Instance {
         };
         let admin_task = match admin {
             Some(listener) => {
+                let hosts = config
+                    .admin
+                    .hosts
+                    .iter()
+                    .chain(&config.server_names)
+                    .cloned()
+                    .collect();
                 let mut admin =
                     Admin::new(&app, config.journal.clone(), config.admin.token.clone())
-                        .with_scenarios(app.clone());
+                        .with_scenarios(app.clone())
+                        .with_hosts(hosts);
                 if let Some(interval) = event_keep_alive {
                     admin = admin.with_keep_alive(interval);
                 }

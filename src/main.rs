@@ -4,11 +4,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = dfdg_mock::cli::Cli::parse();
+    let cli = dfdg_mock::cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("DFDG_MOCK_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

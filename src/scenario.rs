@@ -232,6 +232,9 @@ pub struct ReloadStatus {
     pub rules: usize,
     /// Why the attempt was refused (the previous rules stay in force).
     pub error: Option<String>,
+    /// Rules in force that name a service or operation the catalog does not serve (as `check`
+    /// reports them, with a "did you mean"): they can never match.
+    pub warnings: Vec<String>,
 }
 
 /// The live scenarios of a server: the current spec, the runtime state, the reload history.
@@ -244,6 +247,9 @@ pub struct Scenarios {
     runtime: Arc<Runtime>,
     /// The latest reload attempt, for watchers (tests, the admin API).
     status: tokio::sync::watch::Sender<ReloadStatus>,
+    /// The catalog's `(service, operation)` names, to warn about rules naming others; `None`:
+    /// no catalog, names are not checked.
+    known: Option<Arc<[(String, String)]>>,
 }
 
 impl Scenarios {
@@ -265,13 +271,36 @@ impl Scenarios {
             files: spec.files().to_vec(),
             rules: spec.rules().len(),
             error: None,
+            warnings: Vec::new(),
         };
         Scenarios {
             dir,
             spec: RwLock::new(Arc::new(spec)),
             runtime: Arc::new(Runtime::default()),
             status: tokio::sync::watch::channel(status).0,
+            known: None,
         }
+    }
+
+    /// Checks the rules, now and at every reload, against the catalog's `(service, operation)`
+    /// names; a rule naming another is logged as a warning and listed in the reload status.
+    pub fn with_known_names(mut self, known: Vec<(String, String)>) -> Scenarios {
+        self.known = (!known.is_empty()).then(|| known.into());
+        let warnings = self.warnings(&self.spec());
+        self.status.send_modify(|status| status.warnings = warnings);
+        self
+    }
+
+    /// The rules of `spec` naming what the catalog does not serve, each logged.
+    fn warnings(&self, spec: &Spec) -> Vec<String> {
+        let Some(known) = &self.known else {
+            return Vec::new();
+        };
+        let warnings = spec.check_against(known);
+        for warning in &warnings {
+            tracing::warn!("scenario rule can never match: {warning}");
+        }
+        warnings
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -297,6 +326,7 @@ impl Scenarios {
                 files: Vec::new(),
                 rules: 0,
                 error: None,
+                warnings: Vec::new(),
             },
             Some(dir) => match Spec::load_dir(dir) {
                 Ok(spec) => {
@@ -306,6 +336,7 @@ impl Scenarios {
                         files: spec.files().to_vec(),
                         rules: spec.rules().len(),
                         error: None,
+                        warnings: self.warnings(&spec),
                     };
                     *self.spec.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(spec);
                     status
@@ -316,6 +347,7 @@ impl Scenarios {
                     files: error.files.clone(),
                     rules: self.spec().rules().len(),
                     error: Some(error.to_string()),
+                    warnings: Vec::new(),
                 },
             },
         };

@@ -109,7 +109,8 @@ fn identity_matches(known: &str, identity: &CallerIdentity) -> bool {
     keys_match(known, &identity.caller_id, &identity.fingerprint)
 }
 
-fn keys_match(known: &str, caller_id: &str, fingerprint: &str) -> bool {
+/// Whether the registered identity `known` (a caller id or a fingerprint) names this certificate.
+pub fn keys_match(known: &str, caller_id: &str, fingerprint: &str) -> bool {
     let (known_caller, known_fingerprint) = identity_keys(known);
     known_caller.eq_ignore_ascii_case(caller_id)
         || known_fingerprint.eq_ignore_ascii_case(fingerprint)
@@ -124,6 +125,81 @@ pub fn identity_keys(known: &str) -> (String, String) {
         .unwrap_or(known)
         .replace(':', "");
     (known.to_ascii_lowercase(), fingerprint.to_ascii_lowercase())
+}
+
+/// Whether two registered identities name the same certificate (caller id or fingerprint,
+/// case aside).
+fn same_identity(a: &str, b: &str) -> bool {
+    let (a, b) = (identity_keys(a), identity_keys(b));
+    a.0 == b.0 || a.1 == b.1
+}
+
+/// The entries of `new` not in `old`, and of `old` not in `new`.
+fn difference<'a>(
+    old: &'a [String],
+    new: &'a [String],
+    same: fn(&str, &str) -> bool,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let added = new
+        .iter()
+        .filter(|n| !old.iter().any(|o| same(o, n)))
+        .map(String::as_str)
+        .collect();
+    let dropped = old
+        .iter()
+        .filter(|o| !new.iter().any(|n| same(o, n)))
+        .map(String::as_str)
+        .collect();
+    (added, dropped)
+}
+
+/// What [`Registry::revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Moved from the supplier's identities to its revoked ones.
+    Now,
+    /// It was revoked already; nothing changed.
+    Already,
+}
+
+impl Supplier {
+    /// What replacing `self` with `new` would change, one line each; empty when nothing would.
+    pub fn changes(&self, new: &Supplier) -> Vec<String> {
+        let mut changes = Vec::new();
+        if self.cvr != new.cvr {
+            changes.push(format!("CVR {} → {}", self.cvr, new.cvr));
+        }
+        if self.category != new.category {
+            changes.push(format!(
+                "category {} → {}",
+                self.category.as_str(),
+                new.category.as_str()
+            ));
+        }
+        let (added, dropped) = difference(&self.services, &new.services, |a, b| {
+            a.eq_ignore_ascii_case(b)
+        });
+        if !added.is_empty() {
+            changes.push(format!("services added: {}", added.join(", ")));
+        }
+        if !dropped.is_empty() {
+            changes.push(format!(
+                "services dropped: {} (calls to them would get 1013)",
+                dropped.join(", ")
+            ));
+        }
+        let (added, dropped) = difference(&self.identities, &new.identities, same_identity);
+        if !added.is_empty() {
+            changes.push(format!("identities added: {}", added.join(", ")));
+        }
+        if !dropped.is_empty() {
+            changes.push(format!(
+                "identities dropped: {} (their calls would get 1012)",
+                dropped.join(", ")
+            ));
+        }
+        changes
+    }
 }
 
 /// The registry file's shape.
@@ -260,25 +336,51 @@ impl Registry {
         suppliers.len() != before
     }
 
-    /// Marks an identity of a supplier as revoked.
-    pub fn revoke(&mut self, name: &str, identity: &str) -> anyhow::Result<()> {
+    /// The supplier registered under `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&Supplier> {
+        self.suppliers()
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Marks one of a supplier's identities as revoked. An identity the supplier does not have
+    /// is refused (naming the ones it has, and the supplier it belongs to, if another).
+    pub fn revoke(&mut self, name: &str, identity: &str) -> anyhow::Result<Revoked> {
+        let owner = self
+            .suppliers()
+            .iter()
+            .find(|s| s.identities.iter().any(|i| same_identity(i, identity)))
+            .map(|s| s.name.clone());
         let supplier = self
             .suppliers
             .iter_mut()
             .flatten()
             .find(|s| s.name.eq_ignore_ascii_case(name))
             .with_context(|| format!("no supplier named '{name}'"))?;
-        supplier
-            .identities
-            .retain(|i| !i.eq_ignore_ascii_case(identity));
-        if !supplier
-            .revoked
-            .iter()
-            .any(|i| i.eq_ignore_ascii_case(identity))
-        {
-            supplier.revoked.push(identity.to_owned());
+        if supplier.revoked.iter().any(|i| same_identity(i, identity)) {
+            return Ok(Revoked::Already);
         }
-        Ok(())
+        let Some(index) = supplier
+            .identities
+            .iter()
+            .position(|i| same_identity(i, identity))
+        else {
+            let other = owner.map_or(String::new(), |owner| {
+                format!(" (it is registered for {owner})")
+            });
+            anyhow::bail!(
+                "{} has no identity {identity}{other}; its identities: {}",
+                supplier.name,
+                if supplier.identities.is_empty() {
+                    "none".to_owned()
+                } else {
+                    supplier.identities.join(", ")
+                }
+            );
+        };
+        let revoked = supplier.identities.remove(index);
+        supplier.revoked.push(revoked);
+        Ok(Revoked::Now)
     }
 
     /// The supplier a certificate belongs to.
@@ -354,6 +456,53 @@ impl Registry {
             supplier: supplier.name.clone(),
         }
     }
+}
+
+/// The catalog's spelling of each requested service; an unknown one is refused with the
+/// closest known name, and the names the catalog serves.
+pub fn resolve_services(
+    requested: &[String],
+    catalog: &crate::wsdl::Catalog,
+) -> anyhow::Result<Vec<String>> {
+    let mut known: Vec<&str> = Vec::new();
+    for endpoint in &catalog.endpoints {
+        if !known.contains(&endpoint.service.as_str()) {
+            known.push(&endpoint.service);
+        }
+    }
+    let mut services: Vec<String> = Vec::new();
+    for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(found) => {
+                if !services.iter().any(|s| s == found) {
+                    services.push((*found).to_owned());
+                }
+            }
+            None => anyhow::bail!(
+                "{} (the catalog serves: {})",
+                crate::scenario::names::unknown_name("service", name, &known),
+                known.join(", ")
+            ),
+        }
+    }
+    Ok(services)
+}
+
+/// What a command that made the registry file appear says: the mock was open, and now only
+/// registered certificates may call; `demo` is the demo client's caller id, when known.
+pub fn open_mode_closed(path: &Path, demo: Option<&str>) -> String {
+    let demo = demo.map_or_else(
+        || "e.g. the demo client certificate of `serve`'s first start".to_owned(),
+        |caller_id| format!("the demo client certificate's ({caller_id}) included"),
+    );
+    format!(
+        "note: {path} did not exist, so the mock was in open mode (any trusted certificate could call \
+         everything). From now on only registered suppliers' certificates may call: a running server \
+         reads {path} within a second and answers every other certificate with fault 1012 (Logon \
+         failed), {demo}. Register those with `dfdg-mock supplier add`, or delete {path} to go back to \
+         open mode.",
+        path = path.display()
+    )
 }
 
 /// The registry the running server consults: read again when its file changes (see

@@ -1,7 +1,7 @@
 //! Verification for CI, in the spirit of WireMock's `verify`: expectations ("at least / exactly /
 //! at most N calls matching these criteria") checked against the journal, giving pass or fail
-//! with the near misses (calls matching all criteria but one) of each failure, as text, JSON or
-//! a JUnit XML report. Counting and near misses are journal queries ([`CallQuery`] and its
+//! with, for each failure, the offending calls (too many matched: the matching ones) or the near
+//! misses (too few: calls matching all criteria but one), as text, JSON or a JUnit XML report. Counting and near misses are journal queries ([`CallQuery`] and its
 //! `negate`), answered by the journal's indexes; only the few near misses are compared here.
 //!
 //! The expectations file is TOML (or the same shape in JSON for `POST /api/verify`):
@@ -131,6 +131,18 @@ pub struct NearMiss {
     pub mismatch: Mismatch,
 }
 
+/// A call that matched an expectation which allows fewer matches ("exactly 0", "at most 2").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offending {
+    pub call_id: i64,
+    pub time: String,
+    pub caller_id: Option<String>,
+    pub operation: Option<String>,
+    pub outcome: String,
+    /// Why it was answered so (a fault's reason), if journaled.
+    pub detail: Option<String>,
+}
+
 /// The verdict on one expectation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -139,8 +151,11 @@ pub struct Verdict {
     pub expected: String,
     pub matched: u64,
     pub passed: bool,
-    /// Only on failure: calls matching all criteria but one, newest first.
+    /// Only when too few matched: calls matching all criteria but one, newest first.
     pub near_misses: Vec<NearMiss>,
+    /// Only when too many matched: the matching calls (the newest [`MAX_NEAR_MISSES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offending: Vec<Offending>,
 }
 
 /// The verdicts on all expectations.
@@ -365,6 +380,11 @@ fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 to the second: what a person compares with `calls` (ids tell calls apart).
+fn to_the_second(time: OffsetDateTime) -> String {
+    rfc3339(time.replace_nanosecond(0).unwrap_or(time))
+}
+
 impl Expectation {
     /// The journal query of the calls that meet every criterion.
     fn query(&self, times: &Times) -> CallQuery {
@@ -445,13 +465,19 @@ pub fn verify(
         .zip(&queries)
         .zip(counts)
     {
-        let (times, query) = (times, query);
         let (low, high) = expectation.bounds();
-        let passed = matched >= low && high.is_none_or(|high| matched <= high);
-        let near_misses = if passed {
-            Vec::new()
-        } else {
+        let too_few = matched < low;
+        let too_many = high.is_some_and(|high| matched > high);
+        let passed = !too_few && !too_many;
+        let near_misses = if too_few {
             near_misses(reader, expectation, query, times)?
+        } else {
+            Vec::new()
+        };
+        let offending = if too_many {
+            offending(reader, query)?
+        } else {
+            Vec::new()
         };
         verdicts.push(Verdict {
             name: expectation
@@ -462,6 +488,7 @@ pub fn verify(
             matched,
             passed,
             near_misses,
+            offending,
         });
     }
     Ok(Report {
@@ -469,6 +496,28 @@ pub fn verify(
         calls_examined: examined,
         verdicts,
     })
+}
+
+/// The newest calls (at most [`MAX_NEAR_MISSES`]) that meet every criterion of `query`.
+fn offending(
+    reader: &impl JournalReader,
+    query: &CallQuery,
+) -> Result<Vec<Offending>, JournalError> {
+    Ok(reader
+        .calls(&CallQuery {
+            limit: MAX_NEAR_MISSES,
+            ..query.clone()
+        })?
+        .into_iter()
+        .map(|call| Offending {
+            call_id: call.id,
+            time: to_the_second(call.record.time),
+            caller_id: call.record.caller_id().map(str::to_owned),
+            operation: call.record.operation.clone(),
+            outcome: call.record.outcome.label(),
+            detail: call.record.detail.clone(),
+        })
+        .collect())
 }
 
 /// The newest calls (at most [`MAX_NEAR_MISSES`]) that meet every criterion of `query` but one.
@@ -494,7 +543,7 @@ fn near_misses(
             let mut mismatches = expectation.mismatches(&call, times);
             (mismatches.len() == 1).then(|| NearMiss {
                 call_id: call.id,
-                time: rfc3339(call.record.time),
+                time: to_the_second(call.record.time),
                 caller_id: call.record.caller_id().map(str::to_owned),
                 operation: call.record.operation.clone(),
                 outcome: call.record.outcome.label(),
@@ -512,6 +561,32 @@ impl Verdict {
             "expected {} matching calls, found {}",
             self.expected, self.matched
         );
+        if !self.offending.is_empty() {
+            text.push_str(if self.offending.len() as u64 == self.matched {
+                "; the matching calls:"
+            } else {
+                "; the newest matching calls:"
+            });
+            for call in &self.offending {
+                let _ = write!(
+                    text,
+                    "\n  call {} at {} ({}, {}): {}{}",
+                    call.call_id,
+                    call.time,
+                    call.caller_id.as_deref().unwrap_or("no certificate"),
+                    call.operation.as_deref().unwrap_or("-"),
+                    call.outcome,
+                    call.detail
+                        .as_deref()
+                        .map_or(String::new(), |detail| format!(": {detail}"))
+                );
+            }
+            let more = self.matched.saturating_sub(self.offending.len() as u64);
+            if more > 0 {
+                let _ = write!(text, "\n  … and {more} more (`dfdg-mock calls` lists them)");
+            }
+            return text;
+        }
         if self.near_misses.is_empty() {
             text.push_str("; no near misses (no call matched all criteria but one)");
         } else {

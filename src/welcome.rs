@@ -18,7 +18,6 @@ use time::OffsetDateTime;
 
 use crate::identity::CallerIdentity;
 use crate::pki::{self, CertificateShape, ClientPaths, ClientSpec, PkiError, PkiPaths};
-use crate::scenario::names;
 use crate::soap::SoapVersion;
 use crate::supplier::{Category, Registry, Supplier};
 use crate::wsdl::sample::Overrides;
@@ -35,10 +34,6 @@ pub const SCRIPT: &str = "run-example.sh";
 pub fn pack_pkcs12(kind: pki::Pkcs12Kind) -> String {
     format!("client-{}.p12", kind.opened_by())
 }
-/// STAR's organisation type 24, Virksomhed (a company): the supplier's own organisation.
-const ORGANISATION_TYPE_COMPANY: &str = "24";
-/// STAR's user type 3, System.
-const USER_TYPE_SYSTEM: &str = "3";
 
 /// What to put in a pack: the validated form of `welcome-pack`'s flags.
 #[derive(Debug, Clone)]
@@ -154,6 +149,10 @@ pub struct Pack {
     pub created_pki: bool,
     /// The services registered, spelled as the catalog spells them.
     pub services: Vec<String>,
+    /// What changed in the supplier's earlier registration, if it had one.
+    pub registry_changes: Vec<String>,
+    /// True if there was no registry file before: the mock was open, and is no longer.
+    pub closed_open_mode: bool,
     /// Every file in the pack, relative to `dir`, `/`-separated, in the order written.
     pub files: Vec<String>,
     /// One per allowed operation; the first is what `run-example.sh` sends without arguments.
@@ -239,6 +238,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         }
     }
     let mut registry = Registry::load(&spec.registry)?;
+    let was_open = registry.is_open();
     let existing = registry
         .suppliers()
         .iter()
@@ -288,7 +288,8 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
 
     // The registry: the supplier with this certificate (earlier certificates stay its own).
     let (mut identities, revoked) = existing
-        .map(|s| (s.identities, s.revoked))
+        .as_ref()
+        .map(|s| (s.identities.clone(), s.revoked.clone()))
         .unwrap_or_default();
     if !identities
         .iter()
@@ -296,14 +297,16 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     {
         identities.push(identity.caller_id.clone());
     }
-    registry.upsert(Supplier {
+    let registered = Supplier {
         name: name.to_owned(),
         cvr: spec.cvr.clone(),
         category: spec.category,
         identities,
         services: services.clone(),
         revoked,
-    })?;
+    };
+    let registry_changes = existing.map_or_else(Vec::new, |old| old.changes(&registered));
+    registry.upsert(registered)?;
     registry.save(&spec.registry)?;
 
     // The pack.
@@ -387,37 +390,23 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         certificate: issued.paths,
         created_pki,
         services,
+        registry_changes,
+        closed_open_mode: was_open,
         files,
         examples,
         p12_password: password,
     })
 }
 
-/// The catalog's spelling of each requested service; an unknown one is refused with the
-/// closest known name.
+/// The catalog's spelling of each requested service (at least one).
 fn resolve_services(requested: &[String], catalog: &Catalog) -> anyhow::Result<Vec<String>> {
-    let mut known: Vec<&str> = Vec::new();
-    for endpoint in &catalog.endpoints {
-        if !known.contains(&endpoint.service.as_str()) {
-            known.push(&endpoint.service);
-        }
-    }
-    let mut services: Vec<String> = Vec::new();
-    for name in requested.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
-            Some(found) => {
-                if !services.iter().any(|s| s == found) {
-                    services.push((*found).to_owned());
-                }
-            }
-            None => bail!(
-                "{} (the catalog serves: {})",
-                names::unknown_name("service", name, &known),
-                known.join(", ")
-            ),
-        }
-    }
+    let services = crate::supplier::resolve_services(requested, catalog)?;
     if services.is_empty() {
+        let known: Vec<&str> = catalog
+            .endpoints
+            .iter()
+            .map(|e| e.service.as_str())
+            .collect();
         bail!(
             "--services names none; the catalog serves: {}",
             known.join(", ")
@@ -484,18 +473,7 @@ struct StarCaller {
 
 impl StarCaller {
     fn overrides(&self) -> Overrides {
-        Overrides::default()
-            .with("RequestUserStructure/UserIdentifier", &self.caller_id)
-            .with("RequestUserStructure/UserFullName", &self.system_name)
-            .with(
-                "RequestUserTypeIdentifier/CodeListItemIdentifier",
-                USER_TYPE_SYSTEM,
-            )
-            .with(
-                "RequestOrganisationStructure/OrganisationTypeIdentifier/CodeListItemIdentifier",
-                ORGANISATION_TYPE_COMPANY,
-            )
-            .with("RequestOrganisationStructure/OrganisationCode", &self.cvr)
+        Overrides::system_caller(&self.caller_id, &self.system_name, Some(&self.cvr))
     }
 }
 
@@ -898,12 +876,14 @@ fn readme(c: &Texts<'_>) -> String {
          Kør fra pakkens mappe (kræver curl) / Run from the pack's folder (needs curl):\n\n\
          ```bash\n./{SCRIPT}                      # {op} ({service})\n\
          URL={url} ./{SCRIPT} {op}\n```\n\n\
-         Svaret er et SOAP-svar med HTTP 200. Det bærer en kvittering: `MessageIdentifier` i\n\
-         `ServiceReceipt` (registreringer) eller `ServiceRequestLogReferenceIdentifier`\n\
-         (opslag). Gem den til trin 3. Alle kommandoerne står i `commands.md`.\n\n\
-         *The answer is a SOAP response with HTTP 200. It carries a receipt: `MessageIdentifier` in\n\
-         `ServiceReceipt` (registrations) or `ServiceRequestLogReferenceIdentifier` (lookups).\n\
-         Keep it for step 3. Every command is in `commands.md`.*\n",
+         Svaret er et SOAP-svar med HTTP 200. Det bærer DFDG's kvittering: `MessageIdentifier` i\n\
+         svarets `ServiceReceipt` (et opslag uden `ServiceReceipt`: dets\n\
+         `ServiceRequestLogReferenceIdentifier`). `{SCRIPT}` skriver kvitteringen og den\n\
+         kommando, I skal køre i trin 3. Alle kommandoerne står i `commands.md`.\n\n\
+         *The answer is a SOAP response with HTTP 200. It carries DFDG's receipt: the\n\
+         `MessageIdentifier` in its `ServiceReceipt` (a lookup without a `ServiceReceipt`: its\n\
+         `ServiceRequestLogReferenceIdentifier`). `{SCRIPT}` prints the receipt and the command\n\
+         to run in step 3. Every command is in `commands.md`.*\n",
         op = first.operation,
         service = first.service,
     );
@@ -922,7 +902,10 @@ fn readme(c: &Texts<'_>) -> String {
         "## Trin 3: Bekræft kvitteringen / Step 3: confirm the receipt\n\n\
          Bekræft, at I modtog kvitteringen fra trin 1 / Confirm that you received the receipt from step 1:\n\n\
          ```bash\ndfdg-mock confirm <MessageIdentifier> --supplier {name}\n```\n\n\
-         Kun jeres egne kvitteringer kan bekræftes. / Only your own receipts can be confirmed.\n",
+         Svarets `ServiceRequestLogReferenceIdentifier` virker også: det er samme kald. Kun jeres\n\
+         egne kvitteringer kan bekræftes.\n\n\
+         *The answer's `ServiceRequestLogReferenceIdentifier` works too: it names the same call.\n\
+         Only your own receipts can be confirmed.*\n",
         name = shell_quote(c.name)
     );
     let _ = writeln!(
@@ -1037,14 +1020,16 @@ fn script(c: &Texts<'_>) -> String {
     let known: Vec<&str> = c.examples.iter().map(|e| e.operation.as_str()).collect();
     let mut out = format!(
         "#!/usr/bin/env bash\n\
-         # Sends an example request of {name}'s welcome pack over mutual TLS and prints the answer.\n\
+         # Sends an example request of {name}'s welcome pack over mutual TLS, prints the answer,\n\
+         # then (on stderr) the receipt it carries and the command that confirms it (step 3).\n\
          #   ./{SCRIPT}              sends {op}\n\
          #   ./{SCRIPT} OPERATION    sends another: {known}\n\
          #   URL=https://host:port ./{SCRIPT}   another address\n\
          set -euo pipefail\n\
          URL=\"${{URL:-{url}}}\"\n\
          cd \"$(dirname \"$0\")\"\n\
-         case \"${{1:-{op}}}\" in\n",
+         send() {{\n\
+         case \"$1\" in\n",
         name = c.name.replace('\n', " "),
         op = first.operation,
         known = known.join(", "),
@@ -1060,8 +1045,26 @@ fn script(c: &Texts<'_>) -> String {
     }
     let _ = writeln!(
         out,
-        "  *)\n    echo \"unknown operation '$1'; known: {}\" >&2\n    exit 2 ;;\nesac",
-        known.join(", ")
+        "  *)\n    echo \"unknown operation '$1'; known: {known}\" >&2\n    return 2 ;;\nesac\n}}\n\
+         status=0\n\
+         answer=\"$(send \"${{1:-{op}}}\")\" || status=$?\n\
+         printf '%s\\n' \"$answer\"\n\
+         if [ \"$status\" -ne 0 ]; then\n\
+         \x20 [ \"$status\" -eq 2 ] || echo \"the call was not answered with HTTP 200 (curl exit $status); the answer above says why\" >&2\n\
+         \x20 exit \"$status\"\n\
+         fi\n\
+         # DFDG's receipt: the MessageIdentifier of the ServiceReceipt, else the log reference.\n\
+         id_of() {{ printf '%s' \"$answer\" | tr -d '\\r\\n' | sed -n \"s/.*<\\([[:alnum:]_.-]*:\\)\\{{0,1\\}}$1>[[:space:]]*\\([0-9A-Fa-f-]*\\).*/\\2/p\"; }}\n\
+         receipt=\"$(id_of MessageIdentifier)\"\n\
+         [ -n \"$receipt\" ] || receipt=\"$(id_of ServiceRequestLogReferenceIdentifier)\"\n\
+         if [ -n \"$receipt\" ]; then\n\
+         \x20 echo >&2\n\
+         \x20 echo \"Kvittering / receipt: $receipt\" >&2\n\
+         \x20 echo \"Trin 3 / step 3: dfdg-mock confirm $receipt --supplier {supplier}\" >&2\n\
+         fi",
+        known = known.join(", "),
+        op = first.operation,
+        supplier = shell_quote(c.name).replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`"),
     );
     out
 }

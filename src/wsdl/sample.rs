@@ -18,6 +18,11 @@ use super::xsd::{Builtin, Content, ElementId, Particle, Schema, Term, TypeDef, T
 /// How deep optional content is still filled in.
 const OPTIONAL_DEPTH: usize = 6;
 
+/// STAR's organisation type 24, Virksomhed (a company): a supplier's own organisation.
+const ORGANISATION_TYPE_COMPANY: &str = "24";
+/// STAR's user type 3, System.
+const USER_TYPE_SYSTEM: &str = "3";
+
 /// A generated message element and the receipt GUIDs it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
@@ -45,6 +50,38 @@ impl Overrides {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// STAR's headers of a system call made with a certificate of `caller_id`: `UserIdentifier`
+    /// is the caller id, `UserFullName` the system's name, user type 3 (System), and the
+    /// organisation the supplier's own CVR (type 24, Virksomhed), as the identity checks expect.
+    pub fn system_caller(caller_id: &str, system_name: &str, cvr: Option<&str>) -> Overrides {
+        let overrides = Overrides::default()
+            .with("RequestUserStructure/UserIdentifier", caller_id)
+            .with("RequestUserStructure/UserFullName", system_name)
+            .with(
+                "RequestUserTypeIdentifier/CodeListItemIdentifier",
+                USER_TYPE_SYSTEM,
+            );
+        match cvr {
+            Some(cvr) => overrides
+                .with(
+                    "RequestOrganisationStructure/OrganisationTypeIdentifier/CodeListItemIdentifier",
+                    ORGANISATION_TYPE_COMPANY,
+                )
+                .with("RequestOrganisationStructure/OrganisationCode", cvr),
+            None => overrides,
+        }
+    }
+
+    /// [`Overrides::system_caller`] for the certificate a caller presented.
+    pub fn for_identity(identity: &crate::identity::CallerIdentity) -> Overrides {
+        let name = identity
+            .common_name
+            .as_deref()
+            .or(identity.organisation.as_deref())
+            .unwrap_or(&identity.caller_id);
+        Overrides::system_caller(&identity.caller_id, name, identity.cvr.as_deref())
     }
 
     fn find(&self, path: &str) -> Option<&str> {

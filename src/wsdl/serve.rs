@@ -1,7 +1,8 @@
 //! The catalog over HTTP GET: `<path>?wsdl` (and `?singleWsdl`, any case) returns the WSDL with
 //! every `soap:address`/`soap12:address` pointing at the address the caller used, `?part=<name>`
 //! returns an imported WSDL or XSD with its own import locations rewritten the same way,
-//! `?example=<Operation>` returns a request envelope that validates (headers included), and
+//! `?example=<Operation>` returns a request envelope that validates (headers included, filled in
+//! for the certificate the caller presented), and
 //! `/` lists the services, their operations and WSDL links. Query values are percent-decoded.
 //! `&tools` asks for the tool-friendly [`Form`]: each schema also declares the prefixes it uses
 //! and imports the namespaces it refers to. [`files`] gives the same documents for a folder (a
@@ -16,6 +17,7 @@ use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 use quick_xml::name::{QName, ResolveResult};
 use quick_xml::{NsReader, Writer};
 
+use super::sample::Overrides;
 use super::xsd::XSD_NS;
 use super::{Catalog, Endpoint, Part, SOAP11_BINDING_NS, SOAP12_BINDING_NS, WSDL_NS};
 use crate::encoding::{decode_query_value, percent_encode};
@@ -35,6 +37,19 @@ pub enum Page {
 /// Answers a GET for `path` and `query` (without `?`); `base` is the scheme and authority the
 /// caller used, e.g. `https://localhost:8443`.
 pub fn get(catalog: &Catalog, path: &str, query: Option<&str>, base: &str) -> Page {
+    get_as(catalog, path, query, base, &Overrides::default())
+}
+
+/// [`get`] for a caller: `?example=` fills in `caller`'s values (the STAR headers of the
+/// certificate the caller presented, [`Overrides::for_identity`]), so the example passes the
+/// identity checks when sent with that certificate.
+pub fn get_as(
+    catalog: &Catalog,
+    path: &str,
+    query: Option<&str>,
+    base: &str,
+    caller: &Overrides,
+) -> Page {
     if path == "/" || path.is_empty() {
         return Page::Found {
             content_type: "text/plain; charset=utf-8",
@@ -82,7 +97,7 @@ pub fn get(catalog: &Catalog, path: &str, query: Option<&str>, base: &str) -> Pa
         return match route {
             Some(route) => Page::Found {
                 content_type: route.port.version.content_type(),
-                body: route.example_request(time::OffsetDateTime::now_utc()),
+                body: route.example_request_with(time::OffsetDateTime::now_utc(), caller),
             },
             None => Page::NotFound(format!(
                 "{} has no operation '{operation}'\n",

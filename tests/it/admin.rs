@@ -182,7 +182,7 @@ async fn off_loopback_with_a_token_every_path_but_health_needs_the_bearer() {
         let (read_half, mut write_half) = tcp.into_split();
         write_half
             .write_all(
-                format!("GET /api/calls HTTP/1.1\r\nhost: x\r\ncookie: a=b; dfdg_mock_admin_token={value}\r\nconnection: close\r\n\r\n")
+                format!("GET /api/calls HTTP/1.1\r\nhost: localhost\r\ncookie: a=b; dfdg_mock_admin_token={value}\r\nconnection: close\r\n\r\n")
                     .as_bytes(),
             )
             .await
@@ -462,6 +462,102 @@ async fn a_caller_whose_user_identifier_differs_does_not_pass_step_two() {
     assert_eq!(caller["identity"]["certificate_caller_id"], caller_id());
 }
 
+/// The issue's case: a passing call, then a newer one whose UserIdentifier names someone else.
+/// Every step cites the passing call; confirming the other call's receipt does not complete
+/// step 3 (and says why); confirming the passing call's does, still citing that call.
+#[tokio::test]
+async fn the_three_steps_cite_the_one_call_that_passed() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let admin = server.admin();
+    let good = registration_call(&pki, &server, &caller_id()).await;
+    let bad = registration_call(&pki, &server, "CVR:11111111-UUID:not-me").await;
+    let calls = server.journal().calls;
+    let id_of = |receipt: &str| {
+        calls
+            .iter()
+            .find(|call| call.record.receipts.iter().any(|r| r == receipt))
+            .unwrap()
+            .id
+    };
+    let (good_id, bad_id) = (id_of(&good), id_of(&bad));
+    let steps = |status: &Value| {
+        ["call_received", "identity_checked", "receipt_confirmed"].map(|step| {
+            (
+                status[step]["state"].as_str().unwrap().to_owned(),
+                status[step]["call_id"].as_i64(),
+            )
+        })
+    };
+    let status = admin_json(admin, "/api/suppliers").await;
+    let caller = &status["suppliers"][0];
+    assert_eq!(
+        steps(caller),
+        [
+            ("received".to_owned(), Some(good_id)),
+            ("passed".to_owned(), Some(good_id)),
+            ("not_confirmed".to_owned(), Some(good_id)),
+        ],
+        "{caller}"
+    );
+    assert_eq!(caller["confirmable"], good.as_str());
+    assert_eq!(caller["identity"]["call_id"], good_id);
+    // /api/callers and /api/suppliers tell the same.
+    let callers = admin_json(admin, "/api/callers").await;
+    assert_eq!(callers["callers"][0]["call_received"]["call_id"], good_id);
+
+    // The mismatched call's detail: the warning the feed shows, and a confirm that can succeed.
+    let detail = admin_json(admin, &format!("/api/calls/{bad_id}")).await;
+    assert_eq!(detail["warnings"], serde_json::json!(["identity"]));
+    assert_eq!(detail["confirm"]["possible"], true);
+    let feed = admin_json(admin, "/api/calls").await;
+    assert_eq!(
+        feed["calls"][0]["warnings"],
+        serde_json::json!(["identity"])
+    );
+    assert_eq!(feed["calls"][1]["warnings"], serde_json::json!([]));
+
+    let confirm = |receipt: String| async move {
+        let reply = admin_request(
+            admin,
+            "POST",
+            &format!("/api/receipts/{receipt}/confirm"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    confirm(bad.clone()).await;
+    let status = admin_json(admin, "/api/suppliers").await;
+    let caller = &status["suppliers"][0];
+    assert_eq!(caller["complete"], false, "{caller}");
+    assert_eq!(
+        caller["receipt_confirmed"]["state"],
+        "confirmed_failing_call"
+    );
+    assert_eq!(caller["receipt_confirmed"]["call_id"], bad_id);
+    assert!(caller["receipt_confirmed"]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("confirm the receipt of call {good_id}")));
+
+    confirm(good.clone()).await;
+    let status = admin_json(admin, "/api/suppliers").await;
+    let caller = &status["suppliers"][0];
+    assert_eq!(caller["complete"], true, "{caller}");
+    assert_eq!(
+        steps(caller),
+        [
+            ("received".to_owned(), Some(good_id)),
+            ("passed".to_owned(), Some(good_id)),
+            ("confirmed".to_owned(), Some(good_id)),
+        ]
+    );
+    assert_eq!(caller["receipt_confirmed"]["receipt"], good.as_str());
+    assert_eq!(caller["confirmable"], Value::Null);
+}
+
 #[tokio::test]
 async fn refused_handshakes_are_listed_with_reasons_and_counted() {
     let pki = Pki::new();
@@ -494,6 +590,147 @@ async fn refused_handshakes_are_listed_with_reasons_and_counted() {
         "{}",
         metrics.body
     );
+}
+
+/// What a foreign web page in the administrator's browser can send: each is refused with the
+/// reason, and nothing changes; the same requests from the listener's own page pass.
+#[tokio::test]
+async fn cross_site_requests_are_refused_with_the_reason_and_change_nothing() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let admin = server.admin();
+    let receipt = registration_call(&pki, &server, &caller_id()).await;
+    let own = format!("127.0.0.1:{}", admin.port());
+    let reset = Some(r#"{"confirm":"reset"}"#);
+    let confirm = format!("/api/receipts/{receipt}/confirm");
+
+    // A cross-site form or no-cors fetch: text/plain needs no CORS preflight.
+    let plain = admin_request_with(
+        admin,
+        "POST",
+        "/api/journal/reset",
+        &[("host", &own), ("content-type", "text/plain")],
+        reset,
+    )
+    .await;
+    assert_eq!(plain.status, 415, "{}", plain.body);
+    assert!(plain.body.contains("application/json"), "{}", plain.body);
+    let bare = admin_request_with(admin, "POST", &confirm, &[("host", &own)], None).await;
+    assert_eq!(bare.status, 415, "{}", bare.body);
+
+    // Another origin, even with a JSON body (a page that got a preflight answered elsewhere).
+    for origin in ["http://evil.example", "http://127.0.0.1:1", "null"] {
+        let foreign = admin_request_with(
+            admin,
+            "POST",
+            "/api/journal/reset",
+            &[
+                ("host", &own),
+                ("content-type", "application/json"),
+                ("origin", origin),
+            ],
+            reset,
+        )
+        .await;
+        assert_eq!(foreign.status, 403, "{origin}: {}", foreign.body);
+        assert!(foreign.body.contains("Origin"), "{}", foreign.body);
+    }
+    let fetched = admin_request_with(
+        admin,
+        "POST",
+        &confirm,
+        &[
+            ("host", &own),
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+
+    // DNS rebinding: evil.example resolved to 127.0.0.1, so the browser sends its name.
+    let rebound = format!("evil.example:{}", admin.port());
+    for (method, path, body) in [
+        ("GET", "/api/calls", None),
+        ("GET", "/", None),
+        ("GET", "/api/events", None),
+        ("POST", "/api/journal/reset", reset),
+    ] {
+        let reply = admin_request_with(
+            admin,
+            method,
+            path,
+            &[("host", &rebound), ("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(reply.status, 403, "{method} {path}: {}", reply.body);
+        assert!(reply.body.contains("DNS rebinding"), "{}", reply.body);
+        assert!(!reply.body.contains(&receipt), "{}", reply.body);
+    }
+
+    // Nothing changed: the call and its unconfirmed receipt are still there.
+    let journal = server.journal();
+    assert_eq!(journal.calls.len(), 1);
+    let detail = admin_json(admin, &format!("/api/calls/{}", journal.calls[0].id)).await;
+    assert_eq!(detail["receipts"][0]["confirmed"], false);
+
+    // The listener's own page: same origin, JSON.
+    let same = admin_request_with(
+        admin,
+        "POST",
+        &confirm,
+        &[
+            ("host", &own),
+            ("content-type", "application/json"),
+            ("origin", &format!("http://{own}")),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(same.status, 200, "{}", same.body);
+    let localhost = admin_request_with(
+        admin,
+        "GET",
+        "/api/calls",
+        &[("host", &format!("localhost:{}", admin.port()))],
+        None,
+    )
+    .await;
+    assert_eq!(localhost.status, 200, "{}", localhost.body);
+}
+
+/// A name of the machine (a compose service name) is accepted once configured.
+#[tokio::test]
+async fn a_configured_admin_host_name_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dfdg_mock::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        certs_dir: dir.path().join("certs"),
+        journal: dir.path().join("journal.sqlite"),
+        ..dfdg_mock::config::Config::default()
+    };
+    config.catalog.dirs = Vec::new();
+    config.onboarding.registry = dir.path().join("suppliers.toml");
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.hosts = vec!["Mock-Admin.CI".to_owned()];
+    config.server_names = vec!["dfdg-mock".to_owned()];
+    let instance = dfdg_mock::instance::Instance::build(config).unwrap();
+    let soap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = admin_listener.local_addr().unwrap();
+    let running = instance.start(soap, Some(admin_listener)).await.unwrap();
+    for (host, status) in [
+        ("mock-admin.ci:8080", 200),
+        ("dfdg-mock:8080", 200),
+        ("other.ci:8080", 403),
+    ] {
+        let reply = admin_request_with(admin, "GET", "/api/calls", &[("host", host)], None).await;
+        assert_eq!(reply.status, status, "{host}: {}", reply.body);
+    }
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -577,6 +814,56 @@ async fn scenario_routes_reload_the_rules_and_reset_the_state() {
 
     let reply = admin_request(server.admin(), "POST", "/api/scenarios/reset", None, None).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// A rule naming an operation the catalog does not serve loads (it is valid) but can never
+/// match: the live reload says so, with check's "did you mean", and so does the file watcher's.
+#[tokio::test]
+async fn a_live_reload_warns_about_rules_naming_unknown_operations() {
+    let pki = Pki::new();
+    let rules = tempfile::tempdir().unwrap();
+    let file = rules.path().join("rules.toml");
+    std::fs::write(&file, "[[rule]]\nname = \"ok\"\nwhen.operation = \"GetVariablePersonStatus\"\nrespond.fault = { code = 1010 }\n").unwrap();
+    let catalog = dfdg_mock::wsdl::Catalog::load(&dfdg_mock::config::CatalogConfig {
+        dirs: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")],
+        ..dfdg_mock::config::CatalogConfig::default()
+    });
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            admin: Some(AdminOptions::loopback()),
+            scenarios: Some(rules.path().to_path_buf()),
+            catalog: Some(Arc::new(catalog.catalog)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let status = server.app.scenarios().subscribe().borrow().clone();
+    assert!(status.warnings.is_empty(), "{:?}", status.warnings);
+
+    let mut reloads = server.reloads();
+    reloads.mark_unchanged();
+    std::fs::write(&file, "[[rule]]\nname = \"typo\"\nwhen.operation = \"GetVariablePersonStatuss\"\nrespond.fault = { code = 1010 }\n").unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        reloads.wait_for(|reload| reload.source == "scenarios"),
+    )
+    .await
+    .expect("the file watcher did not reload within 10 s")
+    .unwrap();
+    let status = server.app.scenarios().subscribe().borrow().clone();
+    assert!(status.ok, "{status:?}");
+    assert_eq!(status.warnings.len(), 1, "{status:?}");
+    assert!(
+        status.warnings[0].contains("rules.toml:")
+            && status.warnings[0].contains("rule \"typo\"")
+            && status.warnings[0].contains("did you mean \"GetVariablePersonStatus\""),
+        "{status:?}"
+    );
+    let reply = admin_request(server.admin(), "POST", "/api/scenarios/reload", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("can never match"), "{}", reply.body);
+    assert!(reply.body.contains("did you mean"), "{}", reply.body);
 }
 
 #[tokio::test]
@@ -745,42 +1032,90 @@ async fn the_openapi_document_is_valid_openapi_3_and_covers_every_route() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_follow_prints_new_calls_as_they_arrive() {
-    let pki = Pki::new();
-    let server = TestServer::with_admin(&pki).await;
-    registration_call(&pki, &server, &caller_id()).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
-        .args(["calls", "--follow", "--journal"])
-        .arg(&server.journal_path)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_sender.send(line).is_err() {
-                break;
+/// `calls --follow` as a child process, its stdout line by line.
+struct Follow {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Follow {
+    fn start(journal: &std::path::Path, extra: &[&str]) -> Follow {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+            .args(["calls", "--follow", "--journal"])
+            .arg(journal)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
-        tokio::time::timeout(Duration::from_secs(10), lines.recv())
+        });
+        Follow { child, lines }
+    }
+
+    async fn next(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.lines.recv())
             .await
             .expect("calls --follow printed nothing new")
             .expect("calls --follow ended")
     }
-    assert!(next_line(&mut lines).await.starts_with("ID "));
-    assert!(next_line(&mut lines).await.contains(&caller_id()));
-    let receipt = registration_call(&pki, &server, &caller_id()).await;
-    let line = next_line(&mut lines).await;
-    assert!(line.contains(&receipt), "{line}");
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_follow_starts_at_the_newest_call_in_the_columns_of_calls() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let first = registration_call(&pki, &server, &caller_id()).await;
+    let second = registration_call(&pki, &server, &caller_id()).await;
+
+    let mut follow = Follow::start(&server.journal_path, &[]);
+    let header = follow.next().await;
+    for column in [
+        "ID",
+        "TIME (UTC)",
+        "CALLER",
+        "OPERATION",
+        "OUTCOME",
+        "RECEIPT",
+        "RULE",
+        "FINDINGS",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    // The newest call only, not the whole journal.
+    let newest = follow.next().await;
+    assert!(newest.contains(&second), "{newest}");
+    assert!(aligned(&header, &newest), "{header}\n{newest}");
+    let third = registration_call(&pki, &server, &caller_id()).await;
+    let line = follow.next().await;
+    assert!(line.contains(&third), "{line}");
     assert!(line.contains("SaveAvailabilityAssessment"), "{line}");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(aligned(&header, &line), "{header}\n{line}");
+    drop(follow);
+
+    // --from-start: every call, oldest first.
+    let mut all = Follow::start(&server.journal_path, &["--from-start"]);
+    assert!(all.next().await.starts_with("ID "));
+    for receipt in [&first, &second, &third] {
+        let line = all.next().await;
+        assert!(line.contains(receipt.as_str()), "{line}");
+    }
+    drop(all);
     let _ = std::io::stdout().flush();
 }
 

@@ -691,3 +691,170 @@ async fn sigkill_under_load_loses_no_acknowledged_call() {
         );
     }
 }
+
+/// Caller ids of every width (OCES3, OCES2, none) and rule names still line up under `calls`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_lines_up_its_columns_whatever_the_width_of_ids() {
+    use crate::support::*;
+    let pki = Pki::new();
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            mode: dfdg_mock::config::ClientAuthMode::Diagnose,
+            ..Options::default()
+        },
+    )
+    .await;
+    let action = "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment";
+    let oces3 = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
+    for certificate in [Some(pki.oces3_client()), Some(pki.oces2_client()), None] {
+        pki.client_with(certificate.as_ref())
+            .soap11(server.addr, action, &registration(&oces3))
+            .await
+            .unwrap();
+    }
+    let journal = server.journal_path.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .args(["calls", "--journal"])
+            .arg(journal)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert!(rows.iter().any(|row| row.contains(&oces3)), "{stdout}");
+    assert!(rows.iter().any(|row| row.contains("-FID:")), "{stdout}");
+    assert!(
+        rows.iter().any(|row| row.contains("(no certificate)")),
+        "{stdout}"
+    );
+    for row in &rows {
+        assert!(aligned(header, row), "not aligned:\n{header}\n{row}");
+    }
+}
+
+#[test]
+fn check_help_lists_only_what_check_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dfdg_mock(dir.path(), &["check", "--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    for flag in [
+        "--config",
+        "--wsdl",
+        "--validation",
+        "--scenarios",
+        "--suppliers",
+        "--journal",
+    ] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+    for flag in [
+        "--listen",
+        "--max-body",
+        "--admin-token",
+        "--client-auth",
+        "--strict",
+    ] {
+        assert!(!help.contains(flag), "{flag} in check --help:\n{help}");
+    }
+}
+
+/// The test PKI is `--certs-dir` and the registry `--suppliers` in every subcommand; the old
+/// spellings still work, unlisted.
+#[test]
+fn one_flag_name_per_concept_and_the_old_spellings_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let output = dfdg_mock(dir.path(), args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for command in [
+        &["serve", "--help"][..],
+        &["pki", "init", "--help"],
+        &["pki", "client", "--help"],
+        &["health", "--help"],
+        &["welcome-pack", "--help"],
+    ] {
+        let text = help(command);
+        assert!(text.contains("--certs-dir <DIR>"), "{command:?}:\n{text}");
+        assert!(!text.contains("--dir "), "{command:?}:\n{text}");
+    }
+    for command in [
+        &["serve", "--help"][..],
+        &["check", "--help"],
+        &["confirm", "--help"],
+        &["onboarding", "status", "--help"],
+        &["welcome-pack", "--help"],
+        &["supplier", "add", "--help"],
+        &["supplier", "list", "--help"],
+        &["supplier", "remove", "--help"],
+        &["supplier", "revoke", "--help"],
+    ] {
+        let text = help(command);
+        assert!(text.contains("--suppliers <FILE>"), "{command:?}:\n{text}");
+        assert!(!text.contains("--registry"), "{command:?}:\n{text}");
+    }
+    assert!(help(&["pki", "init", "--help"]).contains("--server-name <NAME>"));
+
+    let init = dfdg_mock(dir.path(), &["pki", "init", "--dir", "old-certs"]);
+    assert!(init.status.success(), "{init:?}");
+    assert!(dir.path().join("old-certs/ca.crt").exists());
+    let client = dfdg_mock(
+        dir.path(),
+        &[
+            "pki",
+            "client",
+            "--certs-dir",
+            "old-certs",
+            "--password",
+            "pw-12345678",
+        ],
+    );
+    assert!(client.status.success(), "{client:?}");
+    let list = dfdg_mock(dir.path(), &["supplier", "list", "--registry", "none.toml"]);
+    assert!(list.status.success(), "{list:?}");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("none.toml"));
+}
+
+/// A bad value from a DFDG_MOCK_* variable is blamed on the variable, not on a flag nobody typed.
+#[test]
+fn a_bad_value_from_the_environment_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |variable: &str, value: &str, args: &[&str]| {
+        let output = Command::new(BINARY)
+            .arg("serve")
+            .args(args)
+            .current_dir(dir.path())
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let error = serve("DFDG_MOCK_CLIENT_AUTH", "diagnos", &[]);
+    assert!(
+        error.contains("invalid value 'diagnos' in the environment variable DFDG_MOCK_CLIENT_AUTH"),
+        "{error}"
+    );
+    assert!(error.contains("diagnose"), "{error}");
+    let error = serve("DFDG_MOCK_MAX_BODY", "ten", &[]);
+    assert!(error.contains("DFDG_MOCK_MAX_BODY"), "{error}");
+    assert!(error.contains("not a size"), "{error}");
+    // Typed on the command line, the flag is to blame.
+    let error = serve("DFDG_MOCK_LOG", "info", &["--client-auth", "diagnos"]);
+    assert!(error.contains("for '--client-auth"), "{error}");
+    assert!(!error.contains("environment variable"), "{error}");
+    // A token is never echoed.
+    let error = serve("DFDG_MOCK_ADMIN_TOKEN", "my secret", &[]);
+    assert!(error.contains("DFDG_MOCK_ADMIN_TOKEN"), "{error}");
+    assert!(!error.contains("my secret"), "{error}");
+}

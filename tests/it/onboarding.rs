@@ -480,7 +480,7 @@ async fn a_revoked_certificate_is_refused_with_1012_and_the_reason_journaled() {
 
     // Revoke with the CLI, as an operator would, then have the server read the file again.
     let output = std::process::Command::new(BINARY)
-        .args(["supplier", "revoke", "--registry"])
+        .args(["supplier", "revoke", "--suppliers"])
         .arg(&registry)
         .args(["Lille ApS", "--identity", &caller_id(&client)])
         .output()
@@ -734,6 +734,18 @@ async fn a_small_supplier_completes_the_three_steps_and_gets_its_report() {
     assert!(page.contains(&caller_id(&client)));
     assert!(page.contains(&receipt));
     assert!(page.contains("Kvittering bekræftet"));
+    // Both languages throughout, the allowed services, times to the second.
+    for text in [
+        "Tilladte webservices",
+        "Allowed services",
+        "PersonStatusService",
+        "alle identitetskontroller bestod",
+        "every identity check passed",
+    ] {
+        assert!(page.contains(text), "the report lacks {text:?}");
+    }
+    let fraction = regex::Regex::new(r"T\d\d:\d\d:\d\d\.\d").unwrap();
+    assert!(!fraction.is_match(&page), "sub-second times in the report");
 
     let api = admin_json(server.admin(), "/api/suppliers").await;
     assert_eq!(api["open"], false);
@@ -743,4 +755,262 @@ async fn a_small_supplier_completes_the_three_steps_and_gets_its_report() {
     assert_eq!(calls["calls"][0]["supplier"], "Lille ApS");
     let none = admin_json(server.admin(), "/api/calls?supplier=Anden").await;
     assert_eq!(none["calls"].as_array().unwrap().len(), 0);
+}
+
+/// `supplier add` never replaces silently, names what it would change, checks service names
+/// against the catalog; `revoke` refuses identities the supplier does not have; the first
+/// registration says that open mode is over.
+#[test]
+fn supplier_commands_refuse_what_would_mislead_and_say_what_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("suppliers.toml");
+    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl");
+    let first = format!("CVR:{CVR}-UUID:{OCES3_UUID}");
+    let second = format!("CVR:{CVR}-UUID:00000000-0000-4000-8000-000000000002");
+    let supplier = |args: &[&str]| {
+        let output = std::process::Command::new(BINARY)
+            .arg("supplier")
+            .args(args)
+            .arg("--suppliers")
+            .arg(&registry)
+            .env_remove("DFDG_MOCK_SUPPLIERS")
+            .env_remove("DFDG_MOCK_WSDL")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let add = |identity: &str, services: &str, extra: &[&str]| {
+        let mut args = vec![
+            "add",
+            "--name",
+            "Lille ApS",
+            "--cvr",
+            CVR,
+            "--category",
+            "small",
+            "--identity",
+            identity,
+            "--services",
+            services,
+            "--wsdl",
+            wsdl.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        supplier(&args)
+    };
+
+    // The first registration ends open mode, and says so.
+    let (code, stdout, stderr) = add(&first, "personstatusservice", &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("open mode") && stderr.contains("1012"),
+        "{stderr}"
+    );
+    let registered = Registry::load(&registry).unwrap();
+    assert_eq!(registered.suppliers()[0].services, ["PersonStatusService"]);
+
+    // The same again changes nothing, and says so.
+    let (code, stdout, stderr) = add(&first, "PersonStatusService", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("nothing changed"), "{stdout}");
+    assert!(!stderr.contains("open mode"), "{stderr}");
+
+    // Another identity and service: refused without --force, with what would change.
+    let before = std::fs::read(&registry).unwrap();
+    let (code, _, stderr) = add(&second, "PersonStatusService,CodeListService", &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("already registered"), "{stderr}");
+    assert!(
+        stderr.contains("services added: CodeListService"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "identities dropped: {first} (their calls would get 1012)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("identities added: {second}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&registry).unwrap(),
+        before,
+        "the registry changed"
+    );
+
+    // A misspelt service: refused with the catalog's name.
+    let (code, _, stderr) = add(&first, "PersonStatusServic", &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did you mean \"PersonStatusService\""),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&registry).unwrap(), before);
+
+    // --force replaces, listing the changes.
+    let (code, stdout, stderr) = add(&second, "PersonStatusService,CodeListService", &["--force"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("replaced Lille ApS"), "{stdout}");
+    assert!(
+        stdout.contains("services added: CodeListService"),
+        "{stdout}"
+    );
+    assert_eq!(
+        Registry::load(&registry).unwrap().suppliers()[0].identities,
+        std::slice::from_ref(&second)
+    );
+
+    // revoke: an identity the supplier does not have is refused; its own is revoked once.
+    let before = std::fs::read(&registry).unwrap();
+    let (code, _, stderr) = supplier(&[
+        "revoke",
+        "Lille ApS",
+        "--identity",
+        "CVR:11111111-UUID:nobody",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Lille ApS has no identity CVR:11111111-UUID:nobody"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&second), "{stderr}");
+    assert_eq!(std::fs::read(&registry).unwrap(), before);
+    let (code, stdout, stderr) =
+        supplier(&["revoke", "Lille ApS", "--identity", &second.to_lowercase()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("now refused with 1012"), "{stdout}");
+    let revoked = Registry::load(&registry).unwrap();
+    assert_eq!(
+        revoked.suppliers()[0].revoked,
+        std::slice::from_ref(&second)
+    );
+    assert!(revoked.suppliers()[0].identities.is_empty());
+    let (code, stdout, _) = supplier(&["revoke", "Lille ApS", "--identity", &second]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("revoked already"), "{stdout}");
+
+    // Removing the last supplier leaves a registry that refuses everyone: said too.
+    let (code, _, stderr) = supplier(&["remove", "Lille ApS"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("every call is refused"), "{stderr}");
+}
+
+/// The shipped GetVariablePersonStatus answer carries both a ServiceReceipt and a log
+/// reference: its receipt is the MessageIdentifier, and either id confirms it, on the command
+/// line and through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_id_of_an_answer_confirms_its_receipt() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let client = pki.oces3_client();
+    let registry = registry_file(
+        dir.path(),
+        vec![supplier(
+            "Lille ApS",
+            Category::Small,
+            &caller_id(&client),
+            &["PersonStatusService"],
+        )],
+    );
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(shipped_catalog()),
+            suppliers: Some(Arc::new(LiveRegistry::load(&registry, false).unwrap())),
+            scenarios: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")),
+            admin: Some(AdminOptions::loopback()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let reply = person_status(&pki, &server, &client, &caller_id(&client)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let message_identifier = element_text(&reply.body, "MessageIdentifier")
+        .unwrap()
+        .to_owned();
+    let log_reference = element_text(&reply.body, "ServiceRequestLogReferenceIdentifier")
+        .unwrap()
+        .to_owned();
+    assert_ne!(message_identifier, log_reference);
+    assert_eq!(
+        server.journal().calls[0].record.receipts,
+        vec![message_identifier.clone()]
+    );
+
+    // The log reference, on the command line.
+    let journal_path = server.journal_path.clone();
+    let (registry_path, given) = (registry.clone(), log_reference.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        dfdg(
+            &["confirm", &given, "--supplier", "Lille ApS"],
+            &journal_path,
+            &registry_path,
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(&format!("receipt {message_identifier} of call ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ServiceRequestLogReferenceIdentifier of the same answer"),
+        "{stdout}"
+    );
+    let status = admin_json(server.admin(), "/api/suppliers").await;
+    let lille = &status["suppliers"][0];
+    assert_eq!(lille["receipt_confirmed"]["done"], true, "{lille}");
+    assert_eq!(
+        lille["receipt_confirmed"]["receipt"],
+        message_identifier.as_str()
+    );
+
+    // Through the API, with a second call's log reference (upper case, as some clients print).
+    let reply = person_status(&pki, &server, &client, &caller_id(&client)).await;
+    let second_receipt = element_text(&reply.body, "MessageIdentifier")
+        .unwrap()
+        .to_owned();
+    let second_reference = element_text(&reply.body, "ServiceRequestLogReferenceIdentifier")
+        .unwrap()
+        .to_uppercase();
+    let confirmed = admin_request(
+        server.admin(),
+        "POST",
+        &format!("/api/receipts/{second_reference}/confirm"),
+        None,
+        Some(r#"{"supplier":"Lille ApS"}"#),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let confirmed: Value = serde_json::from_str(&confirmed.body).unwrap();
+    assert_eq!(confirmed["guid"], second_receipt.as_str());
+    assert_eq!(confirmed["given"], second_reference.as_str());
+
+    // Neither id of any answer: the error names both.
+    let unknown = admin_request(
+        server.admin(),
+        "POST",
+        "/api/receipts/00000000-0000-4000-8000-000000000000/confirm",
+        None,
+        Some(r#"{"supplier":"Lille ApS"}"#),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let unknown: Value = serde_json::from_str(&unknown.body).unwrap();
+    assert_eq!(unknown["reason"], "unknown_receipt");
+    let message = unknown["error"].as_str().unwrap();
+    assert!(
+        message.contains("MessageIdentifier")
+            && message.contains("ServiceRequestLogReferenceIdentifier"),
+        "{message}"
+    );
 }

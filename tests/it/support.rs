@@ -256,7 +256,8 @@ impl TestServer {
     }
 }
 
-/// One plain-HTTP request to an admin listener, on a new connection.
+/// One plain-HTTP request to an admin listener, on a new connection, as a script sends it:
+/// `Host: localhost`, and a POST as JSON.
 pub async fn admin_request(
     addr: SocketAddr,
     method: &str,
@@ -264,20 +265,33 @@ pub async fn admin_request(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Reply {
+    let mut headers = vec![("host", "localhost")];
+    if method == "POST" {
+        headers.push(("content-type", "application/json"));
+    }
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    if let Some(authorization) = &authorization {
+        headers.push(("authorization", authorization));
+    }
+    admin_request_with(addr, method, path, &headers, body).await
+}
+
+/// One plain-HTTP request to an admin listener with exactly these headers.
+pub async fn admin_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .unwrap();
     tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
+    let mut request = http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
@@ -573,4 +587,14 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Whether every column of a table's `row` starts where its `header`'s does: where the header
+/// has a name after two spaces, the row has a cell after a space.
+pub fn aligned(header: &str, row: &str) -> bool {
+    let header: Vec<char> = header.chars().collect();
+    let row: Vec<char> = row.chars().collect();
+    (2..header.len())
+        .filter(|&i| header[i] != ' ' && header[i - 1] == ' ' && header[i - 2] == ' ')
+        .all(|i| row.get(i - 1) == Some(&' ') && row.get(i).is_some_and(|c| *c != ' '))
 }

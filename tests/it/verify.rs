@@ -305,3 +305,89 @@ async fn a_broken_expectations_file_names_its_line_and_column() {
         "{stderr}"
     );
 }
+
+/// "exactly 0 faults 1014": the failure lists the offending call itself, not near misses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_exactly_zero_lists_the_offending_calls() {
+    let pki = Pki::new();
+    let server = server_with_calls(&pki).await;
+    let journal = server.journal();
+    let fault = journal
+        .calls
+        .iter()
+        .find(|call| call.record.http_status == 400)
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let expect = folder.path().join("expect.toml");
+    std::fs::write(
+        &expect,
+        "[[expect]]\nname = \"no invalid messages\"\nexactly = 0\nfault_code = 1014\n",
+    )
+    .unwrap();
+    let junit = folder.path().join("junit.xml");
+    let output = run(vec![
+        "verify".into(),
+        "--expect".into(),
+        expect.display().to_string(),
+        "--journal".into(),
+        server.journal_path.display().to_string(),
+        "--junit".into(),
+        junit.display().to_string(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("expected exactly 0 matching calls, found 1; the matching calls:"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|line| line.contains(&format!("call {} at ", fault.id)))
+        .unwrap_or_else(|| panic!("the offending call is not listed:\n{stdout}"));
+    assert!(line.contains("fault 1014"), "{line}");
+    // To the second, as `calls` shows times.
+    let time = line
+        .split(" at ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        time.len() == "2026-11-27T10:00:00Z".len() && time.ends_with('Z'),
+        "{time}"
+    );
+    // The other calls are not near misses of this expectation.
+    assert!(!stdout.contains("near misses"), "{stdout}");
+    assert_eq!(stdout.matches("\n        call ").count(), 1, "{stdout}");
+    let report = parse_junit(&junit);
+    assert!(
+        report.failed[0]
+            .1
+            .contains(&format!("call {} at", fault.id)),
+        "{}",
+        report.failed[0].1
+    );
+
+    // The journal from DFDG_MOCK_JOURNAL, as `calls` and `serve` take it.
+    let from_env = tokio::task::spawn_blocking({
+        let journal = server.journal_path.clone();
+        move || {
+            Command::new(BINARY)
+                .args(["verify", "--expect"])
+                .arg(&expect)
+                .env("DFDG_MOCK_JOURNAL", journal)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&from_env.stdout),
+        stdout,
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
+}

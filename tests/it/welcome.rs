@@ -162,6 +162,12 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
     let password = printed_password(&stdout);
     assert_eq!(password.len(), 20, "{password}");
     assert!(stdout.contains("created a test PKI in certs"), "{stdout}");
+    // The first registration ends open mode: said, with the demo certificate that now gets 1012.
+    let demo = caller_of(&dir.path().join("certs/demo-client.crt"));
+    assert!(
+        stderr.contains("open mode") && stderr.contains(&demo.caller_id),
+        "{stderr}"
+    );
 
     // The files, and nothing of the services it may not call.
     let pack = dir.path().join("packs/testleverandoer");
@@ -387,6 +393,26 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         answer.contains("GetVariablePersonStatusResponse"),
         "{answer}"
     );
+    // The script says which receipt it got, and the exact command of step 3.
+    let printed_receipt = error
+        .lines()
+        .find_map(|line| line.strip_prefix("Kvittering / receipt: "))
+        .unwrap_or_else(|| panic!("no receipt printed:\n{error}"))
+        .to_owned();
+    assert_eq!(
+        Some(printed_receipt.as_str()),
+        element_text(&answer, "ServiceRequestLogReferenceIdentifier"),
+        "a lookup without a ServiceReceipt: its log reference is the receipt"
+    );
+    let confirm_command = error
+        .lines()
+        .find_map(|line| line.strip_prefix("Trin 3 / step 3: "))
+        .unwrap_or_else(|| panic!("no confirm command printed:\n{error}"))
+        .to_owned();
+    assert_eq!(
+        confirm_command,
+        format!("dfdg-mock confirm {printed_receipt} --supplier 'Testleverandør ApS'")
+    );
 
     let commands = std::fs::read_to_string(pack.join("commands.md")).unwrap();
     assert!(
@@ -441,9 +467,8 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
     // The rest of STAR's test, as the supplier and the systemforvalter play it: steps 1 and 2
     // are done (exit 1: incomplete), the supplier confirms the receipt GUID from the answer it
     // got, and the status is complete (exit 0) with the HTML report written.
-    let receipt = element_text(&answer, "ServiceRequestLogReferenceIdentifier")
-        .expect("a log reference in the answer")
-        .to_owned();
+    let receipt = printed_receipt;
+    assert_eq!(journal.calls[1].record.receipts, vec![receipt.clone()]);
     let registry = dir.path().join("suppliers.toml");
     let onboarding = |args: &[&str]| {
         Command::new(BINARY)
@@ -465,6 +490,21 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
     assert_eq!(entry["identity_checked"]["done"], true, "{json}");
     assert_eq!(entry["receipt_confirmed"]["done"], false, "{json}");
 
+    // The command exactly as printed (plus where this test keeps journal and registry).
+    let printed = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} --journal \"$1\" --suppliers \"$2\"",
+            confirm_command.replacen("dfdg-mock", BINARY, 1)
+        ))
+        .arg("bash")
+        .arg(&server.journal_path)
+        .arg(&registry)
+        .env_remove("DFDG_MOCK_JOURNAL")
+        .env_remove("DFDG_MOCK_SUPPLIERS")
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
     let confirmed = onboarding(&["confirm", &receipt, "--supplier", SUPPLIER]);
     assert!(confirmed.status.success(), "{confirmed:?}");
     let report = dir.path().join("rapport.html");
@@ -795,4 +835,60 @@ fn an_existing_pack_or_certificate_is_kept_without_force() {
         "{stderr}"
     );
     assert!(!dir.path().join("packs/third").exists());
+}
+
+/// `?example=` served to a caller names that caller's certificate in the STAR headers, so the
+/// example passes the identity checks when sent with it.
+#[tokio::test]
+async fn the_example_served_to_a_caller_names_its_certificate() {
+    let pki = Pki::new();
+    let catalog = Arc::new(catalog_of(vec![shipped_wsdl()]));
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(catalog.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let path = "/PersonStatusService/20/PersonStatusService.svc";
+    for certificate in [pki.oces3_client(), pki.oces2_client()] {
+        let identity = CallerIdentity::from_der(&certificate.cert_der).unwrap();
+        let reply = pki
+            .client_with(Some(&certificate))
+            .get(
+                server.addr,
+                &format!("{path}?example=GetVariablePersonStatus"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let envelope = dfdg_mock::soap::parse_envelope(&reply.body).unwrap();
+        let user = envelope.star_headers.request_user.as_ref().unwrap();
+        assert_eq!(
+            user.user_identifier.as_deref(),
+            Some(identity.caller_id.as_str())
+        );
+        assert_eq!(user.user_type.as_deref(), Some("3"));
+        assert_eq!(user.organisation_code.as_deref(), Some(CVR));
+        assert_eq!(
+            identity_findings(&identity, None, &envelope.star_headers),
+            vec![],
+            "{}",
+            reply.body
+        );
+        // Still schema-valid with the caller's values in it.
+        let route = catalog
+            .route(
+                path,
+                dfdg_mock::soap::SoapVersion::V11,
+                Some("urn:dfdg-mock:PersonStatusService:20#GetVariablePersonStatus"),
+                &dfdg_mock::soap::QualifiedName {
+                    namespace: "urn:dfdg-mock:PersonStatusService:20".to_owned(),
+                    local: "GetVariablePersonStatus".to_owned(),
+                },
+            )
+            .unwrap();
+        assert_eq!(route.validate(&reply.body), vec![], "{}", reply.body);
+    }
 }
