@@ -872,6 +872,7 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
                 identities,
                 services,
                 revoked: Vec::new(),
+                systems: Vec::new(),
             })?;
             suppliers.save(&registry.path)?;
             println!("registered {name} in {}", registry.path.display());

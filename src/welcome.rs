@@ -303,6 +303,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         identities,
         services: services.clone(),
         revoked,
+        systems: Vec::new(),
     })?;
     registry.save(&spec.registry)?;
 

@@ -27,6 +27,26 @@ impl fmt::Display for Authority {
     }
 }
 
+/// `orgType/orgCode`, e.g. `8/101` (jobcenter 101), as [`fmt::Display`] writes it.
+impl std::str::FromStr for Authority {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let number = |part: &str| part.trim().parse::<u32>().ok();
+        match text.split_once('/') {
+            Some((org_type, org_code)) => match (number(org_type), number(org_code)) {
+                (Some(org_type), Some(org_code)) => Ok(Authority { org_type, org_code }),
+                _ => Err(format!(
+                    "{text:?} is not an authority: write orgType/orgCode as numbers, e.g. \"8/101\" (jobcenter 101)"
+                )),
+            },
+            None => Err(format!(
+                "{text:?} is not an authority: write orgType/orgCode, e.g. \"8/101\" (jobcenter 101) or \"1/42\" (a-kasse 42)"
+            )),
+        }
+    }
+}
+
 /// A CPR number: 10 digits (a hyphen after the sixth is accepted and dropped).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
