@@ -23,7 +23,9 @@ pub mod catalog;
 pub mod client;
 pub mod lanes;
 pub mod message;
+pub mod metrics;
 pub mod retry;
+pub mod schedule;
 pub mod sqlite;
 pub mod store;
 pub mod subscription;
@@ -48,6 +50,9 @@ use worker::{Command, Queued, Slots, Worker};
 
 /// How many events a slow listener may fall behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
+
+/// How many messages fired with [`Wsb::send_later`] may wait to be stored.
+pub const LATER_CAPACITY: usize = 1024;
 
 /// How the worker delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +272,12 @@ struct Shared {
     star: Arc<crate::identity::CallerIdentity>,
     shutdown: watch::Sender<bool>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Messages fired without waiting ([`Wsb::send_later`]), sent one by one by their own task.
+    later: mpsc::Sender<Message>,
+    /// For `/metrics`.
+    counters: Arc<metrics::Counters>,
+    /// The settings it runs with, for the views.
+    settings: WsbSettings,
 }
 
 impl std::fmt::Debug for Wsb {
@@ -275,6 +286,25 @@ impl std::fmt::Debug for Wsb {
             .field("star", &self.shared.star.caller_id)
             .field("queue", &self.queue())
             .finish_non_exhaustive()
+    }
+}
+
+/// Sends what [`Wsb::send_later`] queued, one at a time, until the last handle is gone.
+async fn send_each(shared: std::sync::Weak<Shared>, mut later: mpsc::Receiver<Message>) {
+    while let Some(message) = later.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let origin = message.origin.clone().unwrap_or_default();
+        match (Wsb { shared }).send(message).await {
+            Ok(sent) => tracing::info!(
+                message = %sent.message_id,
+                deliveries = sent.deliveries.len(),
+                %origin,
+                "WSB message sent"
+            ),
+            Err(error) => tracing::warn!(%origin, "WSB message not sent: {error}"),
+        }
     }
 }
 
@@ -325,6 +355,7 @@ impl Wsb {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let star = Arc::new(tls.star().clone());
+        let counters = Arc::new(metrics::Counters::default());
         let worker = Worker {
             store: store.clone(),
             client: WebhookClient::new(tls, settings.timeouts),
@@ -335,6 +366,7 @@ impl Wsb {
             slots: slots.clone(),
             commands: receiver,
             shutdown: shutdown_receiver,
+            counters: counters.clone(),
         };
         let resumed: Vec<Queued> = pending.into_iter().map(Queued::from).collect();
         if !resumed.is_empty() {
@@ -344,21 +376,54 @@ impl Wsb {
             );
         }
         let handle = tokio::spawn(worker.run(resumed));
-        Ok(Wsb {
-            shared: Arc::new(Shared {
-                catalog,
-                store,
-                systems: RwLock::new(Arc::new(systems)),
-                subscriptions: RwLock::new(Arc::new(subscriptions)),
-                sync_lock: tokio::sync::RwLock::new(()),
-                commands,
-                events,
-                slots,
-                star,
-                shutdown,
-                worker: Mutex::new(Some(handle)),
-            }),
+        let (later, later_receiver) = mpsc::channel(LATER_CAPACITY);
+        let shared = Arc::new(Shared {
+            catalog,
+            store,
+            systems: RwLock::new(Arc::new(systems)),
+            subscriptions: RwLock::new(Arc::new(subscriptions)),
+            sync_lock: tokio::sync::RwLock::new(()),
+            commands,
+            events,
+            slots,
+            star,
+            shutdown,
+            worker: Mutex::new(Some(handle)),
+            later,
+            counters,
+            settings,
+        });
+        tokio::spawn(send_each(Arc::downgrade(&shared), later_receiver));
+        Ok(Wsb { shared })
+    }
+
+    /// Queues `message` to be sent (as [`Wsb::send`]) without waiting: for a SOAP call whose
+    /// answer must not wait for WSB. Refused at once when [`LATER_CAPACITY`] messages wait.
+    pub fn send_later(&self, message: Message) -> Result<(), SendError> {
+        self.shared.later.try_send(message).map_err(|error| {
+            self.shared.counters.refused();
+            match error {
+                mpsc::error::TrySendError::Full(_) => SendError::QueueFull {
+                    capacity: LATER_CAPACITY,
+                },
+                mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
+            }
         })
+    }
+
+    /// The settings the worker runs with.
+    pub fn settings(&self) -> &WsbSettings {
+        &self.shared.settings
+    }
+
+    /// `/metrics` text: the counters and the queue's gauges.
+    pub fn metrics(&self) -> String {
+        self.shared.counters.render(self.queue())
+    }
+
+    /// Stops when the handle's owner says so ([`Wsb::shutdown`]).
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
     }
 
     /// The message catalog.
@@ -412,6 +477,18 @@ impl Wsb {
     /// transaction; `allowed` are the systems the calling certificate may act for. A repeated
     /// request changes nothing; deleted subscriptions' undelivered messages are dropped.
     pub async fn sync(
+        &self,
+        allowed: &[uuid::Uuid],
+        body: &[u8],
+    ) -> Result<SyncReport, SyncRejection> {
+        let synced = self.sync_checked(allowed, body).await;
+        self.shared
+            .counters
+            .sync(synced.as_ref().map_or_else(SyncRejection::status, |_| 200));
+        synced
+    }
+
+    async fn sync_checked(
         &self,
         allowed: &[uuid::Uuid],
         body: &[u8],
@@ -472,6 +549,15 @@ impl Wsb {
     /// Returns once the message and its deliveries are committed; the webhooks are called by
     /// the worker. A SOAP handler that fires a message should spawn this, not await it.
     pub async fn send(&self, message: Message) -> Result<Sent, SendError> {
+        let sent = self.send_checked(message).await;
+        match &sent {
+            Ok(sent) => self.shared.counters.message(sent.deliveries.len()),
+            Err(_) => self.shared.counters.refused(),
+        }
+        sent
+    }
+
+    async fn send_checked(&self, message: Message) -> Result<Sent, SendError> {
         let kind = message.check(&self.shared.catalog)?.clone();
         let _no_sync_meanwhile = self.shared.sync_lock.read().await;
         let now = OffsetDateTime::now_utc();
@@ -647,6 +733,7 @@ impl Wsb {
             self.shared.slots.release(1);
             return Err(ReplayError::Stopped);
         }
+        self.shared.counters.replay();
         Ok(Replayed::Queued { delivery: new_id })
     }
 

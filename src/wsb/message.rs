@@ -177,7 +177,14 @@ pub struct Message {
     /// The body, for the types that carry one.
     #[serde(default)]
     pub body: Option<serde_json::Value>,
+    /// What fired it, for the views: `cli`, `dashboard`, `schedule <name>`, `scenario
+    /// <file>#<rule> (call 42)`; not pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
+
+/// The longest [`Message::origin`] kept.
+pub const MAX_ORIGIN: usize = 200;
 
 fn first_version() -> u32 {
     1
@@ -196,6 +203,7 @@ impl Message {
             registered_by: None,
             registered_at: None,
             body: None,
+            origin: None,
         }
     }
 
@@ -232,6 +240,9 @@ impl Message {
                 return Err(MessageError::BadUser);
             }
         }
+        if self.origin.as_ref().is_some_and(|o| o.len() > MAX_ORIGIN) {
+            return Err(MessageError::BadOrigin);
+        }
         if let Subject::Identifier(id) = &self.subject {
             if id.trim().is_empty() || id.len() > 256 {
                 return Err(MessageError::BadIdentifier);
@@ -260,6 +271,8 @@ pub enum MessageError {
     BadUser,
     #[error("the identifier must be 1-256 characters")]
     BadIdentifier,
+    #[error("the origin must be at most {MAX_ORIGIN} bytes")]
+    BadOrigin,
 }
 
 #[cfg(test)]
