@@ -10,6 +10,7 @@
 //! The caller binds, the library serves: [`run`] takes a bound listener.
 
 mod stream;
+mod wsb;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -116,6 +117,8 @@ pub struct Admin {
     keep_alive: Duration,
     /// The supplier registry the App authorizes with: per-supplier status, confirmations.
     suppliers: Arc<LiveRegistry>,
+    /// STAR's pushes: deliveries, sending, replay (`/api/wsb/…`); `None` when WSB is off.
+    wsb: Option<crate::wsb::Wsb>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -143,7 +146,14 @@ impl Admin {
             stop,
             keep_alive: stream::KEEP_ALIVE,
             suppliers: app.suppliers().clone(),
+            wsb: None,
         }
+    }
+
+    /// Serves WSB's views and actions.
+    pub fn with_wsb(mut self, wsb: crate::wsb::Wsb) -> Admin {
+        self.wsb = Some(wsb);
+        self
     }
 
     /// Plugs in scenario control (reload, state reset).
@@ -407,11 +417,18 @@ async fn route(
         (&Method::GET, ["openapi.json"]) => {
             Ok(respond(StatusCode::OK, "application/json", OPENAPI))
         }
-        (&Method::GET, ["metrics"]) => Ok(respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            admin.metrics.render(&admin.journal.stats()),
-        )),
+        (&Method::GET, ["metrics"]) => {
+            let mut text = admin.metrics.render(&admin.journal.stats());
+            if let Some(wsb) = &admin.wsb {
+                text.push_str(&wsb.metrics());
+            }
+            Ok(respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            ))
+        }
+        (_, ["api", "wsb", rest @ ..]) => wsb::route(admin, request, method, rest, &query).await,
         (&Method::GET, ["api", "calls"]) => list_calls(admin, &query).await,
         (&Method::GET, ["api", "calls", "export"]) => export_calls(admin, &query),
         (&Method::GET, ["api", "calls", id]) => call_detail(admin, id).await,

@@ -13,6 +13,7 @@
 
 pub mod decide;
 pub mod refusal;
+pub mod wsb;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -208,6 +209,10 @@ pub struct App {
     catalog: Arc<Catalog>,
     /// The supplier registry (open mode without one) and strict mode.
     suppliers: Arc<LiveRegistry>,
+    /// WSB, once started ([`crate::instance`]): the subscription endpoint, scenario pushes.
+    wsb: std::sync::OnceLock<crate::wsb::Wsb>,
+    /// The subscription endpoint's `x-requestId`s seen (a repeat gets 412).
+    request_ids: wsb::RequestIds,
 }
 
 /// What the journal records as sent, which a connection fault changes.
@@ -234,7 +239,19 @@ impl App {
             scenarios,
             catalog: Arc::new(Catalog::default()),
             suppliers: Arc::new(LiveRegistry::default()),
+            wsb: std::sync::OnceLock::new(),
+            request_ids: wsb::RequestIds::default(),
         }
+    }
+
+    /// Plugs in WSB (once; later calls change nothing).
+    pub fn set_wsb(&self, wsb: crate::wsb::Wsb) {
+        let _ = self.wsb.set(wsb);
+    }
+
+    /// WSB, when it runs.
+    pub fn wsb(&self) -> Option<&crate::wsb::Wsb> {
+        self.wsb.get()
     }
 
     /// Authorizes calls with `suppliers` (open mode and lenient checks without it).
@@ -342,6 +359,9 @@ impl App {
         request: http::Request<Incoming>,
         connection: &Connection,
     ) -> Result<Response<ResponseBody>, Dropped> {
+        if wsb::is_subscription_path(request.uri().path()) {
+            return Ok(wsb::handle(self, request, connection).await);
+        }
         let started = Instant::now();
         let time = OffsetDateTime::now_utc();
         let (parts, body) = request.into_parts();

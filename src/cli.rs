@@ -508,6 +508,12 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         admin_listener.local_addr()?,
         instance.pki(),
     );
+    let banner = banner.and_then(|()| match instance.star() {
+        Some(star) => {
+            crate::banner::wsb(&mut std::io::stdout().lock(), star, listener.local_addr()?)
+        }
+        None => Ok(()),
+    });
     if let Err(error) = banner {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
