@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub mod catalog;
+pub mod checks;
 pub mod client;
 pub mod lanes;
 pub mod message;
@@ -35,7 +36,10 @@ mod worker;
 pub use catalog::{Catalog, MessageType};
 pub use client::{Timeouts, WebhookClient, WebhookTls};
 pub use lanes::OrderKey;
-pub use message::{Authority, ChangeType, Cpr, Message, MessageError, Registrar, Subject};
+pub use message::{
+    Authority, AuthorityText, ChangeType, Cpr, Message, MessageError, NameOrNumber, Registrar,
+    SendRequest, Subject,
+};
 pub use retry::{Backoff, RetryPolicy};
 pub use sqlite::SqliteWsbStore;
 pub use store::{
@@ -270,6 +274,7 @@ struct Shared {
     events: broadcast::Sender<WsbEvent>,
     slots: Arc<Slots>,
     star: Arc<crate::identity::CallerIdentity>,
+    star_thumbprints: crate::pki::Thumbprints,
     shutdown: watch::Sender<bool>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Messages fired without waiting ([`Wsb::send_later`]), sent one by one by their own task.
@@ -355,6 +360,7 @@ impl Wsb {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let star = Arc::new(tls.star().clone());
+        let star_thumbprints = tls.thumbprints().clone();
         let counters = Arc::new(metrics::Counters::default());
         let worker = Worker {
             store: store.clone(),
@@ -387,6 +393,7 @@ impl Wsb {
             events,
             slots,
             star,
+            star_thumbprints,
             shutdown,
             worker: Mutex::new(Some(handle)),
             later,
@@ -439,6 +446,11 @@ impl Wsb {
     /// Replaces the registered systems (the supplier registry changed).
     pub fn set_systems(&self, systems: Vec<System>) {
         write(&self.shared.systems, systems);
+    }
+
+    /// The thumbprints of STAR's certificate.
+    pub fn star_thumbprints(&self) -> &crate::pki::Thumbprints {
+        &self.shared.star_thumbprints
     }
 
     /// The registered systems.
@@ -569,7 +581,10 @@ impl Wsb {
         let mut deliveries = Vec::new();
         let mut skipped = Vec::new();
         for s in subscriptions.iter().filter(|s| {
-            s.type_id == message.type_id && s.recipient == message.recipient && s.active_at(now)
+            s.type_id == message.type_id
+                && s.recipient == message.recipient
+                && s.active_at(now)
+                && message.only_system.is_none_or(|only| s.system == only)
         }) {
             let Some(system) = systems.iter().find(|y| y.id == s.system) else {
                 skipped.push(Skipped {
