@@ -1,13 +1,15 @@
 //! The terminal tables of the command line: journaled calls (`calls`, and the rows `calls
 //! --follow` adds as they arrive), refused handshakes (`calls --rejected`), registered suppliers
-//! (`supplier list`). Every table names a call's operation the same way ([`operation`]) as the
-//! admin API, the dashboard and `verify` do.
+//! (`supplier list`), WSB's deliveries and checks ([`wsb`]). Every table names a call's
+//! operation the same way ([`operation`]) as the admin API, the dashboard and `verify` do.
 
 use std::io::{self, Write};
 
 use time::OffsetDateTime;
 
 use crate::journal::{CallRecord, StoredCall, StoredRejection};
+
+pub mod wsb;
 use crate::supplier::Supplier;
 
 /// A time as `2026-11-27 10:00:00` (UTC).

@@ -216,6 +216,21 @@ async fn answer(
             )
         }
     };
+    let registry = app.suppliers.current();
+    let mut answer = answer_for(app, parts, operation, &identity, &registry, body).await;
+    answer.supplier = registry.find(&identity).map(|s| s.name.clone());
+    answer
+}
+
+/// The answer to a caller with a verified certificate.
+async fn answer_for(
+    app: &App,
+    parts: &Parts,
+    operation: Option<Operation>,
+    identity: &crate::identity::CallerIdentity,
+    registry: &crate::supplier::Registry,
+    body: &[u8],
+) -> Answer {
     let Some(operation) = operation else {
         return Answer::error(
             StatusCode::NOT_FOUND,
@@ -266,12 +281,6 @@ async fn answer(
             );
         }
     }
-    let registry = app.suppliers.current();
-    let supplier = registry.find(&identity).map(|s| s.name.clone());
-    let with_supplier = |mut answer: Answer| {
-        answer.supplier.clone_from(&supplier);
-        answer
-    };
     if registry.is_open() {
         return Answer::error(
             StatusCode::FORBIDDEN,
@@ -279,9 +288,9 @@ async fn answer(
             "no supplier registry: STAR's system administration registers each supplier's systems and their base URLs; add the supplier and a [[supplier.system]] to suppliers.toml",
         );
     }
-    let allowed = System::allowed_for(&registry, &identity);
+    let allowed = System::allowed_for(registry, identity);
     match operation {
-        Operation::Sync => with_supplier(match wsb.sync(&allowed, body).await {
+        Operation::Sync => match wsb.sync(&allowed, body).await {
             Ok(report) => Answer {
                 status: StatusCode::OK,
                 detail: format!(
@@ -302,24 +311,20 @@ async fn answer(
                 body: rejection.body(),
                 supplier: None,
             },
-        }),
+        },
         Operation::List => {
             let wanted = match query_system(parts) {
                 Ok(wanted) => wanted,
                 Err(message) => {
-                    return with_supplier(Answer::error(
-                        StatusCode::BAD_REQUEST,
-                        "systemIdentifier",
-                        message,
-                    ))
+                    return Answer::error(StatusCode::BAD_REQUEST, "systemIdentifier", message)
                 }
             };
             if let Some(id) = wanted.filter(|id| !allowed.contains(id)) {
-                return with_supplier(Answer::error(
+                return Answer::error(
                     StatusCode::BAD_REQUEST,
                     "systemIdentifier",
                     format!("the calling certificate may not act for system {id}"),
-                ));
+                );
             }
             let systems = wsb.systems();
             let listed: Vec<Value> = systems
@@ -334,15 +339,15 @@ async fn answer(
                     })
                 })
                 .collect();
-            with_supplier(Answer {
+            Answer {
                 status: StatusCode::OK,
                 detail: format!("{} system(s) listed", listed.len()),
                 body: json!({ "systemer": listed }),
                 supplier: None,
-            })
+            }
         }
         Operation::Types => {
-            let category = registry.find(&identity).map(|s| s.category);
+            let category = registry.find(identity).map(|s| s.category);
             let catalog = wsb.catalog();
             let types: Vec<Value> = catalog
                 .types()
@@ -357,12 +362,12 @@ async fn answer(
                     })
                 })
                 .collect();
-            with_supplier(Answer {
+            Answer {
                 status: StatusCode::OK,
                 detail: format!("{} message types listed", types.len()),
                 body: json!({ "beskedtyper": types }),
                 supplier: None,
-            })
+            }
         }
     }
 }

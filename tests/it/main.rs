@@ -19,3 +19,4 @@ mod support;
 mod verify;
 mod welcome;
 mod wsb;
+mod wsb_served;

@@ -1,0 +1,620 @@
+//! WSB through the server as `serve` assembles it: a supplier syncs its subscriptions over
+//! mutual TLS on the SOAP listener with its own certificate, the administrator sends through
+//! the admin API and the CLI, and a real webhook receiver (hyper + rustls, requiring a client
+//! certificate from the test CA) gets the pushes, presented with STAR's certificate. The time
+//! scale of the retries is compressed through `[wsb]` config. Tests wait for the worker's
+//! events, never for time.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dfdg_mock::config::{Config, WsbConfig};
+use dfdg_mock::pki::STAR_CVR;
+use dfdg_mock::supplier::LiveRegistry;
+use dfdg_mock::wsb::{DeliveryId, DeliveryState, WebhookTls, WsbEvent};
+use http_body_util::Full;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::sync::broadcast;
+
+use crate::support::*;
+use crate::wsb::{answer, within, Mode, Receiver, ReceiverSpec, CPR_A, CPR_B, SYSTEM};
+
+pub(crate) const SUPPLIER: &str = "Testleverandør ApS";
+pub(crate) const SYNC: &str = "/AbonnementService/v1/SyncWebhookAbonnementer";
+
+/// `[wsb]` as a config file writes it: the backoff's second lasts 10 ms.
+pub(crate) fn compressed(extra: &str) -> WsbConfig {
+    let text = format!("[wsb]\nbackoff_unit = \"10ms\"\nconnect_timeout = \"5s\"\nresponse_timeout = \"5s\"\n{extra}");
+    Config::from_toml(Path::new("dfdg-mock.toml"), &text)
+        .expect("the [wsb] section")
+        .wsb
+}
+
+/// A supplier with a webhook receiver, registered with one system at the receiver, and the
+/// server with WSB on.
+pub(crate) struct Rehearsal {
+    pub pki: Pki,
+    pub server: TestServer,
+    pub receiver: Receiver,
+    pub client: Client,
+    pub registry: PathBuf,
+    /// The supplier's certificate's caller id.
+    pub caller_id: String,
+    pub events: broadcast::Receiver<WsbEvent>,
+    _dir: tempfile::TempDir,
+}
+
+/// STAR's sending certificate from the test CA, trusting the test CA for webhooks.
+pub(crate) fn star_tls(pki: &Pki) -> WebhookTls {
+    let star = pki.ca.issue_star(30).expect("STAR's certificate");
+    WebhookTls::new(
+        vec![CertificateDer::from(star.cert_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(star.key_der())),
+        vec![CertificateDer::from(pki.ca.cert_der().to_vec())],
+    )
+    .expect("STAR's TLS")
+}
+
+/// The registry: the supplier of the OCES3 test certificate, with one system at `base_url`.
+pub(crate) fn registry_text(caller_id: &str, base_url: &str) -> String {
+    format!(
+        r#"[[supplier]]
+name = "{SUPPLIER}"
+cvr = "{CVR}"
+category = "large"
+identities = ["{caller_id}"]
+services = ["JobcenterMessageService"]
+
+[[supplier.system]]
+id = "{SYSTEM}"
+name = "Fagsystem"
+base_url = "{base_url}"
+authorities = ["8/101"]
+"#
+    )
+}
+
+/// The whole list: Cv and Frist for jobcenter 101 at `/webhook`.
+pub(crate) fn subscription_list() -> String {
+    serde_json::json!({
+        "systemIdentifier": SYSTEM,
+        "abonnementer": [
+            {"orgType": 8, "orgCode": 101, "entityType": 30000, "webhookUrl": "/webhook",
+             "startDato": "2024-01-01T00:00:00", "slutDato": "2099-12-31T23:59:59"},
+            {"orgType": 8, "orgCode": 101, "entityType": 90001, "webhookUrl": "/webhook/frist"},
+        ]
+    })
+    .to_string()
+}
+
+impl Rehearsal {
+    pub async fn start(mode: Mode, wsb: WsbConfig, scenarios: Option<PathBuf>) -> Rehearsal {
+        let pki = Pki::new();
+        let receiver = Receiver::start(ReceiverSpec {
+            server: pki
+                .ca
+                .issue_webhook_server("127.0.0.1", &["localhost".into()], 30)
+                .expect("webhook certificate"),
+            client_cas: vec![pki.ca.cert_der().to_vec()],
+            versions: rustls::ALL_VERSIONS,
+            mode,
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let registry = dir.path().join("suppliers.toml");
+        let client_certificate = pki.oces3_client();
+        let caller_id = dfdg_mock::identity::CallerIdentity::from_der(&client_certificate.cert_der)
+            .unwrap()
+            .caller_id;
+        std::fs::write(
+            &registry,
+            registry_text(
+                &caller_id,
+                &format!("https://127.0.0.1:{}", receiver.addr.port()),
+            ),
+        )
+        .unwrap();
+        let server = TestServer::start_with(
+            &pki,
+            Options {
+                admin: Some(AdminOptions::loopback()),
+                suppliers: Some(Arc::new(LiveRegistry::load(&registry, false).unwrap())),
+                wsb_tls: Some(star_tls(&pki)),
+                wsb,
+                scenarios,
+                ..Options::default()
+            },
+        )
+        .await;
+        let events = server.app.wsb().expect("WSB runs").events();
+        let client = pki.client_with(Some(&client_certificate));
+        Rehearsal {
+            pki,
+            server,
+            receiver,
+            client,
+            registry,
+            caller_id,
+            events,
+            _dir: dir,
+        }
+    }
+
+    /// A request to the AbonnementService on the SOAP listener, with the supplier's certificate.
+    pub async fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        request_id: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        if let Some(id) = request_id {
+            request = request.header("x-requestId", id);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .unwrap();
+        let reply = self
+            .client
+            .send(self.server.addr, request)
+            .await
+            .expect("the SOAP listener answers");
+        assert_eq!(reply.content_type(), "application/json; charset=utf-8");
+        (
+            reply.status,
+            serde_json::from_str(&reply.body).expect("a JSON answer"),
+        )
+    }
+
+    /// Syncs [`subscription_list`]; asserts 200.
+    pub async fn subscribe(&self) {
+        let (status, body) = self
+            .rest("POST", SYNC, None, Some(&subscription_list()))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// An admin API request, JSON in and out.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let reply = admin_request(self.server.admin(), method, path, None, body).await;
+        (
+            reply.status,
+            serde_json::from_str(&reply.body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Sends through the admin API; the delivery ids.
+    pub async fn send(&self, message: serde_json::Value) -> (String, Vec<DeliveryId>) {
+        let (status, sent) = self
+            .admin("POST", "/api/wsb/messages", Some(&message.to_string()))
+            .await;
+        assert_eq!(status, 200, "{sent}");
+        let ids = sent["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| DeliveryId(d["delivery"].as_i64().unwrap()))
+            .collect();
+        (sent["message_id"].as_str().unwrap().to_owned(), ids)
+    }
+
+    /// Waits until `delivery` reaches a final state; its last attempt's state.
+    pub async fn finished(&mut self, delivery: DeliveryId) -> DeliveryState {
+        let events = &mut self.events;
+        within("a delivery to finish", async {
+            loop {
+                match events.recv().await {
+                    Ok(WsbEvent::Attempt(attempt))
+                        if attempt.delivery == delivery && attempt.state.is_final() =>
+                    {
+                        return attempt.state
+                    }
+                    Ok(_) => {}
+                    Err(error) => panic!("event stream: {error}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs the CLI against this server's admin listener.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let admin = format!("http://{}", self.server.admin());
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--admin".to_owned(), admin]);
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+                .args(&all)
+                .env_remove("DFDG_MOCK_ADMIN_TOKEN")
+                .env_remove("DFDG_MOCK_LOG")
+                .output()
+                .expect("run dfdg-mock")
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn cv(cpr: &str) -> serde_json::Value {
+    serde_json::json!({"type": "Cv", "recipient": "8/101", "cpr": cpr})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_subscriptions_sync_over_mutual_tls_with_the_suppliers_certificate() {
+    let rehearsal = Rehearsal::start(answer(200), compressed(""), None).await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (status, body) = rehearsal
+        .rest("POST", SYNC, Some(&request_id), Some(&subscription_list()))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["oprettet"], 2, "{body}");
+    assert_eq!(body["abonnementer"][0]["webhookUrl"], "/webhook");
+
+    // The same x-requestId again: 412; the same list under a new id: nothing changes.
+    let (status, body) = rehearsal
+        .rest("POST", SYNC, Some(&request_id), Some(&subscription_list()))
+        .await;
+    assert_eq!(status, 412, "{body}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("used before"));
+    let (status, body) = rehearsal
+        .rest(
+            "POST",
+            SYNC,
+            Some(&uuid::Uuid::new_v4().to_string()),
+            Some(&subscription_list()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["oprettet"], &body["uaendret"]),
+        (&0.into(), &2.into()),
+        "{body}"
+    );
+
+    // A bad list: 400 with every problem, and nothing changes.
+    let bad = serde_json::json!({"systemIdentifier": SYSTEM, "abonnementer": [
+        {"orgType": 8, "orgCode": 999, "entityType": 30000, "webhookUrl": "/w"},
+        {"orgType": 8, "orgCode": 101, "entityType": 4242, "webhookUrl": "https://elsewhere.test/w"},
+    ]});
+    let (status, body) = rehearsal
+        .rest("POST", SYNC, None, Some(&bad.to_string()))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let paths: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "abonnementer[0]",
+            "abonnementer[1].webhookUrl",
+            "abonnementer[1].entityType"
+        ],
+        "{body}"
+    );
+    let (status, listed) = rehearsal
+        .rest(
+            "GET",
+            "/AbonnementService/v1/WebhookAbonnementer",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let system = &listed["systemer"][0];
+    assert_eq!(system["systemIdentifier"], SYSTEM);
+    assert_eq!(
+        system["baseUrl"],
+        format!("https://127.0.0.1:{}", rehearsal.receiver.addr.port())
+    );
+    assert_eq!(system["abonnementer"].as_array().unwrap().len(), 2);
+
+    // A certificate of no supplier may not act for the system.
+    let stranger = rehearsal.pki.client(
+        dfdg_mock::pki::CertificateShape::Oces3 {
+            uuid: uuid::Uuid::new_v4(),
+        },
+        30,
+    );
+    let reply = rehearsal
+        .pki
+        .client_with(Some(&stranger))
+        .send(
+            rehearsal.server.addr,
+            http::Request::post(SYNC)
+                .header("host", "localhost")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(subscription_list())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("may not act for system"),
+        "{}",
+        reply.body
+    );
+    // No certificate: the handshake fails, as for SOAP.
+    assert!(rehearsal
+        .pki
+        .client_with(None)
+        .get(rehearsal.server.addr, "/AbonnementService/v1/Beskedtyper")
+        .await
+        .is_err());
+
+    // Every request is journaled, as the supplier's call.
+    let journal = rehearsal.server.journal();
+    let syncs: Vec<(u16, Option<&str>)> = journal
+        .calls
+        .iter()
+        .filter(|c| c.record.operation.as_deref() == Some("SyncWebhookAbonnementer"))
+        .map(|c| (c.record.http_status, c.record.supplier.as_deref()))
+        .collect();
+    assert_eq!(
+        syncs,
+        [
+            (400, None),
+            (400, Some(SUPPLIER)),
+            (200, Some(SUPPLIER)),
+            (412, Some(SUPPLIER)),
+            (200, Some(SUPPLIER)),
+        ]
+    );
+    assert_eq!(
+        journal
+            .calls
+            .iter()
+            .find(|c| c.record.http_status == 412)
+            .unwrap()
+            .record
+            .service
+            .as_deref(),
+        Some("AbonnementService")
+    );
+
+    // The registry changes: the system goes, and the sync says so.
+    let mut reloads = rehearsal.server.reloads();
+    reloads.borrow_and_update();
+    std::fs::write(
+        &rehearsal.registry,
+        registry_text(&rehearsal.caller_id, "https://127.0.0.1:1")
+            .replace(SYSTEM, "5a5a5a5a-0000-4000-8000-000000000001"),
+    )
+    .unwrap();
+    within("the registry reload", reloads.changed())
+        .await
+        .unwrap();
+    let systems = rehearsal.server.app.wsb().unwrap().systems();
+    assert_eq!(systems[0].base_url.to_string(), "https://127.0.0.1:1");
+    let (status, body) = rehearsal
+        .rest("POST", SYNC, None, Some(&subscription_list()))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no system"),
+        "{body}"
+    );
+}
+
+/// A receiver answering 500 to its first `failures` requests, then 200.
+fn failing_first(failures: usize) -> Mode {
+    let calls = Arc::new(AtomicUsize::new(0));
+    Mode::Http(Arc::new(move |_| {
+        if calls.fetch_add(1, Ordering::SeqCst) < failures {
+            (500, None)
+        } else {
+            (200, None)
+        }
+    }))
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "dfdg-mock failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_cli_sends_and_lists_deliveries_after_a_retry_sequence() {
+    let mut rehearsal = Rehearsal::start(failing_first(2), compressed(""), None).await;
+    rehearsal.subscribe().await;
+
+    let sent = stdout(
+        &rehearsal
+            .cli(&[
+                "wsb", "send", "--type", "Cv", "--to", "8/101", "--cpr", CPR_A,
+            ])
+            .await,
+    );
+    println!("$ dfdg-mock wsb send --type Cv --to 8/101 --cpr {CPR_A}\n{sent}");
+    assert!(sent.starts_with("sent message "), "{sent}");
+    assert!(sent.contains("(Cv to 8/101): 1 delivery"), "{sent}");
+    let webhook = format!(
+        "https://127.0.0.1:{}/webhook",
+        rehearsal.receiver.addr.port()
+    );
+    assert!(sent.contains(&webhook), "{sent}");
+    let delivery = DeliveryId(
+        sent.lines()
+            .find_map(|l| l.trim().strip_prefix("delivery "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|id| id.parse().ok())
+            .expect("the delivery's number"),
+    );
+    assert_eq!(rehearsal.finished(delivery).await, DeliveryState::Delivered);
+
+    // The webhook got it three times, as STAR's certificate, with the JSON of the Cv template.
+    let first = rehearsal.receiver.next().await;
+    let message_id = sent.split_whitespace().nth(2).unwrap();
+    assert_eq!(first.path, "/webhook");
+    assert!(
+        first.content_type.starts_with("application/json"),
+        "{}",
+        first.content_type
+    );
+    assert_eq!(first.body["metadata"]["beskedId"], message_id);
+    assert_eq!(first.body["metadata"]["EntitetId"], 30000);
+    assert_eq!(first.subject(), CPR_A);
+    assert_eq!(first.client.cvr.as_deref(), Some(STAR_CVR));
+    assert_eq!(
+        first.client.caller_id,
+        rehearsal.server.app.wsb().unwrap().star().caller_id
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            rehearsal.receiver.next().await.body["metadata"]["beskedId"],
+            message_id
+        );
+    }
+
+    let listed = stdout(&rehearsal.cli(&["wsb", "deliveries", "--attempts"]).await);
+    println!("$ dfdg-mock wsb deliveries --attempts\n{listed}");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[0].starts_with("ID "), "{listed}");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], delivery.0.to_string(), "{listed}");
+    assert!(lines[1].contains("30000 Cv"), "{listed}");
+    assert!(lines[1].contains("delivered"), "{listed}");
+    assert!(lines[1].contains("cli"), "{listed}");
+    let attempts: Vec<&str> = lines[2..5].to_vec();
+    for (line, (number, status)) in attempts.iter().zip([(1, "500"), (2, "500"), (3, "200")]) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            (words[0], words[1], words[5]),
+            ("attempt", number.to_string().as_str(), status),
+            "{listed}"
+        );
+    }
+    assert!(attempts[0].contains("(next attempt "), "{listed}");
+    assert!(!attempts[2].contains("(next attempt "), "{listed}");
+    assert!(
+        lines.last().unwrap().starts_with("queue: 0 undelivered"),
+        "{listed}"
+    );
+
+    // One delivery in full: every attempt with its TLS outcome and the webhook's certificate.
+    let detail = stdout(
+        &rehearsal
+            .cli(&["wsb", "delivery", &delivery.0.to_string()])
+            .await,
+    );
+    println!("$ dfdg-mock wsb delivery {}\n{detail}", delivery.0);
+    assert!(
+        detail.contains("state:      delivered after 3 attempt(s)"),
+        "{detail}"
+    );
+    assert_eq!(
+        detail.matches("webhook certificate CN=127.0.0.1").count(),
+        3,
+        "{detail}"
+    );
+
+    // --json: one delivery per line, readable by a script.
+    let json = stdout(&rehearsal.cli(&["wsb", "deliveries", "--json"]).await);
+    let line: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(line["state"], "delivered");
+    assert_eq!(line["attempts"], 3);
+
+    // A bad send is refused with the reason, and nothing is queued.
+    let refused = rehearsal
+        .cli(&[
+            "wsb", "send", "--type", "4242", "--to", "8/101", "--cpr", CPR_B,
+        ])
+        .await;
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("answered 400"), "{error}");
+    assert!(error.contains("4242"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_supplier_check_passes_after_a_delivery_a_duplicate_and_a_retry_in_order() {
+    // The webhook fails the first push: the check's retry-in-order part needs one that failed.
+    let mut rehearsal = Rehearsal::start(failing_first(1), compressed(""), None).await;
+    rehearsal.subscribe().await;
+
+    let before = rehearsal.cli(&["wsb", "check"]).await;
+    assert!(
+        !before.status.success(),
+        "the check passes with nothing sent"
+    );
+    assert!(String::from_utf8_lossy(&before.stdout).contains("nothing sent yet"));
+
+    // Two messages for one citizen: the second is held back while the first fails.
+    let (_, first) = rehearsal.send(cv(CPR_A)).await;
+    let (_, second) = rehearsal.send(cv(CPR_A)).await;
+    assert_eq!(rehearsal.finished(first[0]).await, DeliveryState::Delivered);
+    assert_eq!(
+        rehearsal.finished(second[0]).await,
+        DeliveryState::Delivered
+    );
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let received = rehearsal.receiver.next().await;
+        order.push(
+            received.body["metadata"]["beskedId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(rehearsal.receiver.drain().is_empty());
+    assert_eq!(
+        order[0], order[1],
+        "the failed one was retried before the later one"
+    );
+
+    // A replay is the duplicate (same beskedId).
+    let (status, replayed) = rehearsal
+        .admin(
+            "POST",
+            &format!("/api/wsb/deliveries/{}/replay", first[0].0),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    let duplicate = DeliveryId(replayed["delivery"].as_i64().unwrap());
+    assert_eq!(
+        rehearsal.finished(duplicate).await,
+        DeliveryState::Delivered
+    );
+
+    let check = rehearsal
+        .cli(&["wsb", "check", "--supplier", SUPPLIER])
+        .await;
+    let text = stdout(&check);
+    println!("$ dfdg-mock wsb check --supplier '{SUPPLIER}'\n{text}");
+    assert!(
+        text.contains(&format!("{SUPPLIER}: receives STAR's messages")),
+        "{text}"
+    );
+    assert_eq!(text.matches("  [x] ").count(), 3, "{text}");
+}
