@@ -13,6 +13,7 @@ use bytes::Bytes;
 use dfdg_mock::config::{Config, WsbConfig};
 use dfdg_mock::pki::STAR_CVR;
 use dfdg_mock::supplier::LiveRegistry;
+use dfdg_mock::tls::TlsMaterial;
 use dfdg_mock::wsb::{DeliveryId, DeliveryState, WebhookTls, WsbEvent};
 use http_body_util::Full;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -617,4 +618,264 @@ async fn wsb_served_supplier_check_passes_after_a_delivery_a_duplicate_and_a_ret
         "{text}"
     );
     assert_eq!(text.matches("  [x] ").count(), 3, "{text}");
+}
+
+/// A child process killed when dropped, its stdout lines on a channel.
+struct Child {
+    process: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Child {
+    fn spawn(mut command: std::process::Command) -> Child {
+        let mut process = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the child");
+        let stdout = process.stdout.take().unwrap();
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Child { process, lines }
+    }
+
+    async fn line(&mut self) -> String {
+        within("a line from the child", self.lines.recv())
+            .await
+            .expect("the child exited")
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The README's "Rehearsing WSB" as a supplier follows it: a welcome pack, a webhook server
+/// certificate from the test CA, the pack's Python receiver (standard library only), the
+/// system registered, the subscription synced with curl and the pack's certificate, a message
+/// sent from the CLI, then its duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_the_welcome_packs_python_receiver_gets_a_message_and_its_duplicate() {
+    let Some(python) = crate::suites::require(
+        crate::suites::Suite::Python,
+        crate::suites::python(&["ssl", "http.server"]),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("DFDG_MOCK_CERTS_DIR")
+            .env_remove("DFDG_MOCK_SUPPLIERS")
+            .env_remove("DFDG_MOCK_WSDL")
+            .output()
+            .expect("run dfdg-mock");
+        stdout(&output)
+    };
+    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl");
+    let made = run(&[
+        "welcome-pack",
+        "--supplier",
+        SUPPLIER,
+        "--cvr",
+        CVR,
+        "--category",
+        "medium",
+        "--services",
+        "PersonStatusService",
+        "--out",
+        "packs/testleverandoer",
+        "--wsdl",
+        wsdl.to_str().unwrap(),
+    ]);
+    assert!(made.contains("welcome pack for"), "{made}");
+    let pack = dir.path().join("packs/testleverandoer");
+    let certs = dir.path().join("certs");
+    assert_eq!(
+        std::fs::read(pack.join("star.crt")).unwrap(),
+        std::fs::read(certs.join("star.crt")).unwrap()
+    );
+    let star = dfdg_mock::pki::ensure_star(&dfdg_mock::pki::PkiPaths::new(&certs)).unwrap();
+    assert!(!star.issued, "the pack's star.crt is the one serve uses");
+    let thumbprint = std::fs::read_to_string(pack.join("star-thumbprint.txt")).unwrap();
+    assert!(
+        thumbprint.contains(&star.thumbprints.sha256.with_colons()),
+        "{thumbprint}"
+    );
+    let readme = std::fs::read_to_string(pack.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&star.thumbprints.sha256.with_colons()),
+        "{readme}"
+    );
+
+    // The pack README's commands as written, but on a port the system picks.
+    let section = &readme[readme.find("## WSB").expect("the pack's WSB section")..];
+    let block = section
+        .split("```bash\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the WSB commands");
+    let (setup, receiver_line) = block.trim_end().rsplit_once('\n').unwrap();
+    let setup = setup.replace(
+        "dfdg-mock ",
+        &format!("{} ", env!("CARGO_BIN_EXE_dfdg-mock")),
+    );
+    let status = std::process::Command::new("bash")
+        .args(["-ec", &setup])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{setup}");
+    assert_eq!(
+        receiver_line,
+        "(cd 'packs/testleverandoer' && python3 webhook_receiver.py --port 9443)"
+    );
+    let mut receiver = Child::spawn({
+        let mut command = std::process::Command::new(&python);
+        command
+            .args(["webhook_receiver.py", "--port", "0"])
+            .current_dir(&pack);
+        command
+    });
+    let listening = receiver.line().await;
+    let base_url = listening
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{listening}"))
+        .to_owned();
+
+    // The systemforvalter registers the system (the supplier entry is the pack's).
+    let registry = dir.path().join("suppliers.toml");
+    let mut text = std::fs::read_to_string(&registry).unwrap();
+    text.push_str(&format!(
+        "\n[[supplier.system]]\nid = \"{SYSTEM}\"\nname = \"Fagsystem\"\nbase_url = \"{base_url}\"\nauthorities = [\"8/101\"]\n"
+    ));
+    std::fs::write(&registry, text).unwrap();
+    let server = TestServer::start_with(
+        &Pki::new(),
+        Options {
+            admin: Some(AdminOptions::loopback()),
+            tls: Some(
+                TlsMaterial::from_files(
+                    &certs.join("server.crt"),
+                    &certs.join("server.key"),
+                    &[&certs.join("ca.crt")],
+                )
+                .unwrap(),
+            ),
+            suppliers: Some(Arc::new(LiveRegistry::load(&registry, true).unwrap())),
+            wsb_tls: Some(
+                WebhookTls::from_files(&star.cert, &star.key, &[&certs.join("ca.crt")]).unwrap(),
+            ),
+            wsb: compressed(""),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut events = server.app.wsb().unwrap().events();
+
+    // The supplier subscribes with curl and the pack's certificate.
+    let sync = tokio::task::spawn_blocking({
+        let pack = pack.clone();
+        let url = format!(
+            "https://localhost:{}/AbonnementService/v1/SyncWebhookAbonnementer",
+            server.addr.port()
+        );
+        let body = serde_json::json!({"systemIdentifier": SYSTEM, "abonnementer": [
+            {"orgType": 8, "orgCode": 101, "entityType": 30000, "webhookUrl": "/webhook"}]})
+        .to_string();
+        move || {
+            std::process::Command::new("curl")
+                .args([
+                    "--fail-with-body",
+                    "--silent",
+                    "--show-error",
+                    "--cacert",
+                    "ca.crt",
+                    "--cert",
+                    "client.crt",
+                    "--key",
+                    "client.key",
+                    "-H",
+                    "content-type: application/json",
+                    "--data",
+                    &body,
+                    &url,
+                ])
+                .current_dir(pack)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let answer = stdout(&sync);
+    assert!(answer.contains("\"oprettet\":1"), "{answer}");
+
+    // STAR sends; the receiver checks it is STAR's certificate and answers 200.
+    let admin = format!("http://{}", server.admin());
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+                .args(args)
+                .env_remove("DFDG_MOCK_ADMIN_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let sent = stdout(
+        &cli([
+            "wsb", "send", "--type", "Cv", "--to", "8/101", "--cpr", CPR_A, "--admin", &admin,
+        ]
+        .map(String::from)
+        .to_vec())
+        .await
+        .unwrap(),
+    );
+    let message_id = sent.split_whitespace().nth(2).unwrap().to_owned();
+    let delivery = within("the delivery", async {
+        loop {
+            if let Ok(WsbEvent::Attempt(attempt)) = events.recv().await {
+                if attempt.state.is_final() {
+                    return attempt;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(delivery.state, DeliveryState::Delivered, "{delivery:?}");
+    assert_eq!(
+        receiver.line().await,
+        format!("received /webhook {message_id} Cv {CPR_A}")
+    );
+    let replayed = stdout(
+        &cli([
+            "wsb",
+            "replay",
+            &delivery.delivery.0.to_string(),
+            "--admin",
+            &admin,
+        ]
+        .map(String::from)
+        .to_vec())
+        .await
+        .unwrap(),
+    );
+    assert!(replayed.contains("(same beskedId)"), "{replayed}");
+    assert_eq!(
+        receiver.line().await,
+        format!("duplicate /webhook {message_id} Cv {CPR_A}")
+    );
 }
