@@ -49,6 +49,9 @@ pub const OPENAPI: &str = include_str!("admin/openapi.json");
 /// The dashboard: one HTML file with inline CSS and JavaScript, no external resources.
 pub const DASHBOARD: &str = include_str!("admin/dashboard.html");
 
+/// The dashboard's WSB tab (`/wsb.js`), loaded by the dashboard after its own script.
+pub const DASHBOARD_WSB: &str = include_str!("admin/dashboard-wsb.js");
+
 /// Admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -413,6 +416,11 @@ async fn route(
             StatusCode::OK,
             "text/html; charset=utf-8",
             DASHBOARD,
+        )),
+        (&Method::GET, ["wsb.js"]) => Ok(respond(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            DASHBOARD_WSB,
         )),
         (&Method::GET, ["openapi.json"]) => {
             Ok(respond(StatusCode::OK, "application/json", OPENAPI))
