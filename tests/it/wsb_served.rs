@@ -894,3 +894,36 @@ async fn wsb_served_the_welcome_packs_python_receiver_gets_a_message_and_its_dup
         format!("duplicate /webhook {message_id} Cv {CPR_A}")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_every_admin_route_is_in_the_openapi_document() {
+    let rehearsal = Rehearsal::start(answer(200), compressed(""), None).await;
+    let (status, document) = rehearsal.admin("GET", "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for (method, path) in [
+        ("get", "/api/wsb"),
+        ("get", "/api/wsb/subscriptions"),
+        ("get", "/api/wsb/deliveries"),
+        ("get", "/api/wsb/deliveries/{id}"),
+        ("post", "/api/wsb/deliveries/{id}/replay"),
+        ("get", "/api/wsb/attempts"),
+        ("post", "/api/wsb/messages"),
+        ("get", "/api/wsb/checks"),
+        ("post", "/api/wsb/checks/{supplier}/run"),
+        ("get", "/api/wsb/events"),
+    ] {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    // Every key a delivery has is described.
+    rehearsal.subscribe().await;
+    let (_, ids) = rehearsal.send(cv(CPR_A)).await;
+    let (_, listed) = rehearsal.admin("GET", "/api/wsb/deliveries", None).await;
+    let described = &document["components"]["schemas"]["WsbDelivery"]["properties"];
+    for key in listed["deliveries"][0].as_object().unwrap().keys() {
+        assert!(described[key].is_object(), "WsbDelivery lacks {key}");
+    }
+    assert_eq!(listed["deliveries"][0]["id"], ids[0].0);
+}
