@@ -402,8 +402,11 @@ impl App {
                 return Ok(soap_response(answer.status, answer.version, answer.body));
             }
         };
-        // Committed: now the scenarios' sequences and state move on.
+        // Committed: now the scenarios' sequences and state move on, and their pushes leave.
         self.scenarios.apply(&verdict.effects);
+        if let Some(script) = &verdict.script {
+            self.push(script, id);
+        }
         let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.metrics
             .record_call(&service, &operation, &verdict.outcome.label(), latency);
@@ -443,6 +446,32 @@ impl App {
             };
         }
         Ok(response)
+    }
+
+    /// Hands a rule's WSB pushes to the delivery worker without waiting (a full queue or WSB
+    /// being off is logged, never felt by the SOAP caller).
+    fn push(&self, script: &decide::Script, call: i64) {
+        if script.pushes.is_empty() {
+            return;
+        }
+        let rule = script
+            .rule
+            .as_ref()
+            .map(|r| format!("{}#{}", r.file, r.name))
+            .unwrap_or_default();
+        let Some(wsb) = self.wsb() else {
+            tracing::warn!(call, %rule, "scenario push skipped: WSB is off on this server");
+            return;
+        };
+        for request in &script.pushes {
+            let sent = request
+                .message(wsb.catalog())
+                .map_err(|problem| problem.to_string())
+                .and_then(|message| wsb.send_later(message).map_err(|e| e.to_string()));
+            if let Err(problem) = sent {
+                tracing::warn!(call, %rule, "scenario push not sent: {problem}");
+            }
+        }
     }
 
     /// The journal's record of a call: the request as received and parsed, the verdict, and

@@ -927,3 +927,56 @@ async fn wsb_served_every_admin_route_is_in_the_openapi_document() {
     }
     assert_eq!(listed["deliveries"][0]["id"], ids[0].0);
 }
+
+/// A scenario rule whose registration also pushes a Frist notification, as DFDG does.
+const PUSHING_RULE: &str = r#"[[rule]]
+name = "registration-notifies"
+when.operation = "SaveAvailabilityAssessment"
+respond.push = [
+  { type = "Frist", to = "{{ star.organisation_type }}/{{ star.organisation_code }}", cpr = "{{ request('*/CivilRegistrationIdentifier') }}", change = "create" },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_a_scenario_rule_pushes_a_notification_after_the_soap_registration() {
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(scenarios.path().join("push.toml"), PUSHING_RULE).unwrap();
+    let mut rehearsal = Rehearsal::start(
+        answer(200),
+        compressed(""),
+        Some(scenarios.path().to_path_buf()),
+    )
+    .await;
+    rehearsal.subscribe().await;
+
+    // The SOAP registration is answered with its receipt; the push follows it.
+    let reply = rehearsal
+        .client
+        .soap11(
+            rehearsal.server.addr,
+            "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment",
+            &registration(&rehearsal.caller_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("MessageIdentifier"), "{}", reply.body);
+    let received = rehearsal.receiver.next().await;
+    assert_eq!(received.path, "/webhook/frist");
+    let metadata = &received.body["metadata"];
+    assert_eq!(metadata["EntitetNavn"], "Frist");
+    assert_eq!(metadata["Identifikation"], "0101701234");
+    assert_eq!(metadata["Aendringstype"], 1);
+    assert_eq!(metadata["modtager"]["orgCode"], 101);
+    assert_eq!(received.client.cvr.as_deref(), Some(STAR_CVR));
+
+    // The delivery says which rule sent it.
+    let (_, listed) = rehearsal.admin("GET", "/api/wsb/deliveries", None).await;
+    let delivery = &listed["deliveries"][0];
+    assert_eq!(
+        delivery["origin"],
+        "scenario push.toml#registration-notifies"
+    );
+    let id = DeliveryId(delivery["id"].as_i64().unwrap());
+    assert_eq!(rehearsal.finished(id).await, DeliveryState::Delivered);
+}
