@@ -558,6 +558,22 @@ async fn wsb_served_cli_sends_and_lists_deliveries_after_a_retry_sequence() {
     assert_eq!(line["state"], "delivered");
     assert_eq!(line["attempts"], 3);
 
+    // /metrics counts the attempts by outcome.
+    let metrics = admin_request(rehearsal.server.admin(), "GET", "/metrics", None, None).await;
+    for line in [
+        "dfdg_mock_wsb_messages_total 1",
+        "dfdg_mock_wsb_attempts_total{outcome=\"server_error\"} 2",
+        "dfdg_mock_wsb_attempts_total{outcome=\"delivered\"} 1",
+        "dfdg_mock_wsb_subscription_syncs_total{status=\"200\"} 1",
+        "dfdg_mock_wsb_queue_undelivered 0",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line} missing:\n{}",
+            metrics.body
+        );
+    }
+
     // A bad send is refused with the reason, and nothing is queued.
     let refused = rehearsal
         .cli(&[
@@ -688,6 +704,14 @@ async fn wsb_served_the_welcome_packs_python_receiver_gets_a_message_and_its_dup
     ) else {
         return;
     };
+    // The receiver the README shows is the one the pack ships.
+    let readme = include_str!("../../README.md");
+    let shown = readme
+        .split("```python\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("README's Rehearsing WSB shows the receiver");
+    assert_eq!(shown, dfdg_mock::welcome::RECEIVER_SOURCE);
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
