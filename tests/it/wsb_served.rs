@@ -1004,3 +1004,24 @@ async fn wsb_served_a_scenario_rule_pushes_a_notification_after_the_soap_registr
     let id = DeliveryId(delivery["id"].as_i64().unwrap());
     assert_eq!(rehearsal.finished(id).await, DeliveryState::Delivered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsb_served_a_schedule_fires_test_messages_through_the_served_assembly() {
+    let wsb = compressed(
+        "\n[[wsb.schedule]]\nname = \"frist\"\nevery = \"100ms\"\ntype = \"Frist\"\nrecipient = \"8/101\"\ncpr = \"0101901234\"\n",
+    );
+    let mut rehearsal = Rehearsal::start(answer(200), wsb, None).await;
+    // Ticks before the subscription find no subscriber and queue nothing; after it, each
+    // tick's message reaches the webhook.
+    rehearsal.subscribe().await;
+    let first = rehearsal.receiver.next().await;
+    let second = rehearsal.receiver.next().await;
+    assert_eq!(first.path, "/webhook/frist");
+    assert_eq!(first.body["metadata"]["EntitetNavn"], "Frist");
+    assert_ne!(
+        first.body["metadata"]["beskedId"], second.body["metadata"]["beskedId"],
+        "each tick is a new message"
+    );
+    let (_, listed) = rehearsal.admin("GET", "/api/wsb/deliveries", None).await;
+    assert_eq!(listed["deliveries"][0]["origin"], "schedule frist");
+}
