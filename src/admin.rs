@@ -46,7 +46,8 @@ use crate::{onboarding, verify};
 /// The OpenAPI 3 description of this API, written by hand.
 pub const OPENAPI: &str = include_str!("admin/openapi.json");
 
-/// The dashboard: one HTML file with inline CSS and JavaScript, no external resources.
+/// The dashboard: one HTML file with inline CSS and JavaScript (the WSB tab's script, below,
+/// is served beside it); no external resources.
 pub const DASHBOARD: &str = include_str!("admin/dashboard.html");
 
 /// The dashboard's WSB tab (`/wsb.js`), loaded by the dashboard after its own script.
