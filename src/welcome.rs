@@ -998,7 +998,12 @@ fn readme(c: &Texts<'_>) -> String {
          med jeres klientcertifikat. Svar 2xx på hver besked, også en gentaget (samme `beskedId`).\n\n\
          *The systemforvalter registers your system's base URL (`[[supplier.system]]` in the\n\
          registry); you subscribe with `POST /AbonnementService/v1/SyncWebhookAbonnementer` using\n\
-         your client certificate. Answer 2xx to every message, a repeated one too (same `beskedId`).*",
+         your client certificate. Answer 2xx to every message, a repeated one too (same `beskedId`).*\n\n\
+         ```bash\ncurl --fail-with-body --cacert ca.crt --cert client.crt --key client.key \\\n  \
+         -H 'content-type: application/json' \\\n  \
+         -d '{{\"systemIdentifier\": \"<system-GUID>\", \"abonnementer\": [{{\"orgType\": 8, \"orgCode\": 101, \"entityType\": 30000, \"webhookUrl\": \"/webhook\"}}]}}' \\\n  \
+         {url}/AbonnementService/v1/SyncWebhookAbonnementer\n```",
+        url = c.spec.url,
         subject = c.star.identity.subject,
         sha256 = c.star.thumbprints.sha256.with_colons(),
         sha1 = c.star.thumbprints.sha1.hex(),

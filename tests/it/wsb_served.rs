@@ -825,34 +825,22 @@ async fn wsb_served_the_welcome_packs_python_receiver_gets_a_message_and_its_dup
     .await;
     let mut events = server.app.wsb().unwrap().events();
 
-    // The supplier subscribes with curl and the pack's certificate.
+    // The supplier subscribes with the pack README's curl line, its system's GUID filled in.
+    let curl = section
+        .split("```bash\n")
+        .nth(2)
+        .and_then(|b| b.split("```").next())
+        .expect("the pack's subscription command")
+        .replace("<system-GUID>", SYSTEM)
+        .replace(
+            "https://localhost:8443",
+            &format!("https://localhost:{}", server.addr.port()),
+        );
     let sync = tokio::task::spawn_blocking({
         let pack = pack.clone();
-        let url = format!(
-            "https://localhost:{}/AbonnementService/v1/SyncWebhookAbonnementer",
-            server.addr.port()
-        );
-        let body = serde_json::json!({"systemIdentifier": SYSTEM, "abonnementer": [
-            {"orgType": 8, "orgCode": 101, "entityType": 30000, "webhookUrl": "/webhook"}]})
-        .to_string();
         move || {
-            std::process::Command::new("curl")
-                .args([
-                    "--fail-with-body",
-                    "--silent",
-                    "--show-error",
-                    "--cacert",
-                    "ca.crt",
-                    "--cert",
-                    "client.crt",
-                    "--key",
-                    "client.key",
-                    "-H",
-                    "content-type: application/json",
-                    "--data",
-                    &body,
-                    &url,
-                ])
+            std::process::Command::new("bash")
+                .args(["-ec", &curl])
                 .current_dir(pack)
                 .output()
                 .unwrap()
