@@ -135,6 +135,8 @@ impl Receiver {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // As a webhook server should: no Nagle delay on the answer.
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, sender, mode) = (acceptor.clone(), sender.clone(), mode.clone());
                 connections.spawn(async move {
                     serve_connection(tcp, acceptor, sender, mode).await;

@@ -552,6 +552,12 @@ async fn wsb_served_cli_sends_and_lists_deliveries_after_a_retry_sequence() {
         "{detail}"
     );
 
+    // The subscriptions as synced.
+    let subscriptions = stdout(&rehearsal.cli(&["wsb", "subscriptions"]).await);
+    assert_eq!(subscriptions.lines().count(), 3, "{subscriptions}");
+    assert!(subscriptions.contains("/webhook/frist"), "{subscriptions}");
+    assert!(subscriptions.contains("8/101"), "{subscriptions}");
+
     // --json: one delivery per line, readable by a script.
     let json = stdout(&rehearsal.cli(&["wsb", "deliveries", "--json"]).await);
     let line: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
