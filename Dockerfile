@@ -25,6 +25,8 @@ WORKDIR /src
 # The slim Rust image has gcc and libc6-dev, which ring and the bundled SQLite need.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# WSB's message catalog and example receiver, embedded in the binary (include_str!).
+COPY wsb ./wsb
 # The workspace's other member (the test runner): cargo needs its manifest to load the workspace.
 COPY xtask ./xtask
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -612,6 +612,7 @@ fn queries(path: &Path, callers: &[Caller], suppliers: usize) {
                 identities: vec![c.identity.caller_id.clone()],
                 services: vec![SERVICE.to_owned()],
                 revoked: Vec::new(),
+                systems: Vec::new(),
             })
             .collect(),
     );

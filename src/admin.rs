@@ -13,6 +13,7 @@
 
 mod guard;
 mod stream;
+mod wsb;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,8 +49,12 @@ use crate::{onboarding, verify};
 /// The OpenAPI 3 description of this API, written by hand.
 pub const OPENAPI: &str = include_str!("admin/openapi.json");
 
-/// The dashboard: one HTML file with inline CSS and JavaScript, no external resources.
+/// The dashboard: one HTML file with inline CSS and JavaScript (the WSB tab's script, below,
+/// is served beside it); no external resources.
 pub const DASHBOARD: &str = include_str!("admin/dashboard.html");
+
+/// The dashboard's WSB tab (`/wsb.js`), loaded by the dashboard after its own script.
+pub const DASHBOARD_WSB: &str = include_str!("admin/dashboard-wsb.js");
 
 /// Admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -121,6 +126,8 @@ pub struct Admin {
     suppliers: Arc<LiveRegistry>,
     /// Names besides its own address and localhost that requests may address it by.
     hosts: Vec<String>,
+    /// STAR's pushes: deliveries, sending, replay (`/api/wsb/…`); `None` when WSB is off.
+    wsb: Option<crate::wsb::Wsb>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -149,6 +156,7 @@ impl Admin {
             keep_alive: stream::KEEP_ALIVE,
             suppliers: app.suppliers().clone(),
             hosts: Vec::new(),
+            wsb: None,
         }
     }
 
@@ -156,6 +164,12 @@ impl Admin {
     /// a compose service name; any other Host is refused.
     pub fn with_hosts(mut self, hosts: Vec<String>) -> Admin {
         self.hosts = hosts;
+        self
+    }
+
+    /// Serves WSB's views and actions.
+    pub fn with_wsb(mut self, wsb: crate::wsb::Wsb) -> Admin {
+        self.wsb = Some(wsb);
         self
     }
 
@@ -433,14 +447,26 @@ async fn route(
             "text/html; charset=utf-8",
             DASHBOARD,
         )),
+        (&Method::GET, ["wsb.js"]) => Ok(respond(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            DASHBOARD_WSB,
+        )),
         (&Method::GET, ["openapi.json"]) => {
             Ok(respond(StatusCode::OK, "application/json", OPENAPI))
         }
-        (&Method::GET, ["metrics"]) => Ok(respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            admin.metrics.render(&admin.journal.stats()),
-        )),
+        (&Method::GET, ["metrics"]) => {
+            let mut text = admin.metrics.render(&admin.journal.stats());
+            if let Some(wsb) = &admin.wsb {
+                text.push_str(&wsb.metrics());
+            }
+            Ok(respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            ))
+        }
+        (_, ["api", "wsb", rest @ ..]) => wsb::route(admin, request, method, rest, &query).await,
         (&Method::GET, ["api", "calls"]) => list_calls(admin, &query).await,
         (&Method::GET, ["api", "calls", "export"]) => export_calls(admin, &query),
         (&Method::GET, ["api", "calls", id]) => call_detail(admin, id).await,

@@ -13,6 +13,7 @@
 
 pub mod decide;
 pub mod refusal;
+pub mod wsb;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -208,6 +209,10 @@ pub struct App {
     catalog: Arc<Catalog>,
     /// The supplier registry (open mode without one) and strict mode.
     suppliers: Arc<LiveRegistry>,
+    /// WSB, once started ([`crate::instance`]): the subscription endpoint, scenario pushes.
+    wsb: std::sync::OnceLock<crate::wsb::Wsb>,
+    /// The subscription endpoint's `x-requestId`s seen (a repeat gets 412).
+    request_ids: wsb::RequestIds,
 }
 
 /// What the journal records as sent, which a connection fault changes.
@@ -234,7 +239,19 @@ impl App {
             scenarios,
             catalog: Arc::new(Catalog::default()),
             suppliers: Arc::new(LiveRegistry::default()),
+            wsb: std::sync::OnceLock::new(),
+            request_ids: wsb::RequestIds::default(),
         }
+    }
+
+    /// Plugs in WSB (once; later calls change nothing).
+    pub fn set_wsb(&self, wsb: crate::wsb::Wsb) {
+        let _ = self.wsb.set(wsb);
+    }
+
+    /// WSB, when it runs.
+    pub fn wsb(&self) -> Option<&crate::wsb::Wsb> {
+        self.wsb.get()
     }
 
     /// Authorizes calls with `suppliers` (open mode and lenient checks without it).
@@ -342,6 +359,9 @@ impl App {
         request: http::Request<Incoming>,
         connection: &Connection,
     ) -> Result<Response<ResponseBody>, Dropped> {
+        if wsb::is_subscription_path(request.uri().path()) {
+            return Ok(wsb::handle(self, request, connection).await);
+        }
         let started = Instant::now();
         let time = OffsetDateTime::now_utc();
         let (parts, body) = request.into_parts();
@@ -382,8 +402,11 @@ impl App {
                 return Ok(soap_response(answer.status, answer.version, answer.body));
             }
         };
-        // Committed: now the scenarios' sequences and state move on.
+        // Committed: now the scenarios' sequences and state move on, and their pushes leave.
         self.scenarios.apply(&verdict.effects);
+        if let Some(script) = &verdict.script {
+            self.push(script, id);
+        }
         let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.metrics
             .record_call(&service, &operation, &verdict.outcome.label(), latency);
@@ -423,6 +446,32 @@ impl App {
             };
         }
         Ok(response)
+    }
+
+    /// Hands a rule's WSB pushes to the delivery worker without waiting (a full queue or WSB
+    /// being off is logged, never felt by the SOAP caller).
+    fn push(&self, script: &decide::Script, call: i64) {
+        if script.pushes.is_empty() {
+            return;
+        }
+        let rule = script
+            .rule
+            .as_ref()
+            .map(|r| format!("{}#{}", r.file, r.name))
+            .unwrap_or_default();
+        let Some(wsb) = self.wsb() else {
+            tracing::warn!(call, %rule, "scenario push skipped: WSB is off on this server");
+            return;
+        };
+        for request in &script.pushes {
+            let sent = request
+                .message(wsb.catalog())
+                .map_err(|problem| problem.to_string())
+                .and_then(|message| wsb.send_later(message).map_err(|e| e.to_string()));
+            if let Err(problem) = sent {
+                tracing::warn!(call, %rule, "scenario push not sent: {problem}");
+            }
+        }
     }
 
     /// The journal's record of a call: the request as received and parsed, the verdict, and

@@ -128,6 +128,29 @@ pub fn print(
     Ok(())
 }
 
+/// The WSB line: who STAR's pushes present themselves as, and where suppliers keep their
+/// subscriptions (`url` is the SOAP listener's).
+pub fn wsb(
+    out: &mut impl Write,
+    star: &crate::identity::CallerIdentity,
+    address: SocketAddr,
+) -> anyhow::Result<()> {
+    let host = if address.ip().is_loopback() || address.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        address.ip().to_string()
+    };
+    writeln!(
+        out,
+        "WSB: pushes to suppliers' webhooks as STAR ({}, SHA-256 {}); subscriptions: https://{host}:{}{}/SyncWebhookAbonnementer; deliveries: `dfdg-mock wsb deliveries`",
+        star.caller_id,
+        star.fingerprint.to_ascii_uppercase(),
+        address.port(),
+        crate::app::wsb::PREFIX,
+    )?;
+    Ok(())
+}
+
 pub fn display_dirs(dirs: &[PathBuf]) -> String {
     let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     dirs.join(", ")

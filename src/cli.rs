@@ -17,6 +17,8 @@ use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
 use crate::tables;
 use crate::wsdl::Catalog;
 
+mod wsb;
+
 pub use crate::banner::{demo_request, DEMO_NAMESPACE, DEMO_PATH};
 
 /// An offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
@@ -89,6 +91,14 @@ pub enum Command {
     /// operation (STAR headers filled in for the certificate), ready-to-run commands and a README
     /// in Danish and English. The PKCS#12 password is printed once and written nowhere.
     WelcomePack(Box<WelcomePackArgs>),
+    /// WSB: STAR's pushes to suppliers' webhooks, on the running server (through its admin
+    /// listener): send a message, list deliveries and their attempts, replay, check a supplier.
+    ///
+    /// Suppliers keep their subscriptions on the SOAP listener's AbonnementService
+    /// (/AbonnementService/v1/SyncWebhookAbonnementer) with their own certificate; their
+    /// systems' base URLs are [[supplier.system]] entries in the supplier registry.
+    #[command(subcommand)]
+    Wsb(wsb::WsbCommand),
 }
 
 /// What `check` reads: the parts of `serve`'s settings that name what it loads.
@@ -383,6 +393,34 @@ pub enum PkiCommand {
     /// (serialNumber=UI:DK-O:G:<uuid>, organizationIdentifier=NTRDK-<cvr>), whose STAR caller id
     /// is CVR:<cvr>-UUID:<uuid>. --oces2 makes the older OCES2 shape (serialNumber=CVR:<cvr>-FID:<n>).
     Client(ClientArgs),
+    /// Issue a webhook server certificate from the test CA, for a supplier rehearsing WSB fully
+    /// offline: STAR's pushes verify it against the test CA by default.
+    ///
+    /// Writes <OUT>.crt (the certificate, then the CA) and <OUT>.key (mode 0600), and prints
+    /// the thumbprints.
+    Server(ServerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Folder of the test CA; the certificate is written there too.
+    #[arg(long, default_value = "certs", env = "DFDG_MOCK_CERTS_DIR")]
+    pub dir: PathBuf,
+    /// The webhook's DNS name or IP address (CN and first SAN), e.g. webhook.leverandor.test.
+    #[arg(long)]
+    pub name: String,
+    /// A further DNS name or IP address; repeatable.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// File name stem: writes <OUT>.crt and <OUT>.key. [default: webhook]
+    #[arg(long, default_value = "webhook")]
+    pub out: String,
+    /// Days of validity from now; 0 or negative makes an already expired certificate.
+    #[arg(long, default_value_t = 365, allow_negative_numbers = true)]
+    pub valid_days: i64,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -587,6 +625,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&args),
         Command::Pki(PkiCommand::Init { dir, sans, force }) => pki_init(&dir, &sans, force),
         Command::Pki(PkiCommand::Client(args)) => pki_client(&args),
+        Command::Pki(PkiCommand::Server(args)) => pki_server(&args),
+        Command::Wsb(command) => wsb::run(command),
         Command::Calls(args) if args.follow => follow(&args),
         Command::Calls(args) => calls(&args),
         Command::Supplier(command) => supplier(command),
@@ -702,6 +742,12 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         admin_listener.local_addr()?,
         instance.pki(),
     );
+    let banner = banner.and_then(|()| match instance.star() {
+        Some(star) => {
+            crate::banner::wsb(&mut std::io::stdout().lock(), star, listener.local_addr()?)
+        }
+        None => Ok(()),
+    });
     if let Err(error) = banner {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
@@ -887,6 +933,31 @@ fn pki_client(args: &ClientArgs) -> anyhow::Result<()> {
     if generated {
         println!("  PKCS#12 password (shown once): {password}");
     }
+    Ok(())
+}
+
+fn pki_server(args: &ServerArgs) -> anyhow::Result<()> {
+    let paths = PkiPaths::new(&args.dir);
+    let files = pki::issue_webhook_server_files(
+        &paths,
+        &args.out,
+        &args.name,
+        &args.sans,
+        args.valid_days,
+        args.force,
+    )?;
+    println!(
+        "issued a webhook server certificate for {}",
+        files.sans.join(", ")
+    );
+    println!("  certificate: {} (then the CA)", files.cert.display());
+    println!("  key:         {} (mode 0600)", files.key.display());
+    println!("  SHA-256:     {}", files.thumbprints.sha256.with_colons());
+    println!("  SHA-1:       {}", files.thumbprints.sha1.hex());
+    println!(
+        "STAR's pushes trust it: they verify webhooks against {} unless [wsb] trust names other CAs",
+        paths.ca_cert().display()
+    );
     Ok(())
 }
 
@@ -1109,6 +1180,7 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
                 identities,
                 services,
                 revoked: Vec::new(),
+                systems: Vec::new(),
             };
             let name = new.name.clone();
             if let Some(old) = suppliers.get(&name) {
@@ -1274,18 +1346,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let expectations = crate::verify::Expectations::from_toml(&args.expect, &text)?;
     let report = match &args.admin {
         Some(url) => {
-            let token = match (
-                &args.admin_token_file,
-                std::env::var("DFDG_MOCK_ADMIN_TOKEN"),
-            ) {
-                (Some(file), _) => {
-                    let text = std::fs::read_to_string(file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    Some(crate::config::AdminToken::new(&text)?)
-                }
-                (None, Ok(token)) => Some(crate::config::AdminToken::new(&token)?),
-                (None, Err(_)) => None,
-            };
+            let token = admin_token(args.admin_token_file.as_deref())?;
             let body = serde_json::to_vec(&expectations)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -1339,6 +1400,32 @@ async fn admin_post(
     body: Vec<u8>,
     token: Option<&crate::config::AdminToken>,
 ) -> anyhow::Result<(u16, bytes::Bytes)> {
+    admin_request(http::Method::POST, url, path, Some(body), token).await
+}
+
+/// The admin token for a command that asks a running server: from `file`, else
+/// DFDG_MOCK_ADMIN_TOKEN, else none.
+fn admin_token(file: Option<&Path>) -> anyhow::Result<Option<crate::config::AdminToken>> {
+    match (file, std::env::var("DFDG_MOCK_ADMIN_TOKEN")) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            Ok(Some(crate::config::AdminToken::new(&text)?))
+        }
+        (None, Ok(token)) => Ok(Some(crate::config::AdminToken::new(&token)?)),
+        (None, Err(_)) => Ok(None),
+    }
+}
+
+/// One request to `path` under the admin `url` (plain HTTP), with `body` as JSON if any; the
+/// status and body.
+async fn admin_request(
+    method: http::Method,
+    url: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    token: Option<&crate::config::AdminToken>,
+) -> anyhow::Result<(u16, bytes::Bytes)> {
     use http_body_util::BodyExt;
     let uri: http::Uri = url
         .parse()
@@ -1363,9 +1450,13 @@ async fn admin_post(
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let mut request = http::Request::post(target)
-            .header(http::header::HOST, authority.as_str())
-            .header(http::header::CONTENT_TYPE, "application/json");
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(target)
+            .header(http::header::HOST, authority.as_str());
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
         if let Some(token) = token {
             request = request.header(
                 http::header::AUTHORIZATION,
@@ -1373,7 +1464,9 @@ async fn admin_post(
             );
         }
         let response = sender
-            .send_request(request.body(http_body_util::Full::new(bytes::Bytes::from(body)))?)
+            .send_request(request.body(http_body_util::Full::new(bytes::Bytes::from(
+                body.unwrap_or_default(),
+            )))?)
             .await?;
         let status = response.status().as_u16();
         let answer = http_body_util::Limited::new(response.into_body(), 64 << 20)

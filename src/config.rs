@@ -18,6 +18,9 @@ use serde::Deserialize;
 use crate::journal::Retention;
 use crate::position::Position;
 
+mod wsb;
+pub use wsb::{Scheduled, WsbArgs, WsbConfig};
+
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "dfdg-mock.toml";
 
@@ -230,6 +233,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub catalog: CatalogConfig,
     pub onboarding: OnboardingConfig,
+    /// STAR's pushes to suppliers' webhooks (`[wsb]`).
+    pub wsb: WsbConfig,
 }
 
 /// The onboarding rehearsal: the supplier registry and how strictly identities are checked.
@@ -266,6 +271,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             catalog: CatalogConfig::default(),
             onboarding: OnboardingConfig::default(),
+            wsb: WsbConfig::default(),
         }
     }
 }
@@ -393,6 +399,8 @@ pub struct ServeArgs {
     /// certificate's caller id) is answered with a fault instead of only being journaled.
     #[arg(long, env = "DFDG_MOCK_STRICT")]
     pub strict: bool,
+    #[command(flatten)]
+    pub wsb: WsbArgs,
 }
 
 /// The config file's shape.
@@ -413,6 +421,8 @@ struct FileConfig {
     catalog: FileCatalog,
     #[serde(default)]
     onboarding: FileOnboarding,
+    #[serde(default)]
+    wsb: wsb::FileWsb,
 }
 
 /// `journal = "file.sqlite"`, or a `[journal]` table with the file and its retention.
@@ -666,6 +676,7 @@ impl Config {
                     .unwrap_or_else(|| defaults.onboarding.registry.clone()),
                 strict: args.strict || file.onboarding.strict.unwrap_or(defaults.onboarding.strict),
             },
+            wsb: WsbConfig::merge(&args.wsb, file.wsb)?,
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The one composition root: everything a server is, built from a [`Config`] — the scenario
 //! rules, the supplier registry, the TLS side (generating the test PKI on a first start), the
-//! journal, the WSDL catalog, the request pipeline ([`App`]) — and then run: the SOAP listener,
-//! the admin listener and the file watcher, until [`Running::stop`] (or dropping the
-//! [`Running`] guard). `dfdg-mock serve` and the integration tests both assemble the server here,
+//! journal, the WSDL catalog, the request pipeline ([`App`]), WSB's sending side (STAR's
+//! certificate, its message catalog and store) — and then run: the SOAP listener, the admin
+//! listener, the WSB delivery worker and its schedules, and the file watcher, until
+//! [`Running::stop`] (or dropping the [`Running`] guard). `dfdg-mock serve` and the integration tests both assemble the server here,
 //! so the tests run the assembly that ships.
 //!
 //! The caller binds, the library serves: [`Instance::start`] takes bound listeners.
@@ -24,6 +25,8 @@ use crate::scenario::Scenarios;
 use crate::supplier::LiveRegistry;
 use crate::tls::{TlsMaterial, TlsServer};
 use crate::watch::{Reload, Target, Watch, Watcher};
+use crate::wsb::schedule::Schedule;
+use crate::wsb::{self, SqliteWsbStore, System, WebhookTls, Wsb, WsbSettings, WsbStore};
 use crate::wsdl::Catalog;
 
 /// Parts handed in ready-made instead of read from the files the config names: the
@@ -37,6 +40,27 @@ pub struct Given {
     pub catalog: Option<Arc<Catalog>>,
     /// The registry (default: `config.onboarding.registry`, watched).
     pub suppliers: Option<Arc<LiveRegistry>>,
+    /// STAR's sending certificate and the webhook trust (default: `[wsb]` star_cert/star_key
+    /// and trust, else the test PKI's `star.crt` and CA).
+    pub wsb_tls: Option<WebhookTls>,
+}
+
+/// WSB's parts, built and ready to start.
+struct WsbParts {
+    settings: WsbSettings,
+    catalog: Arc<wsb::Catalog>,
+    tls: WebhookTls,
+    store: Arc<dyn WsbStore>,
+    schedules: Vec<Schedule>,
+}
+
+impl std::fmt::Debug for WsbParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsbParts")
+            .field("star", &self.tls.star().caller_id)
+            .field("schedules", &self.schedules.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A server built and ready to start.
@@ -51,6 +75,8 @@ pub struct Instance {
     watch_files: bool,
     /// Keep-alive interval of the admin side's event streams (tests shorten it).
     event_keep_alive: Option<Duration>,
+    /// WSB, when it has a STAR certificate and is not switched off.
+    wsb: Option<WsbParts>,
 }
 
 impl Instance {
@@ -101,6 +127,7 @@ impl Instance {
         )?;
         let journal = Journal::open_sqlite_with(&config.journal, config.retention)
             .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
+        let wsb = wsb_parts(&config, given.wsb_tls, pki.as_ref())?;
         let app = App::with_scenarios(journal, config.limits.clone(), scenarios)
             .with_catalog(catalog)
             .with_suppliers(suppliers);
@@ -111,6 +138,7 @@ impl Instance {
             pki,
             watch_files: true,
             event_keep_alive: None,
+            wsb,
         })
     }
 
@@ -139,6 +167,11 @@ impl Instance {
         self.pki.as_ref()
     }
 
+    /// Who STAR's pushes present themselves as, when WSB will run.
+    pub fn star(&self) -> Option<&crate::identity::CallerIdentity> {
+        self.wsb.as_ref().map(|parts| parts.tls.star())
+    }
+
     /// Starts serving SOAP on `soap` and, with one, the admin side on `admin`; journals the
     /// scenario rules in force; watches the files. Fails when the admin listener is exposed
     /// without a token.
@@ -153,6 +186,7 @@ impl Instance {
             tls,
             watch_files,
             event_keep_alive,
+            wsb,
             ..
         } = self;
         let soap_addr = soap
@@ -171,6 +205,25 @@ impl Instance {
             tracing::info!(dir = %dir.display(), rules = loaded.rules, "scenarios loaded");
         }
         app.journal_reload(&loaded).await;
+        let wsb = match wsb {
+            Some(parts) => {
+                let systems = System::all_of(&app.suppliers().current());
+                let wsb = Wsb::start(
+                    parts.settings,
+                    parts.catalog,
+                    parts.tls,
+                    systems,
+                    parts.store,
+                )
+                .await
+                .context("cannot start WSB")?;
+                wsb.schedule(parts.schedules);
+                tracing::info!(star = %wsb.star().caller_id, "WSB ready to push as STAR");
+                app.set_wsb(wsb.clone());
+                Some(wsb)
+            }
+            None => None,
+        };
 
         let watcher = watch_files.then(|| Watcher::spawn(watches(&app)));
         let reloads = match &watcher {
@@ -198,6 +251,9 @@ impl Instance {
                 if let Some(interval) = event_keep_alive {
                     admin = admin.with_keep_alive(interval);
                 }
+                if let Some(wsb) = &wsb {
+                    admin = admin.with_wsb(wsb.clone());
+                }
                 Some(tokio::spawn(crate::admin::run(
                     listener,
                     Arc::new(admin),
@@ -211,6 +267,9 @@ impl Instance {
         let task = tokio::spawn(async move {
             crate::server::run(soap, tls, served.clone(), &limits, until_stopped(stopped)).await;
             drop(watcher);
+            if let Some(wsb) = wsb {
+                wsb.shutdown().await;
+            }
             let admin_result = match admin_task {
                 Some(task) => task.await.context("the admin listener task failed")?,
                 None => Ok(()),
@@ -273,7 +332,9 @@ impl Running {
     pub async fn hang_up(&self) {
         self.app.reset_state();
         self.app.reload_scenarios().await;
-        let _ = self.app.suppliers().reload();
+        if self.app.suppliers().reload().is_ok() {
+            refresh_systems(&self.app);
+        }
     }
 
     /// Stops accepting, lets open connections finish (up to the drain limit), flushes the
@@ -352,15 +413,129 @@ fn watches(app: &Arc<App>) -> Vec<Watch> {
         });
     }
     if let Some(path) = app.suppliers().path() {
-        let suppliers = app.suppliers().clone();
+        let watched = app.clone();
         watches.push(Watch {
             source: "suppliers",
             target: Target::File(path.to_owned()),
             reload: Box::new(move || {
-                let result = suppliers.reload().map_err(|error| format!("{error:#}"));
+                let result = watched
+                    .suppliers()
+                    .reload()
+                    .map_err(|error| format!("{error:#}"));
+                if result.is_ok() {
+                    refresh_systems(&watched);
+                }
                 Box::pin(async move { result })
             }),
         });
     }
     watches
+}
+
+/// Gives WSB the systems of the registry in force (after it was re-read).
+fn refresh_systems(app: &App) {
+    if let Some(wsb) = app.wsb() {
+        let systems = System::all_of(&app.suppliers().current());
+        tracing::info!(
+            systems = systems.len(),
+            "WSB systems from the supplier registry"
+        );
+        wsb.set_systems(systems);
+    }
+}
+
+/// WSB's parts from `config`: STAR's certificate (`given`, `[wsb]` star_cert/star_key, or the
+/// test PKI's, made now if missing), the webhook trust (`[wsb]` trust, else the test CA), the
+/// message catalog, the store (the journal's file unless `[wsb]` store names another) and the
+/// schedules, every message type checked. `None` when switched off, or without a STAR
+/// certificate (a server certificate of the user's own and no `[wsb]` star_cert).
+fn wsb_parts(
+    config: &Config,
+    given: Option<WebhookTls>,
+    demo: Option<&DemoPki>,
+) -> anyhow::Result<Option<WsbParts>> {
+    let wsb_config = &config.wsb;
+    if !wsb_config.enabled {
+        tracing::info!("WSB is switched off: no pushes; the subscription endpoint answers 503");
+        return Ok(None);
+    }
+    let trust = |default: Option<PathBuf>| -> anyhow::Result<Vec<PathBuf>> {
+        match (wsb_config.trust.is_empty(), default) {
+            (false, _) => Ok(wsb_config.trust.clone()),
+            (true, Some(ca)) => Ok(vec![ca]),
+            (true, None) => anyhow::bail!(
+                "name the CA certificates that issue your webhooks' server certificates with [wsb] trust (or --wsb-trust)"
+            ),
+        }
+    };
+    let read = |cert: &Path, key: &Path, trust: &[PathBuf]| -> anyhow::Result<WebhookTls> {
+        let trust: Vec<&Path> = trust.iter().map(PathBuf::as_path).collect();
+        WebhookTls::from_files(cert, key, &trust).with_context(|| {
+            format!(
+                "cannot use STAR's certificate {} (key {}) for WSB",
+                cert.display(),
+                key.display()
+            )
+        })
+    };
+    let tls = match (given, &wsb_config.star, demo) {
+        (Some(tls), _, _) => tls,
+        (None, Some((cert, key)), demo) => {
+            let trust = trust(demo.map(|d| d.paths.ca_cert()))?;
+            read(cert, key, &trust)?
+        }
+        (None, None, Some(demo)) => {
+            let star = pki::ensure_star(&demo.paths).with_context(|| {
+                format!(
+                    "cannot make STAR's certificate in {}",
+                    demo.paths.dir.display()
+                )
+            })?;
+            if star.issued {
+                tracing::info!(cert = %star.cert.display(), caller_id = %star.identity.caller_id, "issued STAR's WSB certificate");
+            }
+            read(&star.cert, &star.key, &trust(Some(demo.paths.ca_cert()))?)?
+        }
+        (None, None, None) => {
+            tracing::warn!("WSB is off: with a server certificate of your own, name STAR's sending certificate with [wsb] star_cert and star_key");
+            return Ok(None);
+        }
+    };
+    let catalog = match &wsb_config.catalog {
+        Some(path) => wsb::Catalog::load(path)?,
+        None => wsb::Catalog::shipped()?,
+    };
+    let mut schedules = Vec::new();
+    for entry in &wsb_config.schedule {
+        let what = || format!("[[wsb.schedule]] {:?}", entry.name);
+        let kind = catalog
+            .resolve(&entry.message_type)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?;
+        let subject = match (&entry.cpr, &entry.identifier) {
+            (Some(cpr), _) => wsb::Subject::Cpr(
+                wsb::Cpr::try_from(cpr.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+            (None, Some(identifier)) => wsb::Subject::Identifier(identifier.clone()),
+            (None, None) => anyhow::bail!("{}: give cpr or identifier", what()),
+        };
+        let message = wsb::Message::new(kind.id, entry.recipient, subject, entry.change);
+        message
+            .check(&catalog)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?;
+        schedules.push(Schedule {
+            name: entry.name.clone(),
+            every: entry.every,
+            message,
+        });
+    }
+    let path = wsb_config.store.as_ref().unwrap_or(&config.journal);
+    let store = SqliteWsbStore::open(path)
+        .with_context(|| format!("cannot open WSB's tables in {}", path.display()))?;
+    Ok(Some(WsbParts {
+        settings: wsb_config.settings.clone(),
+        catalog: Arc::new(catalog),
+        tls,
+        store: Arc::new(store),
+        schedules,
+    }))
 }

@@ -75,6 +75,8 @@ pub struct Decision {
     pub delay: Option<Duration>,
     /// Instead of (or while) answering, break the connection.
     pub connection: Option<ConnectionFault>,
+    /// WSB messages to send once the call is journaled (`push`), rendered for this call.
+    pub pushes: Vec<crate::wsb::SendRequest>,
 }
 
 /// What matching a call against the rules came to.

@@ -73,6 +73,52 @@ pub struct Supplier {
     /// Identities whose certificates are revoked: their calls are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<String>,
+    /// Its client systems as STAR's system administration registers them for WSB pushes
+    /// (`[[supplier.system]]`): where their webhooks are, which authorities they receive for.
+    #[serde(default, rename = "system", skip_serializing_if = "Vec::is_empty")]
+    pub systems: Vec<SupplierSystem>,
+}
+
+/// One client system of a supplier (`[[supplier.system]]` in the registry): STAR pushes its
+/// messages to `base_url` + the webhook path of a subscription the system holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplierSystem {
+    /// `systemIdentifier`: the GUID a subscription sync names.
+    pub id: uuid::Uuid,
+    /// What the supplier calls it, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `https://host[:port][/prefix]`: where its webhooks are.
+    pub base_url: crate::wsb::BaseUrl,
+    /// The authorities (`orgType/orgCode`, e.g. `"8/101"`) it may hold subscriptions for;
+    /// empty: any.
+    #[serde(
+        default,
+        with = "authority_texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub authorities: Vec<crate::wsb::Authority>,
+}
+
+/// Authorities written as `"8/101"` in the registry file.
+mod authority_texts {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::wsb::Authority;
+
+    pub fn serialize<S: Serializer>(list: &[Authority], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(list.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Authority>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .collect()
+    }
 }
 
 impl Supplier {
@@ -92,7 +138,8 @@ impl Supplier {
             .any(|known| keys_match(known, caller_id, fingerprint))
     }
 
-    fn is_revoked(&self, identity: &CallerIdentity) -> bool {
+    /// Is this certificate of the supplier revoked?
+    pub fn is_revoked(&self, identity: &CallerIdentity) -> bool {
         self.revoked
             .iter()
             .any(|known| identity_matches(known, identity))
@@ -289,7 +336,52 @@ impl Registry {
             validate(supplier)
                 .with_context(|| format!("{}: supplier '{}'", path.display(), supplier.name))?;
         }
-        Ok(Registry::of(file.suppliers))
+        let registry = Registry::of(file.suppliers);
+        if let Some((supplier, system, message)) = registry.system_problem() {
+            let at = system_position(text, supplier, system)
+                .map_or(String::new(), |p| format!(":{}:{}", p.line, p.column));
+            anyhow::bail!("{}{at}: {message}", path.display());
+        }
+        Ok(registry)
+    }
+
+    /// The first problem among the registered systems: (supplier index, system index, what).
+    fn system_problem(&self) -> Option<(usize, usize, String)> {
+        let mut seen: Vec<(uuid::Uuid, &str)> = Vec::new();
+        for (s, supplier) in self.suppliers().iter().enumerate() {
+            for (y, system) in supplier.systems.iter().enumerate() {
+                if system.id.is_nil() {
+                    return Some((s, y, format!(
+                        "supplier '{}': a system needs a GUID of its own, not the nil GUID (make one with `uuidgen`)",
+                        supplier.name
+                    )));
+                }
+                if let Some((_, owner)) = seen.iter().find(|(id, _)| *id == system.id) {
+                    return Some((s, y, format!(
+                        "supplier '{}': system {} is already registered{}; a system belongs to one supplier and is listed once",
+                        supplier.name,
+                        system.id,
+                        if *owner == supplier.name {
+                            " for it".to_owned()
+                        } else {
+                            format!(" for supplier '{owner}'")
+                        }
+                    )));
+                }
+                seen.push((system.id, &supplier.name));
+            }
+        }
+        None
+    }
+
+    /// Every registered system with its supplier.
+    pub fn systems(&self) -> impl Iterator<Item = (&Supplier, &SupplierSystem)> {
+        self.suppliers().iter().flat_map(|supplier| {
+            supplier
+                .systems
+                .iter()
+                .map(move |system| (supplier, system))
+        })
     }
 
     /// Writes the registry to `path` atomically (a temporary file renamed over it).
@@ -312,16 +404,25 @@ impl Registry {
             .with_context(|| format!("cannot replace {}", path.display()))
     }
 
-    /// Adds or replaces (by name) a supplier.
-    pub fn upsert(&mut self, supplier: Supplier) -> anyhow::Result<()> {
+    /// Adds or replaces (by name) a supplier. A replaced supplier keeps its registered WSB
+    /// systems unless the new entry lists systems of its own.
+    pub fn upsert(&mut self, mut supplier: Supplier) -> anyhow::Result<()> {
         validate(&supplier)?;
         let suppliers = self.suppliers.get_or_insert_with(Vec::new);
         match suppliers
             .iter_mut()
             .find(|s| s.name.eq_ignore_ascii_case(&supplier.name))
         {
-            Some(existing) => *existing = supplier,
+            Some(existing) => {
+                if supplier.systems.is_empty() {
+                    supplier.systems = std::mem::take(&mut existing.systems);
+                }
+                *existing = supplier;
+            }
             None => suppliers.push(supplier),
+        }
+        if let Some((_, _, problem)) = self.system_problem() {
+            anyhow::bail!("{problem}");
         }
         Ok(())
     }
@@ -591,6 +692,31 @@ impl LiveRegistry {
     }
 }
 
+/// Where `[[supplier.system]]` number `system` of supplier number `supplier` names its id.
+fn system_position(
+    text: &str,
+    supplier: usize,
+    system: usize,
+) -> Option<crate::position::Position> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        supplier: Vec<SupplierSpans>,
+    }
+    #[derive(Deserialize)]
+    struct SupplierSpans {
+        #[serde(default)]
+        system: Vec<SystemSpans>,
+    }
+    #[derive(Deserialize)]
+    struct SystemSpans {
+        id: toml::Spanned<toml::Value>,
+    }
+    let file: File = toml::from_str(text).ok()?;
+    let span = file.supplier.get(supplier)?.system.get(system)?.id.span();
+    Some(crate::position::Position::of_offset(text, span.start))
+}
+
 fn temporary_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
@@ -750,6 +876,7 @@ mod tests {
                 "JobcenterMessageService".into(),
             ],
             revoked: Vec::new(),
+            systems: Vec::new(),
         }
     }
 
@@ -891,5 +1018,105 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{error:#}").contains("not 8 digits"), "{error:#}");
+    }
+
+    const SYSTEMS: &str = r#"[[supplier]]
+name = "A"
+cvr = "91234567"
+category = "large"
+
+[[supplier.system]]
+id = "0b6e2d8e-4c1a-4f3e-9a57-2d7c9e1f0a11"
+name = "Fagsystem"
+base_url = "https://webhook.a.test:8443/star/"
+authorities = ["8/101", "1/42"]
+
+[[supplier]]
+name = "B"
+cvr = "92345678"
+category = "medium"
+
+[[supplier.system]]
+id = "7d1c3b2a-0f9e-4d8c-8b7a-6e5f4d3c2b1a"
+base_url = "https://127.0.0.1:9443"
+"#;
+
+    #[test]
+    fn systems_are_read_with_their_base_urls_and_authorities_and_saved_back() {
+        let registry = Registry::parse(Path::new("s.toml"), SYSTEMS).unwrap();
+        let systems: Vec<(&str, String, String)> = registry
+            .systems()
+            .map(|(supplier, system)| {
+                (
+                    supplier.name.as_str(),
+                    system.base_url.to_string(),
+                    system
+                        .authorities
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            })
+            .collect();
+        assert_eq!(
+            systems,
+            [
+                (
+                    "A",
+                    "https://webhook.a.test:8443/star".to_owned(),
+                    "8/101,1/42".to_owned()
+                ),
+                ("B", "https://127.0.0.1:9443".to_owned(), String::new()),
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suppliers.toml");
+        registry.save(&path).unwrap();
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(saved.contains("[[supplier.system]]"), "{saved}");
+        assert_eq!(Registry::load(&path).unwrap(), registry);
+
+        // Replacing a supplier keeps its systems.
+        let mut replaced = registry.clone();
+        let mut a = replaced.suppliers()[0].clone();
+        a.systems.clear();
+        a.services = vec!["PersonStatusService".into()];
+        replaced.upsert(a).unwrap();
+        assert_eq!(
+            replaced.suppliers()[0].systems,
+            registry.suppliers()[0].systems
+        );
+    }
+
+    #[test]
+    fn bad_systems_are_refused_at_their_line() {
+        let error = |text: &str| {
+            Registry::parse(Path::new("s.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        let message = error(&SYSTEMS.replace("https://webhook.a.test", "http://webhook.a.test"));
+        assert!(message.starts_with("s.toml:9:12: "), "{message}");
+        assert!(message.contains("must start with https://"), "{message}");
+        let message = error(&SYSTEMS.replace("\"8/101\"", "\"jobcenter\""));
+        assert!(message.starts_with("s.toml:10:"), "{message}");
+        assert!(message.contains("orgType/orgCode"), "{message}");
+        let message = error(&SYSTEMS.replace("0b6e2d8e-4c1a", "0b6e2d8e-4c1"));
+        assert!(message.starts_with("s.toml:7:6: "), "{message}");
+        let message = error(&SYSTEMS.replace(
+            "7d1c3b2a-0f9e-4d8c-8b7a-6e5f4d3c2b1a",
+            "0b6e2d8e-4c1a-4f3e-9a57-2d7c9e1f0a11",
+        ));
+        assert!(message.starts_with("s.toml:18:6: "), "{message}");
+        assert!(
+            message.contains("already registered for supplier 'A'"),
+            "{message}"
+        );
+        let message = error(&SYSTEMS.replace(
+            "base_url = \"https://127.0.0.1:9443\"",
+            "base_url = \"https://127.0.0.1:9443\"\nurl = 1",
+        ));
+        assert!(message.starts_with("s.toml:20:1: "), "{message}");
     }
 }

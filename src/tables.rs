@@ -1,15 +1,17 @@
 //! The terminal tables of the command line: journaled calls (`calls`, and `calls --follow`, which
 //! prints the same columns as rows arrive), refused handshakes (`calls --rejected`), registered
-//! suppliers (`supplier list`). Every column is as wide as its widest cell ([`Columns`]), so
-//! the table stays aligned whatever the length of caller ids, operations or rule names. Every
-//! table names a call's operation the same way ([`operation`]) as the admin API, the dashboard
-//! and `verify` do.
+//! suppliers (`supplier list`), WSB's deliveries and checks ([`wsb`]). Every column is as wide as
+//! its widest cell ([`Columns`]), so the table stays aligned whatever the length of caller ids,
+//! operations or rule names. Every table names a call's operation the same way ([`operation`]) as
+//! the admin API, the dashboard and `verify` do.
 
 use std::io::{self, Write};
 
 use time::OffsetDateTime;
 
 use crate::journal::{CallRecord, StoredCall, StoredRejection};
+
+pub mod wsb;
 use crate::supplier::Supplier;
 
 /// A time as `2026-11-27 10:00:00` (UTC).

@@ -5,6 +5,9 @@
 //! pack, addresses pointing at the mock), one schema-valid example request per allowed operation
 //! with the STAR headers filled in for the supplier's certificate, ready-to-run commands and a
 //! README in Danish and English that walks through the three steps of the onboarding test.
+//! For WSB (STAR pushing to the supplier's webhook) it adds STAR's sending certificate
+//! (`star.crt`, with `ca.crt` all a webhook needs to trust it), its thumbprints and an example
+//! receiver (`webhook_receiver.py`).
 //!
 //! The PKCS#12 password is returned to the caller (who prints it once) and never written into
 //! the pack; nothing here prints or logs the key.
@@ -29,6 +32,10 @@ pub const CLIENT_VALID_DAYS: i64 = 365;
 pub const DEFAULT_URL: &str = "https://localhost:8443";
 /// The example script's name in the pack.
 pub const SCRIPT: &str = "run-example.sh";
+/// The example WSB webhook receiver's name in the pack (also shown in the project's README).
+pub const RECEIVER: &str = "webhook_receiver.py";
+/// The example WSB webhook receiver: Python's standard library only.
+pub const RECEIVER_SOURCE: &str = include_str!("../wsb/webhook_receiver.py");
 
 /// The name of the pack's PKCS#12 file of `kind`: `client-java.p12`, `client-dotnet.p12`.
 pub fn pack_pkcs12(kind: pki::Pkcs12Kind) -> String {
@@ -264,6 +271,13 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         pki::ensure_demo(certs, &[])
             .with_context(|| format!("cannot create the test PKI in {}", certs.dir.display()))?;
     }
+    // STAR's sending certificate, as `serve` makes it: the webhook trusts exactly this one.
+    let star = pki::ensure_star(certs).with_context(|| {
+        format!(
+            "cannot make STAR's sending certificate in {}",
+            certs.dir.display()
+        )
+    })?;
     let stem = stem_for(name, &spec.cvr);
     let password = pki::random_password();
     let client_spec = ClientSpec {
@@ -304,6 +318,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         identities,
         services: services.clone(),
         revoked,
+        systems: Vec::new(),
     };
     let registry_changes = existing.map_or_else(Vec::new, |old| old.changes(&registered));
     registry.upsert(registered)?;
@@ -341,6 +356,18 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
     writer.copy("ca.crt", &certs.ca_cert(), Mode::Public)?;
     writer.copy("client.crt", &issued.paths.cert, Mode::Public)?;
     writer.copy("client.key", &issued.paths.key, Mode::Secret)?;
+    writer.copy("star.crt", &star.cert, Mode::Public)?;
+    writer.write(
+        "star-thumbprint.txt",
+        format!(
+            "SHA-256 {}\nSHA-1   {}\n",
+            star.thumbprints.sha256.with_colons(),
+            star.thumbprints.sha1.hex()
+        )
+        .as_bytes(),
+        Mode::Public,
+    )?;
+    writer.write(RECEIVER, RECEIVER_SOURCE.as_bytes(), Mode::Executable)?;
     for (kind, path) in &issued.paths.pkcs12_files {
         writer.copy(&pack_pkcs12(*kind), path, Mode::Secret)?;
     }
@@ -349,6 +376,7 @@ pub fn build(spec: &PackSpec, catalog: &Catalog, now: OffsetDateTime) -> anyhow:
         spec,
         catalog,
         identity: &identity,
+        star: &star,
         services: &services,
         planned: &planned,
         examples: &examples,
@@ -582,7 +610,8 @@ fn stem_for(name: &str, cvr: &str) -> String {
     }
     let stem: String = stem.trim_matches('-').chars().take(48).collect();
     let stem = stem.trim_end_matches('-');
-    if stem.is_empty() || stem == "ca" || stem == "server" || stem == "demo-client" {
+    // Never the PKI's own files: the CA, the server, the demo client, STAR, the webhook.
+    if ["", "ca", "server", "demo-client", "star", "webhook"].contains(&stem) {
         format!("supplier-{cvr}")
     } else {
         stem.to_owned()
@@ -738,6 +767,8 @@ struct Texts<'a> {
     spec: &'a PackSpec,
     catalog: &'a Catalog,
     identity: &'a CallerIdentity,
+    /// STAR's sending certificate, for the WSB section.
+    star: &'a pki::StarFiles,
     services: &'a [String],
     planned: &'a [Planned],
     examples: &'a [Example],
@@ -855,7 +886,9 @@ fn readme(c: &Texts<'_>) -> String {
          | `wsdl/` | WSDL'er med importerede skemaer; adresserne peger på {url} / WSDLs with their imported schemas; addresses point at {url} |\n\
          | `wsdl-tools/` | de samme WSDL'er til wsimport, svcutil og suds: hvert skema erklærer sine navnerum og xs:imports / the same WSDLs for wsimport, svcutil and suds: every schema declares its namespaces and xs:imports |\n\
          | `requests/` | et gyldigt eksempel pr. operation med STAR-headerne udfyldt for jer / one valid example per operation, STAR headers filled in for you |\n\
-         | `commands.md`, `{SCRIPT}` | kommandoer klar til brug / ready-to-run commands |\n"
+         | `commands.md`, `{SCRIPT}` | kommandoer klar til brug / ready-to-run commands |\n\
+         | `star.crt`, `star-thumbprint.txt` | STARs afsendercertifikat til WSB og dets thumbprints: jeres webhook stoler kun på det / STAR's sending certificate for WSB and its thumbprints: your webhook trusts only it |\n\
+         | `{RECEIVER}` | en eksempel-webhook til WSB (Python, kun standardbiblioteket) / an example WSB webhook (Python, standard library only) |\n"
     );
     let _ = writeln!(
         out,
@@ -922,6 +955,43 @@ fn readme(c: &Texts<'_>) -> String {
          | .NET Framework, Windows' certifikatlager / certificate store, Mono, ældre/older Java | `client-dotnet.p12` (3DES, SHA-1 MAC) |\n\n\
          Mono og ældre Windows afviser `client-java.p12` (\"Unable to decode certificate\").\n\n\
          *Mono and older Windows refuse `client-java.p12` (\"Unable to decode certificate\").*"
+    );
+    let _ = writeln!(
+        out,
+        "\n## WSB: STAR kalder jer / STAR calls you\n\n\
+         STAR sender beskeder (JSON, `POST`) til jeres webhook over mutual TLS og præsenterer\n\
+         sit eget klientcertifikat, `star.crt` (udstedt af `ca.crt`). Jeres webhook skal kræve\n\
+         et klientcertifikat og kun acceptere dette:\n\n\
+         *STAR pushes messages (JSON, `POST`) to your webhook over mutual TLS, presenting its own\n\
+         client certificate, `star.crt` (issued by `ca.crt`). Your webhook must require a client\n\
+         certificate and accept only this one:*\n\n\
+         | | |\n|---|---|\n\
+         | Subject | `{subject}` |\n\
+         | SHA-256 | `{sha256}` |\n\
+         | SHA-1 (Windows' thumbprint) | `{sha1}` |\n\n\
+         Et servercertifikat til webhooken fra test-CA'en (dfdg-mock stoler på den), og\n\
+         eksempel-webhooken på port 9443 (fra mappen, hvor pakken blev lavet) /\n\
+         *A server certificate for the webhook from the test CA (dfdg-mock trusts it), and the\n\
+         example webhook on port 9443 (from the folder where the pack was made):*\n\n\
+         ```bash\ndfdg-mock pki server --dir {certs} --name 127.0.0.1 --out webhook\n\
+         cp {certs}/webhook.crt {certs}/webhook.key {pack}/\n\
+         (cd {pack} && python3 {RECEIVER} --port 9443)\n```\n\n\
+         Systemforvalteren registrerer jeres systems base-URL (`[[supplier.system]]` i\n\
+         registret); I opretter abonnementer med `POST /AbonnementService/v1/SyncWebhookAbonnementer`\n\
+         med jeres klientcertifikat. Svar 2xx på hver besked, også en gentaget (samme `beskedId`).\n\n\
+         *The systemforvalter registers your system's base URL (`[[supplier.system]]` in the\n\
+         registry); you subscribe with `POST /AbonnementService/v1/SyncWebhookAbonnementer` using\n\
+         your client certificate. Answer 2xx to every message, a repeated one too (same `beskedId`).*\n\n\
+         ```bash\ncurl --fail-with-body --cacert ca.crt --cert client.crt --key client.key \\\n  \
+         -H 'content-type: application/json' \\\n  \
+         -d '{{\"systemIdentifier\": \"<system-GUID>\", \"abonnementer\": [{{\"orgType\": 8, \"orgCode\": 101, \"entityType\": 30000, \"webhookUrl\": \"/webhook\"}}]}}' \\\n  \
+         {url}/AbonnementService/v1/SyncWebhookAbonnementer\n```",
+        url = c.spec.url,
+        subject = c.star.identity.subject,
+        sha256 = c.star.thumbprints.sha256.with_colons(),
+        sha1 = c.star.thumbprints.sha1.hex(),
+        certs = shell_quote(&c.spec.certs.dir.display().to_string()),
+        pack = shell_quote(&c.spec.out.display().to_string()),
     );
     out
 }
@@ -1106,6 +1176,8 @@ mod tests {
         );
         assert_eq!(stem_for("Æblegård & Co.", "91234567"), "aeblegaard-co");
         assert_eq!(stem_for("CA", "91234567"), "supplier-91234567");
+        assert_eq!(stem_for("STAR", "91234567"), "supplier-91234567");
+        assert_eq!(stem_for("Webhook", "91234567"), "supplier-91234567");
         assert_eq!(stem_for("!!!", "91234567"), "supplier-91234567");
     }
 

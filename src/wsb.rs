@@ -20,10 +20,13 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub mod catalog;
+pub mod checks;
 pub mod client;
 pub mod lanes;
 pub mod message;
+pub mod metrics;
 pub mod retry;
+pub mod schedule;
 pub mod sqlite;
 pub mod store;
 pub mod subscription;
@@ -33,7 +36,10 @@ mod worker;
 pub use catalog::{Catalog, MessageType};
 pub use client::{Timeouts, WebhookClient, WebhookTls};
 pub use lanes::OrderKey;
-pub use message::{Authority, ChangeType, Cpr, Message, MessageError, Registrar, Subject};
+pub use message::{
+    Authority, AuthorityText, ChangeType, Cpr, Message, MessageError, NameOrNumber, Registrar,
+    SendRequest, Subject,
+};
 pub use retry::{Backoff, RetryPolicy};
 pub use sqlite::SqliteWsbStore;
 pub use store::{
@@ -48,6 +54,9 @@ use worker::{Command, Queued, Slots, Worker};
 
 /// How many events a slow listener may fall behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
+
+/// How many messages fired with [`Wsb::send_later`] may wait to be stored.
+pub const LATER_CAPACITY: usize = 1024;
 
 /// How the worker delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,8 +274,15 @@ struct Shared {
     events: broadcast::Sender<WsbEvent>,
     slots: Arc<Slots>,
     star: Arc<crate::identity::CallerIdentity>,
+    star_thumbprints: crate::pki::Thumbprints,
     shutdown: watch::Sender<bool>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Messages fired without waiting ([`Wsb::send_later`]), sent one by one by their own task.
+    later: mpsc::Sender<Message>,
+    /// For `/metrics`.
+    counters: Arc<metrics::Counters>,
+    /// The settings it runs with, for the views.
+    settings: WsbSettings,
 }
 
 impl std::fmt::Debug for Wsb {
@@ -275,6 +291,25 @@ impl std::fmt::Debug for Wsb {
             .field("star", &self.shared.star.caller_id)
             .field("queue", &self.queue())
             .finish_non_exhaustive()
+    }
+}
+
+/// Sends what [`Wsb::send_later`] queued, one at a time, until the last handle is gone.
+async fn send_each(shared: std::sync::Weak<Shared>, mut later: mpsc::Receiver<Message>) {
+    while let Some(message) = later.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let origin = message.origin.clone().unwrap_or_default();
+        match (Wsb { shared }).send(message).await {
+            Ok(sent) => tracing::info!(
+                message = %sent.message_id,
+                deliveries = sent.deliveries.len(),
+                %origin,
+                "WSB message sent"
+            ),
+            Err(error) => tracing::warn!(%origin, "WSB message not sent: {error}"),
+        }
     }
 }
 
@@ -325,6 +360,8 @@ impl Wsb {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let star = Arc::new(tls.star().clone());
+        let star_thumbprints = tls.thumbprints().clone();
+        let counters = Arc::new(metrics::Counters::default());
         let worker = Worker {
             store: store.clone(),
             client: WebhookClient::new(tls, settings.timeouts),
@@ -335,6 +372,7 @@ impl Wsb {
             slots: slots.clone(),
             commands: receiver,
             shutdown: shutdown_receiver,
+            counters: counters.clone(),
         };
         let resumed: Vec<Queued> = pending.into_iter().map(Queued::from).collect();
         if !resumed.is_empty() {
@@ -344,21 +382,55 @@ impl Wsb {
             );
         }
         let handle = tokio::spawn(worker.run(resumed));
-        Ok(Wsb {
-            shared: Arc::new(Shared {
-                catalog,
-                store,
-                systems: RwLock::new(Arc::new(systems)),
-                subscriptions: RwLock::new(Arc::new(subscriptions)),
-                sync_lock: tokio::sync::RwLock::new(()),
-                commands,
-                events,
-                slots,
-                star,
-                shutdown,
-                worker: Mutex::new(Some(handle)),
-            }),
+        let (later, later_receiver) = mpsc::channel(LATER_CAPACITY);
+        let shared = Arc::new(Shared {
+            catalog,
+            store,
+            systems: RwLock::new(Arc::new(systems)),
+            subscriptions: RwLock::new(Arc::new(subscriptions)),
+            sync_lock: tokio::sync::RwLock::new(()),
+            commands,
+            events,
+            slots,
+            star,
+            star_thumbprints,
+            shutdown,
+            worker: Mutex::new(Some(handle)),
+            later,
+            counters,
+            settings,
+        });
+        tokio::spawn(send_each(Arc::downgrade(&shared), later_receiver));
+        Ok(Wsb { shared })
+    }
+
+    /// Queues `message` to be sent (as [`Wsb::send`]) without waiting: for a SOAP call whose
+    /// answer must not wait for WSB. Refused at once when [`LATER_CAPACITY`] messages wait.
+    pub fn send_later(&self, message: Message) -> Result<(), SendError> {
+        self.shared.later.try_send(message).map_err(|error| {
+            self.shared.counters.refused();
+            match error {
+                mpsc::error::TrySendError::Full(_) => SendError::QueueFull {
+                    capacity: LATER_CAPACITY,
+                },
+                mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
+            }
         })
+    }
+
+    /// The settings the worker runs with.
+    pub fn settings(&self) -> &WsbSettings {
+        &self.shared.settings
+    }
+
+    /// `/metrics` text: the counters and the queue's gauges.
+    pub fn metrics(&self) -> String {
+        self.shared.counters.render(self.queue())
+    }
+
+    /// Stops when the handle's owner says so ([`Wsb::shutdown`]).
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
     }
 
     /// The message catalog.
@@ -374,6 +446,11 @@ impl Wsb {
     /// Replaces the registered systems (the supplier registry changed).
     pub fn set_systems(&self, systems: Vec<System>) {
         write(&self.shared.systems, systems);
+    }
+
+    /// The thumbprints of STAR's certificate.
+    pub fn star_thumbprints(&self) -> &crate::pki::Thumbprints {
+        &self.shared.star_thumbprints
     }
 
     /// The registered systems.
@@ -412,6 +489,18 @@ impl Wsb {
     /// transaction; `allowed` are the systems the calling certificate may act for. A repeated
     /// request changes nothing; deleted subscriptions' undelivered messages are dropped.
     pub async fn sync(
+        &self,
+        allowed: &[uuid::Uuid],
+        body: &[u8],
+    ) -> Result<SyncReport, SyncRejection> {
+        let synced = self.sync_checked(allowed, body).await;
+        self.shared
+            .counters
+            .sync(synced.as_ref().map_or_else(SyncRejection::status, |_| 200));
+        synced
+    }
+
+    async fn sync_checked(
         &self,
         allowed: &[uuid::Uuid],
         body: &[u8],
@@ -472,6 +561,15 @@ impl Wsb {
     /// Returns once the message and its deliveries are committed; the webhooks are called by
     /// the worker. A SOAP handler that fires a message should spawn this, not await it.
     pub async fn send(&self, message: Message) -> Result<Sent, SendError> {
+        let sent = self.send_checked(message).await;
+        match &sent {
+            Ok(sent) => self.shared.counters.message(sent.deliveries.len()),
+            Err(_) => self.shared.counters.refused(),
+        }
+        sent
+    }
+
+    async fn send_checked(&self, message: Message) -> Result<Sent, SendError> {
         let kind = message.check(&self.shared.catalog)?.clone();
         let _no_sync_meanwhile = self.shared.sync_lock.read().await;
         let now = OffsetDateTime::now_utc();
@@ -483,7 +581,10 @@ impl Wsb {
         let mut deliveries = Vec::new();
         let mut skipped = Vec::new();
         for s in subscriptions.iter().filter(|s| {
-            s.type_id == message.type_id && s.recipient == message.recipient && s.active_at(now)
+            s.type_id == message.type_id
+                && s.recipient == message.recipient
+                && s.active_at(now)
+                && message.only_system.is_none_or(|only| s.system == only)
         }) {
             let Some(system) = systems.iter().find(|y| y.id == s.system) else {
                 skipped.push(Skipped {
@@ -647,6 +748,7 @@ impl Wsb {
             self.shared.slots.release(1);
             return Err(ReplayError::Stopped);
         }
+        self.shared.counters.replay();
         Ok(Replayed::Queued { delivery: new_id })
     }
 

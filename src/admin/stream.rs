@@ -109,7 +109,7 @@ pub async fn events(
 }
 
 /// Sends a chunk; false when the client left or read nothing for [`STALLED_CLIENT`].
-async fn send(sender: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
+pub(super) async fn send(sender: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
     matches!(
         tokio::time::timeout(STALLED_CLIENT, sender.send(chunk)).await,
         Ok(Ok(()))

@@ -221,6 +221,8 @@ pub struct Script {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub delay: Option<Duration>,
     pub connection: Option<ConnectionFault>,
+    /// WSB messages the rule sends once the call is journaled.
+    pub pushes: Vec<crate::wsb::SendRequest>,
 }
 
 impl Verdict {
@@ -488,6 +490,7 @@ fn scripted(
         headers,
         delay,
         connection,
+        pushes,
     } = decision;
     let version = envelope.version;
     let mut verdict = match answer {
@@ -518,6 +521,7 @@ fn scripted(
         headers,
         delay,
         connection,
+        pushes,
     });
     verdict
 }

@@ -9,7 +9,7 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::spec::{Body, Delay, Rule, Spec};
+use super::spec::{Body, Delay, PushSubject, Rule, Spec};
 use super::template::CallContext;
 use super::{Choice, Decision, Effect, RequestFacts, RuleRef, Runtime, ScriptedAnswer};
 use crate::soap::{Fault, SoapVersion};
@@ -585,8 +585,9 @@ impl Spec {
         effects: &mut Vec<Effect>,
     ) -> Decision {
         let respond = &rule.respond;
-        let needs_context =
-            matches!(respond.body, Body::Template(_)) || !respond.set_state.is_empty();
+        let needs_context = matches!(respond.body, Body::Template(_))
+            || !respond.set_state.is_empty()
+            || !respond.push.is_empty();
         let context =
             needs_context.then(|| CallContext::new(facts, runtime.clone(), caller, count));
         let mut answer = match (&respond.body, &context) {
@@ -624,6 +625,34 @@ impl Spec {
                 }
             }
         }
+        let mut pushes = Vec::new();
+        if let Some(context) = &context {
+            for push in &respond.push {
+                let render = |name: &str| self.templates.render(name, context);
+                let rendered = render(&push.to).and_then(|to| {
+                    let (cpr, identifier) = match &push.subject {
+                        PushSubject::Cpr(name) => (Some(render(name)?), None),
+                        PushSubject::Identifier(name) => (None, Some(render(name)?)),
+                    };
+                    Ok(crate::wsb::SendRequest {
+                        message_type: Some(match push.message_type.parse::<u32>() {
+                            Ok(id) => crate::wsb::NameOrNumber::Number(id),
+                            Err(_) => crate::wsb::NameOrNumber::Name(push.message_type.clone()),
+                        }),
+                        recipient: Some(crate::wsb::AuthorityText::Text(to.trim().to_owned())),
+                        cpr: cpr.map(|c| c.trim().to_owned()),
+                        identifier: identifier.map(|i| i.trim().to_owned()),
+                        change: Some(push.change),
+                        origin: Some(format!("scenario {}", rule.key)),
+                        ..crate::wsb::SendRequest::default()
+                    })
+                });
+                match rendered {
+                    Ok(request) => pushes.push(request),
+                    Err(message) => answer = ScriptedAnswer::Broken(message),
+                }
+            }
+        }
         Decision {
             rule: RuleRef {
                 file: rule.file.clone(),
@@ -641,6 +670,7 @@ impl Spec {
                 }
             }),
             connection: respond.connection,
+            pushes,
         }
     }
 }

@@ -104,6 +104,26 @@ pub(crate) struct Respond {
     pub delay: Option<Delay>,
     pub connection: Option<ConnectionFault>,
     pub set_state: Vec<SetState>,
+    /// `push`: WSB messages STAR sends once the call is journaled.
+    pub push: Vec<Push>,
+}
+
+/// `push`: a WSB message fired by the call, as DFDG notifies subscribers of a registration.
+/// `to`, `cpr` and `identifier` are template names, rendered per call.
+#[derive(Debug)]
+pub(crate) struct Push {
+    /// The message type's id or name, checked against the WSB catalog when it is sent.
+    pub message_type: String,
+    pub to: String,
+    pub subject: PushSubject,
+    pub change: crate::wsb::ChangeType,
+}
+
+/// Who the pushed message is about: a template for the CPR number or the entity's identifier.
+#[derive(Debug)]
+pub(crate) enum PushSubject {
+    Cpr(String),
+    Identifier(String),
 }
 
 #[derive(Debug)]
@@ -215,6 +235,19 @@ struct RawRespond {
     connection: Option<Spanned<String>>,
     #[serde(default)]
     set_state: Vec<Spanned<RawSetState>>,
+    #[serde(default)]
+    push: Vec<Spanned<RawPush>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPush {
+    #[serde(rename = "type")]
+    message_type: Spanned<String>,
+    to: Spanned<String>,
+    cpr: Option<Spanned<String>>,
+    identifier: Option<Spanned<String>>,
+    change: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -561,6 +594,7 @@ impl Spec {
             delay: None,
             connection: None,
             set_state: Vec::new(),
+            push: Vec::new(),
         };
         if let Some(status) = &raw.status {
             if (100..=599).contains(status.get_ref()) {
@@ -706,7 +740,80 @@ impl Spec {
                 Err(message) => source.problem(Some(set.value.span()), message),
             }
         }
+        for (index, push) in raw.push.iter().enumerate() {
+            if let Some(push) = self.compile_push(source, key, index, push) {
+                respond.push.push(push);
+            }
+        }
         (source.problems.len() == before).then_some(respond)
+    }
+
+    /// One `push` entry: its templates registered as `<rule>.push.<index>.<field>`.
+    fn compile_push(
+        &mut self,
+        source: &mut Source<'_>,
+        key: &str,
+        index: usize,
+        raw: &Spanned<RawPush>,
+    ) -> Option<Push> {
+        let push = raw.get_ref();
+        let mut template = |field: &str, text: &Spanned<String>| -> Option<String> {
+            let name = format!("{key}.push.{index}.{field}");
+            let first_line = content_line(source.text, text.span());
+            match self
+                .templates
+                .add(&name, text.get_ref().clone(), source.label, first_line)
+            {
+                Ok(()) => Some(name),
+                Err(message) => {
+                    source.problem(Some(text.span()), message);
+                    None
+                }
+            }
+        };
+        let to = template("to", &push.to);
+        let subject = match (&push.cpr, &push.identifier) {
+            (Some(cpr), None) => template("cpr", cpr).map(PushSubject::Cpr),
+            (None, Some(identifier)) => {
+                template("identifier", identifier).map(PushSubject::Identifier)
+            }
+            _ => {
+                source.problem(
+                    Some(raw.span()),
+                    "push: give exactly one of cpr (e.g. \"{{ request('*/CivilRegistrationIdentifier') }}\") and identifier",
+                );
+                None
+            }
+        };
+        let change = match push.change.as_ref() {
+            None => Some(crate::wsb::ChangeType::Update),
+            Some(change) => match change.get_ref().trim() {
+                "create" => Some(crate::wsb::ChangeType::Create),
+                "update" => Some(crate::wsb::ChangeType::Update),
+                "delete" => Some(crate::wsb::ChangeType::Delete),
+                other => {
+                    source.problem(
+                        Some(change.span()),
+                        unknown_name("change", other, &["create", "update", "delete"]),
+                    );
+                    None
+                }
+            },
+        };
+        let message_type = push.message_type.get_ref().trim();
+        if message_type.is_empty() {
+            source.problem(
+                Some(push.message_type.span()),
+                "push: type names the WSB message type, e.g. \"Frist\" or 90001",
+            );
+            return None;
+        }
+        Some(Push {
+            message_type: message_type.to_owned(),
+            to: to?,
+            subject: subject?,
+            change: change?,
+        })
     }
 
     /// Problems with the services and operations the rules name, given the catalog's
@@ -951,6 +1058,33 @@ name = "second"
         assert!(message.contains("give a message"), "{message}");
         let message = error("[[rule]]\nname = \"x\"\n[[rule]]\nname = \"x\"\n");
         assert!(message.contains("second rule named"), "{message}");
+    }
+
+    #[test]
+    fn push_entries_are_checked_where_they_are_written() {
+        let rule = |push: &str| format!("[[rule]]\nname = \"x\"\n[[rule.respond.push]]\n{push}\n");
+        let message = error(&rule(
+            "type = \"Frist\"\nto = \"8/101\"\ncpr = \"1\"\nchange = \"updte\"",
+        ));
+        assert!(message.starts_with("scenarios/a.toml:7:10:"), "{message}");
+        assert!(message.contains("did you mean \"update\""), "{message}");
+        let message = error(&rule("type = \"Frist\"\nto = \"8/101\""));
+        assert!(message.contains("exactly one of cpr"), "{message}");
+        let message = error(&rule("type = \"Frist\"\nto = \"{{ oops( }}\"\ncpr = \"1\""));
+        assert!(message.contains("template syntax error"), "{message}");
+        let message = error(&rule(
+            "type = \"Frist\"\nto = \"8/101\"\ncpr = \"1\"\nbody = 1",
+        ));
+        assert!(message.contains("body"), "{message}");
+        let spec = compile(&rule(
+            "type = \"90001\"\nto = \"8/101\"\nidentifier = \"j-1\"",
+        ))
+        .unwrap();
+        assert_eq!(spec.rules[0].respond.push.len(), 1);
+        assert!(matches!(
+            spec.rules[0].respond.push[0].subject,
+            PushSubject::Identifier(_)
+        ));
     }
 
     #[test]

@@ -175,6 +175,28 @@ impl Catalog {
         self.types.get(&id)
     }
 
+    /// The type named by its `EntitetId` (`90001`) or its `EntitetNavn` (`Frist`, any case).
+    pub fn resolve(&self, name_or_id: &str) -> Result<&MessageType, String> {
+        let text = name_or_id.trim();
+        let found = match text.parse::<u32>() {
+            Ok(id) => self.types.get(&id),
+            Err(_) => self
+                .types
+                .values()
+                .find(|t| t.name.eq_ignore_ascii_case(text)),
+        };
+        found.ok_or_else(|| {
+            format!(
+                "unknown message type {text:?}; the catalog has: {}",
+                self.types
+                    .values()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
     /// All types, by id.
     pub fn types(&self) -> impl Iterator<Item = &MessageType> {
         self.types.values()

@@ -39,6 +39,8 @@ pub struct WebhookTls {
     verifier: Arc<WebPkiServerVerifier>,
     /// Who STAR's certificate says it is, for the views.
     star: Arc<CallerIdentity>,
+    /// Its thumbprints, as suppliers pin them.
+    thumbprints: crate::pki::Thumbprints,
 }
 
 impl fmt::Debug for WebhookTls {
@@ -63,6 +65,7 @@ impl WebhookTls {
             .context("STAR's certificate chain is empty")?;
         let star =
             Arc::new(CallerIdentity::from_der(leaf).context("STAR's certificate cannot be read")?);
+        let thumbprints = crate::pki::Thumbprints::of(leaf);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for ca in trust {
@@ -88,6 +91,7 @@ impl WebhookTls {
             config: Arc::new(config),
             verifier,
             star,
+            thumbprints,
         })
     }
 
@@ -110,6 +114,11 @@ impl WebhookTls {
     /// The identity STAR presents.
     pub fn star(&self) -> &CallerIdentity {
         &self.star
+    }
+
+    /// The SHA-256 and SHA-1 thumbprints of STAR's certificate.
+    pub fn thumbprints(&self) -> &crate::pki::Thumbprints {
+        &self.thumbprints
     }
 }
 

@@ -27,6 +27,26 @@ impl fmt::Display for Authority {
     }
 }
 
+/// `orgType/orgCode`, e.g. `8/101` (jobcenter 101), as [`fmt::Display`] writes it.
+impl std::str::FromStr for Authority {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let number = |part: &str| part.trim().parse::<u32>().ok();
+        match text.split_once('/') {
+            Some((org_type, org_code)) => match (number(org_type), number(org_code)) {
+                (Some(org_type), Some(org_code)) => Ok(Authority { org_type, org_code }),
+                _ => Err(format!(
+                    "{text:?} is not an authority: write orgType/orgCode as numbers, e.g. \"8/101\" (jobcenter 101)"
+                )),
+            },
+            None => Err(format!(
+                "{text:?} is not an authority: write orgType/orgCode, e.g. \"8/101\" (jobcenter 101) or \"1/42\" (a-kasse 42)"
+            )),
+        }
+    }
+}
+
 /// A CPR number: 10 digits (a hyphen after the sixth is accepted and dropped).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -157,7 +177,18 @@ pub struct Message {
     /// The body, for the types that carry one.
     #[serde(default)]
     pub body: Option<serde_json::Value>,
+    /// What fired it, for the views: `cli`, `dashboard`, `schedule <name>`, `scenario
+    /// <file>#<rule> (call 42)`; not pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Deliver only to this system's subscriptions (a test message for one supplier); none:
+    /// to every matching subscription, as STAR does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_system: Option<uuid::Uuid>,
 }
+
+/// The longest [`Message::origin`] kept.
+pub const MAX_ORIGIN: usize = 200;
 
 fn first_version() -> u32 {
     1
@@ -176,6 +207,8 @@ impl Message {
             registered_by: None,
             registered_at: None,
             body: None,
+            origin: None,
+            only_system: None,
         }
     }
 
@@ -212,12 +245,122 @@ impl Message {
                 return Err(MessageError::BadUser);
             }
         }
+        if self.origin.as_ref().is_some_and(|o| o.len() > MAX_ORIGIN) {
+            return Err(MessageError::BadOrigin);
+        }
         if let Subject::Identifier(id) = &self.subject {
             if id.trim().is_empty() || id.len() > 256 {
                 return Err(MessageError::BadIdentifier);
             }
         }
         Ok(kind)
+    }
+}
+
+/// A message as people and tools write it (the admin API's `POST /api/wsb/messages`,
+/// `dfdg-mock wsb send`, the dashboard, scenario rules): the type by id or name, the recipient
+/// as `"8/101"`, the subject as `cpr` or `identifier`. [`SendRequest::message`] makes the
+/// [`Message`], checked against the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// `EntitetId` (`90001`) or `EntitetNavn` (`"Frist"`).
+    #[serde(rename = "type")]
+    pub message_type: Option<NameOrNumber>,
+    /// `"8/101"` or `{"org_type": 8, "org_code": 101}`.
+    pub recipient: Option<AuthorityText>,
+    /// The citizen's CPR number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpr: Option<String>,
+    /// Or the entity's identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+    /// `create`, `update` (the default) or `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<uuid::Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_by: Option<Registrar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Only to this system's subscriptions (a test message); none: every matching one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<uuid::Uuid>,
+}
+
+/// A number or a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NameOrNumber {
+    Number(u32),
+    Name(String),
+}
+
+impl fmt::Display for NameOrNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameOrNumber::Number(n) => n.fmt(f),
+            NameOrNumber::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// An authority as `"8/101"` or as an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AuthorityText {
+    Text(String),
+    Object(Authority),
+}
+
+impl SendRequest {
+    /// The message it describes, checked against `catalog`; the error says what to fix.
+    pub fn message(&self, catalog: &Catalog) -> Result<Message, String> {
+        let kind = match &self.message_type {
+            Some(name) => catalog.resolve(&name.to_string())?,
+            None => return Err("type: name the message type, e.g. 90001 or \"Frist\"".into()),
+        };
+        let recipient = match &self.recipient {
+            Some(AuthorityText::Text(text)) => text.parse::<Authority>()?,
+            Some(AuthorityText::Object(authority)) => *authority,
+            None => {
+                return Err(
+                    "recipient: name the receiving authority as orgType/orgCode, e.g. \"8/101\" (jobcenter 101)"
+                        .into(),
+                )
+            }
+        };
+        let subject = match (&self.cpr, &self.identifier) {
+            (Some(cpr), None) => Subject::Cpr(Cpr::try_from(cpr.clone())?),
+            (None, Some(identifier)) => Subject::Identifier(identifier.clone()),
+            _ => {
+                return Err(
+                    "give exactly one of cpr (the citizen's CPR number) and identifier (an entity's id)"
+                        .into(),
+                )
+            }
+        };
+        let message = Message {
+            entity_id: self.entity_id,
+            version: self.version.unwrap_or_else(first_version),
+            registered_by: self.registered_by.clone(),
+            body: self.body.clone(),
+            origin: self.origin.clone(),
+            only_system: self.system,
+            ..Message::new(
+                kind.id,
+                recipient,
+                subject,
+                self.change.unwrap_or(ChangeType::Update),
+            )
+        };
+        message.check(catalog).map_err(|e| e.to_string())?;
+        Ok(message)
     }
 }
 
@@ -240,6 +383,8 @@ pub enum MessageError {
     BadUser,
     #[error("the identifier must be 1-256 characters")]
     BadIdentifier,
+    #[error("the origin must be at most {MAX_ORIGIN} bytes")]
+    BadOrigin,
 }
 
 #[cfg(test)]
@@ -286,6 +431,52 @@ mod tests {
         membership.recipient.org_type = 24;
         let error = membership.check(&catalog).expect_err("wrong recipient");
         assert!(error.to_string().contains("akasse (1)"), "{error}");
+    }
+
+    #[test]
+    fn send_requests_name_types_and_recipients_as_people_write_them() {
+        let catalog = Catalog::shipped().expect("shipped catalog");
+        let request: SendRequest = serde_json::from_value(serde_json::json!({
+            "type": "frist", "recipient": "8/101", "cpr": "010190-1234", "origin": "cli"
+        }))
+        .expect("parses");
+        let message = request.message(&catalog).expect("valid");
+        assert_eq!(
+            (
+                message.type_id,
+                message.recipient.to_string(),
+                message.change
+            ),
+            (90001, "8/101".to_owned(), ChangeType::Update)
+        );
+        assert_eq!(message.origin.as_deref(), Some("cli"));
+        let by_number: SendRequest = serde_json::from_value(serde_json::json!({
+            "type": 30000, "recipient": {"org_type": 1, "org_code": 42}, "identifier": "x", "change": "delete"
+        }))
+        .expect("parses");
+        assert_eq!(by_number.message(&catalog).expect("valid").type_id, 30000);
+        for (json, needle) in [
+            (
+                serde_json::json!({"type": "Fristen", "recipient": "8/101", "cpr": "0101901234"}),
+                "unknown message type",
+            ),
+            (
+                serde_json::json!({"type": 90001, "recipient": "jobcenter", "cpr": "0101901234"}),
+                "orgType/orgCode",
+            ),
+            (
+                serde_json::json!({"type": 90001, "recipient": "8/101"}),
+                "exactly one of cpr",
+            ),
+            (
+                serde_json::json!({"type": 90001, "recipient": "24/1", "cpr": "0101901234"}),
+                "not sent to organisation type 24",
+            ),
+        ] {
+            let request: SendRequest = serde_json::from_value(json).expect("parses");
+            let error = request.message(&catalog).expect_err("refused");
+            assert!(error.contains(needle), "{error}");
+        }
     }
 
     #[test]

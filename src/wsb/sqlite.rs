@@ -91,7 +91,7 @@ const DELIVERY_COLUMNS: &str = "d.id, d.message_id, m.type_id, d.subscription, d
     CASE WHEN d.state IN ('queued', 'retrying') THEN \
         (SELECT MIN(e.id) FROM wsb_deliveries e WHERE e.order_key = d.order_key AND e.id < d.id \
          AND e.state IN ('queued', 'retrying')) END, \
-    d.replay_of, d.created_us, d.updated_us";
+    d.replay_of, d.created_us, d.updated_us, json_extract(m.message, '$.origin')";
 
 /// WSB's tables in one SQLite file.
 #[derive(Debug)]
@@ -265,6 +265,7 @@ fn delivery_of(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         replay_of: row.get::<_, Option<i64>>(14)?.map(DeliveryId),
         created_at: from_micros(row.get(15)?)?,
         updated_at: from_micros(row.get(16)?)?,
+        origin: row.get(17)?,
     })
 }
 

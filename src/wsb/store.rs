@@ -299,6 +299,8 @@ pub struct Delivery {
     pub held_behind: Option<DeliveryId>,
     /// The delivery this one replays.
     pub replay_of: Option<DeliveryId>,
+    /// What fired the message ([`Message::origin`]).
+    pub origin: Option<String>,
     /// When the message was sent.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -143,6 +143,35 @@ pub struct System {
     pub authorities: Vec<Authority>,
 }
 
+impl System {
+    /// The systems the supplier registry holds (`[[supplier.system]]`), as WSB uses them.
+    pub fn all_of(registry: &crate::supplier::Registry) -> Vec<System> {
+        registry
+            .systems()
+            .map(|(supplier, system)| System {
+                id: system.id,
+                supplier: supplier.name.clone(),
+                category: supplier.category,
+                base_url: system.base_url.clone(),
+                authorities: system.authorities.clone(),
+            })
+            .collect()
+    }
+
+    /// The systems the holder of `identity` may act for: those of its supplier, unless the
+    /// certificate is unknown or revoked.
+    pub fn allowed_for(
+        registry: &crate::supplier::Registry,
+        identity: &crate::identity::CallerIdentity,
+    ) -> Vec<uuid::Uuid> {
+        registry
+            .find(identity)
+            .filter(|supplier| !supplier.is_revoked(identity))
+            .map(|supplier| supplier.systems.iter().map(|s| s.id).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// One subscription: messages of one type for one authority go to one webhook of a system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {

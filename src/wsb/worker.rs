@@ -143,6 +143,7 @@ pub(super) struct Worker {
     pub slots: Arc<Slots>,
     pub commands: mpsc::Receiver<Command>,
     pub shutdown: watch::Receiver<bool>,
+    pub counters: Arc<super::metrics::Counters>,
 }
 
 struct State {
@@ -361,6 +362,7 @@ impl Worker {
             state = state_after.as_str(),
             "WSB delivery attempt"
         );
+        self.counters.attempt(attempt.outcome);
         self.emit(WsbEvent::Attempt(Box::new(attempt)));
 
         match delay {

@@ -26,13 +26,13 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WAIT: Duration = Duration::from_secs(15);
 
 /// chromedriver on a port it picked itself; killed on drop.
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Chromedriver {
-    fn start() -> Chromedriver {
+    pub(crate) fn start() -> Chromedriver {
         let mut child = Command::new("chromedriver")
             .arg("--port=0")
             .stdout(Stdio::piped())
@@ -136,14 +136,14 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u1
 }
 
 /// A browser session; ended on drop.
-struct Browser {
+pub(crate) struct Browser {
     driver: SocketAddr,
     session: String,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    fn open(driver: &Chromedriver) -> Browser {
+    pub(crate) fn open(driver: &Chromedriver) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({
             "capabilities": { "alwaysMatch": {
@@ -176,11 +176,11 @@ impl Browser {
         answer["value"].clone()
     }
 
-    fn go(&self, url: &str) {
+    pub(crate) fn go(&self, url: &str) {
         self.command("POST", "/url", Some(json!({ "url": url })));
     }
 
-    fn script(&self, script: &str) -> Value {
+    pub(crate) fn script(&self, script: &str) -> Value {
         self.command(
             "POST",
             "/execute/sync",
@@ -189,7 +189,7 @@ impl Browser {
     }
 
     /// Waits (bounded) until `css` matches an element; its reference.
-    fn wait_for(&self, css: &str) -> String {
+    pub(crate) fn wait_for(&self, css: &str) -> String {
         let started = Instant::now();
         loop {
             let path = format!("/session/{}/element", self.session);
@@ -232,11 +232,11 @@ impl Browser {
         }
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         self.on_element(css, "POST", "click", Some(json!({})));
     }
 
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         self.on_element(css, "GET", "text", None)
             .as_str()
             .unwrap()
@@ -269,7 +269,7 @@ impl Browser {
         }
     }
 
-    fn screenshot(&self, path: &Path) {
+    pub(crate) fn screenshot(&self, path: &Path) {
         let png = self.command("GET", "/screenshot", None);
         let bytes = base64_decode(png.as_str().unwrap());
         assert!(bytes.starts_with(b"\x89PNG"));
@@ -312,7 +312,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 /// target/<name>: test artifacts a person can look at.
-fn artifact(name: &str) -> PathBuf {
+pub(crate) fn artifact(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
@@ -496,6 +496,7 @@ fn desk_registry(dir: &Path) -> std::sync::Arc<dfdg_mock::supplier::LiveRegistry
             identities: vec![format!("CVR:{CVR}-UUID:{OCES3_UUID}")],
             services: vec!["JobcenterMessageService".to_owned()],
             revoked: Vec::new(),
+            systems: Vec::new(),
         },
         Supplier {
             name: "Ny Leverandør ApS".to_owned(),
@@ -504,6 +505,7 @@ fn desk_registry(dir: &Path) -> std::sync::Arc<dfdg_mock::supplier::LiveRegistry
             identities: vec!["CVR:12345678-UUID:00000000-0000-4000-8000-00000000abcd".to_owned()],
             services: vec!["PersonStatusService".to_owned()],
             revoked: Vec::new(),
+            systems: Vec::new(),
         },
     ])
     .save(&path)

@@ -549,6 +549,7 @@ mod live {
             identities: vec![caller_id.clone()],
             services: vec!["JobcenterMessageService".to_owned()],
             revoked: Vec::new(),
+            systems: Vec::new(),
         }])
         .save(&registry_path)
         .unwrap();

@@ -19,3 +19,5 @@ mod support;
 mod verify;
 mod welcome;
 mod wsb;
+mod wsb_dashboard;
+mod wsb_served;

@@ -57,6 +57,7 @@ fn supplier(name: &str, category: Category, identity: &str, services: &[&str]) -
         identities: vec![identity.to_owned()],
         services: services.iter().map(|s| (*s).to_owned()).collect(),
         revoked: Vec::new(),
+        systems: Vec::new(),
     }
 }
 

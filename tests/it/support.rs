@@ -123,6 +123,11 @@ pub struct Options {
     pub suppliers: Option<Arc<dfdg_mock::supplier::LiveRegistry>>,
     /// TLS material read from files (e.g. a certs folder); default: the test PKI's.
     pub tls: Option<TlsMaterial>,
+    /// STAR's sending certificate and the webhook trust; default: none, so WSB is off (the
+    /// test PKI is in memory, there is no star.crt to make).
+    pub wsb_tls: Option<dfdg_mock::wsb::WebhookTls>,
+    /// `[wsb]`: retry policy, backoff, timeouts, queue.
+    pub wsb: dfdg_mock::config::WsbConfig,
 }
 
 pub struct AdminOptions {
@@ -152,6 +157,8 @@ impl Default for Options {
             catalog: None,
             suppliers: None,
             tls: None,
+            wsb_tls: None,
+            wsb: dfdg_mock::config::WsbConfig::default(),
         }
     }
 }
@@ -203,6 +210,7 @@ impl TestServer {
             journal: journal_path.clone(),
             scenarios: options.scenarios,
             limits: options.limits,
+            wsb: options.wsb,
             ..Config::default()
         };
         // No catalog unless one is given: the generic receipt for every POST.
@@ -220,6 +228,7 @@ impl TestServer {
             tls: Some(options.tls.unwrap_or_else(|| pki.material())),
             catalog: options.catalog,
             suppliers: options.suppliers,
+            wsb_tls: options.wsb_tls,
         };
         let instance = Instance::build_with(config, given)
             .unwrap_or_else(|error| panic!("{error:#}"))

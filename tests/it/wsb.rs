@@ -28,16 +28,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
-const SYSTEM: &str = "0b6e2d8e-4c1a-4f3e-9a57-2d7c9e1f0a11";
-const CPR_A: &str = "0101901234";
-const CPR_B: &str = "0202902345";
-const JOBCENTER: Authority = Authority {
+pub(crate) const SYSTEM: &str = "0b6e2d8e-4c1a-4f3e-9a57-2d7c9e1f0a11";
+pub(crate) const CPR_A: &str = "0101901234";
+pub(crate) const CPR_B: &str = "0202902345";
+pub(crate) const JOBCENTER: Authority = Authority {
     org_type: 8,
     org_code: 101,
 };
 
 /// The bound on any wait in these tests: a failure, not a synchronisation.
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), future)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
@@ -48,28 +48,28 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 
 /// What a receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    content_type: String,
-    body: serde_json::Value,
+pub(crate) struct Received {
+    pub path: String,
+    pub content_type: String,
+    pub body: serde_json::Value,
     /// The client certificate it was sent with.
-    client: CallerIdentity,
-    at: Instant,
+    pub client: CallerIdentity,
+    pub at: Instant,
 }
 
 impl Received {
-    fn subject(&self) -> &str {
+    pub fn subject(&self) -> &str {
         self.body["metadata"]["Identifikation"]
             .as_str()
             .unwrap_or_default()
     }
 }
 
-type Responder = Arc<dyn Fn(&Received) -> (u16, Option<&'static str>) + Send + Sync>;
+pub(crate) type Responder = Arc<dyn Fn(&Received) -> (u16, Option<&'static str>) + Send + Sync>;
 
 /// How a receiver behaves.
 #[derive(Clone)]
-enum Mode {
+pub(crate) enum Mode {
     /// HTTP over TLS, answering with the responder's status (and Location).
     Http(Responder),
     /// TLS handshake, then silence.
@@ -84,16 +84,16 @@ enum Mode {
     Reset,
 }
 
-struct ReceiverSpec {
-    server: IssuedCertificate,
+pub(crate) struct ReceiverSpec {
+    pub server: IssuedCertificate,
     /// CA certificates (DER) trusted for client certificates.
-    client_cas: Vec<Vec<u8>>,
-    versions: &'static [&'static SupportedProtocolVersion],
-    mode: Mode,
+    pub client_cas: Vec<Vec<u8>>,
+    pub versions: &'static [&'static SupportedProtocolVersion],
+    pub mode: Mode,
 }
 
-struct Receiver {
-    addr: SocketAddr,
+pub(crate) struct Receiver {
+    pub addr: SocketAddr,
     received: mpsc::UnboundedReceiver<Received>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -105,7 +105,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    async fn start(spec: ReceiverSpec) -> Receiver {
+    pub async fn start(spec: ReceiverSpec) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -135,6 +135,8 @@ impl Receiver {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // As a webhook server should: no Nagle delay on the answer.
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, sender, mode) = (acceptor.clone(), sender.clone(), mode.clone());
                 connections.spawn(async move {
                     serve_connection(tcp, acceptor, sender, mode).await;
@@ -148,14 +150,14 @@ impl Receiver {
         }
     }
 
-    async fn next(&mut self) -> Received {
+    pub async fn next(&mut self) -> Received {
         within("the receiver to get a request", self.received.recv())
             .await
             .expect("receiver running")
     }
 
     /// Requests received so far, without waiting.
-    fn drain(&mut self) -> Vec<Received> {
+    pub fn drain(&mut self) -> Vec<Received> {
         let mut all = Vec::new();
         while let Ok(received) = self.received.try_recv() {
             all.push(received);
@@ -255,7 +257,7 @@ async fn serve_connection(
     }
 }
 
-fn answer(status: u16) -> Mode {
+pub(crate) fn answer(status: u16) -> Mode {
     Mode::Http(Arc::new(move |_| (status, None)))
 }
 

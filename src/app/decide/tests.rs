@@ -355,6 +355,7 @@ fn the_registry_refuses_with_dfdgs_codes_and_strict_mode_answers_the_first_ident
         identities: vec![identity().caller_id.clone()],
         services: vec!["JobcenterMessageService".into()],
         revoked: Vec::new(),
+        systems: Vec::new(),
     }]);
     // A small supplier may not write.
     let verdict = setup.decide(
