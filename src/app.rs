@@ -181,17 +181,7 @@ impl hyper::body::Body for ResponseBody {
 pub const LIVE_EVENTS_CAPACITY: usize = 256;
 
 /// Something that was just journaled, for live views (the dashboard's feed, SSE).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveEvent {
-    /// A call with this journal id.
-    Call(i64),
-    /// A refused handshake with this journal id.
-    Rejection(i64),
-    /// A receipt was confirmed; the id is the call that sent it.
-    Confirmation { guid: String, call_id: i64 },
-    /// The journal was emptied.
-    Reset,
-}
+pub use crate::journal::LiveEvent;
 
 /// The request pipeline and what it needs.
 #[derive(Debug)]

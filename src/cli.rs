@@ -11,8 +11,9 @@ use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
 use crate::app::App;
+use crate::config::JournalUrl;
 use crate::config::{Config, ServeArgs};
-use crate::journal::{CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore};
+use crate::journal::{CallQuery, JournalReader, Location, RejectionQuery};
 use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
 use crate::tls::{TlsMaterial, TlsServer};
 use crate::wsdl::Catalog;
@@ -194,9 +195,8 @@ pub struct ConfirmArgs {
     /// Free text kept with the confirmation.
     #[arg(long)]
     pub note: Option<String>,
-    /// The journal file of the server.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// The supplier registry file (missing: open mode).
     #[arg(long, env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
     pub suppliers: PathBuf,
@@ -221,9 +221,8 @@ pub struct StatusArgs {
     /// Also write a self-contained HTML report (Danish with English) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// The journal file of the server.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// The supplier registry file (missing: open mode).
     #[arg(long, env = "DFDG_MOCK_SUPPLIERS", default_value = crate::supplier::DEFAULT_REGISTRY)]
     pub suppliers: PathBuf,
@@ -243,11 +242,14 @@ pub struct VerifyArgs {
     pub expect: PathBuf,
     /// Ask a running dfdg-mock's admin listener, e.g. http://127.0.0.1:8080 (token from
     /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file).
-    #[arg(long, value_name = "URL", conflicts_with = "journal")]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["journal", "journal_url"])]
     pub admin: Option<String>,
     /// Read this journal file directly. [default: dfdg-mock.sqlite]
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Read the servers' PostgreSQL journal directly (postgres://user:password@host/db).
+    #[arg(long, value_name = "URL", conflicts_with = "journal")]
+    pub journal_url: Option<JournalUrl>,
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -328,9 +330,8 @@ pub enum Oces2Shape {
 
 #[derive(Debug, clap::Args)]
 pub struct CallsArgs {
-    /// The journal file.
-    #[arg(long, env = "DFDG_MOCK_JOURNAL", default_value = "dfdg-mock.sqlite")]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// Print JSON (one object per line) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -352,6 +353,41 @@ pub struct CallsArgs {
     /// Keep running and print new calls as they are journaled (Ctrl-C ends).
     #[arg(long, conflicts_with_all = ["rejected", "json"])]
     pub follow: bool,
+}
+
+/// Which journal a command reads: the server's SQLite file, or its PostgreSQL database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JournalArgs {
+    /// The journal file of the server.
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL",
+        default_value = "dfdg-mock.sqlite",
+        value_name = "FILE"
+    )]
+    pub journal: PathBuf,
+    /// The servers' PostgreSQL journal instead of the file (postgres://user:password@host/db).
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub journal_url: Option<JournalUrl>,
+}
+
+impl JournalArgs {
+    /// The database when a URL is given, else the file.
+    pub fn location(&self) -> anyhow::Result<Location> {
+        location(&self.journal, self.journal_url.as_ref())
+    }
+}
+
+fn location(file: &Path, url: Option<&JournalUrl>) -> anyhow::Result<Location> {
+    Ok(match url {
+        Some(url) => Location::Database(Arc::new(url.database()?)),
+        None => Location::File(file.to_owned()),
+    })
 }
 
 /// How often `calls --follow` looks for new calls.
@@ -479,7 +515,8 @@ fn check_registry(config: &Config, catalog: &Catalog, report: &mut CheckReport) 
 
 /// What the running server's latest scenario reload was, from its journal, if there is one.
 fn check_last_reload(config: &Config, report: &mut CheckReport) {
-    let Ok(store) = SqliteStore::open_read_only(&config.journal) else {
+    let location = config.journal_location();
+    let Ok(store) = crate::journal::open_reader(&location) else {
         return;
     };
     let Ok(reloads) = store.reloads(1) else {
@@ -489,14 +526,12 @@ fn check_last_reload(config: &Config, report: &mut CheckReport) {
         let record = &reload.record;
         report.notes.push(match &record.error {
             None => format!(
-                "running server (journal {}): scenario rules last loaded {} ({} rules)",
-                config.journal.display(),
+                "running server (journal {location}): scenario rules last loaded {} ({} rules)",
                 short_time(record.time),
                 record.rules
             ),
             Some(error) => format!(
-                "running server (journal {}): the scenario reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
-                config.journal.display(),
+                "running server (journal {location}): the scenario reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
                 short_time(record.time),
                 record.rules
             ),
@@ -734,8 +769,11 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         config.client_auth,
         config.limits.handshake_timeout,
     )?;
-    let journal = Journal::open_sqlite_with(&config.journal, config.retention)
-        .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
+    let location = config.journal_location();
+    let opened = crate::journal::open(&config.journal_settings())
+        .await
+        .with_context(|| format!("cannot open the journal {location}"))?;
+    let journal = opened.journal;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -786,9 +824,14 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     let watcher = crate::scenario::watch::spawn(app.clone());
     let registry_watcher = crate::supplier::watch(suppliers);
     let hangup = reload_on_hangup(app.clone())?;
+    if let Some(feed) = &opened.feed {
+        // The other replicas' calls, on this replica's dashboard and event streams.
+        feed.forward(app.events().clone());
+    }
     let admin = Arc::new(
-        crate::admin::Admin::new(&app, config.journal.clone(), config.admin.token.clone())
-            .with_scenarios(app.clone()),
+        crate::admin::Admin::new(&app, opened.readers, config.admin.token.clone())
+            .with_scenarios(app.clone())
+            .with_replica(config.replica.clone()),
     );
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -868,7 +911,7 @@ fn print_banner(
         "dfdg-mock {} listening on {url} (client certificates: {}, journal: {})",
         env!("CARGO_PKG_VERSION"),
         config.client_auth.as_str(),
-        config.journal.display()
+        config.journal_location()
     )?;
     writeln!(
         out,
@@ -1194,7 +1237,7 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 fn calls(args: &CallsArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open_read_only(&args.journal)?;
+    let store = crate::journal::open_reader(&args.journal.location()?)?;
     let mut out = std::io::stdout().lock();
     if args.rejected {
         if args.limit > crate::journal::MAX_LIMIT {
@@ -1293,20 +1336,24 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `confirm`: writes the confirmation straight into the journal (SQLite's locking makes that
-/// safe beside the running server's writer).
+/// `confirm`: writes the confirmation straight into the journal (SQLite's locking, or
+/// PostgreSQL's transactions, make that safe beside the running servers' writers).
 fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
-    use crate::journal::{Entry, JournalStore};
+    use crate::journal::Entry;
     let registry = crate::supplier::Registry::load(&args.suppliers)?;
-    if !args.journal.exists() {
-        anyhow::bail!(
-            "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
-            args.journal.display()
-        );
+    let location = args.journal.location()?;
+    if let Location::File(path) = &location {
+        if !path.exists() {
+            anyhow::bail!(
+                "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
+                path.display()
+            );
+        }
     }
-    let mut store = SqliteStore::open(&args.journal)?;
+    let reader = crate::journal::open_reader(&location)?;
+    let mut store = crate::journal::open_store(&location)?;
     let record = crate::onboarding::confirmation(
-        &store,
+        &reader,
         &registry,
         &args.guid,
         args.supplier.as_deref(),
@@ -1331,7 +1378,7 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
 /// `onboarding status`: the table (or JSON), the HTML report, and exit 1 while incomplete.
 fn onboarding_status(args: &StatusArgs) -> anyhow::Result<()> {
     let registry = crate::supplier::Registry::load(&args.suppliers)?;
-    let store = SqliteStore::open_read_only(&args.journal)?;
+    let store = crate::journal::open_reader(&args.journal.location()?)?;
     let statuses = crate::onboarding::suppliers(&store, &registry, args.supplier.as_deref())?;
     if let Some(name) = &args.supplier {
         if statuses.is_empty() {
@@ -1467,7 +1514,7 @@ fn short_time(time: OffsetDateTime) -> String {
 
 /// `calls --follow`: print the latest rows, then poll the read-only journal for newer ones.
 fn follow(args: &CallsArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open_read_only(&args.journal)?;
+    let store = crate::journal::open_reader(&args.journal.location()?)?;
     let filter = CallQuery {
         caller: args.caller.clone(),
         operation: args.operation.clone(),
@@ -1564,11 +1611,11 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{url} did not answer with a verification report"))?
         }
         None => {
-            let path = args
+            let file = args
                 .journal
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("dfdg-mock.sqlite"));
-            let store = SqliteStore::open_read_only(&path)?;
+            let store = crate::journal::open_reader(&location(&file, args.journal_url.as_ref())?)?;
             crate::verify::verify(&store, &expectations)?
         }
     };

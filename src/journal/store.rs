@@ -30,6 +30,20 @@ pub trait JournalStore: Send + 'static {
     }
 }
 
+impl<S: JournalStore + ?Sized> JournalStore for Box<S> {
+    fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+        (**self).append(entries)
+    }
+
+    fn prune(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {
+        (**self).prune(retention, limit)
+    }
+
+    fn probe(&mut self) -> Result<(), JournalError> {
+        (**self).probe()
+    }
+}
+
 /// How much the journal may hold; the writer removes the oldest calls beyond it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use dfdg_mock::app::App;
 use dfdg_mock::config::{AdminToken, ClientAuthMode, Limits};
 use dfdg_mock::journal::{
-    CallQuery, Journal, JournalReader, RejectionQuery, SqliteStore, StoredCall, StoredRejection,
+    CallQuery, Database, JournalReader, Location, Readers, RejectionQuery, Settings, SqliteStore,
+    StoredCall, StoredRejection,
 };
 use dfdg_mock::pki::{
     CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind,
@@ -20,6 +21,7 @@ use dfdg_mock::tls::{TlsMaterial, TlsServer};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
@@ -97,6 +99,8 @@ pub struct TestServer {
     /// The admin listener, when started with one.
     pub admin_addr: Option<SocketAddr>,
     pub journal_path: PathBuf,
+    /// The server's own reading connections (either store).
+    pub readers: Readers,
     shutdown: watch::Sender<bool>,
     /// The request pipeline, for reloading and resetting scenarios from a test.
     pub app: Arc<App>,
@@ -109,6 +113,10 @@ pub struct Options {
     pub limits: Limits,
     /// Journal file; default: a fresh one in a temporary folder.
     pub journal: Option<PathBuf>,
+    /// A PostgreSQL journal instead of the file (its feed of other replicas' calls runs).
+    pub database: Option<Arc<Database>>,
+    /// Retention of the journal; default: the built-in one.
+    pub retention: dfdg_mock::journal::Retention,
     /// Start the admin listener too.
     pub admin: Option<AdminOptions>,
     /// Scenario folder; default: none (every call gets the default answer).
@@ -144,6 +152,8 @@ impl Default for Options {
             mode: ClientAuthMode::Require,
             limits: Limits::default(),
             journal: None,
+            database: None,
+            retention: dfdg_mock::journal::Retention::default(),
             admin: None,
             scenarios: None,
             watch: false,
@@ -204,7 +214,18 @@ impl TestServer {
             options.limits.handshake_timeout,
         )
         .unwrap();
-        let journal = Journal::open_sqlite(&journal_path).unwrap();
+        let location = match &options.database {
+            Some(database) => Location::Database(Arc::clone(database)),
+            None => Location::File(journal_path.clone()),
+        };
+        let opened = dfdg_mock::journal::open(&Settings {
+            location,
+            retention: options.retention,
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+        let journal = opened.journal;
+        let readers = opened.readers;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = watch::channel(false);
@@ -223,6 +244,9 @@ impl TestServer {
             registry_watcher = Some(dfdg_mock::supplier::watch(suppliers));
         }
         let app = Arc::new(app);
+        if let Some(feed) = &opened.feed {
+            feed.forward(app.events().clone());
+        }
         let watcher = options
             .watch
             .then(|| dfdg_mock::scenario::watch::spawn(app.clone()));
@@ -235,7 +259,7 @@ impl TestServer {
             let admin_listener = tokio::net::TcpListener::bind(admin.listen).await.unwrap();
             admin_addr = Some(admin_listener.local_addr().unwrap());
             let admin = Arc::new(
-                dfdg_mock::admin::Admin::new(&app, journal_path.clone(), admin.token)
+                dfdg_mock::admin::Admin::new(&app, readers.clone(), admin.token)
                     .with_scenarios(app.clone())
                     .with_keep_alive(std::time::Duration::from_millis(500)),
             );
@@ -263,6 +287,7 @@ impl TestServer {
             addr,
             admin_addr,
             journal_path,
+            readers,
             shutdown,
             app,
             task: Some(task),
@@ -335,6 +360,58 @@ pub async fn admin_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&reply.body).unwrap()
 }
 
+/// A client of `/api/events`, reading raw lines.
+pub struct Events {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    _write: tokio::net::tcp::OwnedWriteHalf,
+    pub content_type: String,
+}
+
+impl Events {
+    /// Opens the stream and waits until it is connected, so no later event is missed.
+    pub async fn open(admin: std::net::SocketAddr) -> Events {
+        let stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(b"GET /api/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut events = Events {
+            lines: tokio::io::BufReader::new(read).lines(),
+            _write: write,
+            content_type: String::new(),
+        };
+        let status = events.line().await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        loop {
+            let line = events.line().await;
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-type: ") {
+                events.content_type = value.to_owned();
+            }
+            if line.contains(": connected") {
+                return events;
+            }
+        }
+    }
+
+    pub async fn line(&mut self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("the event stream went quiet")
+            .unwrap()
+            .expect("the event stream ended")
+    }
+
+    /// The data line of the next event named `name`.
+    pub async fn next(&mut self, name: &str) -> String {
+        loop {
+            if self.line().await == format!("event: {name}") {
+                return self.line().await;
+            }
+        }
+    }
+}
+
 /// A snapshot of a journal, newest first.
 pub struct Journaled {
     pub calls: Vec<StoredCall>,
@@ -343,7 +420,10 @@ pub struct Journaled {
 
 impl Journaled {
     pub fn read(path: &Path) -> Journaled {
-        let store = SqliteStore::open_read_only(path).unwrap();
+        Journaled::of(&SqliteStore::open_read_only(path).unwrap())
+    }
+
+    pub fn of(store: &impl JournalReader) -> Journaled {
         Journaled {
             calls: store
                 .calls(&CallQuery {

@@ -1,0 +1,445 @@
+//! Several replicas on one PostgreSQL journal, each in its own throw-away cluster: what one
+//! replica takes, the others' admin API, live feed and CLI show; the database going away mid-load
+//! is answered with fault 1011 and recovered from without a restart; a replica killed with
+//! SIGKILL under load loses none of the calls it acknowledged.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dfdg_mock::identity::CallerIdentity;
+use dfdg_mock::journal::{Database, JournalReader};
+
+use crate::pg::Cluster;
+use crate::support::*;
+
+const ACTION: &str = "urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment";
+const BINARY: &str = env!("CARGO_BIN_EXE_dfdg-mock");
+
+/// Bounds every wait for something to happen.
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn replica(pki: &Pki, database: &Arc<Database>) -> TestServer {
+    TestServer::start_with(
+        pki,
+        Options {
+            database: Some(Arc::clone(database)),
+            admin: Some(AdminOptions::loopback()),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+fn call_id(reply: &Reply) -> i64 {
+    reply.headers["x-dfdg-mock-call-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Polls (bounded) until `condition` holds: for states of the outside world (a database
+/// coming back) that send no event.
+async fn until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut condition: impl FnMut() -> F,
+) {
+    let waited = tokio::time::timeout(WAIT, async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_taken_by_one_replica_shows_on_the_other_with_its_confirmation_and_onboarding() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create("journal");
+    let database: Arc<Database> = Arc::new(url.parse().unwrap());
+    let pki = Pki::new();
+    let a = replica(&pki, &database).await;
+    let b = replica(&pki, &database).await;
+    let mut feed_a = Events::open(a.admin()).await;
+    let mut feed_b = Events::open(b.admin()).await;
+
+    let certificate = pki.oces3_client();
+    let caller_id = CallerIdentity::from_der(&certificate.cert_der)
+        .unwrap()
+        .caller_id;
+    let reply = pki
+        .client_with(Some(&certificate))
+        .soap11(a.addr, ACTION, &registration(&caller_id))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = call_id(&reply);
+    let guid = element_text(&reply.body, "MessageIdentifier")
+        .unwrap()
+        .to_owned();
+
+    // B's live feed shows the call A took, and B's API has it with its receipt.
+    let event = feed_b.next("call").await;
+    assert_eq!(event, format!("data: {{\"id\":{id}}}"));
+    let calls = admin_json(b.admin(), "/api/calls").await;
+    assert_eq!(calls["calls"][0]["id"], id, "{calls}");
+    assert_eq!(calls["calls"][0]["caller_id"], caller_id.as_str());
+    let detail = admin_json(b.admin(), &format!("/api/calls/{id}")).await;
+    assert_eq!(detail["receipts"][0]["guid"], guid.as_str(), "{detail}");
+    assert_eq!(detail["receipts"][0]["confirmed"], false);
+    let callers = admin_json(b.admin(), "/api/callers").await;
+    assert_eq!(callers["callers"][0]["caller_id"], caller_id.as_str());
+
+    // Confirmed through B: A's feed and API show the confirmation, and the onboarding status
+    // of both is complete.
+    let confirmed = admin_request(
+        b.admin(),
+        "POST",
+        &format!("/api/receipts/{guid}/confirm"),
+        None,
+        Some("{\"note\": \"via replica B\"}"),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let event = feed_a.next("confirmation").await;
+    assert!(
+        event.contains(&guid) && event.contains(&id.to_string()),
+        "{event}"
+    );
+    let detail = admin_json(a.admin(), &format!("/api/calls/{id}")).await;
+    assert_eq!(detail["receipts"][0]["confirmed"], true, "{detail}");
+    for server in [&a, &b] {
+        let status = admin_json(server.admin(), "/api/suppliers").await;
+        assert_eq!(status["suppliers"][0]["complete"], true, "{status}");
+        let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
+        assert_eq!(ready.status, 200, "{}", ready.body);
+    }
+    // A's own call is not announced back to A.
+    let own = feed_a.next("call");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), own)
+            .await
+            .is_err(),
+        "a replica's own call came back through the database"
+    );
+
+    // The command line reads the same database.
+    let calls = Command::new(BINARY)
+        .args(["calls", "--json", "--journal-url", &url])
+        .output()
+        .unwrap();
+    assert!(calls.status.success(), "{calls:?}");
+    let line: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&calls.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["id"], id);
+    let status = Command::new(BINARY)
+        .args(["onboarding", "status", "--journal-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "onboarding complete: {}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
+    drop((a, b));
+}
+
+/// Clients calling `addr` in a loop until `stop`; the outcome of every call.
+#[derive(Default)]
+struct Load {
+    acknowledged: Mutex<Vec<(i64, String)>>,
+    refused: Mutex<Vec<Reply>>,
+    failed: Mutex<Vec<String>>,
+    stop: AtomicBool,
+}
+
+impl Load {
+    fn start(
+        pki: &Pki,
+        addr: std::net::SocketAddr,
+        workers: usize,
+    ) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
+        let load = Arc::new(Load::default());
+        let certificate = pki.oces3_client();
+        let caller_id = CallerIdentity::from_der(&certificate.cert_der)
+            .unwrap()
+            .caller_id;
+        let tasks = (0..workers)
+            .map(|_| {
+                let (load, client) = (Arc::clone(&load), pki.client_with(Some(&certificate)));
+                let request = registration(&caller_id);
+                tokio::spawn(async move {
+                    while !load.stop.load(Ordering::Relaxed) {
+                        match client.soap11(addr, ACTION, &request).await {
+                            Ok(reply) if reply.status == 200 => {
+                                let guid = element_text(&reply.body, "MessageIdentifier")
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                load.acknowledged
+                                    .lock()
+                                    .unwrap()
+                                    .push((call_id(&reply), guid));
+                            }
+                            Ok(reply) => load.refused.lock().unwrap().push(reply),
+                            Err(error) => {
+                                load.failed.lock().unwrap().push(error);
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        (load, tasks)
+    }
+
+    fn acknowledged(&self) -> usize {
+        self.acknowledged.lock().unwrap().len()
+    }
+
+    async fn stop(&self, tasks: Vec<tokio::task::JoinHandle<()>>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Every acknowledged call is in the journal, with the receipt its caller got.
+async fn assert_all_journaled(server: &TestServer, acknowledged: Vec<(i64, String)>) {
+    let count = acknowledged.len();
+    let missing = server
+        .readers
+        .read(move |reader| {
+            let mut missing = Vec::new();
+            for (id, guid) in &acknowledged {
+                match reader.call(*id)? {
+                    Some(call) if call.record.receipts.contains(guid) => {}
+                    other => missing.push((*id, other.map(|c| c.record.receipts))),
+                }
+            }
+            Ok(missing)
+        })
+        .await
+        .unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} of {count} acknowledged calls are not journaled as answered: {missing:?}",
+        missing.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_mid_load_gets_fault_1011_and_the_replica_recovers_by_itself() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let database: Arc<Database> = Arc::new(cluster.database("journal"));
+    let pki = Pki::new();
+    let server = replica(&pki, &database).await;
+    let (load, tasks) = Load::start(&pki, server.addr, 8);
+    until("calls are answered", || async { load.acknowledged() >= 50 }).await;
+
+    cluster.kill();
+    until("a call is refused", || async {
+        !load.refused.lock().unwrap().is_empty()
+    })
+    .await;
+    let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let live = admin_request(server.admin(), "GET", "/health/live", None, None).await;
+    assert_eq!(live.status, 200, "the replica stays up");
+    let before_restart = load.acknowledged();
+
+    cluster.restart();
+    until("the replica is ready again", || async {
+        admin_request(server.admin(), "GET", "/health/ready", None, None)
+            .await
+            .status
+            == 200
+    })
+    .await;
+    until("calls are answered again", || async {
+        load.acknowledged() >= before_restart + 50
+    })
+    .await;
+    load.stop(tasks).await;
+
+    let refused = std::mem::take(&mut *load.refused.lock().unwrap());
+    assert!(!refused.is_empty());
+    for reply in &refused {
+        assert_eq!(reply.status, 500, "{}", reply.body);
+        assert!(reply.body.contains("1011"), "{}", reply.body);
+        assert!(
+            !reply.body.contains("MessageIdentifier"),
+            "no receipt: {}",
+            reply.body
+        );
+        assert!(reply.headers.get("x-dfdg-mock-call-id").is_none());
+    }
+    let failed = load.failed.lock().unwrap().len();
+    assert_eq!(
+        failed,
+        0,
+        "every call got an answer: {:?}",
+        load.failed.lock().unwrap()
+    );
+    let acknowledged = std::mem::take(&mut *load.acknowledged.lock().unwrap());
+    eprintln!(
+        "database restart mid-load: {} calls acknowledged, {} answered with fault 1011",
+        acknowledged.len(),
+        refused.len()
+    );
+    assert_all_journaled(&server, acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create("journal");
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pem) in [
+        ("ca.crt", pki.ca.cert_pem()),
+        ("server.crt", pki.server.cert_pem.as_str()),
+        ("server.key", pki.server.key_pem()),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let mut child = Command::new(BINARY)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--cert",
+            "server.crt",
+            "--key",
+            "server.key",
+            "--client-ca",
+            "ca.crt",
+        ])
+        .args(["--journal-url", &url, "--replica", "doomed"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let port: u16 = first
+        .split("https://localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    let (load, tasks) = Load::start(&pki, addr, 16);
+    until("the replica answers under load", || async {
+        load.acknowledged() >= 300
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    load.stop(tasks).await;
+
+    let acknowledged = std::mem::take(&mut *load.acknowledged.lock().unwrap());
+    let unique: BTreeSet<i64> = acknowledged.iter().map(|(id, _)| *id).collect();
+    assert_eq!(unique.len(), acknowledged.len(), "ids are unique");
+    eprintln!(
+        "kill -9 under load: {} calls acknowledged before the replica died, {} failed after",
+        acknowledged.len(),
+        load.failed.lock().unwrap().len()
+    );
+    // The surviving replica sees every one of them.
+    let survivor = replica(&pki, &Arc::new(url.parse().unwrap())).await;
+    assert_all_journaled(&survivor, acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let location = cluster.journal("journal");
+    let settings = dfdg_mock::journal::Settings {
+        location: location.clone(),
+        retention: dfdg_mock::journal::Retention::default(),
+    };
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let settings = settings.clone();
+            tokio::spawn(async move { dfdg_mock::journal::open(&settings).await })
+        })
+        .collect();
+    for start in starts {
+        let opened = start
+            .await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{error:#}"));
+        opened.journal.close().await.unwrap();
+    }
+    assert_eq!(
+        cluster.psql(
+            "journal",
+            "SELECT count(*), max(version) FROM dfdg_mock.schema_version"
+        ),
+        format!(
+            "1|{}",
+            dfdg_mock::journal::postgres::POSTGRES_SCHEMA_VERSION
+        )
+    );
+    cluster.psql(
+        "journal",
+        "UPDATE dfdg_mock.schema_version SET version = 99",
+    );
+    let error = dfdg_mock::journal::open(&settings).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("schema version 99, newer than this dfdg-mock understands"),
+        "{message}"
+    );
+    // The command line says the same, and never shows a password.
+    let output = Command::new(BINARY)
+        .args(["calls", "--journal-url"])
+        .arg(format!("{location}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("newer than this dfdg-mock"),
+        "{stderr}"
+    );
+    let output = Command::new(BINARY)
+        .args(["calls", "--journal-url"])
+        .arg(format!(
+            "postgres://dfdg:s3cret@127.0.0.1:{}/absent",
+            cluster.port
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("postgres://dfdg:***@127.0.0.1"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
