@@ -488,6 +488,7 @@ impl App {
         };
         let service = journal::service_of(&record.path).to_owned();
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
+        let caller = record.caller_id().map(str::to_owned);
         match self.journal.record_call(record).await {
             Ok(id) => {
                 let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -495,7 +496,7 @@ impl App {
                     .record_call(&service, &operation, &answer.outcome.label(), latency);
                 // No subscriber is not an error.
                 drop(self.events.send(LiveEvent::Call(id)));
-                tracing::debug!(id, peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
+                tracing::debug!(call_id = id, caller_id = caller.as_deref(), peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
                 match connection_fault {
                     Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
                     Some(ConnectionFault::Reset) => {
@@ -525,7 +526,7 @@ impl App {
             }
             Err(error) => {
                 // No receipt may leave that the journal does not hold.
-                tracing::error!(%error, "cannot journal a call; answering with a fault");
+                tracing::error!(%error, caller_id = caller.as_deref(), "cannot journal a call; answering with a fault");
                 let version = answer.version.unwrap_or(SoapVersion::V11);
                 let fault = Fault::dfdg(
                     FaultParty::Service,

@@ -30,6 +30,17 @@ use crate::wsdl::Catalog;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines are written to standard error: text, or json (one object per event with
+    /// the replica's name, for a log aggregator).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "DFDG_MOCK_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -707,6 +718,7 @@ pub fn check_scenarios(dir: &Path, known: Option<&[(String, String)]>) -> anyhow
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
+    crate::logging::set_replica(&config.replica);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,6 +12,7 @@ pub mod encoding;
 pub mod health;
 pub mod identity;
 pub mod journal;
+pub mod logging;
 pub mod metrics;
 pub mod onboarding;
 pub mod pki;

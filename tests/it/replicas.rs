@@ -306,22 +306,25 @@ async fn the_database_going_away_mid_load_gets_fault_1011_and_the_replica_recove
     assert_all_journaled(&server, acknowledged).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
-    let Some(cluster) = Cluster::start() else {
-        return;
-    };
-    let url = cluster.create("journal");
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
+/// The test PKI's CA, server certificate and key as files in `dir`, for `serve --cert`.
+fn write_pki(pki: &Pki, dir: &std::path::Path) {
     for (name, pem) in [
         ("ca.crt", pki.ca.cert_pem()),
         ("server.crt", pki.server.cert_pem.as_str()),
         ("server.key", pki.server.key_pem()),
     ] {
-        std::fs::write(dir.path().join(name), pem).unwrap();
+        std::fs::write(dir.join(name), pem).unwrap();
     }
+}
+
+/// `dfdg-mock serve` on ports of its own with the test PKI and `args`; its SOAP address.
+fn serve(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::net::SocketAddr) {
     let mut child = Command::new(BINARY)
+        .envs(env.iter().copied())
         .args([
             "serve",
             "--listen",
@@ -337,10 +340,10 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
             "--client-ca",
             "ca.crt",
         ])
-        .args(["--journal-url", &url, "--replica", "doomed"])
-        .current_dir(dir.path())
+        .args(args)
+        .current_dir(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -352,7 +355,80 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|port| port.parse().ok())
         .unwrap_or_else(|| panic!("no address in {first:?}"));
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    (child, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_replica_and_each_call_its_id_and_caller() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(&pki, dir.path());
+    let (mut child, addr) = serve(
+        dir.path(),
+        &["--log-format", "json", "--replica", "mock-7"],
+        &[("DFDG_MOCK_LOG", "info,dfdg_mock::app=debug")],
+    );
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let certificate = pki.oces3_client();
+    let caller_id = CallerIdentity::from_der(&certificate.cert_der)
+        .unwrap()
+        .caller_id;
+    let reply = pki
+        .client_with(Some(&certificate))
+        .soap11(addr, ACTION, &registration(&caller_id))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = call_id(&reply);
+    let lines = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            let done = line.contains("\"call_id\"");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let lines = tokio::task::spawn_blocking(move || lines.join().unwrap())
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(object["replica"], "mock-7", "{line}");
+        assert!(
+            object["time"].is_string() && object["level"].is_string(),
+            "{line}"
+        );
+    }
+    let call: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(call["call_id"], id, "{call}");
+    assert_eq!(call["caller_id"], caller_id.as_str(), "{call}");
+    assert_eq!(call["message"], "call", "{call}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create("journal");
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(&pki, dir.path());
+    let (mut child, addr) = serve(
+        dir.path(),
+        &["--journal-url", &url, "--replica", "doomed"],
+        &[],
+    );
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || stderr.lines().for_each(drop));
 
     let (load, tasks) = Load::start(&pki, addr, 16);
     until("the replica answers under load", || async {
