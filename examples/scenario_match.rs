@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         },
         valid_days: 30,
     })?;
-    let identity = CallerIdentity::from_der(&certificate.cert_der)?;
+    let identity = std::sync::Arc::new(CallerIdentity::from_der(&certificate.cert_der)?);
     let envelope = soap::parse_envelope(REQUEST)?;
     let headers = http::HeaderMap::new();
 
@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             std::fs::write(dir.path().join(name), text)?;
         }
         let scenarios = Scenarios::load(Path::new(dir.path()))?;
+        let spec = scenarios.spec();
         let iterations = 50_000u32;
         let started = Instant::now();
         let mut matched = 0u32;
@@ -84,10 +85,10 @@ fn main() -> anyhow::Result<()> {
                 headers: &headers,
                 identity: Some(&identity),
                 star: &envelope.star_headers,
-                operation_xml: &REQUEST[envelope.operation_span.clone()],
                 now: time::OffsetDateTime::now_utc(),
             };
-            matched += u32::from(scenarios.decide(&facts).is_some());
+            let choice = spec.decide(&facts, scenarios.runtime());
+            matched += u32::from(choice.decision.is_some());
         }
         let per_call = started.elapsed() / iterations;
         println!("{label:<32} {per_call:>10.2?} per decision ({matched} of {iterations} matched)");

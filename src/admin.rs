@@ -26,7 +26,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -37,6 +36,7 @@ use crate::config::AdminToken;
 use crate::journal::{
     self, CallQuery, Journal, JournalError, JournalReader, RejectionQuery, StoredCall,
 };
+use crate::listener::{self, Bounds};
 use crate::metrics::Metrics;
 use crate::supplier::LiveRegistry;
 use crate::{onboarding, verify};
@@ -192,49 +192,32 @@ pub async fn run(
     http.timer(TokioTimer::new())
         .header_read_timeout(REQUEST_TIMEOUT)
         .max_buf_size(64 * 1024);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    let http = Arc::new(http);
+    let bounds = Bounds {
+        name: "admin",
+        max_connections: MAX_CONNECTIONS,
+        drain: SHUTDOWN_DRAIN,
+    };
+    // Event streams never end by themselves: tell them to, before the drain waits for them.
+    let stop = admin.stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    listener::serve(listener, bounds, shutdown, |stream, peer, watcher| {
         let admin = admin.clone();
         let service = service_fn(move |request| {
             let admin = admin.clone();
             async move { Ok::<_, Infallible>(handle(&admin, request).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _permit = permit;
+        let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+        async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "admin connection ended with an error");
             }
-        });
-    }
-    drop(listener);
-    let _ = admin.stop.send(true);
-    if tokio::time::timeout(SHUTDOWN_DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::debug!("admin connections still open after the drain limit; closing them");
-    }
+        }
+    })
+    .await;
     Ok(())
 }
 
@@ -633,6 +616,7 @@ fn summary(call: &StoredCall) -> serde_json::Value {
         "receipts": record.receipts,
         "detail": record.detail,
         "identity_check": record.identity.as_ref().map(|_| onboarding::identity_passed(record)),
+        "wsdl_findings": record.findings.len(),
         "latency_micros": record.latency_micros,
     })
 }

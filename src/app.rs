@@ -1,64 +1,47 @@
-//! The request pipeline, free of sockets: read the body under a size and time bound, check the
-//! caller's certificate verdict, parse the SOAP envelope, decide the answer, journal the call
-//! (committed before the answer leaves), respond.
+//! The request pipeline, free of sockets, with its I/O at the edges: read the body under a size
+//! and time bound → parse it once into a typed [`decide::Request`] → [`decide::decide`] the
+//! answer (pure: route, SOAPAction and schema checks, authorization, identity checks, scenario
+//! rules) → journal the call (committed before the answer leaves) → advance the scenarios'
+//! counters and state from the verdict → respond. Every refusal is one [`Refusal`], answered by
+//! its one mapping to an HTTP status and a SOAP fault in the caller's version.
 //!
-//! Deciding is synchronous and pure apart from the clock, fresh GUIDs and the scenarios'
-//! per-caller counters; the only awaits are reading the body, a scenario's delay and the journal
-//! commit. A scenario may also break the connection ([`ConnectionFault`]): the app journals the
-//! call, then tells the transport through the connection's [`ConnectionControl`] or by
-//! answering with [`Dropped`] or a body that fails after the headers. Once a call or refusal is
-//! journaled, the App counts it in [`Metrics`] and publishes its id as a [`LiveEvent`] for the
-//! admin side's live views.
-//!
-//! With a WSDL catalog ([`crate::wsdl`]) a call is routed to its service and operation and
-//! checked against the operation's schema before any scenario rule sees it; where no rule
-//! answers, the catalog's schema-valid default response does (without a catalog, the generic
-//! receipt).
-//!
-//! Between the route check and the scenario rules the supplier registry
-//! ([`crate::supplier::LiveRegistry`]) authorizes the call with DFDG's codes (1012, 1013, 4575)
-//! and the identity checks run; both are journaled with the call, and in strict mode the first
-//! identity finding is the answer.
+//! A scenario may delay the answer, or break the connection ([`ConnectionFault`]): the app
+//! journals the call, then tells the transport through the connection's [`ConnectionControl`]
+//! or by answering with [`Dropped`] or a body that fails after the headers. Once a call or
+//! refusal is journaled, the App counts it in [`Metrics`] and publishes its id as a
+//! [`LiveEvent`] for the admin side's live views.
+
+pub mod decide;
+pub mod refusal;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
-use crate::config::{ClientAuthMode, Limits, ValidationMode};
+use crate::config::{ClientAuthMode, Limits};
 use crate::identity::CallerIdentity;
 use crate::journal::{
     self, CallRecord, IdentityFields, Journal, Outcome, RejectionRecord, ReloadRecord,
 };
 use crate::metrics::Metrics;
-use crate::scenario::{
-    ConnectionFault, Decision, ReloadStatus, RequestFacts, RuleRef, Scenarios, ScriptedAnswer,
-};
-use crate::soap::{self, Fault, FaultParty, Receipt, SoapVersion};
-use crate::supplier::{self, LiveRegistry, Registry};
-use crate::tls::{ClientCertificate, Refusal, Session};
-use crate::wsdl::validate::Finding;
-use crate::wsdl::{serve, Access, Catalog, Route, RouteProblem};
-
-/// DFDG's code for "client certificate missing".
-pub const CODE_CERTIFICATE_MISSING: i64 = 1101;
-/// DFDG's code for "logon failed".
-pub const CODE_LOGON_FAILED: i64 = 1012;
-/// DFDG's code for "message not valid".
-pub const CODE_MESSAGE_NOT_VALID: i64 = 1014;
-/// DFDG's code for "internal error".
-pub const CODE_INTERNAL_ERROR: i64 = 1011;
+use crate::scenario::{ConnectionFault, ReloadStatus, Scenarios};
+use crate::supplier::LiveRegistry;
+use crate::tls::{self, ClientCertificate, Session};
+use crate::wsdl::{serve, Catalog};
+use decide::{Request, Rules, Verdict};
+pub use refusal::Refusal;
 
 /// Response header carrying the journal id of the call, so a supplier can quote it.
 pub const CALL_ID_HEADER: &str = "x-dfdg-mock-call-id";
@@ -70,6 +53,23 @@ pub struct Connection {
     pub session: Session,
     /// How the transport should treat the connection's next writes (scenario faults).
     pub control: ConnectionControl,
+    /// The journal's copy of the caller's certificate identity, made once per connection.
+    identity: Option<IdentityFields>,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, session: Session, control: ConnectionControl) -> Connection {
+        let identity = match &session.client {
+            ClientCertificate::Verified(identity) => Some(identity_fields(identity)),
+            ClientCertificate::Refused(refusal) => refusal.identity.as_deref().map(identity_fields),
+        };
+        Connection {
+            peer,
+            session,
+            control,
+            identity,
+        }
+    }
 }
 
 /// A per-connection instruction from the app to the transport's IO wrapper
@@ -200,74 +200,12 @@ pub struct App {
     suppliers: Arc<LiveRegistry>,
 }
 
-/// What decides a call, beside the request itself.
-struct Rules<'a> {
-    catalog: &'a Catalog,
-    scenarios: &'a Scenarios,
-    /// The registry in force when the call arrived.
-    registry: &'a Registry,
-    /// Strict identity checks: the first finding is the answer.
-    strict: bool,
-}
-
-/// The answer to one request, decided before anything is journaled or sent.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    version: Option<SoapVersion>,
-    body: String,
-    receipts: Vec<String>,
-    outcome: Outcome,
-    detail: Option<String>,
-    /// What the scenarios added: which rule, headers, delay, connection fault.
-    script: Option<Script>,
-}
-
 /// What the journal records as sent, which a connection fault changes.
-struct SentAnswer {
+struct Sent {
     status: u16,
     receipts: Vec<String>,
     outcome: Outcome,
     detail: Option<String>,
-}
-
-/// The parts of a scenario decision that act beyond the body.
-#[derive(Debug)]
-struct Script {
-    /// `None` when no rule matched (the default answer).
-    rule: Option<RuleRef>,
-    headers: Vec<(http::HeaderName, HeaderValue)>,
-    delay: Option<Duration>,
-    connection: Option<ConnectionFault>,
-}
-
-/// What was learned about the request on the way, for the journal.
-#[derive(Debug, Default)]
-struct Facts {
-    soap_version: Option<SoapVersion>,
-    soap_action: Option<String>,
-    operation: Option<soap::QualifiedName>,
-    star_headers: Option<soap::StarHeaders>,
-    /// WSDL service and operation the call was routed to.
-    service: Option<String>,
-    service_operation: Option<String>,
-    findings: Vec<Finding>,
-    /// The registered supplier of the certificate.
-    supplier: Option<String>,
-    /// Its category, for scenario rules.
-    category: Option<supplier::Category>,
-    /// The registry's decision label: `open`, `allowed`, `refused 1013`.
-    authorization: Option<String>,
-    /// The identity checks that did not pass.
-    identity_findings: Vec<supplier::Finding>,
-}
-
-/// Why a request body could not be read.
-#[derive(Debug)]
-enum BodyProblem {
-    TooLarge,
-    TooSlow,
-    Broken(String),
 }
 
 impl App {
@@ -367,7 +305,7 @@ impl App {
     pub async fn refused_handshake(
         &self,
         peer: SocketAddr,
-        refusal: Refusal,
+        refusal: tls::Refusal,
         mode: ClientAuthMode,
     ) {
         tracing::info!(%peer, reason = refusal.reason.as_str(), detail = %refusal.detail, "refused TLS handshake");
@@ -401,148 +339,177 @@ impl App {
             return Ok(self.non_soap(&parts, connection));
         }
         let body = read_body(&parts, body, &self.limits).await;
-        let mut facts = Facts::default();
-        let registry = self.suppliers.current();
-        let rules = Rules {
-            catalog: &self.catalog,
-            scenarios: &self.scenarios,
-            registry: &registry,
-            strict: self.suppliers.strict(),
+        let request = Request::parse(parts, body, time);
+        let verdict = {
+            let registry = self.suppliers.current();
+            let scenarios = self.scenarios.spec();
+            let rules = Rules {
+                catalog: &self.catalog,
+                scenarios: &scenarios,
+                runtime: self.scenarios.runtime(),
+                registry: &registry,
+                strict: self.suppliers.strict(),
+            };
+            decide::decide(&request, &connection.session.client, &rules)
         };
-        let mut answer = decide(&parts, &body, connection, time, &mut facts, &rules);
-        let script = answer.script.take();
-        if let Some(delay) = script.as_ref().and_then(|s| s.delay) {
+        if let Some(delay) = verdict.script.as_ref().and_then(|s| s.delay) {
             tokio::time::sleep(delay).await;
         }
-        let connection_fault = script.as_ref().and_then(|s| s.connection);
-        // What the journal says was sent: for a broken connection, no receipt reached the
-        // caller, and for all but close_after_headers no HTTP status either (0).
-        let mut sent = SentAnswer {
-            status: answer.status.as_u16(),
-            receipts: answer.receipts.clone(),
-            outcome: answer.outcome.clone(),
-            detail: answer.detail.clone(),
-        };
-        if let Some(fault) = connection_fault {
-            sent.receipts.clear();
-            sent.outcome = Outcome::Http;
-            if fault != ConnectionFault::CloseAfterHeaders {
-                sent.status = 0;
+        let connection_fault = verdict.script.as_ref().and_then(|s| s.connection);
+        let record = self.record(&request, &verdict, connection, connection_fault, started);
+        let service = journal::service_of(&record.path).to_owned();
+        let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
+        let caller = record.caller_id().map(str::to_owned);
+        drop(request);
+        let id = match self.journal.record_call(record).await {
+            Ok(id) => id,
+            Err(error) => {
+                // No receipt may leave that the journal does not hold, and nothing advances.
+                tracing::error!(%error, caller_id = caller.as_deref(), "cannot journal a call; answering with a fault");
+                let refusal = Refusal::JournalUnavailable(error.to_string());
+                let mut answer =
+                    Verdict::refused(verdict.version, &refusal, decide::Facts::default());
+                answer.outcome = Outcome::Http;
+                return Ok(soap_response(answer.status, answer.version, answer.body));
             }
-            sent.detail = Some(format!(
-                "scenario connection fault {}: {}",
-                fault.as_str(),
-                match fault {
-                    ConnectionFault::Reset => "TCP reset, no response sent",
-                    ConnectionFault::CloseAfterHeaders => "status and headers sent, then closed",
-                    ConnectionFault::Garbage => "non-HTTP bytes sent instead of the response",
-                    ConnectionFault::Empty => "closed without a response",
-                }
-            ));
+        };
+        // Committed: now the scenarios' sequences and state move on.
+        self.scenarios.apply(&verdict.effects);
+        let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.metrics
+            .record_call(&service, &operation, &verdict.outcome.label(), latency);
+        // No subscriber is not an error.
+        drop(self.events.send(LiveEvent::Call(id)));
+        tracing::debug!(call_id = id, caller_id = caller.as_deref(), peer = %connection.peer, status = verdict.status.as_u16(), outcome = %verdict.outcome.label(), "call");
+        match connection_fault {
+            Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
+            Some(ConnectionFault::Reset) => {
+                connection.control.set(WriteMode::Reset);
+                return Err(Dropped("reset"));
+            }
+            Some(ConnectionFault::Garbage) => connection.control.set(WriteMode::Garbage),
+            Some(ConnectionFault::CloseAfterHeaders) | None => {}
         }
+        let Verdict {
+            status,
+            version,
+            body,
+            script,
+            ..
+        } = verdict;
+        let mut response = soap_response(status, version, body);
+        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+            response.headers_mut().insert(CALL_ID_HEADER, value);
+        }
+        if let Some(script) = script {
+            for (name, value) in script.headers {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        if connection_fault == Some(ConnectionFault::CloseAfterHeaders) {
+            let length = response.body().size_hint().exact().unwrap_or(1).max(1);
+            *response.body_mut() = ResponseBody::FailAfterHeaders {
+                length,
+                headers_sent: false,
+            };
+        }
+        Ok(response)
+    }
 
+    /// The journal's record of a call: the request as received and parsed, the verdict, and
+    /// what was sent (which a connection fault changes).
+    fn record(
+        &self,
+        request: &Request,
+        verdict: &Verdict,
+        connection: &Connection,
+        connection_fault: Option<ConnectionFault>,
+        started: Instant,
+    ) -> CallRecord {
+        // For a broken connection no receipt reached the caller, and for all but
+        // close_after_headers no HTTP status either (0).
+        let sent = match connection_fault {
+            None => Sent {
+                status: verdict.status.as_u16(),
+                receipts: verdict.receipts.clone(),
+                outcome: verdict.outcome.clone(),
+                detail: verdict.detail.clone(),
+            },
+            Some(fault) => Sent {
+                status: match fault {
+                    ConnectionFault::CloseAfterHeaders => verdict.status.as_u16(),
+                    _ => 0,
+                },
+                receipts: Vec::new(),
+                outcome: Outcome::Http,
+                detail: Some(format!(
+                    "scenario connection fault {}: {}",
+                    fault.as_str(),
+                    match fault {
+                        ConnectionFault::Reset => "TCP reset, no response sent",
+                        ConnectionFault::CloseAfterHeaders => {
+                            "status and headers sent, then closed"
+                        }
+                        ConnectionFault::Garbage => {
+                            "non-HTTP bytes sent instead of the response"
+                        }
+                        ConnectionFault::Empty => "closed without a response",
+                    }
+                )),
+            },
+        };
         let cap = usize::try_from(self.limits.journal_body_cap).unwrap_or(usize::MAX);
-        let request_body = body.as_ref().map(Bytes::as_ref).unwrap_or_default();
-        let record = CallRecord {
-            time,
+        let message = request.message.as_ref().ok();
+        let envelope = message.map(|message| &message.envelope);
+        let operation = envelope.map(|envelope| envelope.operation_name());
+        let facts = &verdict.facts;
+        let script = verdict.script.as_ref();
+        CallRecord {
+            time: request.time,
             peer: connection.peer.to_string(),
             tls_version: connection.session.tls_version.to_owned(),
             cipher_suite: connection.session.cipher_suite.clone(),
             alpn: connection.session.alpn.clone(),
-            identity: caller(connection).map(identity_fields),
-            method: parts.method.to_string(),
+            identity: connection.identity.clone(),
+            method: request.parts.method.to_string(),
             // Percent-decoded, so non-ASCII service paths read and filter as written.
-            path: crate::encoding::decoded_path_and_query(&parts.uri),
-            soap_version: facts.soap_version.map(|v| v.label().to_owned()),
-            soap_action: facts.soap_action,
-            operation: facts.operation.as_ref().map(|o| o.local.clone()),
-            operation_namespace: facts.operation.map(|o| o.namespace),
-            star_headers: facts
-                .star_headers
-                .filter(|h| !h.is_empty())
-                .and_then(|h| serde_json::to_value(h).ok()),
-            request_body: request_body[..request_body.len().min(cap)].to_vec(),
-            request_truncated: request_body.len() > cap || body.is_err(),
-            response_body: answer.body.as_bytes()[..answer.body.len().min(cap)].to_vec(),
-            response_truncated: answer.body.len() > cap,
+            path: crate::encoding::decoded_path_and_query(&request.parts.uri),
+            soap_version: envelope.map(|envelope| envelope.version.label().to_owned()),
+            soap_action: message.and_then(|message| message.soap_action.clone()),
+            operation: operation.map(|name| name.local.clone()),
+            operation_namespace: operation.map(|name| name.namespace.clone()),
+            star_headers: envelope
+                .map(|envelope| &envelope.star_headers)
+                .filter(|headers| !headers.is_empty())
+                .and_then(|headers| serde_json::to_value(headers).ok()),
+            request_body: request.body[..request.body.len().min(cap)].to_vec(),
+            request_truncated: request.body.len() > cap
+                || matches!(
+                    request.message,
+                    Err(Refusal::BodyTooLarge | Refusal::BodyTooSlow | Refusal::BodyUnreadable(_))
+                ),
+            response_body: verdict.body.as_bytes()[..verdict.body.len().min(cap)].to_vec(),
+            response_truncated: verdict.body.len() > cap,
             http_status: sent.status,
             receipts: sent.receipts,
             outcome: sent.outcome,
             detail: sent.detail,
             latency_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             scenario_file: script
-                .as_ref()
-                .and_then(|s| s.rule.as_ref())
+                .and_then(|script| script.rule.as_ref())
                 .map(|rule| rule.file.to_string()),
-            scenario_rule: script.as_ref().map(|s| {
-                s.rule
+            scenario_rule: script.map(|script| {
+                script
+                    .rule
                     .as_ref()
                     .map_or_else(|| "default".to_owned(), |rule| rule.name.to_string())
             }),
-            service: facts.service,
-            service_operation: facts.service_operation,
-            findings: facts.findings,
-            supplier: facts.supplier,
-            authorization: facts.authorization,
-            identity_findings: facts.identity_findings,
-        };
-        let service = journal::service_of(&record.path).to_owned();
-        let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
-        let caller = record.caller_id().map(str::to_owned);
-        match self.journal.record_call(record).await {
-            Ok(id) => {
-                let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                self.metrics
-                    .record_call(&service, &operation, &answer.outcome.label(), latency);
-                // No subscriber is not an error.
-                drop(self.events.send(LiveEvent::Call(id)));
-                tracing::debug!(call_id = id, caller_id = caller.as_deref(), peer = %connection.peer, status = answer.status.as_u16(), outcome = %answer.outcome.label(), "call");
-                match connection_fault {
-                    Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
-                    Some(ConnectionFault::Reset) => {
-                        connection.control.set(WriteMode::Reset);
-                        return Err(Dropped("reset"));
-                    }
-                    Some(ConnectionFault::Garbage) => connection.control.set(WriteMode::Garbage),
-                    Some(ConnectionFault::CloseAfterHeaders) | None => {}
-                }
-                let mut response = soap_response(answer);
-                if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-                    response.headers_mut().insert(CALL_ID_HEADER, value);
-                }
-                if let Some(script) = script {
-                    for (name, value) in script.headers {
-                        response.headers_mut().insert(name, value);
-                    }
-                }
-                if connection_fault == Some(ConnectionFault::CloseAfterHeaders) {
-                    let length = response.body().size_hint().exact().unwrap_or(1).max(1);
-                    *response.body_mut() = ResponseBody::FailAfterHeaders {
-                        length,
-                        headers_sent: false,
-                    };
-                }
-                Ok(response)
-            }
-            Err(error) => {
-                // No receipt may leave that the journal does not hold.
-                tracing::error!(%error, caller_id = caller.as_deref(), "cannot journal a call; answering with a fault");
-                let version = answer.version.unwrap_or(SoapVersion::V11);
-                let fault = Fault::dfdg(
-                    FaultParty::Service,
-                    CODE_INTERNAL_ERROR,
-                    format!("the mock's journal could not record this call, so no receipt was issued: {error}"),
-                );
-                Ok(soap_response(Answer {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    version: Some(version),
-                    body: fault.render(version),
-                    receipts: Vec::new(),
-                    outcome: Outcome::Http,
-                    detail: None,
-                    script: None,
-                }))
-            }
+            service: facts.service.clone(),
+            service_operation: facts.service_operation.clone(),
+            findings: facts.findings.clone(),
+            supplier: facts.supplier.clone(),
+            authorization: facts.authorization.clone(),
+            identity_findings: facts.identity_findings.clone(),
         }
     }
 
@@ -601,14 +568,6 @@ fn authority(parts: &Parts) -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// The verified caller, if the connection has one.
-fn caller(connection: &Connection) -> Option<&CallerIdentity> {
-    match &connection.session.client {
-        ClientCertificate::Verified(identity) => Some(identity),
-        ClientCertificate::Refused(refusal) => refusal.identity.as_deref(),
-    }
-}
-
 /// The journal's copy of an identity.
 pub fn identity_fields(identity: &CallerIdentity) -> IdentityFields {
     IdentityFields {
@@ -630,512 +589,92 @@ fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or_else(|_| time.to_string())
 }
 
-async fn read_body(parts: &Parts, body: Incoming, limits: &Limits) -> Result<Bytes, BodyProblem> {
+/// How much more of an oversized body is read (and thrown away) so that the 413 reaches the
+/// caller as an answer, on HTTP/1.1 and h2 alike, rather than as a reset connection or stream:
+/// four times the limit, at least 16 MiB, within the body's time limit.
+fn drain_limit(limits: &Limits) -> u64 {
+    limits.max_body.saturating_mul(4).max(16 << 20)
+}
+
+/// Reads the body under the size and time caps.
+async fn read_body(parts: &Parts, mut body: Incoming, limits: &Limits) -> Result<Bytes, Refusal> {
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_body) {
-        return Err(BodyProblem::TooLarge);
+    if let Some(length) = declared.filter(|length| *length > limits.max_body) {
+        // A client waiting for `100 Continue` has sent nothing yet: answer at once. Others are
+        // sending: take what they send (within bounds), then answer.
+        let waits = parts
+            .headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits && length <= drain_limit(limits) {
+            drain(body, length, deadline).await;
+        }
+        return Err(Refusal::BodyTooLarge);
     }
     let max = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
-    match tokio::time::timeout(limits.body_timeout, Limited::new(body, max).collect()).await {
-        Err(_elapsed) => Err(BodyProblem::TooSlow),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyProblem::TooLarge)
-        }
-        Ok(Err(error)) => Err(BodyProblem::Broken(error.to_string())),
-    }
-}
-
-/// `Content-Type` split into its media type and the parameters SOAP cares about.
-#[derive(Debug, Default)]
-struct ContentType {
-    media_type: String,
-    charset: Option<String>,
-    action: Option<String>,
-}
-
-fn content_type(parts: &Parts) -> Option<ContentType> {
-    let value = std::str::from_utf8(parts.headers.get(CONTENT_TYPE)?.as_bytes()).ok()?;
-    let mut pieces = value.split(';');
-    let mut parsed = ContentType {
-        media_type: pieces
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-        ..ContentType::default()
-    };
-    for parameter in pieces {
-        let Some((name, value)) = parameter.split_once('=') else {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_elapsed) => return Err(Refusal::BodyTooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(error))) => return Err(Refusal::BodyUnreadable(error.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
             continue;
         };
-        let value = value.trim().trim_matches('"').to_owned();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "charset" => parsed.charset = Some(value),
-            "action" => parsed.action = Some(value),
-            _ => {}
+        let read = first.as_ref().map_or(0, Bytes::len).max(rest.len());
+        if read + data.len() > max {
+            drain(body, drain_limit(limits), deadline).await;
+            return Err(Refusal::BodyTooLarge);
         }
-    }
-    Some(parsed)
-}
-
-/// Decides the answer to a POST. Fills `facts` with what it learned for the journal.
-fn decide(
-    parts: &Parts,
-    body: &Result<Bytes, BodyProblem>,
-    connection: &Connection,
-    now: OffsetDateTime,
-    facts: &mut Facts,
-    rules: &Rules<'_>,
-) -> Answer {
-    let catalog = rules.catalog;
-    let content_type = content_type(parts);
-    let declared_version = content_type
-        .as_ref()
-        .and_then(|c| SoapVersion::from_media_type(&c.media_type));
-    let body = match body {
-        Ok(body) => body,
-        Err(problem) => {
-            let version = declared_version.unwrap_or(SoapVersion::V11);
-            let (status, reason) = match problem {
-                BodyProblem::TooLarge => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the request body is larger than this server accepts (see --max-body)"
-                        .to_owned(),
-                ),
-                BodyProblem::TooSlow => (
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the request body did not arrive in time (see --body-timeout)".to_owned(),
-                ),
-                BodyProblem::Broken(error) => (
-                    StatusCode::BAD_REQUEST,
-                    format!("the request body could not be read: {error}"),
-                ),
-            };
-            return fault_answer(version, Fault::caller(reason), Some(status));
-        }
-    };
-    let version = soap::sniff_version(body)
-        .or(declared_version)
-        .unwrap_or(SoapVersion::V11);
-
-    // Diagnose mode: the handshake let a bad certificate through so we can say what is wrong.
-    if let ClientCertificate::Refused(refusal) = &connection.session.client {
-        let fault = match refusal.reason {
-            crate::journal::RejectionReason::NoCertificate => Fault::dfdg(
-                FaultParty::Caller,
-                CODE_CERTIFICATE_MISSING,
-                format!("Client certificate missing: {}", refusal.detail),
-            ),
-            _ => Fault::dfdg(
-                FaultParty::Caller,
-                CODE_LOGON_FAILED,
-                format!("Logon failed: {}", refusal.detail),
-            ),
-        };
-        return fault_answer(version, fault, None);
-    }
-
-    let Some(content_type) = content_type else {
-        return fault_answer(
-            version,
-            Fault::caller(
-                "the request has no Content-Type: send text/xml for SOAP 1.1 or application/soap+xml for SOAP 1.2",
-            ),
-            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        );
-    };
-    let Some(declared_version) = declared_version else {
-        return fault_answer(
-            version,
-            Fault::caller(format!(
-                "Content-Type '{}' is not SOAP: send text/xml for SOAP 1.1 or application/soap+xml for SOAP 1.2",
-                content_type.media_type
-            )),
-            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        );
-    };
-    let parsed = soap::body_text(body, content_type.charset.as_deref())
-        .and_then(|text| soap::parse_envelope(&text).map(|envelope| (text, envelope)));
-    let (text, envelope) = match parsed {
-        Ok(parsed) => parsed,
-        Err(problem) => {
-            return fault_answer(
-                version,
-                Fault::dfdg(
-                    FaultParty::Caller,
-                    CODE_MESSAGE_NOT_VALID,
-                    format!("Message not valid: {problem}"),
-                ),
-                Some(StatusCode::BAD_REQUEST),
-            )
-        }
-    };
-    facts.soap_version = Some(envelope.version);
-    facts.soap_action = match envelope.version {
-        SoapVersion::V11 => soap_action_header(parts),
-        SoapVersion::V12 => content_type
-            .action
-            .clone()
-            .or_else(|| soap_action_header(parts)),
-    };
-    facts.operation = Some(envelope.operation.clone());
-    facts.star_headers = Some(envelope.star_headers.clone());
-    if envelope.version != declared_version {
-        return fault_answer(
-            envelope.version,
-            Fault::caller(format!(
-                "a {} envelope must be sent as {}, not as {}",
-                envelope.version,
-                envelope.version.media_type(),
-                content_type.media_type
-            )),
-            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        );
-    }
-
-    // The catalog routes and checks the call; its refusals come before any scenario rule.
-    let route = if catalog.is_empty() {
-        None
-    } else {
-        match check_route(catalog, parts.uri.path(), &text, &envelope, facts) {
-            Ok(route) => Some(route),
-            Err(refusal) => return *refusal,
-        }
-    };
-    // The supplier registry: who may call what; then the identity checks (strict mode).
-    if let Some(refusal) = authorize(
-        rules,
-        caller(connection),
-        route.as_ref(),
-        &envelope,
-        parts.uri.path(),
-        facts,
-    ) {
-        return refusal;
-    }
-    let scenarios = rules.scenarios;
-    let request = RequestFacts {
-        service: facts.service.as_deref(),
-        supplier: facts.supplier.as_deref(),
-        category: facts.category.map(supplier::Category::as_str),
-        operation: &envelope.operation,
-        version: envelope.version,
-        path: parts.uri.path(),
-        headers: &parts.headers,
-        identity: caller(connection),
-        star: &envelope.star_headers,
-        operation_xml: text
-            .get(envelope.operation_span.clone())
-            .unwrap_or_default(),
-        now,
-    };
-    let Some(decision) = scenarios.decide(&request) else {
-        let mut answer = default_answer(route.as_ref(), envelope.version, &envelope.operation, now);
-        answer.script = Some(Script {
-            rule: None,
-            headers: Vec::new(),
-            delay: None,
-            connection: None,
-        });
-        return answer;
-    };
-    scripted_answer(
-        decision,
-        route.as_ref(),
-        envelope.version,
-        &envelope.operation,
-        now,
-    )
-}
-
-/// Authorizes the call with the registry and runs the identity checks, recording both in
-/// `facts`: the refusal to send (DFDG's code and reason), or `None` to go on. Without a catalog
-/// route the service is the path's first segment and the access follows the operation's name
-/// (as [`Access::of`] guesses it for WSDLs without marks).
-fn authorize(
-    rules: &Rules<'_>,
-    identity: Option<&CallerIdentity>,
-    route: Option<&Route<'_>>,
-    envelope: &soap::Envelope,
-    path: &str,
-    facts: &mut Facts,
-) -> Option<Answer> {
-    let version = envelope.version;
-    let service = facts.service.clone().or_else(|| {
-        let service = journal::service_of(path);
-        (!service.is_empty()).then(|| service.to_owned())
-    });
-    let access = route.map_or_else(
-        || Access::of(&envelope.operation.local, None),
-        |route| route.operation.access,
-    );
-    let Some(identity) = identity else {
-        if rules.registry.is_open() {
-            facts.authorization = Some(supplier::Decision::Open.label());
-            return None;
-        }
-        facts.authorization = Some(format!("refused {}", supplier::CODE_LOGON_FAILED));
-        return Some(fault_answer(
-            version,
-            Fault::dfdg(
-                FaultParty::Caller,
-                supplier::CODE_LOGON_FAILED,
-                "Logon failed: no client certificate identity, and only registered suppliers' certificates may call",
-            ),
-            None,
-        ));
-    };
-    let decision = rules
-        .registry
-        .authorize(identity, service.as_deref(), access);
-    facts.supplier = decision.supplier().map(str::to_owned);
-    facts.authorization = Some(decision.label());
-    let registered = rules.registry.find(identity);
-    facts.category = registered.map(|s| s.category);
-    facts.identity_findings =
-        supplier::identity_findings(identity, registered, &envelope.star_headers);
-    if let supplier::Decision::Refused { code, reason, .. } = decision {
-        return Some(fault_answer(
-            version,
-            Fault::dfdg(FaultParty::Caller, code, reason),
-            None,
-        ));
-    }
-    if rules.strict {
-        if let Some(first) = facts.identity_findings.first() {
-            return Some(fault_answer(
-                version,
-                Fault::dfdg(
-                    FaultParty::Caller,
-                    first.code,
-                    format!("Identity check failed (strict mode): {}", first.message),
-                ),
-                None,
-            ));
-        }
-    }
-    None
-}
-
-/// The answer when no rule matches: the catalog's schema-valid default response for a routed
-/// call, else the generic receipt.
-fn default_answer(
-    route: Option<&Route<'_>>,
-    version: SoapVersion,
-    operation: &soap::QualifiedName,
-    now: OffsetDateTime,
-) -> Answer {
-    if let Some(route) = route {
-        let response = route.default_response(now);
-        return Answer {
-            status: StatusCode::OK,
-            version: Some(route.port.version),
-            body: response.body,
-            receipts: response.receipts,
-            outcome: Outcome::Receipt,
-            detail: None,
-            script: None,
-        };
-    }
-    let receipt = Receipt::fresh(now);
-    Answer {
-        status: StatusCode::OK,
-        version: Some(version),
-        body: receipt.render(version, operation),
-        receipts: vec![receipt.message_identifier.to_string()],
-        outcome: Outcome::Receipt,
-        detail: None,
-        script: None,
-    }
-}
-
-/// A matched rule's decision as an answer.
-fn scripted_answer(
-    decision: Decision,
-    route: Option<&Route<'_>>,
-    version: SoapVersion,
-    operation: &soap::QualifiedName,
-    now: OffsetDateTime,
-) -> Answer {
-    let Decision {
-        rule,
-        answer,
-        status,
-        headers,
-        delay,
-        connection,
-    } = decision;
-    let mut answer = match answer {
-        ScriptedAnswer::Default => default_answer(route, version, operation, now),
-        ScriptedAnswer::Fault(fault) => fault_answer(version, fault, None),
-        ScriptedAnswer::Xml { text, receipts } => Answer {
-            status: StatusCode::OK,
-            version: Some(version),
-            body: text,
-            // A SOAP answer; `receipts` lists what it issued, possibly nothing (a lookup).
-            outcome: Outcome::Receipt,
-            receipts,
-            detail: None,
-            script: None,
-        },
-        ScriptedAnswer::Broken(problem) => {
-            tracing::error!(file = %rule.file, rule = %rule.name, %problem, "scenario rule failed");
-            fault_answer(
-                version,
-                Fault::dfdg(
-                    FaultParty::Service,
-                    CODE_INTERNAL_ERROR,
-                    format!(
-                        "scenario rule {}#{} failed: {problem}",
-                        rule.file, rule.name
-                    ),
-                ),
-                None,
-            )
-        }
-    };
-    if let Some(status) = status.and_then(|s| StatusCode::from_u16(s).ok()) {
-        answer.status = status;
-    }
-    answer.script = Some(Script {
-        rule: Some(rule),
-        headers,
-        delay,
-        connection,
-    });
-    answer
-}
-
-/// Routes a well-formed envelope through the catalog and checks the request against its
-/// operation's schema (per the service's validation mode): the route, or the refusal to send.
-fn check_route<'c>(
-    catalog: &'c Catalog,
-    path: &str,
-    text: &str,
-    envelope: &soap::Envelope,
-    facts: &mut Facts,
-) -> Result<Route<'c>, Box<Answer>> {
-    let version = envelope.version;
-    let route = match resolve(catalog, path, envelope, facts) {
-        Ok(route) => route,
-        Err(problem) => {
-            let status = match &problem {
-                RouteProblem::UnknownPath { .. } => Some(StatusCode::NOT_FOUND),
-                RouteProblem::VersionMismatch { service, .. }
-                | RouteProblem::UnknownOperation { service, .. } => {
-                    facts.service = Some(service.clone());
-                    None
-                }
-            };
-            return Err(Box::new(fault_answer(
-                version,
-                Fault::caller(problem.to_string()),
-                status,
-            )));
-        }
-    };
-    let mode = route.endpoint.validation;
-    if mode != ValidationMode::Off {
-        facts.findings = route.validate(text);
-        if mode == ValidationMode::Enforce {
-            if let Some(missing) = route.missing_star_header(envelope) {
-                return Err(Box::new(fault_answer(
-                    version,
-                    Fault::dfdg(FaultParty::Caller, missing.code, missing.message),
-                    None,
-                )));
+        // The usual body is one frame, kept as it came; more are joined.
+        match (&first, rest.is_empty()) {
+            (None, _) => first = Some(data),
+            (Some(head), true) => {
+                rest.extend_from_slice(head);
+                rest.extend_from_slice(&data);
             }
-            if !facts.findings.is_empty() {
-                return Err(Box::new(fault_answer(
-                    version,
-                    Fault::dfdg(
-                        FaultParty::Caller,
-                        CODE_MESSAGE_NOT_VALID,
-                        not_valid_message(&facts.findings),
-                    ),
-                    None,
-                )));
-            }
+            (Some(_), false) => rest.extend_from_slice(&data),
         }
     }
-    Ok(route)
+    Ok(match (first, rest.is_empty()) {
+        (_, false) => Bytes::from(rest),
+        (Some(first), true) => first,
+        (None, true) => Bytes::new(),
+    })
 }
 
-/// The request's (service, operation), recorded in `facts`.
-fn resolve<'c>(
-    catalog: &'c Catalog,
-    path: &str,
-    envelope: &soap::Envelope,
-    facts: &mut Facts,
-) -> Result<Route<'c>, RouteProblem> {
-    let route = catalog.route(
-        path,
-        envelope.version,
-        facts.soap_action.as_deref(),
-        &envelope.operation,
-    )?;
-    facts.service = Some(route.endpoint.service.clone());
-    facts.service_operation = Some(route.operation.name.clone());
-    Ok(route)
+/// Reads and discards up to `limit` bytes of `body` before `deadline`.
+async fn drain(mut body: Incoming, limit: u64, deadline: tokio::time::Instant) {
+    let mut drained = 0u64;
+    while drained <= limit {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                drained += frame.data_ref().map_or(0, |data| data.len() as u64);
+            }
+            _ => return,
+        }
+    }
 }
 
-/// DFDG's 1014 text listing the first findings.
-fn not_valid_message(findings: &[Finding]) -> String {
-    const SHOWN: usize = 5;
-    let mut message = format!(
-        "Message not valid: {} schema violation{}: ",
-        findings.len(),
-        if findings.len() == 1 { "" } else { "s" }
+fn soap_response(
+    status: StatusCode,
+    version: crate::soap::SoapVersion,
+    body: String,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(version.content_type()),
     );
-    let listed: Vec<String> = findings
-        .iter()
-        .take(SHOWN)
-        .map(ToString::to_string)
-        .collect();
-    message.push_str(&listed.join("; "));
-    if findings.len() > SHOWN {
-        message.push_str(&format!("; and {} more", findings.len() - SHOWN));
-    }
-    message
-}
-
-fn soap_action_header(parts: &Parts) -> Option<String> {
-    // UTF-8, not only ASCII: OIO operation names (and so actions) may be Danish.
-    let value = std::str::from_utf8(parts.headers.get("soapaction")?.as_bytes()).ok()?;
-    Some(value.trim().trim_matches('"').to_owned())
-}
-
-fn fault_answer(version: SoapVersion, fault: Fault, status: Option<StatusCode>) -> Answer {
-    let status = status.unwrap_or_else(|| {
-        StatusCode::from_u16(fault.http_status(version))
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    });
-    Answer {
-        status,
-        version: Some(version),
-        body: fault.render(version),
-        receipts: Vec::new(),
-        outcome: Outcome::Fault {
-            code: fault.dfdg.as_ref().map(|d| d.code),
-            fault_code: fault.party.code(version).to_owned(),
-        },
-        detail: Some(fault.reason),
-        script: None,
-    }
-}
-
-fn soap_response(answer: Answer) -> Response<ResponseBody> {
-    let content_type = answer.version.unwrap_or(SoapVersion::V11).content_type();
-    let mut response = Response::new(ResponseBody::full(answer.body));
-    *response.status_mut() = answer.status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -1,22 +1,24 @@
-//! The command line: subcommands and one function each. Raw flags become validated types here
-//! (or in [`crate::config`]) before any work starts.
+//! The command line: argument types, and dispatch to one function per subcommand. Raw flags
+//! become validated types here (or in [`crate::config`]) before any work starts; the work
+//! itself is the library's ([`crate::instance`] for `serve`, [`crate::check`], ...), the
+//! tables are [`crate::tables`]' and the start-up banner [`crate::banner`]'s.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
-use crate::app::App;
 use crate::config::JournalUrl;
 use crate::config::{Config, ServeArgs};
+use crate::instance::Instance;
 use crate::journal::{CallQuery, JournalReader, Location, RejectionQuery};
 use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
-use crate::tls::{TlsMaterial, TlsServer};
+use crate::tables;
 use crate::wsdl::Catalog;
+
+pub use crate::banner::{demo_request, DEMO_NAMESPACE, DEMO_PATH};
 
 /// An offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
 ///
@@ -396,7 +398,7 @@ impl JournalArgs {
 
 fn location(file: &Path, url: Option<&JournalUrl>) -> anyhow::Result<Location> {
     Ok(match url {
-        Some(url) => Location::Database(Arc::new(url.database()?)),
+        Some(url) => Location::Database(std::sync::Arc::new(url.database()?)),
         None => Location::File(file.to_owned()),
     })
 }
@@ -450,162 +452,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// What `check` found, from every source it checks.
-#[derive(Debug, Default)]
-pub struct CheckReport {
-    /// What loaded, one line each.
-    pub loaded: Vec<String>,
-    /// Worth knowing, not wrong.
-    pub notes: Vec<String>,
-    /// Wrong: each makes `check` fail.
-    pub problems: Vec<String>,
-}
-
-/// Checks everything `serve` would load from `config`. Sources: the WSDL catalog.
-pub fn check_all(config: &Config) -> CheckReport {
-    let mut report = CheckReport::default();
-    let catalog = check_catalog(config, &mut report);
-    if let Some(dir) = &config.scenarios {
-        let known: Vec<(String, String)> = catalog
-            .endpoints
-            .iter()
-            .flat_map(|e| {
-                e.ports
-                    .iter()
-                    .flat_map(|p| &p.operations)
-                    .map(|o| (e.service.clone(), o.name.clone()))
-            })
-            .collect();
-        let known = (!catalog.is_empty()).then_some(known.as_slice());
-        match check_scenarios(dir, known) {
-            Ok(summary) => report.loaded.extend(summary.lines().map(str::to_owned)),
-            Err(error) => report.problems.push(format!("{error:#}")),
-        }
-    }
-    check_registry(config, &catalog, &mut report);
-    check_last_reload(config, &mut report);
-    report
-}
-
-/// The supplier registry: whether it parses, and whether the services it allows are served.
-fn check_registry(config: &Config, catalog: &Catalog, report: &mut CheckReport) {
-    let path = &config.onboarding.registry;
-    match crate::supplier::Registry::load(path) {
-        Err(error) => report.problems.push(format!("{error:#}")),
-        Ok(registry) if registry.is_open() => report.loaded.push(format!(
-            "no supplier registry ({}): open mode, any trusted certificate may call everything",
-            path.display()
-        )),
-        Ok(registry) => {
-            report.loaded.push(format!(
-                "supplier registry {}: {} suppliers",
-                path.display(),
-                registry.suppliers().len()
-            ));
-            if catalog.is_empty() {
-                return;
-            }
-            for supplier in registry.suppliers() {
-                for service in &supplier.services {
-                    let served = catalog
-                        .endpoints
-                        .iter()
-                        .any(|e| e.service.eq_ignore_ascii_case(service));
-                    if !served {
-                        report.notes.push(format!(
-                            "{}: supplier '{}' may call {service}, which the catalog does not serve",
-                            path.display(),
-                            supplier.name
-                        ));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What the running server's latest scenario reload was, from its journal, if there is one.
-fn check_last_reload(config: &Config, report: &mut CheckReport) {
-    let location = config.journal_location();
-    let Ok(store) = crate::journal::open_reader(&location) else {
-        return;
-    };
-    let Ok(reloads) = store.reloads(1) else {
-        return;
-    };
-    if let Some(reload) = reloads.first() {
-        let record = &reload.record;
-        report.notes.push(match &record.error {
-            None => format!(
-                "running server (journal {location}): scenario rules last loaded {} ({} rules)",
-                short_time(record.time),
-                record.rules
-            ),
-            Some(error) => format!(
-                "running server (journal {location}): the scenario reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
-                short_time(record.time),
-                record.rules
-            ),
-        });
-    }
-}
-
-fn check_catalog(config: &Config, report: &mut CheckReport) -> Arc<Catalog> {
-    let started = std::time::Instant::now();
-    let loaded = Catalog::load(&config.catalog);
-    let elapsed = started.elapsed();
-    let catalog = &loaded.catalog;
-    for endpoint in &catalog.endpoints {
-        let versions: Vec<String> = endpoint
-            .ports
-            .iter()
-            .map(|p| p.version.to_string())
-            .collect();
-        let operations: Vec<String> = endpoint
-            .ports
-            .iter()
-            .flat_map(|p| &p.operations)
-            .map(|o| format!("{} [{}]", o.name, o.access.label()))
-            .collect();
-        report.loaded.push(format!(
-            "{}: {} at {} ({}, validation {}): {}",
-            catalog.wsdls[endpoint.wsdl].file.display(),
-            endpoint.service,
-            endpoint.path,
-            versions.join(", "),
-            endpoint.validation.as_str(),
-            operations.join(", ")
-        ));
-    }
-    report.loaded.push(format!(
-        "catalog: {} WSDL file(s), {} endpoint(s), {} operation(s), loaded in {:.1} ms",
-        catalog.wsdls.len(),
-        catalog.endpoints.len(),
-        catalog
-            .endpoints
-            .iter()
-            .flat_map(|e| &e.ports)
-            .map(|p| p.operations.len())
-            .sum::<usize>(),
-        elapsed.as_secs_f64() * 1000.0
-    ));
-    report
-        .notes
-        .extend(loaded.notes.iter().map(ToString::to_string));
-    report
-        .problems
-        .extend(loaded.problems.iter().map(ToString::to_string));
-    let self_check = loaded.catalog.self_check(OffsetDateTime::now_utc());
-    report.loaded.push(self_check.summary());
-    report
-        .problems
-        .extend(self_check.problems.iter().map(ToString::to_string));
-    Arc::new(loaded.catalog)
-}
-
 fn check(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
-    let report = check_all(&config);
+    let report = crate::check::all(&config);
     let mut out = std::io::stdout().lock();
     for line in &report.loaded {
         writeln!(out, "{line}")?;
@@ -668,57 +517,11 @@ fn health(args: &HealthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Validates the scenario folder: a summary per file, or every problem as an error. With the
-/// catalog's `(service, operation)` pairs, unknown names are problems too (with a "did you
-/// mean").
-pub fn check_scenarios(dir: &Path, known: Option<&[(String, String)]>) -> anyhow::Result<String> {
-    use std::fmt::Write as _;
-    let spec = crate::scenario::Spec::load_dir(dir)
-        .map_err(|error| anyhow::anyhow!("{error}"))
-        .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?;
-    let mut report = String::new();
-    match known {
-        Some(known) => {
-            let problems = spec.check_against(known);
-            if !problems.is_empty() {
-                anyhow::bail!(
-                    "the scenarios in {} name unknown services or operations:\n{}",
-                    dir.display(),
-                    problems.join("\n")
-                );
-            }
-        }
-        None => report.push_str(
-            "note: no WSDL catalog yet, so service and operation names are not checked\n",
-        ),
-    }
-    for file in spec.files() {
-        let rules: Vec<&str> = spec
-            .rules()
-            .iter()
-            .filter(|rule| &*rule.file == file.as_str())
-            .map(|rule| &*rule.name)
-            .collect();
-        let _ = writeln!(
-            report,
-            "{}: {} rules ({})",
-            dir.join(file).display(),
-            rules.len(),
-            rules.join(", ")
-        );
-    }
-    let _ = writeln!(
-        report,
-        "ok: {} rules in {} files",
-        spec.rules().len(),
-        spec.files().len()
-    );
-    Ok(report)
-}
-
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
-    crate::logging::set_replica(&config.replica);
+    if let Some(replica) = &config.replica {
+        crate::logging::set_replica(replica);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -726,70 +529,19 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve_until_signal(config))
 }
 
+/// `serve`: build the instance, bind, print the banner, serve until SIGINT or SIGTERM; SIGHUP
+/// starts the scenarios over and re-reads the registry.
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
-    // Before anything is created or bound.
-    crate::admin::check_exposure(config.admin.listen, config.admin.token.as_ref())?;
-    // First, so that broken rules stop the start before any file is written.
-    let scenarios = match &config.scenarios {
-        Some(dir) => crate::scenario::Scenarios::load(dir)
-            .map_err(|error| anyhow::anyhow!("{error}"))
-            .with_context(|| format!("the scenarios in {} are not valid", dir.display()))?,
-        None => crate::scenario::Scenarios::none(),
-    };
-    // Likewise a broken supplier registry; a missing one means open mode.
-    let suppliers = Arc::new(
-        crate::supplier::LiveRegistry::load(&config.onboarding.registry, config.onboarding.strict)
-            .context(
-                "the supplier registry is not valid (fix it, or move it away for open mode)",
-            )?,
-    );
-    tracing::info!(
-        file = %config.onboarding.registry.display(),
-        suppliers = suppliers.current().suppliers().len(),
-        open = suppliers.current().is_open(),
-        strict = config.onboarding.strict,
-        "supplier registry loaded"
-    );
-
-    let mut first_start = None;
-    let material = match &config.server_identity {
-        Some((cert, key)) => {
-            let cas: Vec<&Path> = config.client_cas.iter().map(PathBuf::as_path).collect();
-            if cas.is_empty() {
-                anyhow::bail!(
-                    "with a server certificate of your own (--cert/--key), name the CA that issues client certificates with --client-ca"
-                );
-            }
-            TlsMaterial::from_files(cert, key, &cas)?
-        }
-        None => {
-            let paths = PkiPaths::new(&config.certs_dir);
-            let demo = pki::ensure_demo(&paths, &config.server_names).with_context(|| {
-                format!("cannot prepare the test PKI in {}", paths.dir.display())
-            })?;
-            let mut cas = vec![paths.ca_cert()];
-            cas.extend(config.client_cas.iter().cloned());
-            let cas: Vec<&Path> = cas.iter().map(PathBuf::as_path).collect();
-            let material =
-                TlsMaterial::from_files(&paths.server_cert(), &paths.server_key(), &cas)?;
-            first_start = Some((paths, demo));
-            material
-        }
-    };
-    let tls = TlsServer::new(
-        material,
-        config.client_auth,
-        config.limits.handshake_timeout,
-    )?;
-    let location = config.journal_location();
-    let opened = crate::journal::open(&config.journal_settings())
-        .await
-        .with_context(|| format!("cannot open the journal {location}"))?;
-    let journal = opened.journal;
+    use tokio::signal::unix::{signal, SignalKind};
+    // The handlers first, so that a signal during start-up is not lost.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let instance = Instance::build(config)?;
+    let config = instance.config();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| {
@@ -798,270 +550,32 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
                 config.admin.listen
             )
         })?;
-    let admin_address = admin_listener.local_addr()?;
-
-    let started = std::time::Instant::now();
-    let loaded = Catalog::load(&config.catalog);
-    for problem in &loaded.problems {
-        tracing::warn!("not served: {problem}");
-    }
-    tracing::info!(
-        endpoints = loaded.catalog.endpoints.len(),
-        problems = loaded.problems.len(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "catalog loaded"
+    let banner = crate::banner::print(
+        &mut std::io::stdout().lock(),
+        config,
+        instance.app().catalog(),
+        listener.local_addr()?,
+        admin_listener.local_addr()?,
+        instance.pki(),
     );
-    let catalog = Arc::new(loaded.catalog);
-
-    let shutdown = shutdown_signal()?;
-    if let Err(error) = print_banner(
-        &config,
-        &catalog,
-        address,
-        admin_address,
-        first_start.as_ref(),
-    ) {
+    if let Err(error) = banner {
         tracing::warn!("cannot print the start-up banner: {error:#}");
     }
-    let app = Arc::new(
-        App::with_scenarios(journal.clone(), config.limits.clone(), scenarios)
-            .with_catalog(catalog)
-            .with_suppliers(suppliers.clone()),
-    );
-    let loaded = app.scenarios().subscribe().borrow().clone();
-    if let Some(dir) = &config.scenarios {
-        tracing::info!(dir = %dir.display(), rules = loaded.rules, "scenarios loaded");
+    let running = instance.start(listener, Some(admin_listener)).await?;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: resetting scenario state and reloading the scenario files and the registry");
+                running.hang_up().await;
+            }
+        }
     }
-    app.journal_reload(&loaded).await;
-    let watcher = crate::scenario::watch::spawn(app.clone());
-    let registry_watcher = crate::supplier::watch(suppliers);
-    let hangup = reload_on_hangup(app.clone())?;
-    if let Some(feed) = &opened.feed {
-        // The other replicas' calls, on this replica's dashboard and event streams.
-        feed.forward(app.events().clone());
-    }
-    let admin = Arc::new(
-        crate::admin::Admin::new(&app, opened.readers, config.admin.token.clone())
-            .with_scenarios(app.clone())
-            .with_replica(config.replica.clone()),
-    );
-    // One signal stops both listeners.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    let admin_task = tokio::spawn(crate::admin::run(
-        admin_listener,
-        admin,
-        until_stopped(stopped.clone()),
-    ));
-    crate::server::run(listener, tls, app, &config.limits, until_stopped(stopped)).await;
-    watcher.abort();
-    registry_watcher.abort();
-    hangup.abort();
-    match admin_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!("admin listener: {error:#}"),
-        Err(error) => tracing::error!("admin listener task: {error}"),
-    }
-    journal.close().await.context("cannot flush the journal")?;
+    tracing::info!("shutdown requested");
+    running.stop().await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// the future is first polled, so a signal that arrives during start-up is not lost.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("shutdown requested");
-    })
-}
-
-/// SIGHUP: start the scenarios over (forget counters and state, read the files again) and
-/// read the supplier registry again.
-fn reload_on_hangup(app: Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    Ok(tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            tracing::info!("SIGHUP: resetting scenario state and reloading the scenario files");
-            app.reset_state();
-            app.reload_scenarios().await;
-            // A broken registry is logged and the previous one stays.
-            let _ = app.suppliers().reload();
-        }
-    }))
-}
-
-fn print_banner(
-    config: &Config,
-    catalog: &Catalog,
-    address: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-    pki: Option<&(PkiPaths, pki::DemoPki)>,
-) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    let host = if address.ip().is_loopback() || address.ip().is_unspecified() {
-        "localhost".to_owned()
-    } else {
-        address.ip().to_string()
-    };
-    let url = format!("https://{host}:{}", address.port());
-    writeln!(
-        out,
-        "dfdg-mock {} listening on {url} (client certificates: {}, journal: {})",
-        env!("CARGO_PKG_VERSION"),
-        config.client_auth.as_str(),
-        config.journal_location()
-    )?;
-    writeln!(
-        out,
-        "admin: dashboard http://{admin}/, API described at http://{admin}/openapi.json{}",
-        if config.admin.token.is_some() {
-            " (bearer token required)"
-        } else {
-            ""
-        }
-    )?;
-    if catalog.is_empty() {
-        writeln!(
-            out,
-            "no WSDL catalog (looked in {}): every POST gets a generic receipt",
-            display_dirs(&config.catalog.dirs)
-        )?;
-    } else {
-        writeln!(
-            out,
-            "serving {} services from {} (validation {}); the catalog: {url}/",
-            catalog.endpoints.len(),
-            display_dirs(&config.catalog.dirs),
-            config.catalog.validation.as_str()
-        )?;
-    }
-    let registry = &config.onboarding.registry;
-    if registry.exists() {
-        writeln!(
-            out,
-            "supplier registry {}: only registered suppliers' certificates may call (`dfdg-mock supplier list`){}",
-            registry.display(),
-            if config.onboarding.strict {
-                "; strict identity checks"
-            } else {
-                ""
-            }
-        )?;
-    } else {
-        writeln!(
-            out,
-            "no supplier registry ({}): open mode, any trusted certificate may call everything",
-            registry.display()
-        )?;
-    }
-    let Some((paths, demo)) = pki else {
-        return Ok(());
-    };
-    if demo.created_ca {
-        writeln!(out, "created a test PKI in {}", paths.dir.display())?;
-    } else if demo.issued_server || demo.issued_client {
-        writeln!(
-            out,
-            "renewed certificates of the test PKI in {}",
-            paths.dir.display()
-        )?;
-    }
-    let client = &demo.client;
-    let certificate = std::fs::read(&client.cert)
-        .with_context(|| format!("cannot read {}", client.cert.display()))?;
-    let der = rustls_pki_types::CertificateDer::from_pem_slice(&certificate)
-        .with_context(|| format!("{} is not a PEM certificate", client.cert.display()))?;
-    let caller_id = crate::identity::CallerIdentity::from_der(&der)?.caller_id;
-    let request = paths.dir.join("demo-request.xml");
-    std::fs::write(&request, demo_request(&caller_id))
-        .with_context(|| format!("cannot write {}", request.display()))?;
-    writeln!(
-        out,
-        "demo client certificate: {} (caller id {caller_id}; PKCS#12 {} for Java, {} for .NET/Mono, password \"{}\")",
-        client.cert.display(),
-        client.pkcs12(pki::Pkcs12Kind::Modern).display(),
-        client.pkcs12(pki::Pkcs12Kind::Legacy).display(),
-        demo.client_p12_password,
-    )?;
-    writeln!(out, "\nTry it:\n")?;
-    writeln!(
-        out,
-        "  curl --cacert {} --cert {} --key {} \\\n    -H 'Content-Type: text/xml; charset=utf-8' -H 'SOAPAction: \"{DEMO_NAMESPACE}#SaveAvailabilityAssessment\"' \\\n    --data-binary @{} {url}{DEMO_PATH}\n",
-        paths.ca_cert().display(),
-        client.cert.display(),
-        client.key.display(),
-        request.display(),
-    )?;
-    writeln!(
-        out,
-        "  dfdg-mock calls        # the journal: who called, and the receipt\n"
-    )?;
-    out.flush()?;
-    Ok(())
-}
-
-fn display_dirs(dirs: &[PathBuf]) -> String {
-    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    dirs.join(", ")
-}
-
-/// Path and namespace of the demo call printed on start.
-pub const DEMO_PATH: &str = "/JobcenterMessageService/2/JobcenterMessageService.svc";
-pub const DEMO_NAMESPACE: &str = "urn:dfdg-mock:JobcenterMessageService:2";
-
-/// A registration call with STAR's two caller headers, made on behalf of `caller_id`.
-pub fn demo_request(caller_id: &str) -> String {
-    let now = OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
-  <soap:Header>
-    <ActiveOrganisationHeader xmlns="http://rep.oio.dk/ams.dk/xml/schemas/2005/09/01/">
-      <OrganisationTypeIdentifier>8</OrganisationTypeIdentifier>
-      <OrganisationCode>101</OrganisationCode>
-    </ActiveOrganisationHeader>
-    <RequestUserMetadataHeader xmlns="http://service.bm.dk/RequestUserMetadata/2015/01/21/"
-        xmlns:rus="http://service.bm.dk/pjaktass/2015/01/21/RequestUserStructure/"
-        xmlns:ru="http://service.bm.dk/pjaktass/2015/01/21/RequestUserTypeIdentifierCodeList/"
-        xmlns:clb="http://service.bm.dk/pjaktass/2013/06/07/CodeListBase/"
-        xmlns:ros="http://service.bm.dk/pjaktass/2015/01/21/RequestOrganisationStructure/">
-      <rus:RequestUserStructure>
-        <rus:UserFullName>Fagsystem Jobcenter Test</rus:UserFullName>
-        <ru:RequestUserTypeIdentifier><clb:CodeListItemIdentifier>3</clb:CodeListItemIdentifier></ru:RequestUserTypeIdentifier>
-        <rus:UserIdentifier>{caller_id}</rus:UserIdentifier>
-      </rus:RequestUserStructure>
-      <ros:RequestOrganisationStructure>
-        <ros:OrganisationTypeIdentifier><clb:CodeListItemIdentifier>8</clb:CodeListItemIdentifier></ros:OrganisationTypeIdentifier>
-        <ros:OrganisationCode>101</ros:OrganisationCode>
-      </ros:RequestOrganisationStructure>
-      <RegistrationDateTime>{now}</RegistrationDateTime>
-    </RequestUserMetadataHeader>
-  </soap:Header>
-  <soap:Body>
-    <SaveAvailabilityAssessment xmlns="{DEMO_NAMESPACE}">
-      <CivilRegistrationIdentifier>0101701234</CivilRegistrationIdentifier>
-      <AvailabilityAssessmentCode>1</AvailabilityAssessmentCode>
-    </SaveAvailabilityAssessment>
-  </soap:Body>
-</soap:Envelope>
-"#
-    )
 }
 
 fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
@@ -1077,7 +591,7 @@ fn welcome_pack(args: &WelcomePackArgs) -> anyhow::Result<()> {
     if loaded.catalog.is_empty() {
         anyhow::bail!(
             "no services in the WSDL catalog {}; point --wsdl at a folder of *.wsdl files",
-            display_dirs(&args.wsdl)
+            crate::banner::display_dirs(&args.wsdl)
         );
     }
     let spec = PackSpec {
@@ -1270,30 +784,7 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        writeln!(
-            out,
-            "{:<6} {:<20} {:<22} {:<18} {:<44} DETAIL",
-            "ID", "TIME (UTC)", "PEER", "REASON", "PRESENTED"
-        )?;
-        for rejection in &rejections {
-            let record = &rejection.record;
-            writeln!(
-                out,
-                "{:<6} {:<20} {:<22} {:<18} {:<44} {}",
-                rejection.id,
-                short_time(record.time),
-                record.peer,
-                record.reason.as_str(),
-                record
-                    .identity
-                    .as_ref()
-                    .map_or("-", |i| i.caller_id.as_str()),
-                record.detail
-            )?;
-        }
-        if rejections.is_empty() {
-            writeln!(out, "(no refused handshakes)")?;
-        }
+        tables::rejections(&mut out, &rejections)?;
         return Ok(());
     }
     let query = CallQuery {
@@ -1310,36 +801,9 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
         })?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} RULE",
-        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME", "RECEIPT"
-    )?;
+    tables::calls_header(&mut out)?;
     let printed = crate::journal::each_call(&store, &query, args.limit, |call| {
-        let record = &call.record;
-        writeln!(
-            out,
-            "{:<6} {:<20} {:<52} {:<30} {:<12} {:<38} {}",
-            call.id,
-            short_time(record.time),
-            record
-                .identity
-                .as_ref()
-                .map_or("(no certificate)", |i| i.caller_id.as_str()),
-            // The WSDL operation when the catalog routed the call, else the Body element.
-            record
-                .service_operation
-                .as_deref()
-                .or(record.operation.as_deref())
-                .unwrap_or("-"),
-            record.outcome.label(),
-            record.receipts.first().map_or("-", String::as_str),
-            match (&record.scenario_file, &record.scenario_rule) {
-                (Some(file), Some(rule)) => format!("{file}#{rule}"),
-                (None, Some(rule)) => rule.clone(),
-                _ => "-".to_owned(),
-            },
-        )?;
+        tables::call_row(&mut out, call)?;
         anyhow::Ok(())
     })?;
     if printed == 0 {
@@ -1476,23 +940,7 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
                     registry.path.display()
                 );
             } else {
-                println!(
-                    "{:<28} {:<9} {:<8} {:<40} IDENTITIES",
-                    "NAME", "CVR", "CATEGORY", "SERVICES"
-                );
-                for s in suppliers.suppliers() {
-                    let mut identities = s.identities.join(", ");
-                    if !s.revoked.is_empty() {
-                        identities.push_str(&format!(" (revoked: {})", s.revoked.join(", ")));
-                    }
-                    println!(
-                        "{:<28} {:<9} {:<8} {:<40} {identities}",
-                        s.name,
-                        s.cvr,
-                        s.category.as_str(),
-                        s.services.join(",")
-                    );
-                }
+                tables::suppliers(&mut std::io::stdout().lock(), suppliers.suppliers())?;
             }
         }
         SupplierCommand::Remove { registry, name } => {
@@ -1517,13 +965,6 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn short_time(time: OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
-}
-
 /// `calls --follow`: print the latest rows, then poll the read-only journal for newer ones.
 fn follow(args: &CallsArgs) -> anyhow::Result<()> {
     let store = crate::journal::open_reader(&args.journal.location()?)?;
@@ -1534,7 +975,7 @@ fn follow(args: &CallsArgs) -> anyhow::Result<()> {
         ..CallQuery::default()
     };
     let mut out = std::io::stdout().lock();
-    print_call_header(&mut out)?;
+    tables::follow_header(&mut out)?;
     let mut latest = store.calls(&CallQuery {
         limit: args.limit,
         ..filter.clone()
@@ -1542,7 +983,7 @@ fn follow(args: &CallsArgs) -> anyhow::Result<()> {
     latest.reverse();
     let mut last_id = latest.last().map_or(0, |call| call.id);
     for call in &latest {
-        print_call_row(&mut out, call)?;
+        tables::follow_row(&mut out, call)?;
     }
     out.flush()?;
     loop {
@@ -1554,38 +995,13 @@ fn follow(args: &CallsArgs) -> anyhow::Result<()> {
             ..filter.clone()
         })?;
         for call in &new {
-            print_call_row(&mut out, call)?;
+            tables::follow_row(&mut out, call)?;
             last_id = call.id;
         }
         if !new.is_empty() {
             out.flush()?;
         }
     }
-}
-
-fn print_call_header(out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{:<6} {:<20} {:<52} {:<30} {:<12} RECEIPT",
-        "ID", "TIME (UTC)", "CALLER", "OPERATION", "OUTCOME"
-    )
-}
-
-fn print_call_row(out: &mut impl Write, call: &crate::journal::StoredCall) -> std::io::Result<()> {
-    let record = &call.record;
-    writeln!(
-        out,
-        "{:<6} {:<20} {:<52} {:<30} {:<12} {}",
-        call.id,
-        short_time(record.time),
-        record
-            .identity
-            .as_ref()
-            .map_or("(no certificate)", |i| i.caller_id.as_str()),
-        record.operation.as_deref().unwrap_or("-"),
-        record.outcome.label(),
-        record.receipts.first().map_or("-", String::as_str),
-    )
 }
 
 fn verify(args: &VerifyArgs) -> anyhow::Result<()> {

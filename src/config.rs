@@ -222,8 +222,9 @@ pub struct Config {
     pub journal_url: Option<Database>,
     /// How much the journal keeps (`[journal]` max_calls, max_age, max_size).
     pub retention: Retention,
-    /// This replica's name in logs and `/metrics` (default: the host name).
-    pub replica: String,
+    /// This replica's name: every JSON log line carries it (default: the host name), and
+    /// every `/metrics` sample is labelled with it when set.
+    pub replica: Option<String>,
     /// The folder of scenario rule files; `None`: no rules, every call gets the default answer.
     pub scenarios: Option<PathBuf>,
     pub limits: Limits,
@@ -262,7 +263,7 @@ impl Default for Config {
             journal: PathBuf::from("dfdg-mock.sqlite"),
             journal_url: None,
             retention: Retention::default(),
-            replica: default_replica(),
+            replica: None,
             scenarios: None,
             limits: Limits::default(),
             admin: AdminConfig::default(),
@@ -381,8 +382,8 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub journal_url: Option<JournalUrl>,
-    /// This replica's name, in JSON logs and as the `replica` label of /metrics. [default: the
-    /// host name]
+    /// This replica's name, in JSON logs (default: the host name) and as the `replica` label
+    /// of every /metrics sample (default: none).
     #[arg(long, env = "DFDG_MOCK_REPLICA", value_name = "NAME")]
     pub replica: Option<String>,
     /// Calls the journal keeps; the oldest beyond it are removed (0: no limit). [default:
@@ -709,11 +710,7 @@ impl Config {
                 .map(|url| url.database())
                 .transpose()?,
             retention,
-            replica: args
-                .replica
-                .clone()
-                .or(file.replica)
-                .unwrap_or(defaults.replica),
+            replica: args.replica.clone().or(file.replica).or(defaults.replica),
             scenarios: args.scenarios.clone().or(file.scenarios.dir),
             limits,
             admin,
@@ -958,7 +955,7 @@ mod tests {
         );
         let text = "replica = \"a\"\n[journal]\nurl = \"postgres://dfdg:s3cret@db:5432/journal\"\n";
         let config = Config::from_toml(Path::new("x.toml"), text).unwrap();
-        assert_eq!(config.replica, "a");
+        assert_eq!(config.replica.as_deref(), Some("a"));
         assert_eq!(
             config.journal_location().to_string(),
             "postgres://dfdg:***@db:5432/journal"

@@ -1,17 +1,21 @@
 //! dfdg-mock: an offline imitation of STAR's DFDG and Jobnet SOAP webservices over mutual TLS.
 //!
-//! The caller binds, the library serves: [`server::run`] takes a bound listener, the TLS side
-//! ([`tls::TlsServer`]) and the request pipeline ([`app::App`]), so tests run it on port 0.
-//! [`admin::run`] serves the administrator's side (JSON API, dashboard, metrics) the same way.
+//! [`instance`] is the one composition root: it builds a server from a [`config::Config`] and
+//! runs it on listeners the caller bound (so tests run it on port 0), for `serve` and the
+//! integration tests alike.
 
 pub mod admin;
 pub mod app;
+pub mod banner;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod encoding;
 pub mod health;
 pub mod identity;
+pub mod instance;
 pub mod journal;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod onboarding;
@@ -21,8 +25,10 @@ pub mod scenario;
 pub mod server;
 pub mod soap;
 pub mod supplier;
+pub mod tables;
 pub mod tls;
 pub mod verify;
+pub mod watch;
 pub mod welcome;
 pub mod wsb;
 pub mod wsdl;

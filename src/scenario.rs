@@ -1,20 +1,21 @@
 //! Scenarios: scripted answers chosen by what a request says and who sends it.
 //!
 //! Rule files (`scenarios/*.toml`, templates in `.xml` files beside them) are compiled once into
-//! an immutable [`Spec`] ([`spec`]); a request is matched against it by pure, synchronous code
-//! ([`matching`]), and the winning rule's response is rendered with minijinja ([`template`]);
-//! [`names`] holds DFDG's fault codes and the "did you mean" for unknown names.
+//! an immutable, indexed [`Spec`] ([`spec`]); a request is matched against it by pure,
+//! synchronous code ([`matching`]), and the winning rule's response is rendered with minijinja
+//! ([`template`]); [`names`] holds DFDG's fault codes and the "did you mean" for unknown names.
+//! Matching changes no state: the call counts and `set_state` values a decision implies come back
+//! as [`Effect`]s, which the app applies once the call is journaled.
 //!
 //! The spec lives behind an `Arc` that a reload swaps atomically ([`Scenarios::reload`]); the
 //! runtime state the rules build up — per-caller call counters and per-caller state buckets —
 //! lives apart from it in [`Runtime`], survives file reloads and is cleared by
-//! [`Scenarios::reset_state`]. [`watch`] polls the folder for changes.
+//! [`Scenarios::reset_state`]. [`crate::watch`] polls the folder for changes.
 
 pub mod matching;
 pub mod names;
 pub mod spec;
 pub mod template;
-pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use time::OffsetDateTime;
 
 use crate::identity::CallerIdentity;
-use crate::soap::{Fault, QualifiedName, SoapVersion, StarHeaders};
+use crate::soap::{Fault, SoapVersion, StarHeaders};
+use crate::wsdl::xml::Element;
 
 pub use matching::RequestValues;
 pub use spec::{LoadError, Problem, Spec};
@@ -33,23 +35,22 @@ pub use spec::{LoadError, Problem, Spec};
 /// Everything a rule may look at, gathered once per request by [`crate::app`].
 #[derive(Debug)]
 pub struct RequestFacts<'a> {
-    /// The catalog's name of the service; `None` until the WSDL catalog routes requests.
+    /// The catalog's name of the service; `None` without a catalog route.
     pub service: Option<&'a str>,
     /// The registered supplier of the certificate; `None` in open mode or when unregistered.
     pub supplier: Option<&'a str>,
     /// That supplier's category: `small`, `medium` or `large`.
     pub category: Option<&'a str>,
-    pub operation: &'a QualifiedName,
+    /// The operation element, parsed once ([`crate::soap::Envelope::operation`]): its name,
+    /// and the values the rules and templates read.
+    pub operation: &'a Arc<Element>,
     pub version: SoapVersion,
     /// The HTTP path, without the query.
     pub path: &'a str,
     pub headers: &'a HeaderMap,
     /// The verified caller; `None` only when no certificate identity is known.
-    pub identity: Option<&'a CallerIdentity>,
+    pub identity: Option<&'a Arc<CallerIdentity>>,
     pub star: &'a StarHeaders,
-    /// The operation element's XML text (see `soap::Envelope::operation_span`): the values the
-    /// rules need are extracted from it in one pass, by the spec that matches them.
-    pub operation_xml: &'a str,
     /// Arrival time: `now` in templates.
     pub now: OffsetDateTime,
 }
@@ -74,6 +75,31 @@ pub struct Decision {
     pub delay: Option<Duration>,
     /// Instead of (or while) answering, break the connection.
     pub connection: Option<ConnectionFault>,
+}
+
+/// What matching a call against the rules came to.
+#[derive(Debug)]
+pub struct Choice {
+    /// The rule that answers; `None`: the default answer.
+    pub decision: Option<Decision>,
+    /// What the call advances once it is journaled ([`Scenarios::apply`]): the counters of
+    /// every rule whose conditions it met on the way, the winner's `set_state`.
+    pub effects: Vec<Effect>,
+}
+
+/// A change to the scenarios' runtime state that a call makes once it is journaled: matching
+/// only reads the state, so a call that is not journaled changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// One more call of `caller` met the conditions of rule `rule` (its key, `file#name`).
+    Count { caller: String, rule: Arc<str> },
+    /// `set_state`: `caller`'s `bucket` holds `value` under `key`.
+    SetState {
+        caller: String,
+        bucket: String,
+        key: String,
+        value: String,
+    },
 }
 
 /// The body a rule answers with.
@@ -133,16 +159,36 @@ pub struct Runtime {
 type Buckets = HashMap<String, HashMap<String, String>>;
 
 impl Runtime {
-    /// Counts one more call of `caller` for `rule` and returns the new count (1 for the first).
-    pub fn bump(&self, caller: &str, rule: &Arc<str>) -> u64 {
-        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        let per_caller = match counters.get_mut(caller) {
-            Some(per_caller) => per_caller,
-            None => counters.entry(caller.to_owned()).or_default(),
-        };
-        let count = per_caller.entry(rule.clone()).or_insert(0);
-        *count += 1;
-        *count
+    /// How many calls of `caller` met `rule`'s conditions so far (0 before the first).
+    pub fn count(&self, caller: &str, rule: &str) -> u64 {
+        let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        counters
+            .get(caller)
+            .and_then(|per_caller| per_caller.get(rule))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Advances the counters and state as a journaled call says.
+    pub fn apply(&self, effects: &[Effect]) {
+        for effect in effects {
+            match effect {
+                Effect::Count { caller, rule } => {
+                    let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+                    let per_caller = match counters.get_mut(caller.as_str()) {
+                        Some(per_caller) => per_caller,
+                        None => counters.entry(caller.clone()).or_default(),
+                    };
+                    *per_caller.entry(rule.clone()).or_insert(0) += 1;
+                }
+                Effect::SetState {
+                    caller,
+                    bucket,
+                    key,
+                    value,
+                } => self.set_state(caller, bucket, key.clone(), value.clone()),
+            }
+        }
     }
 
     /// The value stored for `caller` in `bucket` under `key`.
@@ -287,10 +333,13 @@ impl Scenarios {
         self.runtime.clear();
     }
 
-    /// The first rule (by priority, then file order) that matches, rendered; `None` for the
-    /// default answer.
-    pub fn decide(&self, facts: &RequestFacts<'_>) -> Option<Decision> {
-        let spec = self.spec();
-        spec.decide(facts, &self.runtime)
+    /// The counters and state the rules build up.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Advances the counters and state as a journaled call's decision says.
+    pub fn apply(&self, effects: &[Effect]) {
+        self.runtime.apply(effects);
     }
 }

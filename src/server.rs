@@ -1,6 +1,6 @@
-//! Transport only: the accept loop, one task per connection (TLS handshake, then HTTP/1.1 or
-//! h2 by ALPN), the connection cap, and graceful shutdown with a drain limit. What a request
-//! means is [`crate::app`]'s business.
+//! Transport only: on the shared accept loop ([`crate::listener`]: connection cap, back-off,
+//! graceful drain), one task per connection: the TLS handshake, then HTTP/1.1 or h2 by ALPN
+//! with their limits. What a request means is [`crate::app`]'s business.
 //!
 //! The caller binds the listener and the library serves it, so tests can use port 0.
 //!
@@ -19,15 +19,13 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 
 use crate::app::{App, Connection, ConnectionControl, WriteMode};
 use crate::config::Limits;
+use crate::listener::{self, Bounds};
 use crate::tls::TlsServer;
 
 /// Serves SOAP over mutual TLS on `listener` until `shutdown` completes, then stops accepting,
@@ -50,63 +48,18 @@ pub async fn run(
         .max_header_list_size(64 * 1024)
         .keep_alive_interval(Duration::from_secs(30));
     let http = Arc::new(http);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    // Every connection task, from handshake to last response, so that shutdown can wait for
-    // all of them (and their journal entries), not only for the HTTP connections.
-    let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    let bounds = Bounds {
+        name: "soap",
+        max_connections: limits.max_connections,
+        drain: limits.shutdown_drain,
+    };
+    listener::serve(listener, bounds, shutdown, |stream, peer, watcher| {
         let tls = tls.clone();
         let app = app.clone();
         let http = http.clone();
-        let watcher = graceful.watcher();
-        tasks.spawn(async move {
-            let _permit = permit;
-            serve_connection(stream, peer, &tls, app, &http, watcher).await;
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-
-    drop(listener);
-    tracing::info!(
-        connections = tasks.len(),
-        "shutting down: draining open connections"
-    );
-    let drain = async {
-        graceful.shutdown().await;
-        while tasks.join_next().await.is_some() {}
-    };
-    if tokio::time::timeout(limits.shutdown_drain, drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            drain = ?limits.shutdown_drain,
-            "connections still open after the drain limit; closing them"
-        );
-    }
+        async move { serve_connection(stream, peer, &tls, app, &http, watcher).await }
+    })
+    .await;
 }
 
 async fn serve_connection(
@@ -115,7 +68,7 @@ async fn serve_connection(
     tls: &TlsServer,
     app: Arc<App>,
     http: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: listener::Watcher,
 ) {
     let accepted = match tls.accept(stream).await {
         Ok(accepted) => accepted,
@@ -125,11 +78,7 @@ async fn serve_connection(
         }
     };
     let control = ConnectionControl::default();
-    let connection = Arc::new(Connection {
-        peer,
-        session: accepted.session,
-        control: control.clone(),
-    });
+    let connection = Arc::new(Connection::new(peer, accepted.session, control.clone()));
     let service = service_fn(move |request| {
         let app = app.clone();
         let connection = connection.clone();

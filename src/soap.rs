@@ -10,14 +10,16 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use quick_xml::escape::{escape, partial_escape};
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde::Serialize;
 
 pub use crate::position::Position;
+use crate::wsdl::xml::Element;
 
 /// Namespace of a SOAP 1.1 envelope.
 pub const SOAP11_ENVELOPE: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -150,17 +152,32 @@ impl StarHeaders {
     }
 }
 
-/// A well-formed SOAP request envelope.
+/// A well-formed SOAP request envelope, parsed once: what the validator, the registry's
+/// identity checks and the scenario rules all read.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub version: SoapVersion,
-    /// The first child of `Body`: the operation's request element.
-    pub operation: QualifiedName,
-    /// Every header block's name, in order.
-    pub header_blocks: Vec<QualifiedName>,
+    /// The first child of `Body`: the operation's request element, with everything in it.
+    /// Shared, so that a response template can read it after the request is gone.
+    pub operation: Arc<Element>,
+    /// The header blocks (the children of `Header`), in order.
+    pub headers: Vec<Element>,
+    /// STAR's two caller headers, where the request carried them.
     pub star_headers: StarHeaders,
     /// Byte range of the operation element within the parsed text.
     pub operation_span: Range<usize>,
+}
+
+impl Envelope {
+    /// The operation element's name.
+    pub fn operation_name(&self) -> &QualifiedName {
+        &self.operation.name
+    }
+
+    /// The header block named `{namespace}local`.
+    pub fn header(&self, namespace: &str, local: &str) -> Option<&Element> {
+        self.headers.iter().find(|block| block.is(namespace, local))
+    }
 }
 
 /// Why a request body is not a usable SOAP envelope. Each carries where it was found.
@@ -248,25 +265,21 @@ enum Place {
     Envelope {
         seen_header: bool,
     },
+    /// Inside `Header` (and inside a header block while elements are open).
     Header,
     /// Inside `Body`, before its first child.
     BodyStart,
-    /// Inside the operation element (depth counts from Body's children).
+    /// Inside the operation element.
     Operation,
-    /// Inside `Body`, after the operation element.
+    /// Inside `Body`, after the operation element (later children are skipped).
     BodyRest,
     AfterBody,
     AfterEnvelope,
 }
 
-/// Which STAR header block the parser is collecting values from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StarBlock {
-    ActiveOrganisation,
-    RequestUser,
-}
-
-/// Parses a SOAP envelope from `text` (see [`body_text`]).
+/// Parses a SOAP envelope from `text` (see [`body_text`]) in one streaming pass: the envelope's
+/// structure is checked by resolved namespace, and the header blocks and the operation element
+/// are built into element trees as they stream by.
 pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
@@ -275,22 +288,19 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
     let mut place = Place::BeforeEnvelope;
     let mut version = None;
     let mut depth = 0usize;
+    // The open elements of the header block or operation element being built.
+    let mut open: Vec<Element> = Vec::new();
+    let mut headers = Vec::new();
     let mut operation = None;
     let mut operation_start = 0usize;
     let mut operation_span = 0..0;
-    let mut body_position = Position { line: 1, column: 1 };
-    let mut header_blocks = Vec::new();
-    let mut star_headers = StarHeaders::default();
-    // Inside a STAR header block: which one, and the local-name path below it.
-    let mut star_block: Option<StarBlock> = None;
-    let mut star_path: Vec<String> = Vec::new();
-    let mut star_text = String::new();
+    let mut body_offset = 0u64;
 
     loop {
         let before = reader.buffer_position();
-        let (resolved, event) = match reader.read_resolved_event() {
-            // Only element names need their namespace; `String::new` does not allocate.
+        let (namespace, event) = match reader.read_resolved_event() {
             Ok((resolved, event)) => match event {
+                // Only element names need their namespace.
                 Event::Start(_) | Event::Empty(_) => (namespace_of(&resolved).to_owned(), event),
                 _ => (String::new(), event),
             },
@@ -321,32 +331,30 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                         name: name.into_owned(),
                     });
                 };
-                if star_block.is_some() {
-                    star_text.push(character);
-                } else if !in_element(place) {
-                    return Err(text_outside(at(before)));
+                match open.last_mut() {
+                    Some(element) => element.text.push(character),
+                    None if !in_element(place) => return Err(text_outside(at(before))),
+                    None => {}
                 }
             }
-            Event::Text(content) => {
-                if star_block.is_some() {
-                    star_text.push_str(&content.xml10_content());
-                } else if !in_element(place) && !content.xml10_content().trim().is_empty() {
-                    return Err(text_outside(at(before)));
+            Event::Text(content) => match open.last_mut() {
+                Some(element) => element.text.push_str(&content.xml10_content()),
+                None if !in_element(place) && !content.xml10_content().trim().is_empty() => {
+                    return Err(text_outside(at(before)))
                 }
-            }
-            Event::CData(content) => {
-                if star_block.is_some() {
-                    star_text.push_str(&content.xml10_content());
-                } else if !in_element(place) {
-                    return Err(text_outside(at(before)));
-                }
-            }
+                None => {}
+            },
+            Event::CData(content) => match open.last_mut() {
+                Some(element) => element.text.push_str(&content.xml10_content()),
+                None if !in_element(place) => return Err(text_outside(at(before))),
+                None => {}
+            },
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => break,
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let is_empty = matches!(event, Event::Empty(_));
                 let name = QualifiedName {
-                    namespace: resolved,
+                    namespace,
                     local: start.local_name().as_ref().to_owned(),
                 };
                 if !is_empty {
@@ -381,9 +389,11 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                                 Place::Header
                             };
                         } else if is_soap && name.local == "Body" {
-                            body_position = at(before);
+                            body_offset = before;
                             if is_empty {
-                                return Err(EnvelopeProblem::EmptyBody { at: body_position });
+                                return Err(EnvelopeProblem::EmptyBody {
+                                    at: at(body_offset),
+                                });
                             }
                             place = Place::BodyStart;
                         } else {
@@ -398,50 +408,28 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                             });
                         }
                     }
-                    Place::Header => {
-                        if let Some(block) = star_block {
-                            if !is_empty {
-                                star_path.push(name.local.clone());
-                                star_text.clear();
-                            } else {
-                                star_path.push(name.local.clone());
-                                record_star_value(&mut star_headers, block, &star_path, "");
-                                star_path.pop();
-                            }
-                        } else if depth == 3 || is_empty && depth == 2 {
-                            let block = match (name.namespace.as_str(), name.local.as_str()) {
-                                (ACTIVE_ORGANISATION_NS, "ActiveOrganisationHeader") => {
-                                    star_headers
-                                        .active_organisation
-                                        .get_or_insert_with(Default::default);
-                                    Some(StarBlock::ActiveOrganisation)
-                                }
-                                (REQUEST_USER_METADATA_NS, "RequestUserMetadataHeader") => {
-                                    star_headers
-                                        .request_user
-                                        .get_or_insert_with(Default::default);
-                                    Some(StarBlock::RequestUser)
-                                }
-                                _ => None,
-                            };
-                            header_blocks.push(name);
-                            if !is_empty {
-                                star_block = block;
-                                star_path.clear();
-                            }
-                        }
-                    }
-                    Place::BodyStart => {
-                        operation_start = before as usize;
-                        if is_empty {
-                            operation_span = operation_start..reader.buffer_position() as usize;
-                            place = Place::BodyRest;
-                        } else {
+                    Place::Header | Place::BodyStart | Place::Operation => {
+                        if place == Place::BodyStart {
+                            operation_start = before as usize;
                             place = Place::Operation;
                         }
-                        operation = Some(name);
+                        let element = open_element(&reader, start, name).map_err(|message| {
+                            EnvelopeProblem::Malformed {
+                                at: at(before),
+                                message,
+                            }
+                        })?;
+                        if is_empty {
+                            close_element(element, &mut open, place, &mut headers, &mut operation);
+                        } else {
+                            open.push(element);
+                        }
+                        if place == Place::Operation && operation.is_some() {
+                            operation_span = operation_start..reader.buffer_position() as usize;
+                            place = Place::BodyRest;
+                        }
                     }
-                    Place::Operation | Place::BodyRest => {}
+                    Place::BodyRest => {}
                     Place::AfterBody => {
                         return Err(EnvelopeProblem::UnexpectedElement {
                             at: at(before),
@@ -459,27 +447,20 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
             }
             Event::End(_) => {
                 depth = depth.saturating_sub(1);
-                match place {
-                    Place::Header => {
-                        if let Some(block) = star_block {
-                            if star_path.is_empty() {
-                                star_block = None;
-                            } else {
-                                record_star_value(&mut star_headers, block, &star_path, &star_text);
-                                star_text.clear();
-                                star_path.pop();
-                            }
-                        }
-                        if depth == 1 {
-                            place = Place::Envelope { seen_header: true };
-                        }
-                    }
-                    Place::Operation if depth == 2 => {
+                if let Some(element) = open.pop() {
+                    close_element(element, &mut open, place, &mut headers, &mut operation);
+                    if place == Place::Operation && operation.is_some() {
                         operation_span = operation_start..reader.buffer_position() as usize;
                         place = Place::BodyRest;
                     }
+                    continue;
+                }
+                match place {
+                    Place::Header => place = Place::Envelope { seen_header: true },
                     Place::BodyStart => {
-                        return Err(EnvelopeProblem::EmptyBody { at: body_position });
+                        return Err(EnvelopeProblem::EmptyBody {
+                            at: at(body_offset),
+                        });
                     }
                     Place::BodyRest if depth == 1 => place = Place::AfterBody,
                     Place::AfterBody | Place::Envelope { .. } if depth == 0 => {
@@ -507,13 +488,57 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
     if place != Place::AfterEnvelope {
         return Err(unclosed(at(text.len() as u64)));
     }
+    let star_headers = StarHeaders::of(&headers);
     Ok(Envelope {
         version,
-        operation,
-        header_blocks,
+        operation: Arc::new(operation),
+        headers,
         star_headers,
         operation_span,
     })
+}
+
+/// A new element of a header block or the operation, its attributes resolved (namespace
+/// declarations left out).
+fn open_element(
+    reader: &NsReader<&[u8]>,
+    start: &BytesStart<'_>,
+    name: QualifiedName,
+) -> Result<Element, String> {
+    let mut attributes = Vec::new();
+    for attribute in start.attributes() {
+        let attribute = attribute.map_err(|error| error.to_string())?;
+        if attribute.key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let (resolved, local) = reader.resolver().resolve_attribute(attribute.key);
+        let value = attribute
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|error| error.to_string())?;
+        attributes.push((
+            QualifiedName {
+                namespace: namespace_of(&resolved).to_owned(),
+                local: local.as_ref().to_owned(),
+            },
+            value.into_owned(),
+        ));
+    }
+    Ok(Element::new(name, attributes))
+}
+
+/// Files a finished element: into its parent, or as a header block, or as the operation.
+fn close_element(
+    element: Element,
+    open: &mut [Element],
+    place: Place,
+    headers: &mut Vec<Element>,
+    operation: &mut Option<Element>,
+) {
+    match open.last_mut() {
+        Some(parent) => parent.children.push(element),
+        None if place == Place::Header => headers.push(element),
+        None => *operation = Some(element),
+    }
 }
 
 fn namespace_of<'a>(resolved: &'a ResolveResult<'_>) -> &'a str {
@@ -553,39 +578,51 @@ pub(crate) fn predefined_entity(name: &str) -> Option<char> {
     }
 }
 
-/// Stores one leaf value of a STAR header, addressed by the local names below the block.
-fn record_star_value(headers: &mut StarHeaders, block: StarBlock, path: &[String], value: &str) {
-    let value = Some(value.trim().to_owned());
-    let path: Vec<&str> = path.iter().map(String::as_str).collect();
-    match block {
-        StarBlock::ActiveOrganisation => {
-            let header = headers
-                .active_organisation
-                .get_or_insert_with(Default::default);
-            match path.as_slice() {
-                ["OrganisationTypeIdentifier"] => header.organisation_type = value,
-                ["OrganisationCode"] => header.organisation_code = value,
-                _ => {}
-            }
-        }
-        StarBlock::RequestUser => {
-            let header = headers.request_user.get_or_insert_with(Default::default);
-            match path.as_slice() {
-                ["RequestUserStructure", "UserFullName"] => header.user_full_name = value,
-                ["RequestUserStructure", "RequestUserTypeIdentifier", "CodeListItemIdentifier"] => {
-                    header.user_type = value
-                }
-                ["RequestUserStructure", "UserIdentifier"] => header.user_identifier = value,
-                ["RequestUserStructure", "UserEmail"] => header.user_email = value,
-                ["RequestOrganisationStructure", "OrganisationTypeIdentifier", "CodeListItemIdentifier"] => {
-                    header.organisation_type = value
-                }
-                ["RequestOrganisationStructure", "OrganisationCode"] => {
-                    header.organisation_code = value
-                }
-                ["RegistrationDateTime"] => header.registration_date_time = value,
-                _ => {}
-            }
+impl StarHeaders {
+    /// The values of STAR's two caller headers among `blocks`, by resolved namespace; a value
+    /// is the trimmed text of the element at its path of local names below the block.
+    pub fn of(blocks: &[Element]) -> StarHeaders {
+        let value = |block: &Element, path: &[&str]| {
+            block
+                .find_local(path)
+                .map(|element| element.text.trim().to_owned())
+        };
+        let find = |namespace: &str, local: &str| blocks.iter().find(|b| b.is(namespace, local));
+        StarHeaders {
+            active_organisation: find(ACTIVE_ORGANISATION_NS, "ActiveOrganisationHeader").map(
+                |block| ActiveOrganisation {
+                    organisation_type: value(block, &["OrganisationTypeIdentifier"]),
+                    organisation_code: value(block, &["OrganisationCode"]),
+                },
+            ),
+            request_user: find(REQUEST_USER_METADATA_NS, "RequestUserMetadataHeader").map(
+                |block| RequestUserMetadata {
+                    user_full_name: value(block, &["RequestUserStructure", "UserFullName"]),
+                    user_type: value(
+                        block,
+                        &[
+                            "RequestUserStructure",
+                            "RequestUserTypeIdentifier",
+                            "CodeListItemIdentifier",
+                        ],
+                    ),
+                    user_identifier: value(block, &["RequestUserStructure", "UserIdentifier"]),
+                    user_email: value(block, &["RequestUserStructure", "UserEmail"]),
+                    organisation_type: value(
+                        block,
+                        &[
+                            "RequestOrganisationStructure",
+                            "OrganisationTypeIdentifier",
+                            "CodeListItemIdentifier",
+                        ],
+                    ),
+                    organisation_code: value(
+                        block,
+                        &["RequestOrganisationStructure", "OrganisationCode"],
+                    ),
+                    registration_date_time: value(block, &["RegistrationDateTime"]),
+                },
+            ),
         }
     }
 }
@@ -806,8 +843,8 @@ mod tests {
     fn parses_operation_and_star_headers_by_namespace() {
         let envelope = parse_envelope(STAR_REQUEST).unwrap();
         assert_eq!(envelope.version, SoapVersion::V11);
-        assert_eq!(envelope.operation.local, "GetVariablePersonStatus");
-        assert_eq!(envelope.operation.namespace, "urn:example:person");
+        assert_eq!(envelope.operation.name.local, "GetVariablePersonStatus");
+        assert_eq!(envelope.operation.name.namespace, "urn:example:person");
         let span = &STAR_REQUEST[envelope.operation_span.clone()];
         assert!(span.starts_with("<ns2:GetVariablePersonStatus"), "{span}");
         assert!(span.ends_with("</ns2:GetVariablePersonStatus>"), "{span}");
@@ -827,7 +864,11 @@ mod tests {
             user.registration_date_time.as_deref(),
             Some("2026-11-27T10:00:00Z")
         );
-        assert_eq!(envelope.header_blocks.len(), 2);
+        assert_eq!(envelope.headers.len(), 2);
+        // The operation element is built as a tree, values and all.
+        let cpr = envelope.operation.find_local(&["Cpr"]).unwrap();
+        assert_eq!(cpr.text, "0101011234");
+        assert_eq!(cpr.name.namespace, "urn:example:person");
     }
 
     #[test]
@@ -846,7 +887,7 @@ mod tests {
         let text = r#"<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body><GetBorgerstatus xmlns="urn:jobnet"/></Body></Envelope>"#;
         let envelope = parse_envelope(text).unwrap();
         assert_eq!(envelope.version, SoapVersion::V12);
-        assert_eq!(envelope.operation.namespace, "urn:jobnet");
+        assert_eq!(envelope.operation.name.namespace, "urn:jobnet");
         assert_eq!(
             &text[envelope.operation_span],
             r#"<GetBorgerstatus xmlns="urn:jobnet"/>"#
@@ -984,10 +1025,10 @@ mod tests {
         let envelope = parse_envelope(&text).unwrap();
         assert_eq!(envelope.version, SoapVersion::V12);
         assert_eq!(
-            envelope.operation.local,
+            envelope.operation.name.local,
             "SaveAvailabilityAssessmentResponse"
         );
-        assert_eq!(envelope.operation.namespace, "urn:example");
+        assert_eq!(envelope.operation.name.namespace, "urn:example");
         assert!(text.contains(&receipt.message_identifier.to_string()));
     }
 

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -357,11 +356,8 @@ impl Registry {
     }
 }
 
-/// How often the server looks at the registry file.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-
 /// The registry the running server consults: read again when its file changes (see
-/// [`watch`]) or on SIGHUP, swapped atomically; a broken file keeps the previous registry in
+/// [`crate::watch`]) or on SIGHUP, swapped atomically; a broken file keeps the previous registry in
 /// force.
 #[derive(Debug)]
 pub struct LiveRegistry {
@@ -444,36 +440,6 @@ impl LiveRegistry {
             }
         }
     }
-}
-
-/// The registry file's size and modification time (`None` when it is missing).
-fn stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.len(), metadata.modified().ok()))
-}
-
-/// Polls the registry file every [`POLL_INTERVAL`] and reloads it when it changed, until the
-/// returned task is aborted; does nothing for a registry without a file.
-pub fn watch(registry: Arc<LiveRegistry>) -> tokio::task::JoinHandle<()> {
-    let path = registry.path().map(Path::to_owned);
-    // The first look happens now, so a change made before the task runs is not missed.
-    let first = path.as_deref().map(stamp);
-    tokio::spawn(async move {
-        let (Some(path), Some(mut last)) = (path, first) else {
-            return;
-        };
-        let mut interval = tokio::time::interval(POLL_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let now = stamp(&path);
-            if now != last {
-                last = now;
-                // Errors are logged by reload; the previous registry stays.
-                let _ = registry.reload();
-            }
-        }
-    })
 }
 
 fn temporary_path(path: &Path) -> PathBuf {

@@ -279,8 +279,9 @@ pub struct Opened {
 }
 
 /// Opens (creating or migrating it) the journal `settings` name and starts its writer: the one
-/// place a server chooses its store.
-pub async fn open(settings: &Settings) -> Result<Opened, JournalError> {
+/// place a server chooses its store. Blocking (it may connect to a database and migrate it);
+/// fine on an async thread at start-up.
+pub fn open(settings: &Settings) -> Result<Opened, JournalError> {
     match &settings.location {
         Location::File(path) => Ok(Opened {
             journal: Journal::open_sqlite_with(path, settings.retention)?,
@@ -294,8 +295,7 @@ pub async fn open(settings: &Settings) -> Result<Opened, JournalError> {
                 Arc::clone(database),
                 Arc::clone(&driver),
                 Arc::clone(&origin),
-            )
-            .await?;
+            )?;
             if settings.retention.max_size.is_some() {
                 tracing::debug!(
                     "journal max_size does not apply to PostgreSQL (max_calls and max_age do)"
@@ -340,8 +340,7 @@ pub fn open_store(location: &Location) -> Result<Box<dyn JournalStore>, JournalE
         Location::Database(database) => {
             let driver = postgres::Driver::new()?;
             let origin: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-            let open = PostgresStore::open(Arc::clone(database), Arc::clone(&driver), origin);
-            let store = driver.block_on(open)?;
+            let store = PostgresStore::open(Arc::clone(database), driver, origin)?;
             Ok(Box::new(store))
         }
     }

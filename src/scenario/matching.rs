@@ -1,17 +1,19 @@
-//! Matching a request against the compiled rules: pure and synchronous, apart from the
-//! per-caller call counters it advances. Request values are extracted once per request, in one
-//! pass over the operation element, for exactly the paths the rules name.
+//! Matching a request against the compiled rules: pure and synchronous. A request is tested only
+//! against the rules its service and operation can meet ([`RuleIndex`], built when the rules
+//! are compiled); the values those rules name are looked up once each in the request's parsed
+//! operation element ([`RequestValues`]). Matching reads the per-caller counters and state and
+//! changes neither: what the call advances comes back as [`Effect`]s, applied once the call is
+//! journaled.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
-
-use super::spec::{Body, Delay, Spec};
+use super::spec::{Body, Delay, Rule, Spec};
 use super::template::CallContext;
-use super::{Decision, RequestFacts, RuleRef, Runtime, ScriptedAnswer};
+use super::{Choice, Decision, Effect, RequestFacts, RuleRef, Runtime, ScriptedAnswer};
 use crate::soap::{Fault, SoapVersion};
+use crate::wsdl::xml::Element;
 
 /// A condition on one text value.
 #[derive(Debug)]
@@ -42,6 +44,85 @@ impl TextMatcher {
             TextMatcher::Equals(text) => vec![text],
             TextMatcher::OneOf(options) => options.iter().map(|o| &**o).collect(),
             TextMatcher::Regex(_) | TextMatcher::Exists(_) => Vec::new(),
+        }
+    }
+}
+
+/// A condition on a request value: a text matcher, or a regex that is evaluated together with
+/// the other rules' regexes on the same path, in one pass ([`PathPatterns`]).
+#[derive(Debug)]
+pub enum ValueMatcher {
+    Text(TextMatcher),
+    /// The `n`-th pattern of the path's set.
+    Pattern(usize),
+    /// A regex whose syntax was checked, while the rules are compiled: [`PathPatterns::gather`]
+    /// turns each into a `Pattern` or a compiled `Text` regex.
+    Unbuilt(Box<str>),
+}
+
+impl ValueMatcher {
+    /// Whether the request's value at path `index` meets this condition.
+    pub fn matches(&self, index: usize, values: &RequestValues<'_, '_>) -> bool {
+        match self {
+            ValueMatcher::Text(matcher) => matcher.matches(values.get(index)),
+            ValueMatcher::Pattern(member) => values.matches_pattern(index, *member),
+            // Built before the spec is in use.
+            ValueMatcher::Unbuilt(_) => false,
+        }
+    }
+}
+
+/// Every regex the rules apply to one request path, as one `RegexSet`.
+#[derive(Debug)]
+pub struct PathPatterns {
+    set: regex::RegexSet,
+}
+
+impl PathPatterns {
+    /// Builds the regexes of the value conditions of `rules`: one set per path with several,
+    /// a single regex where there is one (or the set exceeds the size limits). The regexes that
+    /// cannot be built are returned by rule position, with why.
+    pub fn gather(
+        rules: &mut [Rule],
+        paths: usize,
+    ) -> Result<Vec<Option<PathPatterns>>, Vec<(usize, String)>> {
+        let mut patterns: Vec<Vec<&str>> = vec![Vec::new(); paths];
+        for rule in rules.iter() {
+            for (path, matcher) in &rule.when.values {
+                if let ValueMatcher::Unbuilt(pattern) = matcher {
+                    patterns[*path].push(pattern);
+                }
+            }
+        }
+        let sets: Vec<Option<PathPatterns>> = patterns
+            .iter()
+            .map(|patterns| {
+                let set = (patterns.len() > 1).then(|| regex::RegexSet::new(patterns).ok())??;
+                Some(PathPatterns { set })
+            })
+            .collect();
+        let mut next = vec![0usize; paths];
+        let mut problems = Vec::new();
+        for (position, rule) in rules.iter_mut().enumerate() {
+            for (path, matcher) in &mut rule.when.values {
+                let ValueMatcher::Unbuilt(pattern) = matcher else {
+                    continue;
+                };
+                if sets[*path].is_some() {
+                    *matcher = ValueMatcher::Pattern(next[*path]);
+                    next[*path] += 1;
+                    continue;
+                }
+                match regex::Regex::new(pattern) {
+                    Ok(regex) => *matcher = ValueMatcher::Text(TextMatcher::Regex(regex)),
+                    Err(error) => problems.push((position, format!("regex {pattern:?}: {error}"))),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(sets)
+        } else {
+            Err(problems)
         }
     }
 }
@@ -88,7 +169,7 @@ impl CallerField {
         })
     }
 
-    fn value(self, identity: &crate::identity::CallerIdentity) -> Option<&str> {
+    pub(crate) fn value(self, identity: &crate::identity::CallerIdentity) -> Option<&str> {
         match self {
             CallerField::Id => Some(&identity.caller_id),
             CallerField::Cvr => identity.cvr.as_deref(),
@@ -161,7 +242,7 @@ impl StarField {
         )
     }
 
-    fn value(self, star: &crate::soap::StarHeaders) -> Option<&str> {
+    pub(crate) fn value(self, star: &crate::soap::StarHeaders) -> Option<&str> {
         let organisation = star.active_organisation.as_ref();
         let user = star.request_user.as_ref();
         match self {
@@ -226,24 +307,24 @@ pub struct Conditions {
     pub caller: Vec<(CallerField, TextMatcher)>,
     pub star: Vec<(StarField, TextMatcher)>,
     /// Index into `Spec::value_paths`, and the condition on that value.
-    pub values: Vec<(usize, TextMatcher)>,
+    pub values: Vec<(usize, ValueMatcher)>,
     pub call: Option<CallCount>,
     pub state: Option<StateCondition>,
 }
 
 impl Conditions {
-    /// Everything but the call count (which depends on, and advances, the counters).
+    /// Everything but the call count (which depends on the counters).
     fn matches(
         &self,
         facts: &RequestFacts<'_>,
-        values: &RequestValues,
+        values: &RequestValues<'_, '_>,
         runtime: &Runtime,
         caller: &str,
     ) -> bool {
         let text_ok = |matcher: &Option<TextMatcher>, value: Option<&str>| {
             matcher.as_ref().is_none_or(|m| m.matches(value))
         };
-        text_ok(&self.operation, Some(&facts.operation.local))
+        text_ok(&self.operation, Some(&facts.operation.name.local))
             && self.version.is_none_or(|v| v == facts.version)
             && text_ok(&self.path, Some(facts.path))
             && text_ok(&self.service, facts.service)
@@ -262,7 +343,7 @@ impl Conditions {
             && self
                 .values
                 .iter()
-                .all(|(index, matcher)| matcher.matches(values.get(*index)))
+                .all(|(index, matcher)| matcher.matches(*index, values))
             && self.state.as_ref().is_none_or(|state| {
                 let present = values
                     .get(state.key)
@@ -272,191 +353,242 @@ impl Conditions {
     }
 }
 
-/// The request's values at the paths the rules name, by path index.
+/// A request path a rule names: local names from the operation element down, the operation's
+/// own name first (`None` for `*`, any operation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuePath {
+    /// As written, trimmed: "GetVariablePersonStatus/CivilRegistrationIdentifier".
+    pub text: Box<str>,
+    operation: Option<Box<str>>,
+    below: Box<[Box<str>]>,
+}
+
+impl ValuePath {
+    /// "Op/A/B" or "*/A/B"; segments are not empty (the spec checks that).
+    pub fn parse(text: &str) -> ValuePath {
+        let text = text.trim().trim_start_matches('/');
+        let (operation, rest) = text.split_once('/').unwrap_or((text, ""));
+        ValuePath {
+            text: Box::from(text),
+            operation: (operation != "*").then(|| Box::from(operation)),
+            below: rest
+                .split('/')
+                .filter(|segment| !segment.is_empty())
+                .map(Box::from)
+                .collect(),
+        }
+    }
+
+    /// The trimmed text of the first element at this path below `operation` (an empty
+    /// element's value is ""), or `None` when there is none or the operation is another.
+    pub fn find<'e>(&self, operation: &'e Element) -> Option<&'e str> {
+        if self
+            .operation
+            .as_deref()
+            .is_some_and(|name| name != operation.name.local)
+        {
+            return None;
+        }
+        let below: Vec<&str> = self.below.iter().map(|segment| &**segment).collect();
+        operation
+            .find_local(&below)
+            .map(|element| element.text.trim())
+    }
+}
+
+/// The request's values at the paths the rules name, each looked up in the parsed operation
+/// element the first time a rule asks for it, then kept for the other rules.
+#[derive(Debug)]
+pub struct RequestValues<'s, 'e> {
+    paths: &'s [ValuePath],
+    patterns: &'s [Option<PathPatterns>],
+    operation: &'e Element,
+    found: Vec<OnceCell<Option<&'e str>>>,
+    /// Which of the path's patterns its value matches, once a rule asked.
+    matched: Vec<OnceCell<regex::SetMatches>>,
+}
+
+impl<'s, 'e> RequestValues<'s, 'e> {
+    /// The values at `paths` (and their `patterns`) of the operation element `operation`.
+    pub fn new(
+        paths: &'s [ValuePath],
+        patterns: &'s [Option<PathPatterns>],
+        operation: &'e Element,
+    ) -> RequestValues<'s, 'e> {
+        RequestValues {
+            paths,
+            patterns,
+            operation,
+            found: (0..paths.len()).map(|_| OnceCell::new()).collect(),
+            matched: (0..paths.len()).map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    /// Whether the value at path `index` matches the path's pattern `member` (absent values
+    /// match nothing).
+    pub fn matches_pattern(&self, index: usize, member: usize) -> bool {
+        let (Some(value), Some(Some(patterns))) = (self.get(index), self.patterns.get(index))
+        else {
+            return false;
+        };
+        self.matched[index]
+            .get_or_init(|| patterns.set.matches(value))
+            .matched(member)
+    }
+
+    /// The value at path `index` (into `Spec::value_paths`).
+    pub fn get(&self, index: usize) -> Option<&'e str> {
+        let cell = self.found.get(index)?;
+        *cell.get_or_init(|| self.paths[index].find(self.operation))
+    }
+}
+
+/// The rules that can apply to a request, by the literal service and operation names their
+/// conditions name (`equals` or `one_of`); rules that name none (or match them by regex or
+/// `exists`) are filed under "any". Positions are into the spec's rules, ascending (priority
+/// order), so the candidates of a request keep that order.
 #[derive(Debug, Default)]
-pub struct RequestValues {
-    values: Vec<Option<String>>,
+pub struct RuleIndex {
+    by_service: HashMap<Box<str>, OperationIndex>,
+    any_service: OperationIndex,
 }
 
-/// Most elements scanned per request: bounds the work a huge request can cause.
-const MAX_ELEMENTS: usize = 100_000;
+#[derive(Debug, Default)]
+struct OperationIndex {
+    by_operation: HashMap<Box<str>, Vec<usize>>,
+    any_operation: Vec<usize>,
+}
 
-impl RequestValues {
-    pub fn get(&self, index: usize) -> Option<&str> {
-        self.values.get(index)?.as_deref()
+impl OperationIndex {
+    fn add(&mut self, operations: &[&str], position: usize) {
+        if operations.is_empty() {
+            self.any_operation.push(position);
+        }
+        for operation in operations {
+            self.by_operation
+                .entry(Box::from(*operation))
+                .or_default()
+                .push(position);
+        }
     }
 
-    /// One pass over the operation element's XML: the text of the first element at each wanted
-    /// path (local names, namespaces ignored). An empty element has the value "".
-    pub fn extract(xml: &str, paths: &PathIndex, count: usize) -> RequestValues {
-        let mut values = vec![None; count];
-        if count == 0 {
-            return RequestValues { values };
+    fn lists<'a>(&'a self, operation: &str, lists: &mut Vec<&'a [usize]>) {
+        if let Some(list) = self.by_operation.get(operation) {
+            lists.push(list);
         }
-        let mut reader = Reader::from_str(xml);
-        // The local name of the operation element, and the path below it ("A/B").
-        let mut operation = String::new();
-        let mut path = String::new();
-        // Lengths of `path` before each open element below the operation, to pop.
-        let mut stack: Vec<usize> = Vec::new();
-        let mut depth = 0usize;
-        // The wanted path indexes whose text is being collected.
-        let mut collecting: Vec<usize> = Vec::new();
-        let mut elements = 0usize;
-        // A read error ends the scan: the envelope parser already accepted this XML.
-        while let Ok(event) = reader.read_event() {
-            match event {
-                Event::Start(ref start) | Event::Empty(ref start) => {
-                    elements += 1;
-                    if elements > MAX_ELEMENTS {
-                        break;
-                    }
-                    let local = start.local_name().into_inner();
-                    if depth == 0 {
-                        operation.clear();
-                        operation.push_str(local);
-                    } else {
-                        stack.push(path.len());
-                        if depth > 1 {
-                            path.push('/');
-                        }
-                        path.push_str(local);
-                    }
-                    depth += 1;
-                    collecting.clear();
-                    if let Some(wanted) = paths.get(path.as_str()) {
-                        for (filter, index) in wanted {
-                            let applies = filter.as_deref().is_none_or(|op| op == operation);
-                            if applies && values[*index].is_none() {
-                                values[*index] = Some(String::new());
-                                collecting.push(*index);
-                            }
-                        }
-                    }
-                    if matches!(event, Event::Empty(_)) {
-                        depth -= 1;
-                        if let Some(length) = stack.pop() {
-                            path.truncate(length);
-                        }
-                        collecting.clear();
-                    }
-                }
-                Event::End(_) => {
-                    depth = depth.saturating_sub(1);
-                    if let Some(length) = stack.pop() {
-                        path.truncate(length);
-                    }
-                    collecting.clear();
-                }
-                Event::Text(text) => {
-                    for index in &collecting {
-                        if let Some(value) = values[*index].as_mut() {
-                            value.push_str(&text.xml10_content());
-                        }
-                    }
-                }
-                Event::CData(text) => {
-                    for index in &collecting {
-                        if let Some(value) = values[*index].as_mut() {
-                            value.push_str(&text.xml10_content());
-                        }
-                    }
-                }
-                Event::GeneralRef(reference) => {
-                    let character = match reference.resolve_char_ref() {
-                        Ok(Some(c)) => Some(c),
-                        _ => match reference.xml10_content().as_ref() {
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "amp" => Some('&'),
-                            "apos" => Some('\''),
-                            "quot" => Some('"'),
-                            _ => None,
-                        },
-                    };
-                    for index in &collecting {
-                        if let Some(value) = values[*index].as_mut() {
-                            value.extend(character);
-                        }
-                    }
-                }
-                Event::Eof => break,
-                _ => {}
-            }
-        }
-        for value in values.iter_mut().flatten() {
-            let trimmed = value.trim();
-            if trimmed.len() != value.len() {
-                *value = trimmed.to_owned();
-            }
-        }
-        RequestValues { values }
+        lists.push(&self.any_operation);
     }
 }
 
-/// Wanted request paths by their part below the operation element ("A/B"): for each, the
-/// operation it requires (`None` for `*/A/B`) and its index.
-pub type PathIndex = HashMap<Box<str>, Vec<(Option<Box<str>>, usize)>>;
+impl RuleIndex {
+    /// Indexes `rules` (in their final order).
+    pub fn new(rules: &[Rule]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for (position, rule) in rules.iter().enumerate() {
+            fn literals(matcher: Option<&TextMatcher>) -> Vec<&str> {
+                matcher.map(TextMatcher::literals).unwrap_or_default()
+            }
+            let services = literals(rule.when.service.as_ref());
+            let operations = literals(rule.when.operation.as_ref());
+            if services.is_empty() {
+                index.any_service.add(&operations, position);
+            }
+            for service in services {
+                index
+                    .by_service
+                    .entry(Box::from(service))
+                    .or_default()
+                    .add(&operations, position);
+            }
+        }
+        index
+    }
 
-/// Splits "Op/A/B" into (Some("Op"), "A/B") and "*/A/B" into (None, "A/B").
-pub fn split_path(path: &str) -> (Option<&str>, &str) {
-    let (operation, rest) = path.split_once('/').unwrap_or((path, ""));
-    ((operation != "*").then_some(operation), rest)
+    /// The positions of the rules that can match a call of `operation` on `service`, in
+    /// priority order, each once.
+    pub fn candidates(&self, service: Option<&str>, operation: &str) -> Vec<usize> {
+        let mut lists: Vec<&[usize]> = Vec::with_capacity(4);
+        if let Some(by_service) = service.and_then(|service| self.by_service.get(service)) {
+            by_service.lists(operation, &mut lists);
+        }
+        self.any_service.lists(operation, &mut lists);
+        lists.retain(|list| !list.is_empty());
+        match lists.as_slice() {
+            [] => Vec::new(),
+            [only] => only.to_vec(),
+            _ => {
+                let mut merged: Vec<usize> = lists.concat();
+                merged.sort_unstable();
+                // A rule with several literals sits in several lists.
+                merged.dedup();
+                merged
+            }
+        }
+    }
 }
 
 impl Spec {
-    /// Finds the first matching rule and renders its answer.
-    pub(crate) fn decide(
-        &self,
-        facts: &RequestFacts<'_>,
-        runtime: &Arc<Runtime>,
-    ) -> Option<Decision> {
+    /// The first rule (by priority, then file order) that matches, rendered (none: the
+    /// default answer), and what the call advances once it is journaled. Reads the runtime
+    /// state, changes nothing.
+    pub fn decide(&self, facts: &RequestFacts<'_>, runtime: &Arc<Runtime>) -> Choice {
+        let mut effects = Vec::new();
         if self.rules.is_empty() {
-            return None;
+            return Choice {
+                decision: None,
+                effects,
+            };
         }
-        let values = RequestValues::extract(
-            facts.operation_xml,
-            &self.value_index,
-            self.value_paths.len(),
-        );
+        let values = RequestValues::new(&self.value_paths, &self.patterns, facts.operation);
         let caller = facts
             .identity
             .map_or("", |identity| identity.caller_id.as_str());
-        for rule in &self.rules {
+        let candidates = self
+            .index
+            .candidates(facts.service, &facts.operation.name.local);
+        for position in candidates {
+            let rule = &self.rules[position];
             if !rule.when.matches(facts, &values, runtime, caller) {
                 continue;
             }
-            let count = runtime.bump(caller, &rule.key);
+            // This call is the rule's next one for the caller, whether or not the call count
+            // then lets the rule answer it.
+            let count = runtime.count(caller, &rule.key) + 1;
+            effects.push(Effect::Count {
+                caller: caller.to_owned(),
+                rule: rule.key.clone(),
+            });
             if rule.when.call.is_some_and(|call| !call.accepts(count)) {
                 continue;
             }
-            return Some(self.answer(rule, facts, values, runtime, caller, count));
+            let decision = self.answer(rule, facts, &values, runtime, caller, count, &mut effects);
+            return Choice {
+                decision: Some(decision),
+                effects,
+            };
         }
-        None
+        Choice {
+            decision: None,
+            effects,
+        }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
-        rule: &super::spec::Rule,
+        rule: &Rule,
         facts: &RequestFacts<'_>,
-        values: RequestValues,
+        values: &RequestValues<'_, '_>,
         runtime: &Arc<Runtime>,
         caller: &str,
         count: u64,
+        effects: &mut Vec<Effect>,
     ) -> Decision {
         let respond = &rule.respond;
         let needs_context =
             matches!(respond.body, Body::Template(_)) || !respond.set_state.is_empty();
-        let context = needs_context.then(|| {
-            CallContext::new(
-                facts,
-                values,
-                self.shared_paths.clone(),
-                runtime.clone(),
-                caller,
-                count,
-            )
-        });
+        let context =
+            needs_context.then(|| CallContext::new(facts, runtime.clone(), caller, count));
         let mut answer = match (&respond.body, &context) {
             (Body::Default, _) => ScriptedAnswer::Default,
             (
@@ -478,11 +610,16 @@ impl Spec {
         };
         if let Some(context) = &context {
             for set in &respond.set_state {
-                let Some(key) = context.value(set.key) else {
+                let Some(key) = values.get(set.key) else {
                     continue;
                 };
                 match self.templates.render(&set.value, context) {
-                    Ok(value) => runtime.set_state(caller, &set.bucket, key.to_owned(), value),
+                    Ok(value) => effects.push(Effect::SetState {
+                        caller: caller.to_owned(),
+                        bucket: set.bucket.clone(),
+                        key: key.to_owned(),
+                        value,
+                    }),
                     Err(message) => answer = ScriptedAnswer::Broken(message),
                 }
             }
@@ -512,36 +649,80 @@ impl Spec {
 mod tests {
     use super::*;
 
-    fn index(paths: &[&str]) -> PathIndex {
-        let mut index = PathIndex::new();
-        for (i, path) in paths.iter().enumerate() {
-            let (operation, rest) = split_path(path);
-            index
-                .entry(Box::from(rest))
-                .or_default()
-                .push((operation.map(Box::from), i));
-        }
-        index
+    fn operation(xml: &str) -> Arc<Element> {
+        let envelope = format!(
+            "<s:Envelope xmlns:s=\"{}\"><s:Body>{xml}</s:Body></s:Envelope>",
+            crate::soap::SOAP11_ENVELOPE
+        );
+        crate::soap::parse_envelope(&envelope).unwrap().operation
     }
 
     #[test]
-    fn extracts_values_by_local_name_path_in_one_pass() {
-        let xml = r#"<p:GetVariablePersonStatus xmlns:p="urn:x" xmlns:q="urn:y"><q:Person><q:Cpr> 0101701234 </q:Cpr><q:Cpr>second</q:Cpr><q:Name>A &amp; B &#65;</q:Name><q:Empty/></q:Person><Top>t</Top></p:GetVariablePersonStatus>"#;
-        let paths = [
+    fn finds_values_by_local_name_path_in_the_parsed_operation() {
+        let element = operation(
+            r#"<p:GetVariablePersonStatus xmlns:p="urn:x" xmlns:q="urn:y"><q:Person><q:Cpr> 0101701234 </q:Cpr><q:Cpr>second</q:Cpr><q:Name>A &amp; B &#65;</q:Name><q:Empty/></q:Person><Top>t</Top></p:GetVariablePersonStatus>"#,
+        );
+        let paths: Vec<ValuePath> = [
             "GetVariablePersonStatus/Person/Cpr",
             "*/Person/Name",
             "GetVariablePersonStatus/Person/Empty",
             "OtherOperation/Top",
             "*/Top",
             "GetVariablePersonStatus/Missing",
-        ];
-        let values = RequestValues::extract(xml, &index(&paths), paths.len());
+            "/GetVariablePersonStatus",
+        ]
+        .iter()
+        .map(|path| ValuePath::parse(path))
+        .collect();
+        let values = RequestValues::new(&paths, &[], &element);
         assert_eq!(values.get(0), Some("0101701234"));
         assert_eq!(values.get(1), Some("A & B A"));
         assert_eq!(values.get(2), Some(""));
         assert_eq!(values.get(3), None);
         assert_eq!(values.get(4), Some("t"));
         assert_eq!(values.get(5), None);
+        assert_eq!(values.get(6), Some(""));
+        assert_eq!(values.get(7), None);
+    }
+
+    #[test]
+    fn the_regexes_on_one_path_are_matched_as_one_set() {
+        let spec = Spec::compile(
+            std::path::Path::new("scenarios"),
+            &[(
+                "a.toml",
+                r#"
+[[rule]]
+name = "unknown"
+when.values."*/Cpr" = { regex = '^\d{6}0000$' }
+[[rule]]
+name = "dead"
+when.values."*/Cpr" = { regex = '^\d{6}4405$' }
+[[rule]]
+name = "exact"
+when.values."*/Cpr" = "0101701234"
+[[rule]]
+name = "alone"
+when.values."*/Name" = { regex = '^A' }
+"#,
+            )],
+        )
+        .unwrap();
+        // Two regexes on */Cpr became one set; the lone regex on */Name stays a regex.
+        assert!(spec.patterns[0].is_some() && spec.patterns[1].is_none());
+        let element = operation(r#"<Op xmlns="urn:x"><Cpr>0101704405</Cpr><Name>Anna</Name></Op>"#);
+        let values = RequestValues::new(&spec.value_paths, &spec.patterns, &element);
+        let verdicts: Vec<bool> = spec
+            .rules()
+            .iter()
+            .map(|rule| {
+                rule.when
+                    .values
+                    .iter()
+                    .all(|(index, matcher)| matcher.matches(*index, &values))
+            })
+            .collect();
+        assert_eq!(verdicts, [false, true, false, true]);
     }
 
     #[test]
@@ -563,5 +744,50 @@ mod tests {
         assert!(CallCount::Every(3).accepts(6) && !CallCount::Every(3).accepts(4));
         assert!(CallCount::First(2).accepts(2) && !CallCount::First(2).accepts(3));
         assert!(CallCount::After(2).accepts(3) && !CallCount::After(2).accepts(2));
+    }
+
+    #[test]
+    fn the_index_offers_only_the_rules_that_can_apply_in_priority_order() {
+        let spec = Spec::compile(
+            std::path::Path::new("scenarios"),
+            &[(
+                "a.toml",
+                r#"
+[[rule]]
+name = "any"
+[[rule]]
+name = "save"
+when.operation = "Save"
+[[rule]]
+name = "lookup-on-person"
+when = { service = "Person", operation = ["Get", "Find"] }
+[[rule]]
+name = "person"
+when.service = "Person"
+[[rule]]
+name = "by-regex"
+priority = 1
+when.operation = { regex = "^G" }
+"#,
+            )],
+        )
+        .unwrap();
+        let names = |service: Option<&str>, operation: &str| -> Vec<&str> {
+            spec.index
+                .candidates(service, operation)
+                .into_iter()
+                .map(|position| &*spec.rules()[position].name)
+                .collect()
+        };
+        assert_eq!(names(None, "Save"), ["by-regex", "any", "save"]);
+        assert_eq!(
+            names(Some("Person"), "Get"),
+            ["by-regex", "any", "lookup-on-person", "person"]
+        );
+        assert_eq!(
+            names(Some("Person"), "Save"),
+            ["by-regex", "any", "save", "person"]
+        );
+        assert_eq!(names(Some("Other"), "Find"), ["by-regex", "any"]);
     }
 }

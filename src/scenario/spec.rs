@@ -1,7 +1,7 @@
 //! Rule files → compiled rules. The TOML shape ([`RawRule`] and friends) is read with spans, so
 //! every problem is reported as `file:line:col: what was expected`; compiling turns it into
-//! [`Rule`]s whose regexes, paths, header names and templates are ready to use. A [`Spec`] that
-//! exists is valid.
+//! [`Rule`]s whose regexes, paths, header names and templates are ready to use, indexed by the
+//! services and operations they name. A [`Spec`] that exists is valid.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -14,8 +14,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::matching::{
-    split_path, CallCount, CallerField, Conditions, PathIndex, StarField, StateCondition,
-    TextMatcher,
+    CallCount, CallerField, Conditions, PathPatterns, RuleIndex, StarField, StateCondition,
+    TextMatcher, ValueMatcher, ValuePath,
 };
 use super::names::{dfdg_message, unknown_name};
 use super::template::Templates;
@@ -73,12 +73,12 @@ pub struct Spec {
     pub(crate) rules: Vec<Rule>,
     files: Vec<String>,
     pub(crate) templates: Templates,
-    /// Every request path some rule matches on; a request's values are extracted for these.
-    pub(crate) value_paths: Vec<Box<str>>,
-    /// `value_paths` by their part below the operation, to find them while scanning.
-    pub(crate) value_index: PathIndex,
-    /// `value_paths` again, shared with each render context without copying.
-    pub(crate) shared_paths: Arc<[Box<str>]>,
+    /// Every request path some rule matches on or keys its state by.
+    pub(crate) value_paths: Vec<ValuePath>,
+    /// The regexes the rules apply to each of `value_paths`, as one set per path.
+    pub(crate) patterns: Vec<Option<PathPatterns>>,
+    /// Which rules a request of a service and operation can meet.
+    pub(crate) index: RuleIndex,
 }
 
 /// One compiled rule.
@@ -260,8 +260,8 @@ impl Spec {
             files: Vec::new(),
             templates: Templates::new(),
             value_paths: Vec::new(),
-            value_index: HashMap::new(),
-            shared_paths: Arc::from(Vec::new()),
+            patterns: Vec::new(),
+            index: RuleIndex::default(),
         }
     }
 
@@ -393,6 +393,27 @@ impl Spec {
         // Stable: equal priorities keep file order.
         spec.rules
             .sort_by_key(|rule| std::cmp::Reverse(rule.priority));
+        spec.patterns = match PathPatterns::gather(&mut spec.rules, spec.value_paths.len()) {
+            Ok(patterns) => patterns,
+            Err(unbuilt) => {
+                let problems = unbuilt
+                    .into_iter()
+                    .map(|(position, message)| {
+                        let rule = &spec.rules[position];
+                        Problem {
+                            file: dir.join(&*rule.file).display().to_string(),
+                            at: Some(rule.at),
+                            message: format!("rule \"{}\": {message}", rule.name),
+                        }
+                    })
+                    .collect();
+                return Err(LoadError {
+                    files: spec.files,
+                    problems,
+                });
+            }
+        };
+        spec.index = RuleIndex::new(&spec.rules);
         Ok(spec)
     }
 
@@ -407,17 +428,15 @@ impl Spec {
             );
             return None;
         }
-        if let Some(index) = self.value_paths.iter().position(|known| &**known == text) {
+        if let Some(index) = self
+            .value_paths
+            .iter()
+            .position(|known| &*known.text == text)
+        {
             return Some(index);
         }
-        let index = self.value_paths.len();
-        self.value_paths.push(Box::from(text));
-        let (operation, rest) = split_path(text);
-        self.value_index
-            .entry(Box::from(rest))
-            .or_default()
-            .push((operation.map(Box::from), index));
-        Some(index)
+        self.value_paths.push(ValuePath::parse(text));
+        Some(self.value_paths.len() - 1)
     }
 
     fn compile_when(&mut self, source: &mut Source<'_>, raw: RawWhen) -> Option<Conditions> {
@@ -482,7 +501,7 @@ impl Spec {
         for (path, matcher) in &raw.values {
             let spanned = Spanned::new(matcher.span(), path.clone());
             let index = self.value_path(source, &spanned);
-            if let (Some(index), Some(matcher)) = (index, text_matcher(source, matcher)) {
+            if let (Some(index), Some(matcher)) = (index, value_matcher(source, matcher)) {
                 when.values.push((index, matcher));
             }
         }
@@ -791,6 +810,33 @@ fn parse_delay(value: &toml::Value) -> Result<Delay, String> {
     }
 }
 
+/// A condition on a request value: as [`text_matcher`], but a regex is only checked here and
+/// built with the other regexes on its path ([`PathPatterns::gather`]).
+fn value_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<ValueMatcher> {
+    let regex = raw
+        .get_ref()
+        .as_table()
+        .filter(|table| table.len() == 1)
+        .and_then(|table| table.get("regex"))
+        .and_then(toml::Value::as_str);
+    let Some(pattern) = regex else {
+        return text_matcher(source, raw).map(ValueMatcher::Text);
+    };
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(_) => Some(ValueMatcher::Unbuilt(Box::from(pattern))),
+        Err(error) => {
+            source.problem(Some(raw.span()), invalid_regex(pattern, &error.to_string()));
+            None
+        }
+    }
+}
+
+/// "invalid regex \"(\": error: unclosed group": the last line of the regex crate's message.
+fn invalid_regex(pattern: &str, error: &str) -> String {
+    let reason = error.lines().last().unwrap_or_default().trim();
+    format!("invalid regex {pattern:?}: {reason}")
+}
+
 /// A string (equals), a list (one of), or a table `{ equals | one_of | regex | exists }`.
 fn text_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<TextMatcher> {
     const EXPECTED: &str = "expected a string (equals), a list of strings (one of), or a table with one of equals, one_of, regex, exists";
@@ -820,12 +866,8 @@ fn text_matcher(source: &mut Source<'_>, raw: &RawText) -> Option<TextMatcher> {
                 ("regex", toml::Value::String(pattern)) => match regex::Regex::new(pattern) {
                     Ok(regex) => Some(TextMatcher::Regex(regex)),
                     Err(error) => {
-                        let error = error.to_string();
-                        let reason = error.lines().last().unwrap_or_default().trim();
-                        source.problem(
-                            Some(raw.span()),
-                            format!("invalid regex {pattern:?}: {reason}"),
-                        );
+                        source
+                            .problem(Some(raw.span()), invalid_regex(pattern, &error.to_string()));
                         return None;
                     }
                 },

@@ -12,18 +12,21 @@
 //!   for the rule, 1 for the first call);
 //! - `guid()`: a fresh GUID; `receipt()`: a fresh GUID journaled as the call's receipt;
 //! - `now()`, `now(offset="-1d")`, `now(format="[year]-[month]-[day]")`: the arrival time,
-//!   RFC 3339 by default; offsets in s, m, h, d, signed;
+//!   by default RFC 3339 in UTC to the millisecond (as `xs:dateTime` for .NET); offsets in s, m,
+//!   h, d, signed;
 //! - `state("bucket", key)`: what `set_state` stored for this caller ("" when nothing).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use minijinja::value::{Kwargs, Object, Value};
+use minijinja::value::{Enumerator, Kwargs, Object, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State};
 use time::OffsetDateTime;
 
+use super::matching::{CallerField, StarField, ValuePath};
 use super::{RequestFacts, Runtime};
-use crate::scenario::matching::RequestValues;
+use crate::identity::CallerIdentity;
+use crate::soap::{SoapVersion, StarHeaders};
+use crate::wsdl::xml::Element;
 
 /// The compiled templates of one spec.
 #[derive(Debug)]
@@ -80,7 +83,7 @@ impl Templates {
             .environment
             .get_template(name)
             .map_err(|error| error.to_string())?;
-        template.render(context.value.clone()).map_err(|error| {
+        template.render(context.value()).map_err(|error| {
             let line = error
                 .line()
                 .map_or(String::new(), |line| format!(" at template line {line}"));
@@ -115,112 +118,124 @@ fn xml_formatter(
     written.map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write the template output"))
 }
 
-/// One call, as the template functions see it.
+/// One call, as a template sees it: the render context itself, whose variables are looked up
+/// when a template reads them (nothing is copied for the variables it does not read).
 #[derive(Debug)]
 struct Call {
-    values: RequestValues,
-    paths: Arc<[Box<str>]>,
-    operation_xml: String,
+    operation: Arc<Element>,
+    identity: Option<Arc<CallerIdentity>>,
+    star: StarHeaders,
+    version: SoapVersion,
+    path: String,
+    call_number: u64,
     now: OffsetDateTime,
     receipts: Mutex<Vec<String>>,
     runtime: Arc<Runtime>,
     caller: String,
 }
 
-impl Object for Call {}
+/// The variables of [`Call`] (see the module's documentation).
+const VARIABLES: &[&str] = &[
+    "caller",
+    "star",
+    "operation",
+    "namespace",
+    "soap_version",
+    "envelope_namespace",
+    "path",
+    "call_number",
+];
 
-/// The render context of one call: the variables and the hidden `Call` object.
+impl Object for Call {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "caller" => Value::from_object(Fields::Caller(self.clone())),
+            "star" => Value::from_object(Fields::Star(self.clone())),
+            "operation" => Value::from(self.operation.name.local.as_str()),
+            "namespace" => Value::from(self.operation.name.namespace.as_str()),
+            "soap_version" => Value::from(self.version.label()),
+            "envelope_namespace" => Value::from(self.version.envelope_namespace()),
+            "path" => Value::from(self.path.as_str()),
+            "call_number" => Value::from(self.call_number),
+            CALL => Value::from_dyn_object(self.clone()),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(VARIABLES)
+    }
+}
+
+/// `caller.*` and `star.*` of a call: absent values print as "".
+#[derive(Debug)]
+enum Fields {
+    Caller(Arc<Call>),
+    Star(Arc<Call>),
+}
+
+impl Object for Fields {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        match &**self {
+            Fields::Caller(call) => {
+                let field = CallerField::parse(key)?;
+                let value = call
+                    .identity
+                    .as_deref()
+                    .and_then(|identity| field.value(identity));
+                Some(value.map_or(Value::UNDEFINED, Value::from))
+            }
+            Fields::Star(call) => {
+                let value = StarField::parse(key)?.value(&call.star);
+                Some(value.map_or(Value::UNDEFINED, Value::from))
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match &**self {
+            Fields::Caller(_) => Enumerator::Str(CallerField::NAMES),
+            Fields::Star(_) => Enumerator::Str(StarField::NAMES),
+        }
+    }
+}
+
+/// The render context of one call.
 #[derive(Debug)]
 pub struct CallContext {
-    value: Value,
     call: Arc<Call>,
 }
 
+/// The hidden variable through which the template functions reach the [`Call`].
 const CALL: &str = "__call";
 
 impl CallContext {
+    /// The context of the call `facts` describes: `caller`'s `count`-th call of the rule.
     pub fn new(
         facts: &RequestFacts<'_>,
-        values: RequestValues,
-        paths: Arc<[Box<str>]>,
         runtime: Arc<Runtime>,
         caller: &str,
         count: u64,
     ) -> CallContext {
-        let call_value = Value::from_object(Call {
-            values,
-            paths,
-            operation_xml: facts.operation_xml.to_owned(),
-            now: facts.now,
-            receipts: Mutex::new(Vec::new()),
-            runtime,
-            caller: caller.to_owned(),
-        });
-        let call = call_value
-            .downcast_object::<Call>()
-            .expect("a Call value holds a Call");
-        let mut variables: BTreeMap<String, Value> = BTreeMap::new();
-        let mut identity: BTreeMap<String, Value> = BTreeMap::new();
-        if let Some(id) = facts.identity {
-            identity.insert("id".into(), Value::from(id.caller_id.as_str()));
-            identity.insert("cvr".into(), Value::from(id.cvr.clone()));
-            identity.insert(
-                "kind".into(),
-                Value::from(crate::scenario::matching::kind_name(id.kind)),
-            );
-            identity.insert("common_name".into(), Value::from(id.common_name.clone()));
-            identity.insert("organisation".into(), Value::from(id.organisation.clone()));
-            identity.insert("subject".into(), Value::from(id.subject.as_str()));
-            identity.insert("issuer".into(), Value::from(id.issuer.as_str()));
-            identity.insert("serial".into(), Value::from(id.serial.as_str()));
-            identity.insert("fingerprint".into(), Value::from(id.fingerprint.as_str()));
-        }
-        variables.insert("caller".into(), Value::from_object(identity));
-        let mut star: BTreeMap<String, Value> = BTreeMap::new();
-        if let Some(organisation) = &facts.star.active_organisation {
-            star.insert(
-                "organisation_type".into(),
-                Value::from(organisation.organisation_type.clone()),
-            );
-            star.insert(
-                "organisation_code".into(),
-                Value::from(organisation.organisation_code.clone()),
-            );
-        }
-        if let Some(user) = &facts.star.request_user {
-            for (name, value) in [
-                ("user_full_name", &user.user_full_name),
-                ("user_type", &user.user_type),
-                ("user_identifier", &user.user_identifier),
-                ("user_email", &user.user_email),
-                ("user_organisation_type", &user.organisation_type),
-                ("user_organisation_code", &user.organisation_code),
-                ("registration_date_time", &user.registration_date_time),
-            ] {
-                star.insert(name.into(), Value::from(value.clone()));
-            }
-        }
-        variables.insert("star".into(), Value::from_object(star));
-        variables.insert(
-            "operation".into(),
-            Value::from(facts.operation.local.as_str()),
-        );
-        variables.insert(
-            "namespace".into(),
-            Value::from(facts.operation.namespace.as_str()),
-        );
-        variables.insert("soap_version".into(), Value::from(facts.version.label()));
-        variables.insert(
-            "envelope_namespace".into(),
-            Value::from(facts.version.envelope_namespace()),
-        );
-        variables.insert("path".into(), Value::from(facts.path));
-        variables.insert("call_number".into(), Value::from(count));
-        variables.insert(CALL.into(), call_value);
         CallContext {
-            value: Value::from_object(variables),
-            call,
+            call: Arc::new(Call {
+                operation: facts.operation.clone(),
+                identity: facts.identity.cloned(),
+                star: facts.star.clone(),
+                version: facts.version,
+                path: facts.path.to_owned(),
+                call_number: count,
+                now: facts.now,
+                receipts: Mutex::new(Vec::new()),
+                runtime,
+                caller: caller.to_owned(),
+            }),
         }
+    }
+
+    fn value(&self) -> Value {
+        Value::from_dyn_object(self.call.clone())
     }
 
     /// The receipt GUIDs issued by `receipt()` so far.
@@ -231,11 +246,6 @@ impl CallContext {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-
-    /// A request value the rules extracted, by path index.
-    pub fn value(&self, index: usize) -> Option<&str> {
-        self.call.values.get(index)
-    }
 }
 
 fn call(state: &State<'_, '_>) -> Result<Arc<Call>, Error> {
@@ -245,18 +255,12 @@ fn call(state: &State<'_, '_>) -> Result<Arc<Call>, Error> {
         .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no call in this context"))
 }
 
+/// `request("Op/Child/Leaf")`: looked up in the parsed operation element.
 fn request(state: &State<'_, '_>, path: String) -> Result<Value, Error> {
     let call = call(state)?;
-    let path = path.trim().trim_start_matches('/');
-    if let Some(index) = call.paths.iter().position(|known| &**known == path) {
-        return Ok(call.values.get(index).map_or(Value::UNDEFINED, Value::from));
-    }
-    // A path no rule matches on: one more pass, for this path only.
-    let (operation, rest) = crate::scenario::matching::split_path(path);
-    let mut single = crate::scenario::matching::PathIndex::new();
-    single.insert(Box::from(rest), vec![(operation.map(Box::from), 0)]);
-    let values = RequestValues::extract(&call.operation_xml, &single, 1);
-    Ok(values.get(0).map_or(Value::UNDEFINED, Value::from))
+    Ok(ValuePath::parse(&path)
+        .find(&call.operation)
+        .map_or(Value::UNDEFINED, Value::from))
 }
 
 fn guid() -> String {
@@ -289,9 +293,8 @@ fn now(state: &State<'_, '_>, kwargs: Kwargs) -> Result<String, Error> {
     }
     let invalid = |error: String| Error::new(ErrorKind::InvalidOperation, error);
     match format.as_deref() {
-        None | Some("rfc3339") => time
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| invalid(e.to_string())),
+        // What DFDG sends, and what .NET reads (at most seven fractional digits).
+        None | Some("rfc3339") => Ok(crate::soap::xml_date_time(time)),
         Some(description) => {
             let items = time::format_description::parse_borrowed::<2>(description)
                 .map_err(|e| invalid(format!("now(format={description:?}): {e}")))?;

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::compile::{Compiler, PatternCache, SchemaSource};
 use super::policy;
@@ -37,7 +37,7 @@ struct Pending {
     chameleon: Option<String>,
     /// The namespace prefixes in scope where the document is referred to, for prefixes an
     /// included schema uses without declaring them (seen in OIO contracts).
-    inherited: Option<Rc<HashMap<String, String>>>,
+    inherited: Option<Arc<HashMap<String, String>>>,
 }
 
 /// A loaded document of one WSDL set.
@@ -49,7 +49,7 @@ struct Doc {
     /// For an included schema without a target namespace: its includer's.
     chameleon: Option<String>,
     /// Prefixes in scope at the reference to this document.
-    inherited: Option<Rc<HashMap<String, String>>>,
+    inherited: Option<Arc<HashMap<String, String>>>,
     locations: HashMap<String, String>,
     key: String,
 }

@@ -499,49 +499,17 @@ impl Catalog {
 }
 
 impl Route<'_> {
-    /// Validates the request envelope's Body element and declared headers.
+    /// Validates the request envelope's Body element and declared headers (parsed as the
+    /// server parses it; see [`validate::request`]).
     pub fn validate(&self, envelope_text: &str) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        let root = match xml::parse(envelope_text) {
-            Ok(root) => root,
-            Err(problem) => {
-                findings.push(Finding {
-                    path: "/".to_owned(),
-                    expected: "well-formed XML".to_owned(),
-                    found: problem.to_string(),
-                });
-                return findings;
-            }
-        };
-        let envelope_ns = self.port.version.envelope_namespace();
-        let header = root.child(envelope_ns, "Header");
-        for declared in &self.operation.headers {
-            let path = format!("/Header/{}", declared.name.local);
-            match header.and_then(|h| h.child(&declared.name.namespace, &declared.name.local)) {
-                Some(block) => {
-                    validate::element(self.schema, declared.element, block, &path, &mut findings)
-                }
-                None => findings.push(Finding {
-                    path,
-                    expected: format!("SOAP header {}", declared.name),
-                    found: "nothing".to_owned(),
-                }),
-            }
+        match soap::parse_envelope(envelope_text) {
+            Ok(envelope) => validate::request(self, &envelope),
+            Err(problem) => vec![Finding {
+                path: "/".to_owned(),
+                expected: "a well-formed SOAP envelope".to_owned(),
+                found: problem.to_string(),
+            }],
         }
-        let body = root
-            .child(envelope_ns, "Body")
-            .and_then(|b| b.children.first());
-        if let Some(body) = body {
-            let path = format!("/{}", body.name.local);
-            validate::element(
-                self.schema,
-                self.operation.input,
-                body,
-                &path,
-                &mut findings,
-            );
-        }
-        findings
     }
 
     /// The DFDG fault for a missing STAR header that the operation declares (8232, 8233).

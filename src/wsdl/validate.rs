@@ -3,11 +3,19 @@
 //! attributes, `xsi:nil`. Each finding names the element path, what was expected and what was
 //! found. Matching is greedy without backtracking, which is exact for the deterministic content
 //! models XSD's Unique Particle Attribution rule demands.
+//!
+//! A request is validated from its parsed envelope ([`request`]: the element trees the SOAP
+//! parser built in its one pass, never the text again), and its SOAPAction against the binding
+//! ([`soap_action`]).
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::xml::Element;
 use super::xsd::{Content, ElementId, Particle, Schema, Term, TypeRef, XSI_NS};
+use super::Route;
+use crate::soap::{Envelope, SoapVersion};
 
 /// The most findings collected for one message; the first ones are the useful ones.
 pub const MAX_FINDINGS: usize = 20;
@@ -21,8 +29,8 @@ pub struct Finding {
     pub found: String,
 }
 
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}: expected {}, found {}",
@@ -31,12 +39,88 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// Validates a request routed to `route`: the header blocks its operation declares, then the
+/// Body's operation element.
+pub fn request(route: &Route<'_>, envelope: &Envelope) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for declared in &route.operation.headers {
+        let path = Place::Top("/Header", &declared.name.local);
+        match envelope.header(&declared.name.namespace, &declared.name.local) {
+            Some(block) => element_at(route.schema, declared.element, block, &path, &mut findings),
+            None => push(
+                &mut findings,
+                &path,
+                format!("SOAP header {}", declared.name),
+                "nothing".to_owned(),
+            ),
+        }
+    }
+    let body = &envelope.operation;
+    let path = Place::Top("", &body.name.local);
+    element_at(
+        route.schema,
+        route.operation.input,
+        body,
+        &path,
+        &mut findings,
+    );
+    findings
+}
+
+/// The finding for a SOAPAction (SOAP 1.1's header, SOAP 1.2's `action` parameter) that does not
+/// name the operation the request was routed to: one no operation of the port declares, or
+/// another operation's. No action, or an empty one, is no finding.
+pub fn soap_action(route: &Route<'_>, action: Option<&str>) -> Option<Finding> {
+    let action = action.filter(|action| !action.is_empty())?;
+    let operation = route.operation;
+    if operation.action.as_deref() == Some(action) {
+        return None;
+    }
+    let expected = match &operation.action {
+        Some(declared) => format!("'{declared}', the action of {}", operation.name),
+        None => format!("no action ({} declares none)", operation.name),
+    };
+    let other = route
+        .port
+        .operations
+        .iter()
+        .find(|other| other.action.as_deref() == Some(action));
+    let found = match other {
+        Some(other) => format!(
+            "'{action}', the action of {}, but the Body carries {}'s request element",
+            other.name, operation.name
+        ),
+        None => format!(
+            "'{action}', which no operation of {} declares",
+            route.endpoint.service
+        ),
+    };
+    Some(Finding {
+        path: match route.port.version {
+            SoapVersion::V11 => "SOAPAction".to_owned(),
+            SoapVersion::V12 => "Content-Type action".to_owned(),
+        },
+        expected,
+        found,
+    })
+}
+
 /// Validates `node` as an instance of the element declaration `id`; appends findings.
 pub fn element(
     schema: &Schema,
     id: ElementId,
     node: &Element,
     path: &str,
+    findings: &mut Vec<Finding>,
+) {
+    element_at(schema, id, node, &Place::Root(path), findings);
+}
+
+fn element_at(
+    schema: &Schema,
+    id: ElementId,
+    node: &Element,
+    path: &Place<'_>,
     findings: &mut Vec<Finding>,
 ) {
     let decl = schema.element(id);
@@ -52,13 +136,76 @@ pub fn element(
     Validator { schema, findings }.instance(id, node, path);
 }
 
-fn push(findings: &mut Vec<Finding>, path: &str, expected: String, found: String) {
+fn push(findings: &mut Vec<Finding>, path: &dyn fmt::Display, expected: String, found: String) {
     if findings.len() < MAX_FINDINGS {
         findings.push(Finding {
-            path: path.to_owned(),
+            path: path.to_string(),
             expected,
             found,
         });
+    }
+}
+
+/// Where an element sits, spelled out (`/Op/Child[2]/Leaf`) only when a finding names it.
+#[derive(Clone, Copy)]
+enum Place<'p> {
+    Root(&'p str),
+    /// `prefix/local`, e.g. `/Header/ActiveOrganisationHeader`.
+    Top(&'static str, &'p str),
+    /// `siblings[index]` below `parent`.
+    Child {
+        parent: &'p Place<'p>,
+        siblings: &'p [Element],
+        index: usize,
+    },
+}
+
+impl Place<'_> {
+    /// The last step's local name.
+    fn short(&self) -> String {
+        match self {
+            Place::Root(path) => path.rsplit('/').next().unwrap_or(path).to_owned(),
+            Place::Top(_, local) => (*local).to_owned(),
+            Place::Child {
+                siblings, index, ..
+            } => siblings[*index].name.local.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Place<'_> {
+    /// `parent/Local`, with `[n]` when siblings share the name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Root(path) => f.write_str(path),
+            Place::Top(prefix, local) => write!(f, "{prefix}/{local}"),
+            Place::Child {
+                parent,
+                siblings,
+                index,
+            } => {
+                let child = &siblings[*index];
+                let same = |other: &Element| other.name == child.name;
+                write!(f, "{parent}/{}", child.name.local)?;
+                if siblings.iter().filter(|other| same(other)).count() > 1 {
+                    let position = siblings[..*index]
+                        .iter()
+                        .filter(|other| same(other))
+                        .count();
+                    write!(f, "[{}]", position + 1)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `place/@local`.
+struct AttributePlace<'p>(&'p Place<'p>, &'p str);
+
+impl fmt::Display for AttributePlace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/@{}", self.0, self.1)
     }
 }
 
@@ -67,18 +214,37 @@ struct Validator<'s, 'f> {
     findings: &'f mut Vec<Finding>,
 }
 
-/// Why a content model did not match at some child.
-struct Mismatch {
+/// Why a content model did not match at some child; what was expected is spelled out only if
+/// the mismatch becomes a finding.
+struct Mismatch<'s> {
     at: usize,
-    expected: Vec<String>,
+    expected: Expected<'s>,
 }
 
-impl Validator<'_, '_> {
-    fn push(&mut self, path: &str, expected: String, found: String) {
+enum Expected<'s> {
+    Element(ElementId),
+    Any,
+    Particle(&'s Particle),
+    Choice(&'s [Particle]),
+}
+
+impl Expected<'_> {
+    fn names(&self, schema: &Schema) -> Vec<String> {
+        match self {
+            Expected::Element(id) => vec![schema.element(*id).name.to_string()],
+            Expected::Any => vec!["any element".to_owned()],
+            Expected::Particle(particle) => first_names(schema, particle),
+            Expected::Choice(items) => items.iter().flat_map(|i| first_names(schema, i)).collect(),
+        }
+    }
+}
+
+impl<'s> Validator<'s, '_> {
+    fn push(&mut self, path: &dyn fmt::Display, expected: String, found: String) {
         push(self.findings, path, expected, found);
     }
 
-    fn instance(&mut self, id: ElementId, node: &Element, path: &str) {
+    fn instance(&mut self, id: ElementId, node: &Element, path: &Place<'_>) {
         if self.findings.len() >= MAX_FINDINGS {
             return;
         }
@@ -114,7 +280,7 @@ impl Validator<'_, '_> {
         self.typed(decl.ty, node, path);
     }
 
-    fn typed(&mut self, ty: TypeRef, node: &Element, path: &str) {
+    fn typed(&mut self, ty: TypeRef, node: &Element, path: &Place<'_>) {
         if matches!(ty, TypeRef::Builtin(super::xsd::Builtin::AnyType)) {
             return;
         }
@@ -132,7 +298,7 @@ impl Validator<'_, '_> {
                 Some(attribute) => {
                     if let Err(problem) = self.schema.check_value(attribute.ty, value) {
                         self.push(
-                            &format!("{path}/@{}", name.local),
+                            &AttributePlace(path, &name.local),
                             self.schema.type_label(attribute.ty),
                             problem,
                         );
@@ -140,7 +306,7 @@ impl Validator<'_, '_> {
                 }
                 None if complex.any_attribute => {}
                 None => self.push(
-                    &format!("{path}/@{}", name.local),
+                    &AttributePlace(path, &name.local),
                     "no such attribute".to_owned(),
                     format!("attribute {name}"),
                 ),
@@ -153,7 +319,7 @@ impl Validator<'_, '_> {
                 .any(|(name, _)| name == &attribute.name)
             {
                 self.push(
-                    &format!("{path}/@{}", attribute.name.local),
+                    &AttributePlace(path, &attribute.name.local),
                     format!("required attribute {}", attribute.name),
                     "nothing".to_owned(),
                 );
@@ -184,15 +350,20 @@ impl Validator<'_, '_> {
                         format!("text '{}'", short(node.text.trim())),
                     );
                 }
-                let children: Vec<&Element> = node.children.iter().collect();
-                match self.repeated(particle, &children, 0, path) {
+                let children = &node.children[..];
+                let at = |index| Place::Child {
+                    parent: path,
+                    siblings: children,
+                    index,
+                };
+                match self.repeated(particle, children, 0, path) {
                     Ok(end) if end == children.len() => {}
                     Ok(end) => {
                         self.push(
-                            &child_path(path, &children, end),
+                            &at(end),
                             format!(
                                 "no more elements (the content of {} ends here)",
-                                short_path(path)
+                                path.short()
                             ),
                             format!("element {}", children[end].name),
                         );
@@ -203,23 +374,23 @@ impl Validator<'_, '_> {
                             .map_or("the end of the element".to_owned(), |c| {
                                 format!("element {}", c.name)
                             });
-                        let at = if mismatch.at < children.len() {
-                            child_path(path, &children, mismatch.at)
+                        let expected = expected_list(&mismatch.expected.names(self.schema));
+                        if mismatch.at < children.len() {
+                            self.push(&at(mismatch.at), expected, found);
                         } else {
-                            path.to_owned()
-                        };
-                        self.push(&at, expected_list(&mismatch.expected), found);
+                            self.push(path, expected, found);
+                        }
                     }
                 }
             }
         }
     }
 
-    fn attributes_of_simple(&mut self, node: &Element, path: &str) {
+    fn attributes_of_simple(&mut self, node: &Element, path: &Place<'_>) {
         for (name, _) in &node.attributes {
             if name.namespace != XSI_NS && name.namespace != super::xml_namespace() {
                 self.push(
-                    &format!("{path}/@{}", name.local),
+                    &AttributePlace(path, &name.local),
                     "no attributes".to_owned(),
                     format!("attribute {name}"),
                 );
@@ -227,7 +398,7 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn text(&mut self, ty: TypeRef, node: &Element, path: &str) {
+    fn text(&mut self, ty: TypeRef, node: &Element, path: &Place<'_>) {
         if let Some(child) = node.children.first() {
             self.push(
                 path,
@@ -248,11 +419,11 @@ impl Validator<'_, '_> {
     /// Matches `particle` with its occurrences from `start`; returns where it stopped.
     fn repeated(
         &mut self,
-        particle: &Particle,
-        children: &[&Element],
+        particle: &'s Particle,
+        children: &[Element],
         start: usize,
-        path: &str,
-    ) -> Result<usize, Mismatch> {
+        path: &Place<'_>,
+    ) -> Result<usize, Mismatch<'s>> {
         let mut position = start;
         let mut count = 0u32;
         loop {
@@ -282,7 +453,7 @@ impl Validator<'_, '_> {
         if count < particle.occurs.min {
             return Err(Mismatch {
                 at: position,
-                expected: first_names(self.schema, particle),
+                expected: Expected::Particle(particle),
             });
         }
         Ok(position)
@@ -290,37 +461,40 @@ impl Validator<'_, '_> {
 
     fn term(
         &mut self,
-        term: &Term,
-        children: &[&Element],
+        term: &'s Term,
+        children: &[Element],
         start: usize,
-        path: &str,
-    ) -> Result<usize, Mismatch> {
+        path: &Place<'_>,
+    ) -> Result<usize, Mismatch<'s>> {
+        let at = |index| Place::Child {
+            parent: path,
+            siblings: children,
+            index,
+        };
         match term {
             Term::Element(id) => {
                 let decl = self.schema.element(*id);
                 match children.get(start) {
                     Some(child) if child.name == decl.name => {
-                        let child_path = child_path(path, children, start);
-                        self.instance(*id, child, &child_path);
+                        self.instance(*id, child, &at(start));
                         Ok(start + 1)
                     }
                     _ => Err(Mismatch {
                         at: start,
-                        expected: vec![decl.name.to_string()],
+                        expected: Expected::Element(*id),
                     }),
                 }
             }
             Term::Any(wildcard) => match children.get(start) {
                 Some(child) if wildcard.admits(&child.name.namespace) => {
                     if let Some(id) = self.schema.global_element(&child.name) {
-                        let child_path = child_path(path, children, start);
-                        self.instance(id, child, &child_path);
+                        self.instance(id, child, &at(start));
                     }
                     Ok(start + 1)
                 }
                 _ => Err(Mismatch {
                     at: start,
-                    expected: vec!["any element".to_owned()],
+                    expected: Expected::Any,
                 }),
             },
             Term::Sequence(items) => {
@@ -347,10 +521,7 @@ impl Validator<'_, '_> {
                 } else {
                     Err(Mismatch {
                         at: start,
-                        expected: items
-                            .iter()
-                            .flat_map(|i| first_names(self.schema, i))
-                            .collect(),
+                        expected: Expected::Choice(items),
                     })
                 }
             }
@@ -364,8 +535,7 @@ impl Validator<'_, '_> {
                         }
                         if let Term::Element(id) = item.term {
                             if self.schema.element(id).name == child.name {
-                                let child_path = child_path(path, children, position);
-                                self.instance(id, child, &child_path);
+                                self.instance(id, child, &at(position));
                                 used[index] = true;
                                 position += 1;
                                 continue 'children;
@@ -378,7 +548,7 @@ impl Validator<'_, '_> {
                     if !used[index] && item.occurs.min > 0 {
                         return Err(Mismatch {
                             at: position,
-                            expected: first_names(self.schema, item),
+                            expected: Expected::Particle(item),
                         });
                     }
                 }
@@ -421,27 +591,6 @@ fn expected_list(names: &[String]) -> String {
         [one] => format!("element {one}"),
         many => format!("one of the elements {}", many.join(", ")),
     }
-}
-
-/// `path/Local`, with `[n]` when siblings share the name.
-fn child_path(path: &str, children: &[&Element], index: usize) -> String {
-    let child = children[index];
-    let same: Vec<usize> = children
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.name == child.name)
-        .map(|(i, _)| i)
-        .collect();
-    if same.len() > 1 {
-        let position = same.iter().position(|i| *i == index).unwrap_or(0) + 1;
-        format!("{path}/{}[{position}]", child.name.local)
-    } else {
-        format!("{path}/{}", child.name.local)
-    }
-}
-
-fn short_path(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn short(text: &str) -> String {

@@ -1,10 +1,14 @@
-//! A small namespace-aware element tree for WSDL, XSD and request documents: every element and
-//! attribute name resolved to its namespace URI, the in-scope prefixes kept so QName-valued
-//! attributes (`type="tns:Foo"`) resolve the way the document meant, and the line of each
-//! element for error messages. DTDs are refused, as in [`crate::soap`].
+//! A small namespace-aware element tree: every element and attribute name resolved to its
+//! namespace URI, the element's own text, and its line. [`parse`] reads WSDL and XSD documents
+//! (and responses checked against their schema) into it, keeping the in-scope prefixes so
+//! QName-valued attributes (`type="tns:Foo"`) resolve the way the document meant; DTDs are
+//! refused, as in [`crate::soap`]. A request's header blocks and operation element are built
+//! into the same tree by [`crate::soap::parse_envelope`], in its one pass, and read from there by
+//! the validator and the scenario rules; they carry no prefixes, as nothing in a request is
+//! resolved as a QName value.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -26,10 +30,12 @@ pub struct Element {
     pub children: Vec<Element>,
     /// The element's own character data (concatenated, unescaped).
     pub text: String,
-    /// 1-based line of the start tag.
+    /// 1-based line of the start tag; 0 for an element built from a request (whose findings
+    /// name element paths instead).
     pub line: usize,
-    /// Prefixes in scope at this element ("" is the default namespace).
-    scope: Rc<HashMap<String, String>>,
+    /// Prefixes in scope at this element ("" is the default namespace); `None` for an element
+    /// built from a request.
+    scope: Option<Arc<HashMap<String, String>>>,
 }
 
 /// A document could not be parsed; carries the line.
@@ -41,6 +47,31 @@ pub struct XmlProblem {
 }
 
 impl Element {
+    /// An element of a request, without children or text yet: no line, and QName values
+    /// resolve to no prefix.
+    pub fn new(name: QualifiedName, attributes: Vec<(QualifiedName, String)>) -> Element {
+        Element {
+            name,
+            attributes,
+            children: Vec::new(),
+            text: String::new(),
+            line: 0,
+            scope: None,
+        }
+    }
+
+    /// The first element at `path` below this one, by local names (namespaces ignored), in
+    /// document order: `["Person", "Cpr"]` finds the first `Cpr` in any `Person` child.
+    pub fn find_local(&self, path: &[&str]) -> Option<&Element> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        self.children
+            .iter()
+            .filter(|child| child.name.local == *first)
+            .find_map(|child| child.find_local(rest))
+    }
+
     /// The value of the unqualified attribute `local`.
     pub fn attribute(&self, local: &str) -> Option<&str> {
         self.attributes
@@ -82,9 +113,10 @@ impl Element {
             .filter(move |c| c.name.namespace == namespace)
     }
 
-    /// The namespace prefixes in scope at this element ("" is the default namespace).
-    pub fn namespaces(&self) -> Rc<HashMap<String, String>> {
-        Rc::clone(&self.scope)
+    /// The namespace prefixes in scope at this element ("" is the default namespace); none for
+    /// an element built from a request.
+    pub fn namespaces(&self) -> Arc<HashMap<String, String>> {
+        self.scope.clone().unwrap_or_default()
     }
 
     /// Resolves a QName value (`prefix:local` or `local`) with this element's in-scope prefixes.
@@ -98,7 +130,7 @@ impl Element {
         if local.is_empty() {
             return Err(format!("'{value}' is not a qualified name"));
         }
-        match self.scope.get(prefix) {
+        match self.scope.as_ref().and_then(|scope| scope.get(prefix)) {
             Some(namespace) => Ok(QualifiedName {
                 namespace: namespace.clone(),
                 local: local.to_owned(),
@@ -150,11 +182,11 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(problem(format!("nested deeper than {MAX_DEPTH} levels")));
                 }
-                let parent = stack.last().map(|e| &e.scope);
+                let parent = stack.last().and_then(|e| e.scope.as_ref());
                 stack.push(open(&start, parent, line).map_err(problem)?);
             }
             Event::Empty(start) => {
-                let parent = stack.last().map(|e| &e.scope);
+                let parent = stack.last().and_then(|e| e.scope.as_ref());
                 let element = open(&start, parent, line).map_err(problem)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
@@ -214,7 +246,7 @@ pub fn parse(text: &str) -> Result<Element, XmlProblem> {
 
 fn open(
     start: &BytesStart<'_>,
-    parent: Option<&Rc<HashMap<String, String>>>,
+    parent: Option<&Arc<HashMap<String, String>>>,
     line: usize,
 ) -> Result<Element, String> {
     let mut raw = Vec::new();
@@ -235,13 +267,13 @@ fn open(
         }
     }
     let scope = match (parent, declarations.is_empty()) {
-        (Some(parent), true) => Rc::clone(parent),
+        (Some(parent), true) => Arc::clone(parent),
         (parent, _) => {
             let mut scope = parent.map(|p| (**p).clone()).unwrap_or_default();
             for (prefix, namespace) in declarations {
                 scope.insert(prefix, namespace);
             }
-            Rc::new(scope)
+            Arc::new(scope)
         }
     };
     let tag = start.name().as_ref().to_owned();
@@ -278,7 +310,7 @@ fn open(
         children: Vec::new(),
         text: String::new(),
         line,
-        scope,
+        scope: Some(scope),
     })
 }
 

@@ -676,3 +676,180 @@ fn generated_messages_validate_with_libxml2_and_xmlschema_too() {
         );
     }
 }
+
+/// Follows `dfdg-mock calls --follow` on `journal`: its lines, as they come.
+fn follow_calls(journal: &Path) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .args(["calls", "--follow", "--journal"])
+        .arg(journal)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
+fn next_line(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("calls --follow printed nothing within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soapaction_naming_another_operation_is_a_finding_that_every_view_shows() {
+    let pki = Pki::new();
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Report);
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(Arc::clone(&catalog)),
+            admin: Some(AdminOptions::loopback()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let path = CODE_LIST_PATH;
+    let names = code_list_names_request(&catalog);
+    let (mut follow, lines) = follow_calls(&server.journal_path);
+    assert!(next_line(&lines).starts_with("ID "));
+
+    // The Body asks for GetCodeListNames, the SOAPAction names GetCodeList.
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let reply = client
+        .soap_to(
+            server.addr,
+            path,
+            SoapVersion::V11,
+            Some("urn:dfdg-mock:CodeListService:1#GetCodeList"),
+            &names,
+        )
+        .await
+        .unwrap();
+    // Report mode: answered, as the Body asked.
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("GetCodeListNamesResponse"),
+        "{}",
+        reply.body
+    );
+
+    // The journal: the Body's operation, routed to it, with the finding.
+    let journal = server.journal();
+    let call = &journal.calls[0];
+    assert_eq!(call.record.operation.as_deref(), Some("GetCodeListNames"));
+    assert_eq!(
+        call.record.service_operation.as_deref(),
+        Some("GetCodeListNames")
+    );
+    assert_eq!(call.record.findings.len(), 1, "{:?}", call.record.findings);
+    assert_eq!(call.record.findings[0].path, "SOAPAction");
+    assert!(
+        call.record.findings[0]
+            .found
+            .contains("the action of GetCodeList,"),
+        "{}",
+        call.record.findings[0]
+    );
+
+    // `calls --follow` and `calls`: the same operation, and the finding.
+    let line = next_line(&lines);
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(line.contains(" GetCodeListNames "), "{line}");
+    assert!(line.ends_with("1: SOAPAction"), "{line}");
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .args(["calls", "--journal"])
+        .arg(&server.journal_path)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let row = table.lines().nth(1).unwrap();
+    assert!(row.contains(" GetCodeListNames "), "{table}");
+    assert!(row.ends_with("1: SOAPAction"), "{table}");
+
+    // The admin API: the list and the call's detail.
+    let list = admin_json(server.admin(), "/api/calls").await;
+    assert_eq!(list["calls"][0]["operation"], "GetCodeListNames");
+    assert_eq!(list["calls"][0]["wsdl_findings"], 1);
+    let detail = admin_json(server.admin(), &format!("/api/calls/{}", call.id)).await;
+    assert_eq!(detail["call"]["operation"], "GetCodeListNames");
+    assert_eq!(detail["call"]["findings"][0]["path"], "SOAPAction");
+
+    // `verify` counts it as a call of GetCodeListNames, and of no other operation.
+    let expectations = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        expectations.path(),
+        "[[expect]]\noperation = \"GetCodeListNames\"\nexactly = 1\n\n[[expect]]\noperation = \"GetCodeList\"\nexactly = 0\n",
+    )
+    .unwrap();
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_dfdg-mock"))
+        .args(["verify", "--expect"])
+        .arg(expectations.path())
+        .arg("--journal")
+        .arg(&server.journal_path)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+}
+
+#[tokio::test]
+async fn enforce_mode_answers_a_mismatching_or_unknown_soapaction_with_1014() {
+    let pki = Pki::new();
+    let catalog = catalog_of(&shipped_dir(), ValidationMode::Enforce);
+    let server = serve(&pki, &catalog).await;
+    let path = CODE_LIST_PATH;
+    let names = code_list_names_request(&catalog);
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    for (action, found) in [
+        (
+            "urn:dfdg-mock:CodeListService:1#GetCodeList",
+            "the action of GetCodeList,",
+        ),
+        (
+            "urn:somewhere-else#GetCodeListNames",
+            "which no operation of CodeListService declares",
+        ),
+    ] {
+        let reply = client
+            .soap_to(server.addr, path, SoapVersion::V11, Some(action), &names)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 500, "{}", reply.body);
+        assert_eq!(element_text(&reply.body, "ErrorCode"), Some("1014"));
+        assert!(
+            reply.body.contains("SOAPAction: expected"),
+            "{}",
+            reply.body
+        );
+        assert!(reply.body.contains(found), "{}", reply.body);
+        let journal = server.journal();
+        assert_eq!(journal.calls[0].record.findings[0].path, "SOAPAction");
+    }
+    // Its own action is answered.
+    let reply = client
+        .soap_to(
+            server.addr,
+            path,
+            SoapVersion::V11,
+            Some("urn:dfdg-mock:CodeListService:1#GetCodeListNames"),
+            &names,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

@@ -572,3 +572,122 @@ fn check_passes_on_the_shipped_catalog_and_fails_naming_file_and_line() {
     );
     assert!(stderr.contains("check found 2 problems"), "{stderr}");
 }
+
+/// Calls answered while the server is killed with SIGKILL: every call acknowledged with 200 is
+/// in the journal, with the receipt its caller got (each is committed before it is answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_call() {
+    use crate::support::{element_text, registration, Pki};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path();
+    std::fs::write(files.join("ca.crt"), pki.ca.cert_pem()).unwrap();
+    std::fs::write(files.join("server.crt"), &pki.server.cert_pem).unwrap();
+    std::fs::write(files.join("server.key"), pki.server.key_pem()).unwrap();
+    let mut server = Running(
+        Command::new(BINARY)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--cert",
+                "server.crt",
+                "--key",
+                "server.key",
+                "--client-ca",
+                "ca.crt",
+            ])
+            .args([
+                "--journal",
+                "journal.sqlite",
+                "--suppliers",
+                "suppliers.toml",
+            ])
+            .current_dir(files)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let port: u16 = first
+        .split("https://localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // Eight callers, each calling until the server is gone, remembering what was acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let client = Arc::new(pki.client_with(Some(&pki.oces3_client())));
+    let mut callers = Vec::new();
+    for _ in 0..8 {
+        let (client, acknowledged, count, enough) = (
+            client.clone(),
+            acknowledged.clone(),
+            count.clone(),
+            enough.clone(),
+        );
+        callers.push(tokio::spawn(async move {
+            let body = registration("CVR:91234567-UUID:3f2b6c1e-8d4a-4b7e-9c21-5a0e7d9f4b13");
+            while let Ok(reply) = client
+                .soap11(addr, "urn:x#SaveAvailabilityAssessment", &body)
+                .await
+            {
+                if reply.status != 200 {
+                    continue;
+                }
+                let id: i64 = reply.headers["x-dfdg-mock-call-id"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let receipt = element_text(&reply.body, "MessageIdentifier")
+                    .unwrap()
+                    .to_owned();
+                acknowledged.lock().unwrap().push((id, receipt));
+                if count.fetch_add(1, Ordering::Relaxed) + 1 == 200 {
+                    enough.notify_one();
+                }
+            }
+        }));
+    }
+    // Kill it mid-load: once 200 calls were acknowledged, with the callers still calling.
+    tokio::time::timeout(std::time::Duration::from_secs(60), enough.notified())
+        .await
+        .expect("200 calls not answered within 60 s");
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 200);
+    let store =
+        dfdg_mock::journal::SqliteStore::open_read_only(&files.join("journal.sqlite")).unwrap();
+    for (id, receipt) in &acknowledged {
+        use dfdg_mock::journal::JournalReader;
+        let call = store
+            .call(*id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged call {id} is not in the journal"));
+        assert_eq!(
+            call.record.receipts,
+            std::slice::from_ref(receipt),
+            "call {id}"
+        );
+    }
+}

@@ -367,6 +367,183 @@ async fn a_chunked_body_over_the_limit_is_cut_off_too() {
     assert_eq!(reply.status, 413);
 }
 
+/// A server that takes at most 4 KiB of body.
+async fn small_body_server(pki: &Pki) -> TestServer {
+    TestServer::with_limits(
+        pki,
+        Limits {
+            max_body: 4096,
+            ..Limits::default()
+        },
+    )
+    .await
+}
+
+fn assert_413_journaled(server: &TestServer) {
+    let journal = server.journal();
+    let call = &journal.calls[0].record;
+    assert_eq!(call.http_status, 413);
+    assert!(call.request_truncated);
+    assert!(
+        call.detail
+            .as_deref()
+            .unwrap()
+            .contains("larger than this server accepts"),
+        "{call:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_announced_over_http2_gets_413_with_a_fault() {
+    let pki = Pki::new();
+    let server = small_body_server(&pki).await;
+    let client = pki.client_with(Some(&pki.oces3_client())).http2();
+    let large = registration(&"z".repeat(64 * 1024));
+    let request = http::Request::post("/JobcenterMessageService/2/JobcenterMessageService.svc")
+        .header("content-type", "text/xml; charset=utf-8")
+        .header("content-length", large.len())
+        .body(Full::new(Bytes::from(large)))
+        .unwrap();
+
+    let reply = client.send(server.addr, request).await.unwrap();
+
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(reply.content_type().starts_with("text/xml"));
+    assert!(
+        reply.body.contains("<faultcode>s:Client</faultcode>"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("larger than this server accepts"),
+        "{}",
+        reply.body
+    );
+    assert_413_journaled(&server);
+}
+
+/// curl POSTs a 4 MiB registration to a server taking 4 KiB: the HTTP status, HTTP version and
+/// body it printed (it must exit 0: 92 means the stream was reset instead of answered, 55 or
+/// 56 that the connection broke).
+async fn curl_oversized(pki: &Pki, server: &TestServer, args: &[&str]) -> String {
+    let files = tempfile::tempdir().unwrap();
+    let client = pki.oces3_client();
+    let (ca, cert, key, body) = (
+        files.path().join("ca.crt"),
+        files.path().join("client.crt"),
+        files.path().join("client.key"),
+        files.path().join("large.xml"),
+    );
+    std::fs::write(&ca, pki.ca.cert_pem()).unwrap();
+    std::fs::write(&cert, &client.cert_pem).unwrap();
+    std::fs::write(&key, client.key_pem()).unwrap();
+    std::fs::write(&body, registration(&"z".repeat(4 << 20))).unwrap();
+    let port = server.addr.port();
+    let mut curl = std::process::Command::new("curl");
+    curl.arg("-sS")
+        .args(args)
+        .arg("--connect-to")
+        .arg(format!("localhost:{port}:127.0.0.1:{port}"))
+        .arg("--cacert")
+        .arg(&ca)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["-H", "Content-Type: text/xml; charset=utf-8"])
+        .args(["-w", "\n%{http_code} %{http_version}"])
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(format!("https://localhost:{port}/x"));
+    let output = tokio::task::spawn_blocking(move || curl.output())
+        .await
+        .unwrap()
+        .expect("curl is needed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_the_413_of_an_oversized_body_over_http2_and_chunked_http1() {
+    let pki = Pki::new();
+    for (args, version) in [
+        // Announced by content-length over h2: the stream used to be reset (curl's error 92).
+        (&["--http2"][..], "2"),
+        // Chunked over HTTP/1.1, without waiting for 100 Continue.
+        (
+            &["--http1.1", "-H", "Transfer-Encoding: chunked"][..],
+            "1.1",
+        ),
+    ] {
+        let server = small_body_server(&pki).await;
+        let printed = curl_oversized(&pki, &server, args).await;
+        assert!(
+            printed.ends_with(&format!("413 {version}")),
+            "{args:?}: {printed}"
+        );
+        assert!(
+            printed.contains("larger than this server accepts"),
+            "{args:?}: {printed}"
+        );
+        assert_413_journaled(&server);
+    }
+}
+
+#[tokio::test]
+async fn a_chunked_http1_body_over_the_limit_gets_413_before_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let server = small_body_server(&pki).await;
+    let client = pki.client_with(Some(&pki.oces3_client()));
+    let mut stream = client.connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /JobcenterMessageService/2/JobcenterMessageService.svc HTTP/1.1\r\n\
+              Host: localhost\r\nContent-Type: text/xml; charset=utf-8\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // 2 MiB in chunks of 16 KiB, all of it sent before reading.
+    let chunk = format!("4000\r\n{}\r\n", "x".repeat(16 * 1024));
+    for _ in 0..128 {
+        stream
+            .write_all(chunk.as_bytes())
+            .await
+            .expect("the server stopped reading the body");
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    stream.flush().await.unwrap();
+
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("</s:Envelope>") {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("no answer within 10 s")
+            .expect("the connection failed before the answer arrived");
+        assert!(
+            read > 0,
+            "closed before the answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("larger than this server accepts"),
+        "{answer}"
+    );
+    assert_413_journaled(&server);
+}
+
 #[tokio::test]
 async fn wrong_content_type_gets_a_fault_saying_so() {
     let pki = Pki::new();

@@ -387,3 +387,62 @@ async fn the_dashboard_shows_a_call_live_and_confirming_its_receipt_completes_th
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_calls_findings_against_the_wsdl() {
+    let pki = Pki::new();
+    let loaded = dfdg_mock::wsdl::Catalog::load(&dfdg_mock::config::CatalogConfig {
+        dirs: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")],
+        validation: dfdg_mock::config::ValidationMode::Report,
+        services: std::collections::HashMap::new(),
+    });
+    let catalog = std::sync::Arc::new(loaded.catalog);
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            catalog: Some(catalog.clone()),
+            admin: Some(AdminOptions::loopback()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let path = CODE_LIST_PATH;
+    let names = code_list_names_request(&catalog);
+    // The Body asks for GetCodeListNames, the SOAPAction names GetCodeList.
+    let reply = pki
+        .client_with(Some(&pki.oces3_client()))
+        .soap_to(
+            server.addr,
+            path,
+            dfdg_mock::soap::SoapVersion::V11,
+            Some("urn:dfdg-mock:CodeListService:1#GetCodeList"),
+            &names,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = admin_json(server.admin(), "/api/calls").await["calls"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let dashboard = format!("http://{}/", server.admin());
+
+    tokio::task::spawn_blocking(move || {
+        let driver = Chromedriver::start();
+        let browser = Browser::open(&driver);
+        browser.go(&dashboard);
+        let row = format!("#call-{id}");
+        browser.wait_for(&row);
+        let text = browser.text(&row);
+        assert!(text.contains("GetCodeListNames ⚠ 1"), "{text}");
+        browser.click(&row);
+        browser.wait_for("#wsdl-findings li");
+        let findings = browser.text("#wsdl-findings");
+        assert!(findings.contains("SOAPAction"), "{findings}");
+        assert!(
+            findings.contains("the action of GetCodeList,"),
+            "{findings}"
+        );
+    })
+    .await
+    .unwrap();
+}

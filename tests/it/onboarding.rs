@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dfdg_mock::config::{CatalogConfig, ValidationMode};
 use dfdg_mock::identity::CallerIdentity;
@@ -404,6 +404,8 @@ async fn registry_changes_are_picked_up_without_restart_and_a_broken_file_keeps_
         Some("open")
     );
 
+    let mut reloads = server.reloads();
+    reloads.mark_unchanged();
     registry_file(
         dir.path(),
         vec![supplier(
@@ -413,15 +415,17 @@ async fn registry_changes_are_picked_up_without_restart_and_a_broken_file_keeps_
             &["PersonStatusService"],
         )],
     );
-    // The watcher polls every 500 ms; wait (bounded) until it has swapped the registry.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.app.suppliers().current().is_open() {
-        assert!(
-            Instant::now() < deadline,
-            "the registry file was not picked up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The file watcher reloads the registry and says so.
+    let reload = tokio::time::timeout(
+        Duration::from_secs(10),
+        reloads.wait_for(|reload| reload.source == "suppliers"),
+    )
+    .await
+    .expect("the registry file was not picked up within 10 s")
+    .unwrap()
+    .clone();
+    assert!(reload.ok, "{reload:?}");
+    assert!(!server.app.suppliers().current().is_open());
     let reply = person_status(&pki, &server, &client, &caller_id(&client)).await;
     assert!(reply.body.contains("1012"), "{}", reply.body);
 

@@ -465,7 +465,7 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let settings = settings.clone();
-            tokio::spawn(async move { dfdg_mock::journal::open(&settings).await })
+            tokio::task::spawn_blocking(move || dfdg_mock::journal::open(&settings))
         })
         .collect();
     for start in starts {
@@ -489,7 +489,7 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
         "journal",
         "UPDATE dfdg_mock.schema_version SET version = 99",
     );
-    let error = dfdg_mock::journal::open(&settings).await.unwrap_err();
+    let error = dfdg_mock::journal::open(&settings).unwrap_err();
     let message = error.to_string();
     assert!(
         message.contains("schema version 99, newer than this dfdg-mock understands"),

@@ -334,6 +334,16 @@ respond.headers = { "x-scenario" = "templated" }
     let receipt = element_text(&reply.body, "MessageIdentifier").unwrap();
     assert!(uuid::Uuid::parse_str(guid).is_ok() && uuid::Uuid::parse_str(receipt).is_ok());
     assert_ne!(guid, receipt);
+    // UTC, at most millisecond precision: .NET reads at most seven fractional digits.
+    let now_text = element_text(&reply.body, "now").unwrap();
+    assert!(now_text.ends_with('Z'), "{now_text}");
+    assert!(
+        now_text
+            .split('.')
+            .nth(1)
+            .is_none_or(|fraction| fraction.len() <= 4),
+        "{now_text}"
+    );
     let now = time::OffsetDateTime::parse(
         element_text(&reply.body, "now").unwrap(),
         &time::format_description::well_known::Rfc3339,
@@ -638,7 +648,16 @@ async fn reload_swaps_good_rules_and_keeps_the_old_ones_on_a_broken_edit() {
         "[[rule]]\nname = \"a\"\nrespond.fault = { code = 1010 }\n",
     )]);
     let pki = Pki::new();
-    let server = serve(&pki, dir.path()).await;
+    // Reloaded by hand only: the watcher would journal reloads of its own.
+    let server = TestServer::start_with(
+        &pki,
+        Options {
+            scenarios: Some(dir.path().to_owned()),
+            watch: false,
+            ..Options::default()
+        },
+    )
+    .await;
     let client = pki.client_with(Some(&pki.oces3_client()));
     assert_eq!(
         fault_code(&ask(&client, &server, "1").await.unwrap()),
@@ -676,7 +695,8 @@ async fn reload_swaps_good_rules_and_keeps_the_old_ones_on_a_broken_edit() {
         .unwrap()
         .reloads(10)
         .unwrap();
-    assert_eq!(reloads.len(), 2);
+    // Newest first: the refused edit, the good one, and the load at start (as `serve` does).
+    assert_eq!(reloads.len(), 3);
     assert!(!reloads[0].record.ok);
     assert!(reloads[0]
         .record
@@ -687,6 +707,8 @@ async fn reload_swaps_good_rules_and_keeps_the_old_ones_on_a_broken_edit() {
     assert_eq!(reloads[0].record.rules, 1);
     assert!(reloads[1].record.ok);
     assert_eq!(reloads[1].record.files, vec!["rules.toml".to_owned()]);
+    assert!(reloads[2].record.ok);
+    assert_eq!(reloads[2].record.rules, 1);
 }
 
 #[tokio::test]
@@ -878,16 +900,16 @@ async fn check_suggests_names_from_the_catalog() {
         "PersonStatusService".to_owned(),
         "GetVariablePersonStatus".to_owned(),
     )];
-    let error = dfdg_mock::cli::check_scenarios(dir.path(), Some(&known)).unwrap_err();
+    let error = dfdg_mock::check::scenarios(dir.path(), Some(&known)).unwrap_err();
     let message = format!("{error:#}");
     assert!(
         message.contains("did you mean \"GetVariablePersonStatus\""),
         "{message}"
     );
-    let report = dfdg_mock::cli::check_scenarios(dir.path(), None).unwrap();
+    let report = dfdg_mock::check::scenarios(dir.path(), None).unwrap();
     assert!(report.contains("1 rules in 1 files"), "{report}");
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    assert!(dfdg_mock::cli::check_scenarios(&shipped, None).is_ok());
+    assert!(dfdg_mock::check::scenarios(&shipped, None).is_ok());
 }
 
 #[tokio::test]

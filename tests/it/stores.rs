@@ -40,11 +40,11 @@ impl Store {
     }
 
     async fn open(&self, retention: Retention) -> Opened {
+        // Blocking: it may connect and migrate (the server does the same at start-up).
         journal::open(&Settings {
             location: self.location(),
             retention,
         })
-        .await
         .unwrap_or_else(|error| panic!("{error:#}"))
     }
 }

@@ -1,6 +1,8 @@
 //! The test harness: a fresh rcgen PKI per test, the real server in-process on 127.0.0.1:0,
 //! and a real rustls + hyper client that trusts only the test CA and presents a named client
-//! certificate. Dropping a [`TestServer`] shuts it down; [`TestServer::stop`] waits for it.
+//! certificate. The server is assembled by the library's composition root
+//! ([`dfdg_mock::instance`]), as `serve` assembles it. Dropping a [`TestServer`] shuts it down;
+//! [`TestServer::stop`] waits for it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,22 +10,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dfdg_mock::app::App;
-use dfdg_mock::config::{AdminToken, ClientAuthMode, Limits};
+use dfdg_mock::config::{AdminToken, ClientAuthMode, Config, Limits};
+use dfdg_mock::instance::{Given, Instance, Running};
 use dfdg_mock::journal::{
-    CallQuery, Database, JournalReader, Location, Readers, RejectionQuery, Settings, SqliteStore,
-    StoredCall, StoredRejection,
+    CallQuery, Database, JournalReader, Readers, RejectionQuery, SqliteStore, StoredCall,
+    StoredRejection,
 };
 use dfdg_mock::pki::{
     CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind,
 };
-use dfdg_mock::scenario::Scenarios;
-use dfdg_mock::tls::{TlsMaterial, TlsServer};
+use dfdg_mock::tls::TlsMaterial;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 pub const OCES3_UUID: &str = "3f2b6c1e-8d4a-4b7e-9c21-5a0e7d9f4b13";
@@ -93,7 +94,7 @@ impl Pki {
     }
 }
 
-/// The real server, in-process.
+/// The real server, in-process: assembled by [`dfdg_mock::instance`] as `serve` assembles it.
 pub struct TestServer {
     pub addr: SocketAddr,
     /// The admin listener, when started with one.
@@ -101,11 +102,11 @@ pub struct TestServer {
     pub journal_path: PathBuf,
     /// The server's own reading connections (either store).
     pub readers: Readers,
-    shutdown: watch::Sender<bool>,
     /// The request pipeline, for reloading and resetting scenarios from a test.
     pub app: Arc<App>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    _dir: Option<tempfile::TempDir>,
+    running: Option<Running>,
+    /// Holds the journal (unless given) and the registry path of an open-mode server.
+    _dir: tempfile::TempDir,
 }
 
 pub struct Options {
@@ -121,11 +122,12 @@ pub struct Options {
     pub admin: Option<AdminOptions>,
     /// Scenario folder; default: none (every call gets the default answer).
     pub scenarios: Option<PathBuf>,
-    /// Run the scenario folder's file watcher.
+    /// Run the file watcher (scenario folder, registry file), as `serve` does; off for tests
+    /// that count the reloads they trigger themselves.
     pub watch: bool,
     /// The WSDL catalog served; default: none (every POST gets the generic receipt).
     pub catalog: Option<Arc<dfdg_mock::wsdl::Catalog>>,
-    /// The supplier registry; default: open mode. Its file watcher runs when it has a file.
+    /// The supplier registry; default: open mode (a registry file that does not exist).
     pub suppliers: Option<Arc<dfdg_mock::supplier::LiveRegistry>>,
     /// TLS material read from files (e.g. a certs folder); default: the test PKI's.
     pub tls: Option<TlsMaterial>,
@@ -156,7 +158,7 @@ impl Default for Options {
             retention: dfdg_mock::journal::Retention::default(),
             admin: None,
             scenarios: None,
-            watch: false,
+            watch: true,
             catalog: None,
             suppliers: None,
             tls: None,
@@ -200,106 +202,63 @@ impl TestServer {
     }
 
     pub async fn start_with(pki: &Pki, options: Options) -> TestServer {
-        let (dir, journal_path) = match options.journal {
-            Some(path) => (None, path),
-            None => {
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("journal.sqlite");
-                (Some(dir), path)
-            }
-        };
-        let tls = TlsServer::new(
-            options.tls.unwrap_or_else(|| pki.material()),
-            options.mode,
-            options.limits.handshake_timeout,
-        )
-        .unwrap();
-        let location = match &options.database {
-            Some(database) => Location::Database(Arc::clone(database)),
-            None => Location::File(journal_path.clone()),
-        };
-        let opened = dfdg_mock::journal::open(&Settings {
-            location,
+        let dir = tempfile::tempdir().unwrap();
+        let journal_path = options
+            .journal
+            .unwrap_or_else(|| dir.path().join("journal.sqlite"));
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            certs_dir: dir.path().join("certs"),
+            client_auth: options.mode,
+            journal: journal_path.clone(),
+            journal_url: options.database.map(|database| (*database).clone()),
             retention: options.retention,
-        })
-        .await
-        .unwrap_or_else(|error| panic!("{error:#}"));
-        let journal = opened.journal;
-        let readers = opened.readers;
+            scenarios: options.scenarios,
+            limits: options.limits,
+            ..Config::default()
+        };
+        // No catalog unless one is given: the generic receipt for every POST.
+        config.catalog.dirs = Vec::new();
+        config.onboarding.registry = dir.path().join("suppliers.toml");
+        let admin_listener = match options.admin {
+            Some(admin) => {
+                config.admin.listen = admin.listen;
+                config.admin.token = admin.token;
+                Some(tokio::net::TcpListener::bind(admin.listen).await.unwrap())
+            }
+            None => None,
+        };
+        let given = Given {
+            tls: Some(options.tls.unwrap_or_else(|| pki.material())),
+            catalog: options.catalog,
+            suppliers: options.suppliers,
+        };
+        let instance = Instance::build_with(config, given)
+            .unwrap_or_else(|error| panic!("{error:#}"))
+            .watch_files(options.watch)
+            .event_keep_alive(std::time::Duration::from_millis(500));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (shutdown, stop) = watch::channel(false);
-        let limits = options.limits;
-        let scenarios = match &options.scenarios {
-            Some(dir) => Scenarios::load(dir).unwrap_or_else(|error| panic!("{error}")),
-            None => Scenarios::none(),
-        };
-        let mut app = App::with_scenarios(journal.clone(), limits.clone(), scenarios);
-        if let Some(catalog) = options.catalog {
-            app = app.with_catalog(catalog);
-        }
-        let mut registry_watcher = None;
-        if let Some(suppliers) = options.suppliers {
-            app = app.with_suppliers(suppliers.clone());
-            registry_watcher = Some(dfdg_mock::supplier::watch(suppliers));
-        }
-        let app = Arc::new(app);
-        if let Some(feed) = &opened.feed {
-            feed.forward(app.events().clone());
-        }
-        let watcher = options
-            .watch
-            .then(|| dfdg_mock::scenario::watch::spawn(app.clone()));
-        let stopped = |mut stop: watch::Receiver<bool>| async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
-        let mut admin_addr = None;
-        let mut admin_task = None;
-        if let Some(admin) = options.admin {
-            let admin_listener = tokio::net::TcpListener::bind(admin.listen).await.unwrap();
-            admin_addr = Some(admin_listener.local_addr().unwrap());
-            let admin = Arc::new(
-                dfdg_mock::admin::Admin::new(&app, readers.clone(), admin.token)
-                    .with_scenarios(app.clone())
-                    .with_keep_alive(std::time::Duration::from_millis(500)),
-            );
-            admin_task = Some(tokio::spawn(dfdg_mock::admin::run(
-                admin_listener,
-                admin,
-                stopped(stop.clone()),
-            )));
-        }
-        let served = app.clone();
-        let task = tokio::spawn(async move {
-            dfdg_mock::server::run(listener, tls, served, &limits, stopped(stop)).await;
-            if let Some(watcher) = watcher {
-                watcher.abort();
-            }
-            if let Some(watcher) = registry_watcher {
-                watcher.abort();
-            }
-            if let Some(admin_task) = admin_task {
-                admin_task.await.unwrap().unwrap();
-            }
-            journal.close().await.unwrap();
-        });
+        let running = instance.start(listener, admin_listener).await.unwrap();
         TestServer {
-            addr,
-            admin_addr,
+            addr: running.soap_addr(),
+            admin_addr: running.admin_addr(),
             journal_path,
-            readers,
-            shutdown,
-            app,
-            task: Some(task),
+            readers: running.readers().clone(),
+            app: running.app().clone(),
+            running: Some(running),
             _dir: dir,
         }
     }
 
+    /// Follows the file watcher's reloads (scenario folder, registry file).
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<dfdg_mock::watch::Reload> {
+        self.running.as_ref().expect("running").reloads()
+    }
+
     /// Stops the server and waits until every connection task (and its journal entry) is done.
     pub async fn stop(mut self) -> Journaled {
-        let _ = self.shutdown.send(true);
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
         }
         Journaled::read(&self.journal_path)
     }
@@ -307,12 +266,6 @@ impl TestServer {
     /// What the journal holds right now (calls are committed before their response is sent).
     pub fn journal(&self) -> Journaled {
         Journaled::read(&self.journal_path)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
     }
 }
 
@@ -642,6 +595,25 @@ pub const NS: &str = "urn:dfdg-mock:JobcenterMessageService:2";
 /// A SOAP 1.1 registration with STAR's headers, made on behalf of `user_identifier`.
 pub fn registration(user_identifier: &str) -> String {
     dfdg_mock::cli::demo_request(user_identifier)
+}
+
+/// Path of the shipped CodeListService.
+pub const CODE_LIST_PATH: &str = "/CodeListService/1/CodeListService.svc";
+
+/// A valid GetCodeListNames request, as `catalog` generates it.
+pub fn code_list_names_request(catalog: &dfdg_mock::wsdl::Catalog) -> String {
+    catalog
+        .route(
+            CODE_LIST_PATH,
+            dfdg_mock::soap::SoapVersion::V11,
+            None,
+            &dfdg_mock::soap::QualifiedName {
+                namespace: "urn:dfdg-mock:CodeListService:1".into(),
+                local: "GetCodeListNames".into(),
+            },
+        )
+        .expect("the shipped catalog serves GetCodeListNames")
+        .example_request(time::OffsetDateTime::now_utc())
 }
 
 pub fn soap12_lookup() -> String {

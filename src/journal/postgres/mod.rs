@@ -309,15 +309,15 @@ impl Driver {
         self.runtime().block_on(work)
     }
 
-    /// Runs `work` on this runtime and awaits it from another one.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, JournalError> {
-        self.runtime()
-            .spawn(work)
-            .await
-            .map_err(|_| JournalError::WriterStopped)
+    /// [`Driver::block_on`] from any thread, an async one too: on a thread of its own, which
+    /// the caller waits for (for rare, slow work such as connecting and migrating at start-up).
+    pub fn wait<T: Send>(&self, work: impl Future<Output = T> + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.block_on(work))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// Spawns `work` on this runtime; it ends at the latest when the driver is dropped.

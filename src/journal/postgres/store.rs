@@ -78,28 +78,21 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connects, migrates the schema (once, under an advisory lock) and returns the writer's
-    /// store. Runs on `driver`.
-    pub async fn open(
+    /// store. Blocking, from any thread.
+    pub fn open(
         database: Arc<Database>,
         driver: Arc<Driver>,
         origin: Arc<str>,
     ) -> Result<PostgresStore, JournalError> {
         let pool = database.pool(1);
-        let run_pool = pool.clone();
-        let run_database = Arc::clone(&database);
-        driver
-            .run(async move {
-                bounded("the migration", WRITE_TIMEOUT * 6, async {
-                    let object = run_pool
-                        .get()
-                        .await
-                        .map_err(|error| run_database.unreachable(error))?;
-                    let mut client = Object::take(object);
-                    schema::migrate(&run_database, &mut client).await
-                })
+        driver.wait(bounded("the migration", WRITE_TIMEOUT * 6, async {
+            let object = pool
+                .get()
                 .await
-            })
-            .await??;
+                .map_err(|error| database.unreachable(error))?;
+            let mut client = Object::take(object);
+            schema::migrate(&database, &mut client).await
+        }))?;
         Ok(PostgresStore {
             database,
             driver,

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The benchmark of the real endpoint: ../shared/bench/run.sh (the mutual-TLS harness) against the
+# release build of dfdg-mock serving what it ships — the catalog in wsdl/ with validation
+# `enforce`, the scenarios in scenarios/, the durable SQLite journal — next to nginx and
+# rust-static (hyper + rustls answering a static body) in the same run. The request is
+# SaveAvailabilityAssessment with both STAR headers (bench/request.xml), sent with its SOAPAction;
+# the anchors answer with a response of ours (bench/receipt.xml).
+#
+#   bench/run.sh                       # nginx, rust-static, dfdg-mock; 10 s per phase (~2 min)
+#   bench/run.sh dfdg-mock             # only these targets
+#   DUR=30 PHASES="ka1 ka32 nc8" bench/run.sh
+#   BENCH_COMPARE=/tmp/old/dfdg-mock bench/run.sh   # also another build, as target "compare"
+#
+# Knobs: BENCH_HARNESS (default ../shared/bench), BENCH_PORT (18450; BENCH_COMPARE's build gets
+# the next port), and the harness's own (DUR,
+# WARMUP, PHASES, PIN, BENCH_WORK; see its README). Run from anywhere; it works from the project
+# root. The report is printed at the end and kept under $BENCH_WORK/results/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+HARNESS="${BENCH_HARNESS:-$ROOT/../shared/bench}"
+[[ -x "$HARNESS/run.sh" ]] || { echo "bench: no harness at $HARNESS (set BENCH_HARNESS)" >&2; exit 2; }
+PORT="${BENCH_PORT:-18450}"
+
+cargo build --release --locked --quiet
+
+export BENCH_PATH=/JobcenterMessageService/2/JobcenterMessageService.svc
+export BENCH_BODY="$ROOT/bench/request.xml"
+export BENCH_ACTION='"urn:dfdg-mock:JobcenterMessageService:2#SaveAvailabilityAssessment"'
+export BENCH_CONTENT_TYPE='text/xml; charset=utf-8'
+export BENCH_EXPECT=SaveAvailabilityAssessmentResponse
+export BENCH_RECEIPT="$ROOT/bench/receipt.xml"
+# The server trusts the harness's CA and presents its server certificate; the journal, the
+# (absent, so open-mode) supplier registry and the admin listener's port are its own.
+ARGS="serve --listen 127.0.0.1:{PORT} \
+--cert {PKI}/server.crt --key {PKI}/server.key --client-ca {PKI}/ca.crt \
+--wsdl wsdl --validation enforce --scenarios scenarios --journal {WORK}/journal.sqlite \
+--suppliers {WORK}/suppliers.toml --admin-listen 127.0.0.1:0"
+TARGET="dfdg-mock|$PORT|exec ./target/release/dfdg-mock $ARGS"
+DEFAULT=(nginx rust-static dfdg-mock)
+if [[ -n "${BENCH_COMPARE:-}" ]]; then
+  [[ -x "$BENCH_COMPARE" ]] || { echo "bench: BENCH_COMPARE=$BENCH_COMPARE is not an executable" >&2; exit 2; }
+  TARGET+=$'\n'"compare|$((PORT + 1))|exec $BENCH_COMPARE $ARGS"
+  DEFAULT+=(compare)
+fi
+export TARGET
+
+if [[ $# -eq 0 ]]; then set -- "${DEFAULT[@]}"; fi
+echo "bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -srm), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
+exec "$HARNESS/run.sh" "$@"
