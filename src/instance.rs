@@ -164,8 +164,17 @@ impl Instance {
             ..
         } = self;
         if let Some(feed) = &feed {
-            // The other replicas' calls, on this replica's dashboard and event streams.
-            feed.forward(app.events().clone());
+            // The other replicas' calls, on this replica's dashboard and event streams, from
+            // the moment this one is started (the journal just connected, so this is quick).
+            let mut listening = feed.forward(app.events().clone());
+            let listened = tokio::time::timeout(
+                crate::journal::postgres::CONNECT_TIMEOUT,
+                listening.wait_for(|listening| *listening),
+            )
+            .await;
+            if !matches!(listened, Ok(Ok(_))) {
+                tracing::warn!("not yet listening for the other replicas' calls; still trying");
+            }
         }
         let soap_addr = soap
             .local_addr()

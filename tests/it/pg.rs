@@ -131,6 +131,27 @@ impl Cluster {
 
     /// A fresh cluster with extra `postgres` settings (`-c name=value …`).
     pub fn start_with(settings: &str) -> Option<Cluster> {
+        Cluster::start_prepared(settings, |_| {})
+    }
+
+    /// A fresh cluster that accepts connections over TLS only, presenting `certificate` (PEM)
+    /// with `key` (PEM): `hostssl` in pg_hba.conf, plain connections rejected.
+    pub fn start_tls(certificate: &str, key: &str) -> Option<Cluster> {
+        Cluster::start_prepared("-c ssl=on", |data| {
+            std::fs::write(data.join("server.crt"), certificate).unwrap();
+            std::fs::write(data.join("server.key"), key).unwrap();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 trust\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .unwrap();
+        })
+    }
+
+    /// A fresh cluster whose data folder `prepare` changes before the first start.
+    fn start_prepared(settings: &str, prepare: impl FnOnce(&Path)) -> Option<Cluster> {
         let bin = suites::require(Suite::Postgres, binaries())?;
         let user = run_as();
         let template = template(&bin, user);
@@ -138,7 +159,14 @@ impl Cluster {
         chown(dir.path(), user);
         let data = dir.path().join("data");
         run(Command::new("cp").arg("-a").arg(&template).arg(&data), None);
+        prepare(&data);
         chown(&data, user);
+        // PostgreSQL refuses a key file others may read.
+        let key = data.join("server.key");
+        if key.exists() {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let mut cluster = Cluster {
             bin,
             user,

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use dfdg_mock::identity::CallerIdentity;
 use dfdg_mock::journal::{Database, JournalReader};
 
@@ -22,11 +24,12 @@ const BINARY: &str = env!("CARGO_BIN_EXE_dfdg-mock");
 /// Bounds every wait for something to happen.
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn replica(pki: &Pki, database: &Arc<Database>) -> TestServer {
+async fn replica(pki: &Pki, database: &Arc<Database>, name: &str) -> TestServer {
     TestServer::start_with(
         pki,
         Options {
             database: Some(Arc::clone(database)),
+            replica: Some(name.to_owned()),
             admin: Some(AdminOptions::loopback()),
             ..Options::default()
         },
@@ -42,21 +45,6 @@ fn call_id(reply: &Reply) -> i64 {
         .unwrap()
 }
 
-/// Polls (bounded) until `condition` holds: for states of the outside world (a database
-/// coming back) that send no event.
-async fn until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut condition: impl FnMut() -> F,
-) {
-    let waited = tokio::time::timeout(WAIT, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "timed out waiting until {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_taken_by_one_replica_shows_on_the_other_with_its_confirmation_and_onboarding() {
     let Some(cluster) = Cluster::start() else {
@@ -65,8 +53,8 @@ async fn a_call_taken_by_one_replica_shows_on_the_other_with_its_confirmation_an
     let url = cluster.create("journal");
     let database: Arc<Database> = Arc::new(url.parse().unwrap());
     let pki = Pki::new();
-    let a = replica(&pki, &database).await;
-    let b = replica(&pki, &database).await;
+    let a = replica(&pki, &database, "replica-a").await;
+    let b = replica(&pki, &database, "replica-b").await;
     let mut feed_a = Events::open(a.admin()).await;
     let mut feed_b = Events::open(b.admin()).await;
 
@@ -108,10 +96,24 @@ async fn a_call_taken_by_one_replica_shows_on_the_other_with_its_confirmation_an
     )
     .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
-    let event = feed_a.next("confirmation").await;
+    // The other replicas' commits reach A in commit order, so A's own call, were it announced
+    // back through the database, would come before B's confirmation of it.
+    let mut calls_on_a = Vec::new();
+    let event = loop {
+        match feed_a.line().await.as_str() {
+            "event: call" => calls_on_a.push(feed_a.line().await),
+            "event: confirmation" => break feed_a.line().await,
+            _ => {}
+        }
+    };
     assert!(
         event.contains(&guid) && event.contains(&id.to_string()),
         "{event}"
+    );
+    assert_eq!(
+        calls_on_a,
+        [format!("data: {{\"id\":{id}}}")],
+        "A shows its own call once, not again through the database"
     );
     let detail = admin_json(a.admin(), &format!("/api/calls/{id}")).await;
     assert_eq!(detail["receipts"][0]["confirmed"], true, "{detail}");
@@ -121,13 +123,24 @@ async fn a_call_taken_by_one_replica_shows_on_the_other_with_its_confirmation_an
         let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
         assert_eq!(ready.status, 200, "{}", ready.body);
     }
-    // A's own call is not announced back to A.
-    let own = feed_a.next("call");
+
+    // Each replica's /metrics counts what it answered itself, labelled with its name.
+    let metrics = admin_request(a.admin(), "GET", "/metrics", None, None).await;
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), own)
-            .await
-            .is_err(),
-        "a replica's own call came back through the database"
+        metrics
+            .body
+            .contains("dfdg_mock_calls_total{replica=\"replica-a\",service="),
+        "{}",
+        metrics.body
+    );
+    let metrics = admin_request(b.admin(), "GET", "/metrics", None, None).await;
+    assert!(
+        metrics
+            .body
+            .contains("dfdg_mock_journal_available{replica=\"replica-b\"} 1")
+            && !metrics.body.contains("dfdg_mock_calls_total{"),
+        "{}",
+        metrics.body
     );
 
     // The command line reads the same database.
@@ -158,12 +171,19 @@ async fn a_call_taken_by_one_replica_shows_on_the_other_with_its_confirmation_an
 }
 
 /// Clients calling `addr` in a loop until `stop`; the outcome of every call.
-#[derive(Default)]
 struct Load {
     acknowledged: Mutex<Vec<(i64, String)>>,
     refused: Mutex<Vec<Reply>>,
     failed: Mutex<Vec<String>>,
+    /// How many calls were acknowledged and refused so far, for waiting on.
+    counts: watch::Sender<Counts>,
     stop: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    acknowledged: usize,
+    refused: usize,
 }
 
 impl Load {
@@ -172,7 +192,13 @@ impl Load {
         addr: std::net::SocketAddr,
         workers: usize,
     ) -> (Arc<Load>, Vec<tokio::task::JoinHandle<()>>) {
-        let load = Arc::new(Load::default());
+        let load = Arc::new(Load {
+            acknowledged: Mutex::default(),
+            refused: Mutex::default(),
+            failed: Mutex::default(),
+            counts: watch::Sender::new(Counts::default()),
+            stop: AtomicBool::new(false),
+        });
         let certificate = pki.oces3_client();
         let caller_id = CallerIdentity::from_der(&certificate.cert_der)
             .unwrap()
@@ -192,8 +218,12 @@ impl Load {
                                     .lock()
                                     .unwrap()
                                     .push((call_id(&reply), guid));
+                                load.counts.send_modify(|counts| counts.acknowledged += 1);
                             }
-                            Ok(reply) => load.refused.lock().unwrap().push(reply),
+                            Ok(reply) => {
+                                load.refused.lock().unwrap().push(reply);
+                                load.counts.send_modify(|counts| counts.refused += 1);
+                            }
                             Err(error) => {
                                 load.failed.lock().unwrap().push(error);
                                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -207,7 +237,18 @@ impl Load {
     }
 
     fn acknowledged(&self) -> usize {
-        self.acknowledged.lock().unwrap().len()
+        self.counts.borrow().acknowledged
+    }
+
+    /// Waits (bounded) until the counts satisfy `condition`.
+    async fn until(&self, what: &str, condition: impl Fn(&Counts) -> bool) {
+        let mut counts = self.counts.subscribe();
+        let waited = tokio::time::timeout(WAIT, counts.wait_for(|counts| condition(counts))).await;
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "timed out waiting until {what}: {:?}",
+            *self.counts.borrow()
+        );
     }
 
     async fn stop(&self, tasks: Vec<tokio::task::JoinHandle<()>>) {
@@ -249,15 +290,14 @@ async fn the_database_going_away_mid_load_gets_fault_1011_and_the_replica_recove
     };
     let database: Arc<Database> = Arc::new(cluster.database("journal"));
     let pki = Pki::new();
-    let server = replica(&pki, &database).await;
+    let server = replica(&pki, &database, "replica-a").await;
     let (load, tasks) = Load::start(&pki, server.addr, 8);
-    until("calls are answered", || async { load.acknowledged() >= 50 }).await;
+    load.until("calls are answered", |counts| counts.acknowledged >= 50)
+        .await;
 
     cluster.kill();
-    until("a call is refused", || async {
-        !load.refused.lock().unwrap().is_empty()
-    })
-    .await;
+    load.until("a call is refused", |counts| counts.refused > 0)
+        .await;
     let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
     assert_eq!(ready.status, 503, "{}", ready.body);
     let live = admin_request(server.admin(), "GET", "/health/live", None, None).await;
@@ -265,18 +305,15 @@ async fn the_database_going_away_mid_load_gets_fault_1011_and_the_replica_recove
     let before_restart = load.acknowledged();
 
     cluster.restart();
-    until("the replica is ready again", || async {
-        admin_request(server.admin(), "GET", "/health/ready", None, None)
-            .await
-            .status
-            == 200
-    })
-    .await;
-    until("calls are answered again", || async {
-        load.acknowledged() >= before_restart + 50
+    // No restart of the replica, no call to wake it: the callers' next calls find the
+    // database back.
+    load.until("calls are answered again", |counts| {
+        counts.acknowledged >= before_restart + 50
     })
     .await;
     load.stop(tasks).await;
+    let ready = admin_request(server.admin(), "GET", "/health/ready", None, None).await;
+    assert_eq!(ready.status, 200, "ready again: {}", ready.body);
 
     let refused = std::mem::take(&mut *load.refused.lock().unwrap());
     assert!(!refused.is_empty());
@@ -431,8 +468,8 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
     std::thread::spawn(move || stderr.lines().for_each(drop));
 
     let (load, tasks) = Load::start(&pki, addr, 16);
-    until("the replica answers under load", || async {
-        load.acknowledged() >= 300
+    load.until("the replica answers under load", |counts| {
+        counts.acknowledged >= 300
     })
     .await;
     child.kill().unwrap();
@@ -448,7 +485,7 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_call() {
         load.failed.lock().unwrap().len()
     );
     // The surviving replica sees every one of them.
-    let survivor = replica(&pki, &Arc::new(url.parse().unwrap())).await;
+    let survivor = replica(&pki, &Arc::new(url.parse().unwrap()), "survivor").await;
     assert_all_journaled(&survivor, acknowledged).await;
 }
 

@@ -644,3 +644,76 @@ async fn retention_by_age_removes_old_calls_and_refusals(store: Store) {
         .is_some());
     opened.journal.close().await.unwrap();
 }
+
+/// The chain of an error's messages, outermost first.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn tls_settings(url: &str, ca: &std::path::Path) -> Settings {
+    let database: journal::Database =
+        format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display())
+            .parse()
+            .unwrap();
+    Settings {
+        location: Location::Database(std::sync::Arc::new(database)),
+        retention: Retention::UNBOUNDED,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_verifies_the_server_against_sslrootcert() {
+    let pki = crate::support::Pki::new();
+    let Some(cluster) = Cluster::start_tls(&pki.server.cert_pem, pki.server.key_pem()) else {
+        return;
+    };
+    let url = cluster.create("journal");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pki.ca.cert_pem()).unwrap();
+
+    // Verified TLS (chain to sslrootcert, name 127.0.0.1): the journal opens and round-trips.
+    let opened =
+        journal::open(&tls_settings(&url, &ca)).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let id = opened.journal.record_call(v5_call(1)).await.unwrap();
+    let call = read(&opened, move |reader| reader.call(id)).await;
+    assert_eq!(call.map(|call| call.id), Some(id));
+    // The server says dfdg-mock's connections are encrypted (and it rejects plain ones).
+    let encrypted = cluster.psql(
+        "journal",
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'dfdg-mock' AND ssl",
+    );
+    assert_ne!(encrypted, "0", "no TLS connection of dfdg-mock's");
+    opened.journal.close().await.unwrap();
+
+    // A CA that did not issue the server's certificate: refused, saying why.
+    let foreign = dir.path().join("foreign.pem");
+    std::fs::write(
+        &foreign,
+        crate::support::Pki::named("Another CA").ca.cert_pem(),
+    )
+    .unwrap();
+    let error = journal::open(&tls_settings(&url, &foreign)).unwrap_err();
+    let message = chain(&error);
+    assert!(
+        message.contains("cannot use the journal database") && message.contains("certificate"),
+        "{message}"
+    );
+    // Without TLS the server turns the connection away: what passed above was TLS.
+    let plain: journal::Database = format!("{url}?sslmode=disable").parse().unwrap();
+    let error = journal::open(&Settings {
+        location: Location::Database(std::sync::Arc::new(plain)),
+        retention: Retention::UNBOUNDED,
+    })
+    .unwrap_err();
+    let message = chain(&error);
+    assert!(message.contains("no encryption"), "{message}");
+}

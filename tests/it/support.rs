@@ -116,6 +116,8 @@ pub struct Options {
     pub journal: Option<PathBuf>,
     /// A PostgreSQL journal instead of the file (its feed of other replicas' calls runs).
     pub database: Option<Arc<Database>>,
+    /// The replica's name (labels `/metrics`).
+    pub replica: Option<String>,
     /// Retention of the journal; default: the built-in one.
     pub retention: dfdg_mock::journal::Retention,
     /// Start the admin listener too.
@@ -155,6 +157,7 @@ impl Default for Options {
             limits: Limits::default(),
             journal: None,
             database: None,
+            replica: None,
             retention: dfdg_mock::journal::Retention::default(),
             admin: None,
             scenarios: None,
@@ -212,6 +215,7 @@ impl TestServer {
             client_auth: options.mode,
             journal: journal_path.clone(),
             journal_url: options.database.map(|database| (*database).clone()),
+            replica: options.replica,
             retention: options.retention,
             scenarios: options.scenarios,
             limits: options.limits,

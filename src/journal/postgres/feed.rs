@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::store::{events_of, CHANNEL};
 use super::{Database, Driver};
@@ -37,13 +37,19 @@ impl Feed {
     }
 
     /// Sends every other replica's commits into `events` until the journal's driver stops.
-    pub fn forward(&self, events: broadcast::Sender<LiveEvent>) {
+    /// The receiver tells whether the feed is listening right now (what another replica
+    /// commits while it is not is not forwarded).
+    pub fn forward(&self, events: broadcast::Sender<LiveEvent>) -> watch::Receiver<bool> {
         let (database, origin) = (Arc::clone(&self.database), Arc::clone(&self.origin));
+        let (listening, state) = watch::channel(false);
         self.driver.spawn(async move {
             let mut backoff = BACKOFF;
             let mut connected_before = false;
             loop {
-                match listen(&database, &origin, &events, connected_before).await {
+                let result =
+                    listen(&database, &origin, &events, &listening, connected_before).await;
+                listening.send_replace(false);
+                match result {
                     Ok(()) => backoff = BACKOFF,
                     Err(error) => {
                         tracing::warn!(
@@ -59,6 +65,7 @@ impl Feed {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         });
+        state
     }
 }
 
@@ -67,6 +74,7 @@ async fn listen(
     database: &Database,
     origin: &str,
     events: &broadcast::Sender<LiveEvent>,
+    listening: &watch::Sender<bool>,
     reconnected: bool,
 ) -> Result<(), String> {
     let (client, mut connection) = database
@@ -93,6 +101,7 @@ async fn listen(
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(|error| error.to_string())?;
+    listening.send_replace(true);
     if reconnected {
         tracing::info!(database = %database, "listening for the other replicas' calls again");
     }
