@@ -39,6 +39,7 @@ mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::tls::RejectionReason;
 pub use crate::wsdl::service_of;
@@ -62,6 +63,10 @@ pub const QUEUE_CAPACITY: usize = 8192;
 /// The most entries the writer puts in one transaction: the whole queue, so that a burst costs
 /// one commit.
 pub const MAX_BATCH: usize = QUEUE_CAPACITY;
+
+/// How long a starting server waits for its PostgreSQL journal to become reachable (a replica
+/// started beside its database, or before it) before it gives up.
+pub const DATABASE_START_WAIT: Duration = Duration::from_secs(60);
 
 /// Rows a query returns when [`CallQuery::limit`] or [`RejectionQuery::limit`] is 0.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -291,10 +296,11 @@ pub fn open(settings: &Settings) -> Result<Opened, JournalError> {
         Location::Database(database) => {
             let driver = postgres::Driver::new()?;
             let origin: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-            let store = PostgresStore::open(
+            let store = PostgresStore::open_within(
                 Arc::clone(database),
                 Arc::clone(&driver),
                 Arc::clone(&origin),
+                DATABASE_START_WAIT,
             )?;
             if settings.retention.max_size.is_some() {
                 tracing::debug!(

@@ -360,7 +360,14 @@ fn serve(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = Command::new(BINARY)
+    let mut child = spawn_serve(dir, args, env);
+    let addr = address(&mut child);
+    (child, addr)
+}
+
+/// `dfdg-mock serve` started, its output piped.
+fn spawn_serve(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(BINARY)
         .envs(env.iter().copied())
         .args([
             "serve",
@@ -382,7 +389,12 @@ fn serve(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// The SOAP address from the banner's first line (read when the server is started; its later
+/// output is read and dropped).
+fn address(child: &mut std::process::Child) -> std::net::SocketAddr {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     std::thread::spawn(move || lines.for_each(drop));
@@ -392,7 +404,7 @@ fn serve(
         .and_then(|rest| rest.split(' ').next())
         .and_then(|port| port.parse().ok())
         .unwrap_or_else(|| panic!("no address in {first:?}"));
-    (child, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,4 +567,66 @@ async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused()
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("postgres://dfdg:***@127.0.0.1"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_before_its_database_waits_for_it_and_then_serves() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.create("journal");
+    cluster.kill();
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(&pki, dir.path());
+    let with_password = url.replace("dfdg@", "dfdg:s3cret@");
+    let mut child = spawn_serve(dir.path(), &["--journal-url", &with_password], &[]);
+
+    // It says it is waiting (password masked), and keeps trying.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (waiting, said) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut waiting = Some(waiting);
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("waiting for the journal database") {
+                if let Some(waiting) = waiting.take() {
+                    let _ = waiting.send(line);
+                }
+            }
+        }
+    });
+    let line = tokio::time::timeout(WAIT, said)
+        .await
+        .expect("a warning that it waits for the database")
+        .unwrap();
+    assert!(
+        line.contains("dfdg:***@127.0.0.1") && !line.contains("s3cret"),
+        "{line}"
+    );
+
+    // The database comes up: the replica starts and answers.
+    cluster.restart();
+    let addr = tokio::task::spawn_blocking(move || {
+        let addr = address(&mut child);
+        (child, addr)
+    })
+    .await
+    .unwrap();
+    let (mut child, addr) = addr;
+    let certificate = pki.oces3_client();
+    let caller_id = CallerIdentity::from_der(&certificate.cert_der)
+        .unwrap()
+        .caller_id;
+    let reply = pki
+        .client_with(Some(&certificate))
+        .soap11(addr, ACTION, &registration(&caller_id))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        cluster.psql("journal", "SELECT count(*) FROM dfdg_mock.calls"),
+        "1"
+    );
 }

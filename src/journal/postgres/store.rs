@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
 use time::OffsetDateTime;
@@ -27,13 +28,17 @@ use crate::journal::records::{
 };
 use crate::journal::schema::to_micros;
 use crate::journal::store::{JournalStore, PruneReason, Pruned, Retention};
-use crate::journal::{JournalError, LiveEvent};
+use crate::journal::{JournalError, LiveEvent, StorageFault};
 
 /// The channel on which every replica announces what it committed.
 pub const CHANNEL: &str = "dfdg_mock_journal";
 
 /// Key of the advisory lock held by the replica that is pruning.
 const PRUNE_LOCK: i64 = 0x6466_6467_7072_756e; // "dfdgprun"
+
+/// The first wait before connecting again at start-up, doubled up to [`MAX_START_BACKOFF`].
+const START_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_START_BACKOFF: Duration = Duration::from_secs(4);
 
 /// Dictionaries kept at most, as in the SQLite store.
 const MAX_DICTIONARIES: i64 = 64;
@@ -84,15 +89,51 @@ impl PostgresStore {
         driver: Arc<Driver>,
         origin: Arc<str>,
     ) -> Result<PostgresStore, JournalError> {
+        PostgresStore::open_within(database, driver, origin, Duration::ZERO)
+    }
+
+    /// [`PostgresStore::open`], trying again for up to `patience` while the database cannot be
+    /// reached or is still starting (a server started beside its database, or before it), with
+    /// a warning each time; any other failure (authentication, no such database, a newer
+    /// schema) at once.
+    pub fn open_within(
+        database: Arc<Database>,
+        driver: Arc<Driver>,
+        origin: Arc<str>,
+        patience: Duration,
+    ) -> Result<PostgresStore, JournalError> {
         let pool = database.pool(1);
-        driver.wait(bounded("the migration", WRITE_TIMEOUT * 6, async {
-            let object = pool
-                .get()
-                .await
-                .map_err(|error| database.unreachable(error))?;
-            let mut client = Object::take(object);
-            schema::migrate(&database, &mut client).await
-        }))?;
+        let started = Instant::now();
+        driver.wait(async {
+            let mut backoff = START_BACKOFF;
+            loop {
+                let attempt = bounded("the migration", WRITE_TIMEOUT * 6, async {
+                    let object = pool
+                        .get()
+                        .await
+                        .map_err(|error| database.unreachable(error))?;
+                    let mut client = Object::take(object);
+                    schema::migrate(&database, &mut client).await
+                })
+                .await;
+                match attempt {
+                    Err(error)
+                        if error.storage_fault() == Some(StorageFault::Io)
+                            && started.elapsed() + backoff < patience =>
+                    {
+                        tracing::warn!(
+                            database = %database,
+                            error = %crate::journal::writer::error_chain(&error),
+                            retry_in = ?backoff,
+                            "waiting for the journal database"
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_START_BACKOFF);
+                    }
+                    other => return other,
+                }
+            }
+        })?;
         Ok(PostgresStore {
             database,
             driver,
