@@ -296,15 +296,20 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
             confirmed.entry(caller).or_insert(confirmation);
         }
     }
-    reader
-        .callers(MAX_CALLERS)?
-        .into_iter()
-        .map(|summary| {
-            let (latest, passed) =
-                evidence_calls(reader, summary.latest_receipt, summary.latest_passed)?;
+    let summaries = reader.callers(MAX_CALLERS)?;
+    let mut all = Vec::with_capacity(summaries.len());
+    for chunk in summaries.chunks(EVIDENCE_CHUNK) {
+        let found = Evidence::read(
+            reader,
+            chunk
+                .iter()
+                .map(|summary| (summary.latest_receipt, summary.latest_passed)),
+        )?;
+        for summary in chunk {
+            let (latest, passed) = found.calls(summary.latest_receipt, summary.latest_passed);
             let steps = steps(
-                latest.as_ref(),
-                passed.as_ref(),
+                latest,
+                passed,
                 confirmed.get(summary.caller_id.as_str()).copied(),
                 "of this caller",
             );
@@ -312,14 +317,12 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
             let identity = identity_call
                 .as_ref()
                 .and_then(|call| identity_comparison(&call.record));
-            let supplier = latest
-                .as_ref()
-                .and_then(|call| call.record.supplier.clone());
-            Ok(CallerEvidence {
+            let supplier = latest.and_then(|call| call.record.supplier.clone());
+            all.push(CallerEvidence {
                 status: CallerStatus {
-                    caller_id: summary.caller_id,
+                    caller_id: summary.caller_id.clone(),
                     supplier,
-                    cvr: summary.cvr,
+                    cvr: summary.cvr.clone(),
                     calls: summary.calls,
                     first_seen: summary.first_seen,
                     last_seen: summary.last_seen,
@@ -330,27 +333,51 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
                     receipt_confirmed: steps.receipt_confirmed,
                 },
                 identity_call,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(all)
 }
 
-/// The calls behind steps 1 and 2: the newest receipt and the newest passing receipt.
-fn evidence_calls(
-    reader: &impl JournalReader,
-    latest_receipt: Option<i64>,
-    latest_passed: Option<i64>,
-) -> Result<(Option<StoredCall>, Option<StoredCall>), JournalError> {
-    let latest = match latest_receipt {
-        Some(id) => reader.call(id)?,
-        None => None,
-    };
-    let passed = match latest_passed {
-        Some(id) if Some(id) == latest_receipt => latest.clone(),
-        Some(id) => reader.call(id)?,
-        None => None,
-    };
-    Ok((latest, passed))
+/// Callers (or suppliers) whose evidence calls are read together: few round trips to a
+/// database server, and a bounded number of calls in memory at once.
+const EVIDENCE_CHUNK: usize = 100;
+
+/// The calls behind steps 1 and 2 (the newest receipt and the newest passing receipt) of a
+/// chunk of callers or suppliers, read with one query.
+struct Evidence(HashMap<i64, StoredCall>);
+
+impl Evidence {
+    fn read(
+        reader: &impl JournalReader,
+        cited: impl IntoIterator<Item = (Option<i64>, Option<i64>)>,
+    ) -> Result<Evidence, JournalError> {
+        let mut ids: Vec<i64> = cited
+            .into_iter()
+            .flat_map(|(latest, passed)| [latest, passed])
+            .flatten()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(Evidence(
+            reader
+                .calls_by_id(&ids)?
+                .into_iter()
+                .map(|call| (call.id, call))
+                .collect(),
+        ))
+    }
+
+    fn calls(
+        &self,
+        latest_receipt: Option<i64>,
+        latest_passed: Option<i64>,
+    ) -> (Option<&StoredCall>, Option<&StoredCall>) {
+        (
+            latest_receipt.and_then(|id| self.0.get(&id)),
+            latest_passed.and_then(|id| self.0.get(&id)),
+        )
+    }
 }
 
 /// The three-step status of each registered supplier (registry order), or of each caller id
@@ -410,7 +437,9 @@ pub fn suppliers(
             confirmed.entry(fingerprint).or_insert(confirmation);
         }
     }
-    let mut statuses = Vec::new();
+    // Each wanted supplier's certificates and what they cite, then the cited calls a chunk at
+    // a time.
+    let mut pending = Vec::new();
     for supplier in registry.suppliers() {
         if !wanted(&supplier.name) {
             continue;
@@ -433,38 +462,45 @@ pub fn suppliers(
                 }
             }
         }
-        let calls: i64 = own.iter().map(|c| c.calls).sum();
-        let latest_receipt = own.iter().filter_map(|c| c.latest_receipt).max();
-        let latest_passed = own.iter().filter_map(|c| c.latest_passed).max();
-        let (latest, passed) = evidence_calls(reader, latest_receipt, latest_passed)?;
-        let confirmation = own
-            .iter()
-            .filter_map(|c| confirmed.get(c.identity.fingerprint.as_str()).copied())
-            .max_by_key(|c| c.record.time);
-        let steps = steps(
-            latest.as_ref(),
-            passed.as_ref(),
-            confirmation,
-            "of this supplier",
-        );
-        statuses.push(SupplierStatus {
-            supplier: Some(supplier.name.clone()),
-            category: Some(supplier.category),
-            cvr: Some(supplier.cvr.clone()),
-            caller_id: steps
-                .identity_call
-                .and_then(|call| call.record.identity.as_ref())
-                .map(|identity| identity.caller_id.clone())
-                .or_else(|| supplier.identities.first().cloned()),
-            calls: usize::try_from(calls).unwrap_or(0),
-            complete: steps.complete(),
-            identity: steps
-                .identity_call
-                .map(|call| evidence(call, Some(supplier))),
-            call_received: steps.call_received,
-            identity_checked: steps.identity_checked,
-            receipt_confirmed: steps.receipt_confirmed,
-        });
+        pending.push((supplier, own));
+    }
+    let cited = |own: &[&CertificateSummary]| {
+        (
+            own.iter().filter_map(|c| c.latest_receipt).max(),
+            own.iter().filter_map(|c| c.latest_passed).max(),
+        )
+    };
+    let mut statuses = Vec::new();
+    for chunk in pending.chunks(EVIDENCE_CHUNK) {
+        let found = Evidence::read(reader, chunk.iter().map(|(_, own)| cited(own)))?;
+        for (supplier, own) in chunk {
+            let calls: i64 = own.iter().map(|c| c.calls).sum();
+            let (latest_receipt, latest_passed) = cited(own);
+            let (latest, passed) = found.calls(latest_receipt, latest_passed);
+            let confirmation = own
+                .iter()
+                .filter_map(|c| confirmed.get(c.identity.fingerprint.as_str()).copied())
+                .max_by_key(|c| c.record.time);
+            let steps = steps(latest, passed, confirmation, "of this supplier");
+            statuses.push(SupplierStatus {
+                supplier: Some(supplier.name.clone()),
+                category: Some(supplier.category),
+                cvr: Some(supplier.cvr.clone()),
+                caller_id: steps
+                    .identity_call
+                    .and_then(|call| call.record.identity.as_ref())
+                    .map(|identity| identity.caller_id.clone())
+                    .or_else(|| supplier.identities.first().cloned()),
+                calls: usize::try_from(calls).unwrap_or(0),
+                complete: steps.complete(),
+                identity: steps
+                    .identity_call
+                    .map(|call| evidence(call, Some(supplier))),
+                call_received: steps.call_received,
+                identity_checked: steps.identity_checked,
+                receipt_confirmed: steps.receipt_confirmed,
+            });
+        }
     }
     Ok(statuses)
 }

@@ -181,6 +181,15 @@ async fn query_calls(
 ) -> Result<Vec<StoredCall>, JournalError> {
     let statement = client.prepare_cached(&numbered(sql)).await?;
     let rows = client.query(&statement, &bind(values)).await?;
+    calls_of(client, dictionaries, rows).await
+}
+
+/// Rows of [`SELECT_CALL`] as calls.
+async fn calls_of(
+    client: &Object,
+    dictionaries: &Dictionaries,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<StoredCall>, JournalError> {
     let mut calls = Vec::with_capacity(rows.len());
     for row in rows {
         let bytes = dictionary(client, dictionaries, row.get(5)).await?;
@@ -208,6 +217,19 @@ async fn call_on(
     Ok(query_calls(client, dictionaries, &sql, &[Param::Int(id)])
         .await?
         .pop())
+}
+
+/// The calls of `ids` that exist, in one round trip.
+async fn calls_by_id(
+    client: &Object,
+    dictionaries: &Dictionaries,
+    ids: &[i64],
+) -> Result<Vec<StoredCall>, JournalError> {
+    let statement = client
+        .prepare_cached(&format!("{SELECT_CALL} WHERE c.id = ANY($1)"))
+        .await?;
+    let rows = client.query(&statement, &[&ids]).await?;
+    calls_of(client, dictionaries, rows).await
 }
 
 /// The newest call whose response carried receipt `guid` (also the writer's, to confirm).
@@ -348,8 +370,12 @@ impl JournalReader for PostgresReader {
         } else {
             "DESC"
         };
+        // The ids first, on the narrow table alone, then their rows: planned together with
+        // the joins, PostgreSQL walks the whole id index backwards looking for a rare caller's
+        // or supplier's calls (70-130 ms at 1 M calls) instead of reading that caller's index.
         let sql = format!(
-            "{SELECT_CALL} {} ORDER BY c.id {order} LIMIT ?",
+            "{SELECT_CALL} WHERE c.id IN (SELECT c.id FROM calls c {} ORDER BY c.id {order} LIMIT ?) \
+             ORDER BY c.id {order}",
             filter.where_clause()
         );
         filter.values.push(Param::Int(effective_limit(query.limit)));
@@ -375,6 +401,10 @@ impl JournalReader for PostgresReader {
 
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
         self.run(call_on(self.client(), self.dictionaries(), id))
+    }
+
+    fn calls_by_id(&self, ids: &[i64]) -> Result<Vec<StoredCall>, JournalError> {
+        self.run(calls_by_id(self.client(), self.dictionaries(), ids))
     }
 
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError> {
