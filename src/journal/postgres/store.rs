@@ -30,6 +30,13 @@ use crate::journal::schema::to_micros;
 use crate::journal::store::{JournalStore, PruneReason, Pruned, Retention};
 use crate::journal::{JournalError, LiveEvent, StorageFault};
 
+/// Whether a failure to open is worth waiting out at start-up: the database unreachable or
+/// still starting, not a server certificate we refuse (that does not change by itself).
+fn worth_waiting(error: &JournalError) -> bool {
+    error.storage_fault() == Some(StorageFault::Io)
+        && !crate::journal::writer::error_chain(error).contains("invalid peer certificate")
+}
+
 /// The channel on which every replica announces what it committed.
 pub const CHANNEL: &str = "dfdg_mock_journal";
 
@@ -94,8 +101,8 @@ impl PostgresStore {
 
     /// [`PostgresStore::open`], trying again for up to `patience` while the database cannot be
     /// reached or is still starting (a server started beside its database, or before it), with
-    /// a warning each time; any other failure (authentication, no such database, a newer
-    /// schema) at once.
+    /// a warning each time; any other failure (authentication, no such database, a server
+    /// certificate that does not verify, a newer schema) at once.
     pub fn open_within(
         database: Arc<Database>,
         driver: Arc<Driver>,
@@ -118,8 +125,7 @@ impl PostgresStore {
                 .await;
                 match attempt {
                     Err(error)
-                        if error.storage_fault() == Some(StorageFault::Io)
-                            && started.elapsed() + backoff < patience =>
+                        if worth_waiting(&error) && started.elapsed() + backoff < patience =>
                     {
                         tracing::warn!(
                             database = %database,
