@@ -1,8 +1,9 @@
 //! The storage interface: the writer's [`JournalStore`] and the queries' [`JournalReader`].
 //!
-//! Nothing in these types belongs to one database: SQLite implements them today
-//! ([`super::SqliteStore`]), a server database can implement them beside it. Every query is
-//! meant to be answered by the store's own indexes, never by reading every call back.
+//! Nothing in these types belongs to one database: the embedded SQLite store
+//! ([`super::SqliteStore`]) and the PostgreSQL store several replicas share
+//! ([`super::PostgresStore`], [`super::PostgresReader`]) implement them. Every query is meant to
+//! be answered by the store's own indexes, never by reading every call back.
 
 use super::records::{
     CallQuery, CallerSummary, CertificateSummary, Entry, RejectionQuery, StoredCall,

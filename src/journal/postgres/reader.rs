@@ -1,5 +1,7 @@
 //! The queries of the PostgreSQL store: the SQLite store's, with `$n` placeholders (both take
-//! their WHERE clauses from `journal::filter`) and PostgreSQL's types.
+//! their WHERE clauses from `journal::filter`) and PostgreSQL's types. A call query picks its
+//! ids on the narrow `calls` table first and joins their rows after; the calls onboarding cites
+//! are read many at once ([`JournalReader::calls_by_id`]), since each round trip costs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
