@@ -40,13 +40,14 @@ FROM debian:bookworm-slim AS base
 LABEL org.opencontainers.image.title="dfdg-mock" \
       org.opencontainers.image.description="Offline mock of STAR's DFDG/Jobnet SOAP webservices over mutual TLS" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
-# A fixed, unprivileged user; /data belongs to it so that a named volume starts writable.
+# A fixed, unprivileged user; /data belongs to it so that a named volume starts writable (also
+# one mounted on /data/certs or /data/shared, as compose.replicas.yaml does).
 # /etc/dfdg-mock is for read-only mounts (config file, wsdl/, scenarios/).
 RUN groupadd --gid 10001 dfdg-mock \
     && useradd --uid 10001 --gid dfdg-mock --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin dfdg-mock \
-    && mkdir -p /data /etc/dfdg-mock \
-    && chown dfdg-mock:dfdg-mock /data
+    && mkdir -p /data/certs /data/shared /etc/dfdg-mock \
+    && chown -R dfdg-mock:dfdg-mock /data
 
 # Container defaults; every one can be overridden with -e. In a container the listener must
 # take connections from outside, so it binds all interfaces; the server certificate also

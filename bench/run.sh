@@ -10,6 +10,10 @@
 #   bench/run.sh dfdg-mock             # only these targets
 #   DUR=30 PHASES="ka1 ka32 nc8" bench/run.sh
 #   BENCH_COMPARE=/tmp/old/dfdg-mock bench/run.sh   # also another build, as target "compare"
+#   BENCH_POSTGRES=1 bench/run.sh      # also one replica on a PostgreSQL journal ("dfdg-mock-pg")
+#                                      # and two behind haproxy ("dfdg-mock-2x-pg"), on a
+#                                      # throw-away cluster (bench/postgres.sh, needs postgresql
+#                                      # and haproxy)
 #
 # Knobs: BENCH_HARNESS (default ../shared/bench), BENCH_PORT (18450; BENCH_COMPARE's build gets
 # the next port), and the harness's own (DUR,
@@ -32,10 +36,10 @@ export BENCH_EXPECT=SaveAvailabilityAssessmentResponse
 export BENCH_RECEIPT="$ROOT/bench/receipt.xml"
 # The server trusts the harness's CA and presents its server certificate; the journal, the
 # (absent, so open-mode) supplier registry and the admin listener's port are its own.
-ARGS="serve --listen 127.0.0.1:{PORT} \
---cert {PKI}/server.crt --key {PKI}/server.key --client-ca {PKI}/ca.crt \
---wsdl wsdl --validation enforce --scenarios scenarios --journal {WORK}/journal.sqlite \
+COMMON="--cert {PKI}/server.crt --key {PKI}/server.key --client-ca {PKI}/ca.crt \
+--wsdl wsdl --validation enforce --scenarios scenarios \
 --suppliers {WORK}/suppliers.toml --admin-listen 127.0.0.1:0"
+ARGS="serve --listen 127.0.0.1:{PORT} $COMMON --journal {WORK}/journal.sqlite"
 TARGET="dfdg-mock|$PORT|exec ./target/release/dfdg-mock $ARGS"
 DEFAULT=(nginx rust-static dfdg-mock)
 if [[ -n "${BENCH_COMPARE:-}" ]]; then
@@ -43,8 +47,20 @@ if [[ -n "${BENCH_COMPARE:-}" ]]; then
   TARGET+=$'\n'"compare|$((PORT + 1))|exec $BENCH_COMPARE $ARGS"
   DEFAULT+=(compare)
 fi
+if [[ -n "${BENCH_POSTGRES:-}" ]]; then
+  command -v haproxy >/dev/null || { echo "bench: BENCH_POSTGRES needs haproxy" >&2; exit 2; }
+  PG=$(bench/postgres.sh start "$((PORT + 40))" one two)
+  trap 'bench/postgres.sh stop' EXIT
+  TARGET+=$'\n'"dfdg-mock-pg|$((PORT + 2))|exec ./target/release/dfdg-mock $ARGS --journal-url $PG/one"
+  TARGET+=$'\n'"dfdg-mock-2x-pg|$((PORT + 3))|exec bench/replicas.sh {PORT} $PG/two $COMMON"
+  DEFAULT+=(dfdg-mock-pg dfdg-mock-2x-pg)
+fi
 export TARGET
 
 if [[ $# -eq 0 ]]; then set -- "${DEFAULT[@]}"; fi
 echo "bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -srm), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
-exec "$HARNESS/run.sh" "$@"
+if [[ -n "${BENCH_POSTGRES:-}" ]]; then
+  "$HARNESS/run.sh" "$@"
+else
+  exec "$HARNESS/run.sh" "$@"
+fi

@@ -9,10 +9,12 @@
 //! cargo run --release --example journal_bench -- --calls 100000 --callers 100
 //! cargo run --release --example journal_bench -- --journal bench.sqlite --keep
 //! cargo run --release --example journal_bench -- --journal bench.sqlite --queries-only
+//! cargo run --release --example journal_bench -- --journal-url postgres://dfdg@127.0.0.1:5432/bench
 //! ```
 //!
 //! Run it from the project root (it reads `wsdl/` and `scenarios/`). Without `--journal` it
-//! works in a temporary folder, removed at the end.
+//! works in a temporary folder, removed at the end. `--journal-url` measures the PostgreSQL store
+//! instead (an empty database; its size is read back with `pg_total_relation_size`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use dfdg_mock::config::CatalogConfig;
 use dfdg_mock::journal::{
-    CallQuery, CallRecord, IdentityFields, Journal, JournalReader, Outcome, RejectionQuery,
-    Retention, SqliteStore,
+    CallQuery, CallRecord, IdentityFields, JournalReader, Location, Outcome, RejectionQuery,
+    Retention, Settings,
 };
 use dfdg_mock::supplier::{Category, Registry, Supplier};
 use dfdg_mock::verify::{Expectation, Expectations};
@@ -46,6 +48,8 @@ struct Args {
     /// Suppliers in the registry for the onboarding status (the first this many callers).
     suppliers: Option<usize>,
     journal: Option<PathBuf>,
+    /// A PostgreSQL journal instead of the file.
+    journal_url: Option<String>,
     keep: bool,
     queries_only: bool,
 }
@@ -56,6 +60,7 @@ fn args() -> Args {
         callers: 1000,
         suppliers: None,
         journal: None,
+        journal_url: None,
         keep: false,
         queries_only: false,
     };
@@ -73,6 +78,7 @@ fn args() -> Args {
                 args.suppliers = Some(value().parse().unwrap_or_else(|_| usage("--suppliers N")))
             }
             "--journal" => args.journal = Some(PathBuf::from(value())),
+            "--journal-url" => args.journal_url = Some(value()),
             "--keep" => args.keep = true,
             "--queries-only" => args.queries_only = true,
             other => usage(&format!("unknown flag {other}")),
@@ -82,7 +88,7 @@ fn args() -> Args {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("journal_bench: {problem}\nusage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE [--keep] [--queries-only]]");
+    eprintln!("journal_bench: {problem}\nusage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]");
     std::process::exit(2)
 }
 
@@ -286,7 +292,7 @@ fn call(caller: &Caller, template: &str, n: u64) -> CallRecord {
 }
 
 async fn append(
-    path: &Path,
+    location: &Location,
     callers: Arc<Vec<Caller>>,
     total: u64,
 ) -> (Duration, u64, Option<Duration>) {
@@ -294,7 +300,13 @@ async fn append(
         std::fs::read_to_string("scenarios/save-availability-assessment.xml")
             .expect("scenarios/save-availability-assessment.xml"),
     );
-    let journal = Journal::open_sqlite_with(path, Retention::UNBOUNDED).expect("journal");
+    let settings = Settings {
+        location: location.clone(),
+        retention: Retention::UNBOUNDED,
+    };
+    let journal = dfdg_mock::journal::open(&settings)
+        .expect("journal")
+        .journal;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let progress = Arc::new(AtomicU64::new(0));
@@ -448,8 +460,8 @@ fn expectations(callers: &[Caller]) -> Expectations {
     Expectations { expect }
 }
 
-fn queries(path: &Path, callers: &[Caller], suppliers: usize) {
-    let store = SqliteStore::open_read_only(path).expect("reader");
+fn queries(location: &Location, callers: &[Caller], suppliers: usize) {
+    let store = dfdg_mock::journal::open_reader(location).expect("reader");
     let caller_id = callers[callers.len() / 2].identity.caller_id.clone();
     let cvr = callers[callers.len() / 3].identity.cvr.clone();
     let newest: Vec<i64> = store
@@ -463,7 +475,7 @@ fn queries(path: &Path, callers: &[Caller], suppliers: usize) {
         .collect();
     let middle = newest.first().copied().unwrap_or(0) / 2;
     let count = |c: &Vec<dfdg_mock::journal::StoredCall>| format!("{} rows", c.len());
-    println!("\nqueries (read-only connection, as `calls`, the admin API and `verify` use):");
+    println!("\nqueries (one reading connection, as `calls`, the admin API and `verify` use):");
     timed(
         "newest 50",
         || store.calls(&CallQuery::default()).unwrap(),
@@ -663,7 +675,7 @@ fn queries(path: &Path, callers: &[Caller], suppliers: usize) {
     );
 }
 
-fn count_calls(store: &SqliteStore, query: &CallQuery) -> u64 {
+fn count_calls(store: &impl JournalReader, query: &CallQuery) -> u64 {
     store.count_calls(query).unwrap()
 }
 
@@ -678,6 +690,24 @@ fn size_of(path: &Path) -> u64 {
         .sum()
 }
 
+/// Bytes the journal's tables (with their indexes and TOAST) take in a PostgreSQL database.
+async fn database_size(url: &str) -> u64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the bench database");
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'dfdg_mock' AND c.relkind = 'r'",
+            &[],
+        )
+        .await
+        .expect("table sizes");
+    row.get::<_, i64>(0).max(0) as u64
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
@@ -686,25 +716,34 @@ async fn main() {
         .journal
         .clone()
         .unwrap_or_else(|| folder.path().join("bench.sqlite"));
+    let location = match &args.journal_url {
+        Some(url) => Location::Database(Arc::new(
+            url.parse()
+                .unwrap_or_else(|problem: String| usage(&problem)),
+        )),
+        None => Location::File(path.clone()),
+    };
     let callers = Arc::new(callers(args.callers));
     let sample = call(&callers[0], "", 0);
     println!(
-        "journal bench: {} calls from {} callers into {}\n  one call: request {} B, response ~{} B, identity, STAR headers",
+        "journal bench: {} calls from {} callers into {location}\n  one call: request {} B, response ~{} B, identity, STAR headers",
         args.calls,
         args.callers,
-        path.display(),
         sample.request_body.len(),
         584
     );
     if !args.queries_only {
-        if path.exists() && !args.keep {
+        if args.journal_url.is_none() && path.exists() && !args.keep {
             usage(&format!(
                 "{} exists: remove it or pass --queries-only",
                 path.display()
             ));
         }
-        let (elapsed, batches, writer_cpu) = append(&path, callers.clone(), args.calls).await;
-        let bytes = size_of(&path);
+        let (elapsed, batches, writer_cpu) = append(&location, callers.clone(), args.calls).await;
+        let bytes = match &args.journal_url {
+            Some(url) => database_size(url).await,
+            None => size_of(&path),
+        };
         println!(
             "append: {} calls in {:.2} s = {:.0} calls/s through the writer ({} transactions, {:.0} calls each)",
             args.calls,
@@ -728,13 +767,10 @@ async fn main() {
         );
     }
     let callers_for_queries = callers.clone();
-    let path_for_queries = path.clone();
     let suppliers = args.suppliers.unwrap_or(callers.len());
-    tokio::task::spawn_blocking(move || {
-        queries(&path_for_queries, &callers_for_queries, suppliers)
-    })
-    .await
-    .expect("queries");
+    tokio::task::spawn_blocking(move || queries(&location, &callers_for_queries, suppliers))
+        .await
+        .expect("queries");
     if args.journal.is_some() && !args.keep && !args.queries_only {
         let _ = std::fs::remove_file(&path);
     }

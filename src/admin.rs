@@ -18,7 +18,6 @@ mod wsb;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ use tokio::sync::{broadcast, watch, Semaphore};
 use crate::app::{App, LiveEvent};
 use crate::config::AdminToken;
 use crate::journal::{
-    self, CallQuery, Journal, JournalError, JournalReader, RejectionQuery, SqliteStore, StoredCall,
+    self, CallQuery, Journal, JournalError, JournalReader, RejectionQuery, StoredCall,
 };
 use crate::listener::{self, Bounds};
 use crate::metrics::Metrics;
@@ -108,9 +107,10 @@ impl ScenarioControl for NoScenarios {}
 pub struct Admin {
     /// For writes (confirmations, reset) and the queue depth.
     journal: Journal,
-    /// Reads go through a small pool of read-only connections to this file.
-    journal_path: PathBuf,
+    /// Reads go through a small pool of reading connections to the journal.
     readers: journal::Readers,
+    /// Labels every `/metrics` sample, so that the replicas of one deployment tell apart.
+    replica: Option<String>,
     metrics: Arc<Metrics>,
     /// Live events: the App's calls and refusals; the admin's confirmations and resets.
     events: broadcast::Sender<LiveEvent>,
@@ -133,20 +133,20 @@ pub struct Admin {
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")
-            .field("journal_path", &self.journal_path)
+            .field("readers", &self.readers)
             .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
 
 impl Admin {
-    /// The admin side of `app`, reading the journal at `journal_path`.
-    pub fn new(app: &App, journal_path: PathBuf, token: Option<AdminToken>) -> Admin {
+    /// The admin side of `app`, reading the journal through `readers`.
+    pub fn new(app: &App, readers: journal::Readers, token: Option<AdminToken>) -> Admin {
         let (stop, _) = watch::channel(false);
         Admin {
             journal: app.journal().clone(),
-            readers: journal::Readers::new(&journal_path),
-            journal_path,
+            readers,
+            replica: None,
             metrics: app.metrics().clone(),
             events: app.events().clone(),
             token,
@@ -176,6 +176,12 @@ impl Admin {
     /// Plugs in scenario control (reload, state reset).
     pub fn with_scenarios(mut self, scenarios: Arc<dyn ScenarioControl>) -> Admin {
         self.scenarios = scenarios;
+        self
+    }
+
+    /// Labels `/metrics` with this replica's name.
+    pub fn with_replica(mut self, replica: impl Into<String>) -> Admin {
+        self.replica = Some(replica.into());
         self
     }
 
@@ -456,7 +462,9 @@ async fn route(
             Ok(respond(StatusCode::OK, "application/json", OPENAPI))
         }
         (&Method::GET, ["metrics"]) => {
-            let mut text = admin.metrics.render(&admin.journal.stats());
+            let mut text = admin
+                .metrics
+                .render(&admin.journal.stats(), admin.replica.as_deref());
             if let Some(wsb) = &admin.wsb {
                 text.push_str(&wsb.metrics());
             }
@@ -512,7 +520,7 @@ async fn route(
 /// Runs a read on a blocking thread with one of the pool's read-only connections.
 async fn read<T: Send + 'static>(
     admin: &Admin,
-    work: impl FnOnce(&SqliteStore) -> Result<T, JournalError> + Send + 'static,
+    work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, ApiError> {
     admin.readers.read(work).await.map_err(ApiError::from)
 }
@@ -725,9 +733,9 @@ async fn list_calls(admin: &Admin, query: &str) -> ApiResult {
 fn export_calls(admin: &Admin, query: &str) -> ApiResult {
     let query = call_query(query, true)?;
     let (sender, body) = stream::ChannelBody::new(4);
-    let path = admin.journal_path.clone();
+    let readers = admin.readers.clone();
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || stream::export(&runtime, &sender, &path, &query));
+    tokio::task::spawn_blocking(move || stream::export(&runtime, &sender, &readers, &query));
     let mut response = Response::new(body.boxed());
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -182,17 +182,7 @@ impl hyper::body::Body for ResponseBody {
 pub const LIVE_EVENTS_CAPACITY: usize = 256;
 
 /// Something that was just journaled, for live views (the dashboard's feed, SSE).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveEvent {
-    /// A call with this journal id.
-    Call(i64),
-    /// A refused handshake with this journal id.
-    Rejection(i64),
-    /// A receipt was confirmed; the id is the call that sent it.
-    Confirmation { guid: String, call_id: i64 },
-    /// The journal was emptied.
-    Reset,
-}
+pub use crate::journal::LiveEvent;
 
 /// The request pipeline and what it needs.
 #[derive(Debug)]
@@ -389,12 +379,13 @@ impl App {
         let record = self.record(&request, &verdict, connection, connection_fault, started);
         let service = journal::service_of(&record.path).to_owned();
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
+        let caller = record.caller_id().map(str::to_owned);
         drop(request);
         let id = match self.journal.record_call(record).await {
             Ok(id) => id,
             Err(error) => {
                 // No receipt may leave that the journal does not hold, and nothing advances.
-                tracing::error!(%error, "cannot journal a call; answering with a fault");
+                tracing::error!(%error, caller_id = caller.as_deref(), "cannot journal a call; answering with a fault");
                 let refusal = Refusal::JournalUnavailable(error.to_string());
                 let mut answer =
                     Verdict::refused(verdict.version, &refusal, decide::Facts::default());
@@ -412,7 +403,7 @@ impl App {
             .record_call(&service, &operation, &verdict.outcome.label(), latency);
         // No subscriber is not an error.
         drop(self.events.send(LiveEvent::Call(id)));
-        tracing::debug!(id, peer = %connection.peer, status = verdict.status.as_u16(), outcome = %verdict.outcome.label(), "call");
+        tracing::debug!(call_id = id, caller_id = caller.as_deref(), peer = %connection.peer, status = verdict.status.as_u16(), outcome = %verdict.outcome.label(), "call");
         match connection_fault {
             Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
             Some(ConnectionFault::Reset) => {

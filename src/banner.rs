@@ -36,7 +36,7 @@ pub fn print(
         "dfdg-mock {} listening on {url} (client certificates: {}, journal: {})",
         env!("CARGO_PKG_VERSION"),
         config.client_auth.as_str(),
-        config.journal.display()
+        config.journal_location()
     )?;
     writeln!(
         out,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::journal::SqliteStore;
+use crate::journal::JournalReader as _;
 use crate::wsdl::Catalog;
 
 /// What `check` found, from every source it checks.
@@ -97,7 +97,8 @@ fn registry(config: &Config, catalog: &Catalog, report: &mut Report) {
 
 /// What the running server's latest scenario reload was, from its journal, if there is one.
 fn last_reload(config: &Config, report: &mut Report) {
-    let Ok(store) = SqliteStore::open_read_only(&config.journal) else {
+    let location = config.journal_location();
+    let Ok(store) = crate::journal::open_reader(&location) else {
         return;
     };
     let Ok(reloads) = store.reloads(1) else {
@@ -107,14 +108,12 @@ fn last_reload(config: &Config, report: &mut Report) {
         let record = &reload.record;
         report.notes.push(match &record.error {
             None => format!(
-                "running server (journal {}): scenario rules last loaded {} ({} rules)",
-                config.journal.display(),
+                "running server (journal {location}): scenario rules last loaded {} ({} rules)",
                 crate::tables::short_time(record.time),
                 record.rules
             ),
             Some(error) => format!(
-                "running server (journal {}): the scenario reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
-                config.journal.display(),
+                "running server (journal {location}): the scenario reload at {} was REFUSED, the previous {} rules stay in force:\n{error}",
                 crate::tables::short_time(record.time),
                 record.rules
             ),

@@ -10,9 +10,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 
+use crate::config::JournalUrl;
 use crate::config::{Config, ServeArgs};
 use crate::instance::Instance;
-use crate::journal::{CallQuery, JournalReader, RejectionQuery, SqliteStore};
+use crate::journal::{CallQuery, JournalReader, Location, RejectionQuery};
 use crate::pki::{self, CertificateShape, ClientSpec, Oces2Kind, PkiPaths};
 use crate::tables;
 use crate::wsdl::Catalog;
@@ -33,6 +34,17 @@ pub use crate::banner::{demo_request, DEMO_NAMESPACE, DEMO_PATH};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines are written to standard error: text, or json (one object per event with
+    /// the replica's name, for a log aggregator).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "DFDG_MOCK_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,14 +278,8 @@ pub struct ConfirmArgs {
     /// Free text kept with the confirmation.
     #[arg(long)]
     pub note: Option<String>,
-    /// The journal file of the server.
-    #[arg(
-        long,
-        env = "DFDG_MOCK_JOURNAL",
-        default_value = "dfdg-mock.sqlite",
-        value_name = "FILE"
-    )]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// The supplier registry file (missing: open mode).
     #[arg(
         long,
@@ -304,14 +310,8 @@ pub struct StatusArgs {
     /// Also write a self-contained HTML report (Danish with English) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// The journal file of the server.
-    #[arg(
-        long,
-        env = "DFDG_MOCK_JOURNAL",
-        default_value = "dfdg-mock.sqlite",
-        value_name = "FILE"
-    )]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// The supplier registry file (missing: open mode).
     #[arg(
         long,
@@ -342,13 +342,16 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub expect: PathBuf,
     /// Ask a running dfdg-mock's admin listener, e.g. http://127.0.0.1:8080 (token from
-    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file), instead of reading a journal file.
-    #[arg(long, value_name = "URL")]
+    /// DFDG_MOCK_ADMIN_TOKEN or --admin-token-file), instead of reading a journal.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["journal", "journal_url"])]
     pub admin: Option<String>,
     /// Read this journal file directly (as `calls` and `serve --journal`; not with --admin).
     /// [default: dfdg-mock.sqlite]
     #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Read the servers' PostgreSQL journal directly (postgres://user:password@host/db).
+    #[arg(long, value_name = "URL", conflicts_with = "journal")]
+    pub journal_url: Option<JournalUrl>,
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -477,14 +480,8 @@ pub enum Oces2Shape {
 
 #[derive(Debug, clap::Args)]
 pub struct CallsArgs {
-    /// The journal file.
-    #[arg(
-        long,
-        env = "DFDG_MOCK_JOURNAL",
-        default_value = "dfdg-mock.sqlite",
-        value_name = "FILE"
-    )]
-    pub journal: PathBuf,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// Print JSON (one object per line) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -518,6 +515,41 @@ impl CallsArgs {
     fn rows(&self) -> usize {
         self.limit.unwrap_or(20)
     }
+}
+
+/// Which journal a command reads: the server's SQLite file, or its PostgreSQL database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JournalArgs {
+    /// The journal file of the server.
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL",
+        default_value = "dfdg-mock.sqlite",
+        value_name = "FILE"
+    )]
+    pub journal: PathBuf,
+    /// The servers' PostgreSQL journal instead of the file (postgres://user:password@host/db).
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub journal_url: Option<JournalUrl>,
+}
+
+impl JournalArgs {
+    /// The database when a URL is given, else the file.
+    pub fn location(&self) -> anyhow::Result<Location> {
+        location(&self.journal, self.journal_url.as_ref())
+    }
+}
+
+fn location(file: &Path, url: Option<&JournalUrl>) -> anyhow::Result<Location> {
+    Ok(match url {
+        Some(url) => Location::Database(std::sync::Arc::new(url.database()?)),
+        None => Location::File(file.to_owned()),
+    })
 }
 
 /// How often `calls --follow` looks for new calls.
@@ -706,6 +738,9 @@ fn health(args: &HealthArgs) -> anyhow::Result<()> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
+    if let Some(replica) = &config.replica {
+        crate::logging::set_replica(replica);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -999,7 +1034,7 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 fn calls(args: &CallsArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open_read_only(&args.journal)?;
+    let store = crate::journal::open_reader(&args.journal.location()?)?;
     let mut out = std::io::stdout().lock();
     if args.rejected {
         if args.rows() > crate::journal::MAX_LIMIT {
@@ -1047,20 +1082,24 @@ fn calls(args: &CallsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `confirm`: writes the confirmation straight into the journal (SQLite's locking makes that
-/// safe beside the running server's writer).
+/// `confirm`: writes the confirmation straight into the journal (SQLite's locking, or
+/// PostgreSQL's transactions, make that safe beside the running servers' writers).
 fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
-    use crate::journal::{Entry, JournalStore};
+    use crate::journal::Entry;
     let registry = crate::supplier::Registry::load(&args.suppliers)?;
-    if !args.journal.exists() {
-        anyhow::bail!(
-            "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
-            args.journal.display()
-        );
+    let location = args.journal.location()?;
+    if let Location::File(path) = &location {
+        if !path.exists() {
+            anyhow::bail!(
+                "no journal at {}: start `dfdg-mock serve` first, or name it with --journal",
+                path.display()
+            );
+        }
     }
-    let mut store = SqliteStore::open(&args.journal)?;
+    let reader = crate::journal::open_reader(&location)?;
+    let mut store = crate::journal::open_store(&location)?;
     let confirmation = crate::onboarding::confirmation(
-        &store,
+        &reader,
         &registry,
         &args.guid,
         args.supplier.as_deref(),
@@ -1092,7 +1131,7 @@ fn confirm(args: &ConfirmArgs) -> anyhow::Result<()> {
 /// `onboarding status`: the table (or JSON), the HTML report, and exit 1 while incomplete.
 fn onboarding_status(args: &StatusArgs) -> anyhow::Result<()> {
     let registry = crate::supplier::Registry::load(&args.suppliers)?;
-    let store = SqliteStore::open_read_only(&args.journal)?;
+    let store = crate::journal::open_reader(&args.journal.location()?)?;
     let statuses = crate::onboarding::suppliers(&store, &registry, args.supplier.as_deref())?;
     if let Some(name) = &args.supplier {
         if statuses.is_empty() {
@@ -1282,7 +1321,8 @@ fn supplier(command: SupplierCommand) -> anyhow::Result<()> {
 /// `calls --follow`: the newest call (or `--limit` of them, or with `--from-start` every one),
 /// then polls the read-only journal for newer ones, in the columns of `calls`.
 fn follow(args: &CallsArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open_read_only(&args.journal)?;
+    let location = args.journal.location()?;
+    let store = crate::journal::open_reader(&location)?;
     let filter = CallQuery {
         caller: args.caller.clone(),
         operation: args.operation.clone(),
@@ -1311,8 +1351,7 @@ fn follow(args: &CallsArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     eprintln!(
-        "following {} (Ctrl-C ends){}",
-        args.journal.display(),
+        "following {location} (Ctrl-C ends){}",
         if args.from_start {
             ""
         } else {
@@ -1364,11 +1403,11 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{url} did not answer with a verification report"))?
         }
         None => {
-            let path = args
+            let file = args
                 .journal
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("dfdg-mock.sqlite"));
-            let store = SqliteStore::open_read_only(&path)?;
+            let store = crate::journal::open_reader(&location(&file, args.journal_url.as_ref())?)?;
             crate::verify::verify(&store, &expectations)?
         }
     };

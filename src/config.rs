@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::journal::Retention;
+use crate::journal::{Database, Location, Retention};
 use crate::position::Position;
 
 mod wsb;
@@ -223,10 +223,15 @@ pub struct Config {
     /// Extra names and addresses the generated server certificate covers.
     pub server_names: Vec<String>,
     pub client_auth: ClientAuthMode,
-    /// The SQLite journal file.
+    /// The SQLite journal file (when no `journal_url` is set).
     pub journal: PathBuf,
+    /// A PostgreSQL journal shared by several replicas, instead of the file.
+    pub journal_url: Option<Database>,
     /// How much the journal keeps (`[journal]` max_calls, max_age, max_size).
     pub retention: Retention,
+    /// This replica's name: every JSON log line carries it (default: the host name), and
+    /// every `/metrics` sample is labelled with it when set.
+    pub replica: Option<String>,
     /// The folder of scenario rule files; `None`: no rules, every call gets the default answer.
     pub scenarios: Option<PathBuf>,
     pub limits: Limits,
@@ -265,7 +270,9 @@ impl Default for Config {
             server_names: Vec::new(),
             client_auth: ClientAuthMode::Require,
             journal: PathBuf::from("dfdg-mock.sqlite"),
+            journal_url: None,
             retention: Retention::default(),
+            replica: None,
             scenarios: None,
             limits: Limits::default(),
             admin: AdminConfig::default(),
@@ -273,6 +280,64 @@ impl Default for Config {
             onboarding: OnboardingConfig::default(),
             wsb: WsbConfig::default(),
         }
+    }
+}
+
+/// The replica name when none is configured: the host name (in a container, its id).
+pub fn default_replica() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "dfdg-mock".to_owned())
+}
+
+impl Config {
+    /// Where the journal lives: the database when a URL is set, else the file.
+    pub fn journal_location(&self) -> Location {
+        match &self.journal_url {
+            Some(database) => Location::Database(std::sync::Arc::new(database.clone())),
+            None => Location::File(self.journal.clone()),
+        }
+    }
+
+    /// What [`crate::journal::open`] needs.
+    pub fn journal_settings(&self) -> crate::journal::Settings {
+        crate::journal::Settings {
+            location: self.journal_location(),
+            retention: self.retention,
+        }
+    }
+}
+
+/// A PostgreSQL URL as given on the command line, in the environment or in the config file;
+/// parsed into a [`Database`] once the settings are merged. `Debug` masks its password.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct JournalUrl(String);
+
+impl JournalUrl {
+    /// The checked database, or an error that shows the URL with its password masked.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        self.0
+            .parse()
+            .map_err(|error: String| anyhow::anyhow!("the journal URL is not valid: {error}"))
+    }
+}
+
+impl FromStr for JournalUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(JournalUrl(text.to_owned()))
+    }
+}
+
+impl fmt::Debug for JournalUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("JournalUrl")
+            .field(&crate::journal::postgres::redact(&self.0))
+            .finish()
     }
 }
 
@@ -318,6 +383,19 @@ pub struct ServeArgs {
     /// SQLite journal of every call. [default: dfdg-mock.sqlite]
     #[arg(long, env = "DFDG_MOCK_JOURNAL", value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// A PostgreSQL journal instead of the file, shared by several replicas:
+    /// postgres://user:password@host:5432/database (TLS: ?sslmode=require&sslrootcert=ca.pem).
+    #[arg(
+        long,
+        env = "DFDG_MOCK_JOURNAL_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub journal_url: Option<JournalUrl>,
+    /// This replica's name, in JSON logs (default: the host name) and as the `replica` label
+    /// of every /metrics sample (default: none).
+    #[arg(long, env = "DFDG_MOCK_REPLICA", value_name = "NAME")]
+    pub replica: Option<String>,
     /// Calls the journal keeps; the oldest beyond it are removed (0: no limit). [default:
     /// 1000000]
     #[arg(long, env = "DFDG_MOCK_JOURNAL_MAX_CALLS", value_name = "N")]
@@ -408,6 +486,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    replica: Option<String>,
     journal: Option<FileJournal>,
     #[serde(default)]
     tls: FileTls,
@@ -437,6 +516,7 @@ enum FileJournal {
 #[serde(deny_unknown_fields)]
 struct FileJournalTable {
     path: Option<PathBuf>,
+    url: Option<JournalUrl>,
     max_calls: Option<u64>,
     max_age: Option<Seconds>,
     max_size: Option<ByteSize>,
@@ -652,7 +732,15 @@ impl Config {
                 .clone()
                 .or(file_journal.path)
                 .unwrap_or(defaults.journal),
+            journal_url: args
+                .journal_url
+                .clone()
+                .or(file_journal.url)
+                .filter(|url| !url.0.trim().is_empty())
+                .map(|url| url.database())
+                .transpose()?,
             retention,
+            replica: args.replica.clone().or(file.replica).or(defaults.replica),
             scenarios: args.scenarios.clone().or(file.scenarios.dir),
             limits,
             admin,
@@ -887,6 +975,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("x.toml:"), "{error}");
+    }
+
+    #[test]
+    fn a_journal_url_chooses_postgresql_and_never_shows_its_password() {
+        let config = Config::from_toml(Path::new("x.toml"), "").unwrap();
+        assert_eq!(
+            config.journal_location(),
+            Location::File("dfdg-mock.sqlite".into())
+        );
+        let text = "replica = \"a\"\n[journal]\nurl = \"postgres://dfdg:s3cret@db:5432/journal\"\n";
+        let config = Config::from_toml(Path::new("x.toml"), text).unwrap();
+        assert_eq!(config.replica.as_deref(), Some("a"));
+        assert_eq!(
+            config.journal_location().to_string(),
+            "postgres://dfdg:***@db:5432/journal"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let args = ServeArgs {
+            journal_url: Some("postgres://x:y@other/j".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        assert!(!format!("{args:?}").contains(":y@"));
+        let config = Config::merge(&args, parse_file(Path::new("x.toml"), text).unwrap()).unwrap();
+        assert_eq!(
+            config.journal_location().to_string(),
+            "postgres://x:***@other/j"
+        );
+        let error = Config::from_toml(
+            Path::new("x.toml"),
+            "[journal]\nurl = \"postgres://u:s3cret@db/j?sslmode=always\"\n",
+        )
+        .unwrap_err();
+        let error = format!("{error:#}");
+        assert!(
+            !error.contains("s3cret") && error.contains("sslmode"),
+            "{error}"
+        );
     }
 
     #[test]

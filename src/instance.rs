@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::admin::Admin;
 use crate::app::App;
 use crate::config::Config;
-use crate::journal::Journal;
+use crate::journal::{postgres::Feed, Readers};
 use crate::pki::{self, DemoPki, PkiPaths};
 use crate::scenario::Scenarios;
 use crate::supplier::LiveRegistry;
@@ -71,6 +71,10 @@ pub struct Instance {
     tls: TlsServer,
     /// The test PKI as found or made at this start (`None` with a certificate of the user's).
     pki: Option<DemoPki>,
+    /// The admin side's reading connections to the journal (either store).
+    readers: Readers,
+    /// With a PostgreSQL journal: the other replicas' commits, for this one's live events.
+    feed: Option<Feed>,
     /// Whether the scenario folder and the registry file are watched for changes.
     watch_files: bool,
     /// Keep-alive interval of the admin side's event streams (tests shorten it).
@@ -125,8 +129,9 @@ impl Instance {
             config.client_auth,
             config.limits.handshake_timeout,
         )?;
-        let journal = Journal::open_sqlite_with(&config.journal, config.retention)
-            .with_context(|| format!("cannot open the journal {}", config.journal.display()))?;
+        let opened = crate::journal::open(&config.journal_settings())
+            .with_context(|| format!("cannot open the journal {}", config.journal_location()))?;
+        let journal = opened.journal;
         let wsb = wsb_parts(&config, given.wsb_tls, pki.as_ref())?;
         let app = App::with_scenarios(journal, config.limits.clone(), scenarios)
             .with_catalog(catalog)
@@ -136,6 +141,8 @@ impl Instance {
             app: Arc::new(app),
             tls,
             pki,
+            readers: opened.readers,
+            feed: opened.feed,
             watch_files: true,
             event_keep_alive: None,
             wsb,
@@ -184,11 +191,26 @@ impl Instance {
             config,
             app,
             tls,
+            readers,
+            feed,
             watch_files,
             event_keep_alive,
             wsb,
             ..
         } = self;
+        if let Some(feed) = &feed {
+            // The other replicas' calls, on this replica's dashboard and event streams, from
+            // the moment this one is started (the journal just connected, so this is quick).
+            let mut listening = feed.forward(app.events().clone());
+            let listened = tokio::time::timeout(
+                crate::journal::postgres::CONNECT_TIMEOUT,
+                listening.wait_for(|listening| *listening),
+            )
+            .await;
+            if !matches!(listened, Ok(Ok(_))) {
+                tracing::warn!("not yet listening for the other replicas' calls; still trying");
+            }
+        }
         let soap_addr = soap
             .local_addr()
             .context("cannot read the SOAP listener's address")?;
@@ -244,10 +266,12 @@ impl Instance {
                     .chain(&config.server_names)
                     .cloned()
                     .collect();
-                let mut admin =
-                    Admin::new(&app, config.journal.clone(), config.admin.token.clone())
-                        .with_scenarios(app.clone())
-                        .with_hosts(hosts);
+                let mut admin = Admin::new(&app, readers.clone(), config.admin.token.clone())
+                    .with_scenarios(app.clone())
+                    .with_hosts(hosts);
+                if let Some(replica) = &config.replica {
+                    admin = admin.with_replica(replica.clone());
+                }
                 if let Some(interval) = event_keep_alive {
                     admin = admin.with_keep_alive(interval);
                 }
@@ -287,6 +311,7 @@ impl Instance {
             soap_addr,
             admin_addr,
             app,
+            readers,
             stop,
             task: Some(task),
             reloads,
@@ -301,6 +326,8 @@ pub struct Running {
     soap_addr: std::net::SocketAddr,
     admin_addr: Option<std::net::SocketAddr>,
     app: Arc<App>,
+    /// Reading connections to the journal, whichever store it is.
+    readers: Readers,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     reloads: watch::Receiver<Reload>,
@@ -320,6 +347,11 @@ impl Running {
     /// The request pipeline: scenarios, registry, journal, metrics.
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// Reads the journal this server writes, whichever store it is.
+    pub fn readers(&self) -> &Readers {
+        &self.readers
     }
 
     /// Follows the reloads the file watcher runs (scenario folder, registry file).

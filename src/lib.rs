@@ -16,6 +16,7 @@ pub mod identity;
 pub mod instance;
 pub mod journal;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod onboarding;
 pub mod pki;

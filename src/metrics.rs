@@ -65,8 +65,17 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, journal: &JournalStats) -> String {
+    /// The Prometheus text exposition (format 0.0.4); every sample labelled `replica="…"`
+    /// when a replica name is given.
+    pub fn render(&self, journal: &JournalStats, replica: Option<&str>) -> String {
+        let text = self.render_samples(journal);
+        match replica {
+            Some(replica) => with_label(&text, "replica", replica),
+            None => text,
+        }
+    }
+
+    fn render_samples(&self, journal: &JournalStats) -> String {
         let mut out = String::new();
         out.push_str("# HELP dfdg_mock_calls_total SOAP calls journaled since start.\n");
         out.push_str("# TYPE dfdg_mock_calls_total counter\n");
@@ -177,6 +186,25 @@ impl Metrics {
     }
 }
 
+/// `text` with `name="value"` added to every sample's labels.
+fn with_label(text: &str, name: &str, value: &str) -> String {
+    let label = format!("{name}=\"{}\"", label(value));
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else if let Some((metric, rest)) = line.split_once('{') {
+            let _ = write!(out, "{metric}{{{label},{rest}");
+        } else if let Some((metric, value)) = line.split_once(' ') {
+            let _ = write!(out, "{metric}{{{label}}} {value}");
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A label value escaped as the text format requires.
 fn label(value: &str) -> String {
     value
@@ -195,12 +223,13 @@ mod tests {
         metrics.record_call("JobcenterMessageService", "Save\"A", "receipt", 2_000);
         metrics.record_call("JobcenterMessageService", "Save\"A", "receipt", 2_000_000);
         metrics.record_refusal(RejectionReason::UnknownCa);
-        let text = metrics.render(&JournalStats {
+        let stats = JournalStats {
             queue_depth: 3,
             available: true,
             pruned: vec![(crate::journal::PruneReason::MaxCalls, 2, 512)],
             ..JournalStats::default()
-        });
+        };
+        let text = metrics.render(&stats, None);
         assert!(text.contains(
             "dfdg_mock_calls_total{service=\"JobcenterMessageService\",operation=\"Save\\\"A\",outcome=\"receipt\"} 2"
         ), "{text}");
@@ -213,5 +242,17 @@ mod tests {
         assert!(text.contains("dfdg_mock_journal_available 1"));
         assert!(text.contains("dfdg_mock_journal_pruned_calls_total{reason=\"max_calls\"} 512"));
         assert!(text.contains("dfdg_mock_journal_prune_steps_total{reason=\"max_calls\"} 2"));
+        let labelled = metrics.render(&stats, Some("replica-a"));
+        assert!(labelled.contains("dfdg_mock_journal_queue_depth{replica=\"replica-a\"} 3"));
+        assert!(labelled.contains(
+            "dfdg_mock_refused_handshakes_total{replica=\"replica-a\",reason=\"unknown_ca\"} 1"
+        ));
+        assert_eq!(
+            labelled.lines().filter(|l| !l.starts_with('#')).count(),
+            labelled
+                .lines()
+                .filter(|l| l.contains("replica=\"replica-a\""))
+                .count()
+        );
     }
 }

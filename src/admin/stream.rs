@@ -3,7 +3,6 @@
 //! and the JSON Lines export that pages through the journal without holding it in memory.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use hyper::body::Frame;
 use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit};
 
 use crate::app::LiveEvent;
-use crate::journal::{CallQuery, JournalReader, SqliteStore};
+use crate::journal::{CallQuery, JournalReader, Readers};
 
 /// How often an idle event stream gets a comment line, so proxies and browsers keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -122,10 +121,10 @@ pub(super) async fn send(sender: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
 pub fn export(
     runtime: &tokio::runtime::Handle,
     sender: &mpsc::Sender<Bytes>,
-    journal: &Path,
+    readers: &Readers,
     query: &CallQuery,
 ) {
-    let store = match SqliteStore::open_read_only(journal) {
+    let store = match readers.open_one() {
         Ok(store) => store,
         Err(error) => {
             tracing::warn!(%error, "export: cannot open the journal");

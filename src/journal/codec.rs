@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::records::{CallRecord, Outcome};
+use super::records::{CallRecord, IdentityFields, Outcome, StoredCall};
+use super::schema::from_micros;
 use super::{Finding, JournalError};
 
 /// The longest dictionary kept; LZ4 looks back 64 KiB at most, and a call's first kilobytes are
@@ -184,6 +185,117 @@ pub fn decompress(blob: &[u8], dictionary: &[u8]) -> Result<Vec<u8>, String> {
 /// The dictionary a packed call makes for the calls of its operation after it.
 pub fn dictionary_from(packed: &[u8]) -> &[u8] {
     &packed[..packed.len().min(MAX_DICTIONARY)]
+}
+
+/// The columns of a stored call as either store reads them: the hot row, the certificate's
+/// identity (JSON) and the compressed blob.
+pub struct HotParts {
+    pub id: i64,
+    pub time_us: i64,
+    pub http_status: i64,
+    pub latency_us: i64,
+    pub identity: Option<String>,
+    pub data: Vec<u8>,
+}
+
+/// A stored call from its columns and the dictionary its blob was compressed with.
+pub fn call_from_parts(parts: HotParts, dictionary: &[u8]) -> Result<StoredCall, JournalError> {
+    let id = parts.id;
+    let corrupt = |column, reason: String| JournalError::Corrupt {
+        table: "calls",
+        id,
+        column,
+        reason,
+    };
+    let time = from_micros(parts.time_us).map_err(|error| corrupt("time_us", error.to_string()))?;
+    let identity = parts
+        .identity
+        .map(|json| serde_json::from_str::<IdentityFields>(&json))
+        .transpose()
+        .map_err(|error| corrupt("certificate", error.to_string()))?;
+    let packed = decompress(&parts.data, dictionary).map_err(|reason| corrupt("data", reason))?;
+    let (cold, request_body, response_body) =
+        unpack(&packed).map_err(|reason| corrupt("data", reason))?;
+    let record = CallRecord {
+        time,
+        peer: cold.peer,
+        tls_version: cold.tls_version,
+        cipher_suite: cold.cipher_suite,
+        alpn: cold.alpn,
+        identity,
+        method: cold.method,
+        path: cold.path,
+        soap_version: cold.soap_version,
+        soap_action: cold.soap_action,
+        operation: cold.operation,
+        operation_namespace: cold.operation_namespace,
+        star_headers: cold.star_headers,
+        request_body,
+        request_truncated: cold.request_truncated,
+        response_body,
+        response_truncated: cold.response_truncated,
+        http_status: u16::try_from(parts.http_status)
+            .map_err(|error| corrupt("http_status", error.to_string()))?,
+        receipts: cold.receipts,
+        outcome: cold.outcome,
+        detail: cold.detail,
+        latency_micros: u64::try_from(parts.latency_us)
+            .map_err(|error| corrupt("latency_us", error.to_string()))?,
+        scenario_file: cold.scenario_file,
+        scenario_rule: cold.scenario_rule,
+        service: cold.service,
+        service_operation: cold.service_operation,
+        findings: cold.findings,
+        supplier: cold.supplier,
+        authorization: cold.authorization,
+        identity_findings: cold.identity_findings,
+    };
+    Ok(StoredCall { id, record })
+}
+
+/// The value of the `outcome` column.
+pub fn outcome_number(outcome: &Outcome) -> i16 {
+    match outcome {
+        Outcome::Receipt => 0,
+        Outcome::Fault { .. } => 1,
+        Outcome::Http => 2,
+    }
+}
+
+/// What one batch changes in a certificate's row.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateDelta {
+    pub calls: i64,
+    pub first_us: i64,
+    pub last_us: i64,
+    pub latest_receipt: Option<i64>,
+    pub latest_passed: Option<i64>,
+}
+
+/// Notes in `deltas` what call `id` (of `certificate`, arrived at `time_us`) changes.
+pub fn note_call(
+    deltas: &mut std::collections::HashMap<i64, CertificateDelta>,
+    certificate: i64,
+    id: i64,
+    time_us: i64,
+    call: &CallRecord,
+) {
+    let delta = deltas.entry(certificate).or_insert(CertificateDelta {
+        calls: 0,
+        first_us: time_us,
+        last_us: time_us,
+        latest_receipt: None,
+        latest_passed: None,
+    });
+    delta.calls += 1;
+    delta.first_us = delta.first_us.min(time_us);
+    delta.last_us = delta.last_us.max(time_us);
+    if call.outcome == Outcome::Receipt {
+        delta.latest_receipt = delta.latest_receipt.max(Some(id));
+        if call.identity_passed() {
+            delta.latest_passed = delta.latest_passed.max(Some(id));
+        }
+    }
 }
 
 /// The receipts index key of a GUID: the first 8 bytes of its SHA-256, so the index stays small

@@ -15,12 +15,18 @@
 //!   journals;
 //! - `codec`: how the cold part of a call (bodies, headers, findings) is packed and compressed;
 //! - [`sqlite`]: the embedded store ([`SqliteStore`]) and its queries in SQL;
-//! - [`readers`]: a small pool of read-only connections for a server's queries.
+//! - [`postgres`]: the server store ([`PostgresStore`]) that several replicas share, the same
+//!   layout and queries in PostgreSQL, and the feed of what the other replicas commit;
+//! - `filter`: the WHERE clauses of call queries, written once for both stores;
+//! - [`readers`]: a small pool of reading connections for a server's queries;
+//! - [`open`]: the one place a [`Location`] becomes a running journal (writer, readers, feed).
 //!
 //! Times are stored as integer microseconds since the Unix epoch (UTC), so numeric order is time
 //! order; sub-microsecond precision is dropped.
 
 mod codec;
+mod filter;
+pub mod postgres;
 pub mod readers;
 pub mod records;
 pub mod schema;
@@ -32,14 +38,17 @@ pub mod writer;
 mod tests;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::tls::RejectionReason;
 pub use crate::wsdl::service_of;
 pub use crate::wsdl::validate::Finding;
-pub use readers::Readers;
+pub use postgres::{Database, PostgresReader, PostgresStore};
+pub use readers::{Reader, Readers};
 pub use records::{
     CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Criterion, Entry,
-    IdentityFields, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
+    IdentityFields, LiveEvent, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
     StoredConfirmation, StoredRejection, StoredReload,
 };
 pub use schema::SCHEMA_VERSION;
@@ -54,6 +63,10 @@ pub const QUEUE_CAPACITY: usize = 8192;
 /// The most entries the writer puts in one transaction: the whole queue, so that a burst costs
 /// one commit.
 pub const MAX_BATCH: usize = QUEUE_CAPACITY;
+
+/// How long a starting server waits for its PostgreSQL journal to become reachable (a replica
+/// started beside its database, or before it) before it gives up.
+pub const DATABASE_START_WAIT: Duration = Duration::from_secs(60);
 
 /// Rows a query returns when [`CallQuery::limit`] or [`RejectionQuery::limit`] is 0.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -103,6 +116,33 @@ pub enum JournalError {
         #[source]
         source: Box<JournalError>,
     },
+    #[error("cannot use the journal database {database}")]
+    Database {
+        /// The URL, password masked.
+        database: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error(
+        "the journal database {database} has schema version {found}, newer than this dfdg-mock \
+         understands ({supported}): use a newer dfdg-mock or another database"
+    )]
+    DatabaseTooNew {
+        database: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "the journal database {database} has schema version {found}, older than this dfdg-mock's \
+         ({supported}): run `dfdg-mock serve` once to upgrade it"
+    )]
+    DatabaseOutdated {
+        database: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("the database {database} holds no dfdg-mock journal: start `dfdg-mock serve` with this --journal-url first")]
+    DatabaseMissing { database: String },
     #[error("journal storage failure")]
     Storage(#[from] StorageError),
     #[error("cannot encode the {what} of a journal entry as JSON")]
@@ -140,9 +180,9 @@ impl JournalError {
     /// What kind of storage failure this is, if it is one (also inside a failed migration).
     pub fn storage_fault(&self) -> Option<StorageFault> {
         match self {
-            JournalError::Storage(error) | JournalError::Open { source: error, .. } => {
-                Some(error.fault)
-            }
+            JournalError::Storage(error)
+            | JournalError::Open { source: error, .. }
+            | JournalError::Database { source: error, .. } => Some(error.fault),
             JournalError::Migration { source, .. } => source.storage_fault(),
             _ => None,
         }
@@ -204,5 +244,110 @@ impl StorageFault {
             self,
             StorageFault::Full | StorageFault::ReadOnly | StorageFault::Io | StorageFault::Busy
         )
+    }
+}
+
+/// Where the journal lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file, embedded (the default).
+    File(PathBuf),
+    /// A PostgreSQL database, shared by several replicas.
+    Database(Arc<Database>),
+}
+
+impl std::fmt::Display for Location {
+    /// The file, or the database's URL with its password masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Database(database) => write!(f, "{database}"),
+        }
+    }
+}
+
+/// What a server's journal is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub location: Location,
+    pub retention: Retention,
+}
+
+/// A running journal: the writer, the readers, and (with PostgreSQL) the feed of what the other
+/// replicas commit.
+#[derive(Debug)]
+pub struct Opened {
+    pub journal: Journal,
+    pub readers: Readers,
+    /// [`postgres::Feed::forward`] it into the server's live events.
+    pub feed: Option<postgres::Feed>,
+}
+
+/// Opens (creating or migrating it) the journal `settings` name and starts its writer: the one
+/// place a server chooses its store. Blocking (it may connect to a database and migrate it);
+/// fine on an async thread at start-up.
+pub fn open(settings: &Settings) -> Result<Opened, JournalError> {
+    match &settings.location {
+        Location::File(path) => Ok(Opened {
+            journal: Journal::open_sqlite_with(path, settings.retention)?,
+            readers: Readers::new(path),
+            feed: None,
+        }),
+        Location::Database(database) => {
+            let driver = postgres::Driver::new()?;
+            let origin: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+            let store = PostgresStore::open_within(
+                Arc::clone(database),
+                Arc::clone(&driver),
+                Arc::clone(&origin),
+                DATABASE_START_WAIT,
+            )?;
+            if settings.retention.max_size.is_some() {
+                tracing::debug!(
+                    "journal max_size does not apply to PostgreSQL (max_calls and max_age do)"
+                );
+            }
+            let pool = postgres::ReaderPool::new(
+                Arc::clone(database),
+                Arc::clone(&driver),
+                readers::MAX_READERS + 2,
+            );
+            Ok(Opened {
+                journal: Journal::start_with(store, settings.retention)?,
+                readers: Readers::postgres(pool),
+                feed: Some(postgres::Feed::new(Arc::clone(database), driver, origin)),
+            })
+        }
+    }
+}
+
+/// A reader of an existing journal, for the command line (blocking; never migrates).
+pub fn open_reader(location: &Location) -> Result<Reader, JournalError> {
+    match location {
+        Location::File(path) => SqliteStore::open_read_only(path).map(Reader::Sqlite),
+        Location::Database(database) => {
+            let pool = postgres::ReaderPool::new(Arc::clone(database), postgres::Driver::new()?, 1);
+            pool.check()?;
+            pool.reader().map(Reader::Postgres)
+        }
+    }
+}
+
+/// A store to write one entry into an existing journal beside a running server, for the
+/// command line (blocking).
+pub fn open_store(location: &Location) -> Result<Box<dyn JournalStore>, JournalError> {
+    match location {
+        Location::File(path) => {
+            if !path.exists() {
+                return Err(JournalError::Missing { path: path.clone() });
+            }
+            Ok(Box::new(SqliteStore::open(path)?))
+        }
+        Location::Database(database) => {
+            let driver = postgres::Driver::new()?;
+            let origin: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+            let store = PostgresStore::open(Arc::clone(database), driver, origin)?;
+            Ok(Box::new(store))
+        }
     }
 }

@@ -233,6 +233,21 @@ pub enum Entry {
     Reload(ReloadRecord),
 }
 
+/// Something that was just committed, for live views (the dashboard's feed, SSE): published by
+/// the server for what it journals, and by the PostgreSQL store's feed for what other replicas
+/// journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveEvent {
+    /// A call with this journal id.
+    Call(i64),
+    /// A refused handshake with this journal id.
+    Rejection(i64),
+    /// A receipt was confirmed; the id is the call that sent it.
+    Confirmation { guid: String, call_id: i64 },
+    /// The journal was emptied.
+    Reset,
+}
+
 /// A confirmed receipt, with the call and caller it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredConfirmation {

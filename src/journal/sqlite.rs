@@ -20,14 +20,15 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use time::OffsetDateTime;
 
 use super::codec;
+use super::filter::{self, call_filter, effective_limit, Dialect, Filter, Param};
 use super::records::{
-    CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Criterion, Entry,
+    CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Entry,
     IdentityFields, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
     StoredConfirmation, StoredRejection, StoredReload,
 };
 use super::schema::{self, from_micros, schema_version, to_micros, SCHEMA_VERSION};
 use super::store::{JournalReader, JournalStore, PruneReason, Pruned, Retention};
-use super::{JournalError, RejectionReason, StorageError, StorageFault, DEFAULT_LIMIT, MAX_LIMIT};
+use super::{JournalError, RejectionReason, StorageError, StorageFault};
 
 /// How long a connection waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,6 +65,16 @@ impl From<rusqlite::Error> for StorageError {
     }
 }
 
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            Param::Int(value) => (*value).into(),
+            Param::Text(value) => value.as_str().into(),
+            Param::Bool(value) => (*value).into(),
+        })
+    }
+}
+
 impl From<rusqlite::Error> for JournalError {
     fn from(error: rusqlite::Error) -> JournalError {
         JournalError::Storage(error.into())
@@ -80,16 +91,6 @@ struct Caches {
     /// Operation → (dictionaries.id, bytes).
     dictionaries: HashMap<String, (i64, Arc<Vec<u8>>)>,
     dictionary_count: Option<i64>,
-}
-
-/// What one batch changes in a certificate's row.
-#[derive(Debug, Clone, Copy)]
-struct CertificateDelta {
-    calls: i64,
-    first_us: i64,
-    last_us: i64,
-    latest_receipt: Option<i64>,
-    latest_passed: Option<i64>,
 }
 
 /// The embedded store. Opened with [`SqliteStore::open`] it is the writer's (and migrates the
@@ -454,22 +455,13 @@ fn dictionary(
     Ok((id, bytes))
 }
 
-/// The value of the `outcome` column.
-fn outcome_number(outcome: &Outcome) -> i64 {
-    match outcome {
-        Outcome::Receipt => 0,
-        Outcome::Fault { .. } => 1,
-        Outcome::Http => 2,
-    }
-}
-
 /// Writes one call under `id`, noting what it changes for its certificate in `deltas`.
 fn insert_call(
     connection: &Connection,
     caches: &mut Caches,
     call: &CallRecord,
     id: i64,
-    deltas: &mut HashMap<i64, CertificateDelta>,
+    deltas: &mut HashMap<i64, codec::CertificateDelta>,
 ) -> Result<(), JournalError> {
     let packed = codec::pack(call)?;
     let (dictionary_id, dictionary_bytes) = dictionary(
@@ -518,7 +510,7 @@ fn insert_call(
             endpoint,
             operation,
             soap_action,
-            outcome_number(&call.outcome),
+            codec::outcome_number(&call.outcome),
             fault_code,
             fault_name,
             checks,
@@ -537,23 +529,7 @@ fn insert_call(
         receipt.execute(params![codec::receipt_bucket(key), id, key])?;
     }
     if let Some(certificate) = certificate {
-        let receipt = call.outcome == Outcome::Receipt;
-        let delta = deltas.entry(certificate).or_insert(CertificateDelta {
-            calls: 0,
-            first_us: time_us,
-            last_us: time_us,
-            latest_receipt: None,
-            latest_passed: None,
-        });
-        delta.calls += 1;
-        delta.first_us = delta.first_us.min(time_us);
-        delta.last_us = delta.last_us.max(time_us);
-        if receipt {
-            delta.latest_receipt = delta.latest_receipt.max(Some(id));
-            if call.identity_passed() {
-                delta.latest_passed = delta.latest_passed.max(Some(id));
-            }
-        }
+        codec::note_call(deltas, certificate, id, time_us, call);
     }
     Ok(())
 }
@@ -561,7 +537,7 @@ fn insert_call(
 /// Adds a batch's calls to their certificates' rows.
 fn flush_certificates(
     connection: &Connection,
-    deltas: &HashMap<i64, CertificateDelta>,
+    deltas: &HashMap<i64, codec::CertificateDelta>,
 ) -> Result<(), JournalError> {
     let mut statement = connection.prepare_cached(
         "UPDATE certificates SET calls = calls + ?2,
@@ -717,14 +693,15 @@ impl SqliteStore {
                     self.insert_confirmation(&transaction, confirmation)?
                 }
                 Entry::Reset => {
+                    // Dictionaries stay: one never changes once written, so the copies
+                    // readers keep by id stay right (a new one under a reused id would not).
                     transaction.execute_batch(
                         "DELETE FROM confirmations; DELETE FROM receipts; DELETE FROM call_data;
                          DELETE FROM calls; DELETE FROM rejections; DELETE FROM certificates;
-                         DELETE FROM names; DELETE FROM dictionaries;",
+                         DELETE FROM names;",
                     )?;
                     deltas.clear();
                     self.caches = Caches::default();
-                    self.dictionaries.borrow_mut().clear();
                     self.call_count = Some(0);
                     calls = 0;
                     0
@@ -935,70 +912,25 @@ impl SqliteStore {
         connection: &Connection,
         row: &Row<'_>,
     ) -> Result<StoredCall, JournalError> {
-        let id: i64 = row.get(0)?;
-        let corrupt = |column, reason: String| JournalError::Corrupt {
-            table: "calls",
-            id,
-            column,
-            reason,
-        };
-        let time =
-            from_micros(row.get(1)?).map_err(|error| corrupt("time_us", error.to_string()))?;
-        let http_status: i64 = row.get(2)?;
-        let latency: i64 = row.get(3)?;
-        let identity: Option<String> = row.get(4)?;
-        let identity = identity
-            .map(|json| serde_json::from_str::<IdentityFields>(&json))
-            .transpose()
-            .map_err(|error| corrupt("certificate", error.to_string()))?;
         let dictionary = self.dictionary_bytes(connection, row.get(5)?)?;
-        let blob: Vec<u8> = row.get(6)?;
-        let packed =
-            codec::decompress(&blob, &dictionary).map_err(|reason| corrupt("data", reason))?;
-        let (cold, request_body, response_body) =
-            codec::unpack(&packed).map_err(|reason| corrupt("data", reason))?;
-        let record = CallRecord {
-            time,
-            peer: cold.peer,
-            tls_version: cold.tls_version,
-            cipher_suite: cold.cipher_suite,
-            alpn: cold.alpn,
-            identity,
-            method: cold.method,
-            path: cold.path,
-            soap_version: cold.soap_version,
-            soap_action: cold.soap_action,
-            operation: cold.operation,
-            operation_namespace: cold.operation_namespace,
-            star_headers: cold.star_headers,
-            request_body,
-            request_truncated: cold.request_truncated,
-            response_body,
-            response_truncated: cold.response_truncated,
-            http_status: u16::try_from(http_status)
-                .map_err(|error| corrupt("http_status", error.to_string()))?,
-            receipts: cold.receipts,
-            outcome: cold.outcome,
-            detail: cold.detail,
-            latency_micros: u64::try_from(latency)
-                .map_err(|error| corrupt("latency_us", error.to_string()))?,
-            scenario_file: cold.scenario_file,
-            scenario_rule: cold.scenario_rule,
-            service: cold.service,
-            service_operation: cold.service_operation,
-            findings: cold.findings,
-            supplier: cold.supplier,
-            authorization: cold.authorization,
-            identity_findings: cold.identity_findings,
-        };
-        Ok(StoredCall { id, record })
+        codec::call_from_parts(
+            codec::HotParts {
+                id: row.get(0)?,
+                time_us: row.get(1)?,
+                http_status: row.get(2)?,
+                latency_us: row.get(3)?,
+                identity: row.get(4)?,
+                data: row.get(6)?,
+            },
+            &dictionary,
+        )
     }
 
     fn query_calls_on(
         &self,
         connection: &Connection,
         sql: &str,
-        values: &[Value],
+        values: &[Param],
     ) -> Result<Vec<StoredCall>, JournalError> {
         let mut statement = connection.prepare_cached(sql)?;
         let mut rows = statement.query(rusqlite::params_from_iter(values))?;
@@ -1016,7 +948,7 @@ impl SqliteStore {
     ) -> Result<Option<StoredCall>, JournalError> {
         let sql = format!("{SELECT_CALL} WHERE c.id = ?1");
         Ok(self
-            .query_calls_on(connection, &sql, &[Value::Integer(id)])?
+            .query_calls_on(connection, &sql, &[Param::Int(id)])?
             .pop())
     }
 
@@ -1068,194 +1000,6 @@ fn rejection_from_row(row: &Row<'_>) -> Result<StoredRejection, JournalError> {
     Ok(StoredRejection { id, record })
 }
 
-/// 0 means the default; never more than [`MAX_LIMIT`].
-fn effective_limit(limit: usize) -> i64 {
-    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
-    // MAX_LIMIT fits an i64.
-    limit.min(MAX_LIMIT) as i64
-}
-
-/// A WHERE clause under construction, with its parameters.
-#[derive(Default)]
-struct Filter {
-    conditions: Vec<String>,
-    values: Vec<Value>,
-}
-
-impl Filter {
-    /// Adds a condition whose `?` placeholders take `values`, in order; turned around (a row
-    /// for which it is false or unknown) when `negate`.
-    fn add(&mut self, negate: bool, condition: &str, values: impl IntoIterator<Item = Value>) {
-        if negate {
-            self.conditions
-                .push(format!("NOT COALESCE(({condition}), 0)"));
-        } else {
-            self.conditions.push(condition.to_owned());
-        }
-        self.values.extend(values);
-    }
-
-    fn where_clause(&self) -> String {
-        if self.conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.conditions.join(" AND "))
-        }
-    }
-}
-
-const OUTCOME_EXPECTED: &str =
-    "receipt, fault, http, `fault <number>` or `fault <SOAP fault code>`";
-
-/// The id of a name, for a condition; -1 (no row) when the name was never journaled.
-const NAME: &str = "COALESCE((SELECT id FROM names WHERE text = ?), -1)";
-
-/// The condition of an outcome filter: a kind, or a label as [`Outcome::label`] writes it.
-fn outcome_condition(text: &str) -> Result<(String, Vec<Value>), JournalError> {
-    let invalid = || JournalError::InvalidFilter {
-        filter: "outcome",
-        value: text.to_owned(),
-        expected: OUTCOME_EXPECTED,
-    };
-    let trimmed = text.trim();
-    Ok(match trimmed {
-        "receipt" => ("c.outcome = 0".to_owned(), Vec::new()),
-        "fault" => ("c.outcome = 1".to_owned(), Vec::new()),
-        "http" => ("c.outcome = 2".to_owned(), Vec::new()),
-        _ => {
-            let code = trimmed
-                .strip_prefix("fault ")
-                .map(str::trim)
-                .filter(|code| !code.is_empty())
-                .ok_or_else(invalid)?;
-            match code.parse::<i64>() {
-                Ok(number) => (
-                    "c.outcome = 1 AND c.fault_code = ?".to_owned(),
-                    vec![Value::Integer(number)],
-                ),
-                Err(_) => (
-                    format!("c.outcome = 1 AND c.fault_name = {NAME}"),
-                    vec![Value::Text(code.to_owned())],
-                ),
-            }
-        }
-    })
-}
-
-/// The WHERE clause of a call query (its criteria, one of them turned around if asked).
-fn call_filter(query: &CallQuery) -> Result<Filter, JournalError> {
-    let mut filter = Filter::default();
-    let negate = |criterion| query.negate == Some(criterion);
-    let text = |value: &String| Value::Text(value.clone());
-    if let Some(caller) = &query.caller {
-        filter.add(
-            negate(Criterion::Caller),
-            "c.certificate IN (SELECT id FROM certificates WHERE caller_id = ? OR cvr = ?)",
-            [text(caller), text(caller)],
-        );
-    }
-    if let Some(caller_id) = &query.caller_id {
-        filter.add(
-            negate(Criterion::CallerId),
-            "c.certificate IN (SELECT id FROM certificates WHERE caller_id = ?)",
-            [text(caller_id)],
-        );
-    }
-    if let Some(cvr) = &query.cvr {
-        filter.add(
-            negate(Criterion::Cvr),
-            "c.certificate IN (SELECT id FROM certificates WHERE cvr = ?)",
-            [text(cvr)],
-        );
-    }
-    if let Some(supplier) = &query.supplier {
-        filter.add(
-            negate(Criterion::Supplier),
-            "c.supplier IN (SELECT id FROM names WHERE text = ? COLLATE NOCASE)",
-            [text(supplier)],
-        );
-    }
-    if let Some(service) = &query.service {
-        // Whole leading segments of the path: `JobcenterMessageService`, or `service/Påmindelse`
-        // for /service/Påmindelse/1/X.svc; the first segment's index narrows it.
-        let service = service.trim_matches('/');
-        let first = service.split('/').next().unwrap_or_default();
-        filter.add(
-            negate(Criterion::Service),
-            &format!(
-                "c.service = {NAME} AND c.endpoint IN (SELECT id FROM names
-                    WHERE text = ? OR substr(text, 1, length(?)) = ?)"
-            ),
-            [
-                Value::Text(first.to_owned()),
-                Value::Text(format!("/{service}")),
-                Value::Text(format!("/{service}/")),
-                Value::Text(format!("/{service}/")),
-            ],
-        );
-    }
-    if let Some(operation) = &query.operation {
-        filter.add(
-            negate(Criterion::Operation),
-            &format!("c.operation = {NAME}"),
-            [text(operation)],
-        );
-    }
-    if let Some(action) = &query.soap_action {
-        filter.add(
-            negate(Criterion::SoapAction),
-            &format!("c.soap_action = {NAME}"),
-            [text(action)],
-        );
-    }
-    if let Some(path) = &query.path {
-        filter.add(
-            negate(Criterion::Path),
-            &format!("c.endpoint = {NAME}"),
-            [text(path)],
-        );
-    }
-    if let Some(since) = query.since {
-        filter.add(
-            negate(Criterion::Since),
-            "c.time_us >= ?",
-            [Value::Integer(to_micros(since))],
-        );
-    }
-    if let Some(until) = query.until {
-        filter.add(
-            negate(Criterion::Until),
-            "c.time_us < ?",
-            [Value::Integer(to_micros(until))],
-        );
-    }
-    if let Some(outcome) = &query.outcome {
-        let (condition, values) = outcome_condition(outcome)?;
-        filter.add(negate(Criterion::Outcome), &condition, values);
-    }
-    if let Some(code) = query.fault_code {
-        filter.add(
-            negate(Criterion::FaultCode),
-            "c.outcome = 1 AND c.fault_code = ?",
-            [Value::Integer(code)],
-        );
-    }
-    if let Some(check) = query.identity_check {
-        filter.add(
-            negate(Criterion::IdentityCheck),
-            "c.user_matches = ?",
-            [Value::Integer(i64::from(check))],
-        );
-    }
-    if let Some(before) = query.before_id {
-        filter.add(false, "c.id < ?", [Value::Integer(before)]);
-    }
-    if let Some(after) = query.after_id {
-        filter.add(false, "c.id > ?", [Value::Integer(after)]);
-    }
-    Ok(filter)
-}
-
 fn time_value(micros: Option<i64>, table: &'static str) -> Result<OffsetDateTime, JournalError> {
     from_micros(micros.unwrap_or(0)).map_err(|error| JournalError::Corrupt {
         table,
@@ -1267,7 +1011,7 @@ fn time_value(micros: Option<i64>, table: &'static str) -> Result<OffsetDateTime
 
 impl JournalReader for SqliteStore {
     fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, JournalError> {
-        let mut filter = call_filter(query)?;
+        let mut filter = call_filter(query, Dialect::Sqlite)?;
         let order = if query.after_id.is_some() {
             "ASC"
         } else {
@@ -1277,14 +1021,12 @@ impl JournalReader for SqliteStore {
             "{SELECT_CALL} {} ORDER BY c.id {order} LIMIT ?",
             filter.where_clause()
         );
-        filter
-            .values
-            .push(Value::Integer(effective_limit(query.limit)));
+        filter.values.push(Param::Int(effective_limit(query.limit)));
         self.query_calls_on(&self.connection, &sql, &filter.values)
     }
 
     fn count_calls(&self, query: &CallQuery) -> Result<u64, JournalError> {
-        let filter = call_filter(query)?;
+        let filter = call_filter(query, Dialect::Sqlite)?;
         let sql = format!("SELECT COUNT(*) FROM calls c {}", filter.where_clause());
         let count: i64 = self
             .connection
@@ -1294,40 +1036,11 @@ impl JournalReader for SqliteStore {
     }
 
     fn count_each(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
-        // A query with a narrow indexed filter (a caller, a supplier, faults), or none at all,
-        // is counted on its own from its index; the broad rest together in one pass.
-        let narrow = |query: &CallQuery| {
-            let faults = query
-                .outcome
-                .as_deref()
-                .is_some_and(|o| o.trim() != "receipt");
-            query.negate.is_none()
-                && (query.caller.is_some()
-                    || query.caller_id.is_some()
-                    || query.cvr.is_some()
-                    || query.supplier.is_some()
-                    || query.fault_code.is_some()
-                    || faults
-                    || call_filter(query).is_ok_and(|filter| filter.conditions.is_empty()))
-        };
-        let mut counts = vec![0; queries.len()];
-        let mut broad = Vec::new();
-        for (index, query) in queries.iter().enumerate() {
-            if narrow(query) {
-                counts[index] = self.count_calls(query)?;
-            } else {
-                broad.push(index);
-            }
-        }
-        if broad.len() == 1 {
-            counts[broad[0]] = self.count_calls(&queries[broad[0]])?;
-        } else if broad.len() > 1 {
-            let together: Vec<CallQuery> = broad.iter().map(|i| queries[*i].clone()).collect();
-            for (index, count) in broad.iter().zip(self.count_in_one_pass(&together)?) {
-                counts[*index] = count;
-            }
-        }
-        Ok(counts)
+        filter::count_each(
+            queries,
+            |query| self.count_calls(query),
+            |queries| self.count_in_one_pass(queries),
+        )
     }
 
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
@@ -1341,7 +1054,7 @@ impl JournalReader for SqliteStore {
     fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError> {
         let mut filter = Filter::default();
         if let Some(since) = query.since {
-            filter.add(false, "time_us >= ?", [Value::Integer(to_micros(since))]);
+            filter.add(false, "time_us >= ?", [Param::Int(to_micros(since))]);
         }
         if let Some(reason) = &query.reason {
             let reason = RejectionReason::parse(reason.trim()).ok_or_else(|| {
@@ -1354,20 +1067,18 @@ impl JournalReader for SqliteStore {
             filter.add(
                 false,
                 "reason = ?",
-                [Value::Text(reason.as_str().to_owned())],
+                [Param::Text(reason.as_str().to_owned())],
             );
         }
         if let Some(before) = query.before_id {
-            filter.add(false, "id < ?", [Value::Integer(before)]);
+            filter.add(false, "id < ?", [Param::Int(before)]);
         }
         let sql = format!(
             "SELECT id, time_us, peer, reason, detail, identity, mode FROM rejections {} \
              ORDER BY id DESC LIMIT ?",
             filter.where_clause()
         );
-        filter
-            .values
-            .push(Value::Integer(effective_limit(query.limit)));
+        filter.values.push(Param::Int(effective_limit(query.limit)));
         let mut statement = self.connection.prepare_cached(&sql)?;
         let mut rows = statement.query(rusqlite::params_from_iter(filter.values))?;
         let mut rejections = Vec::new();
@@ -1379,12 +1090,12 @@ impl JournalReader for SqliteStore {
 
     fn confirmation(&self, guid: &str) -> Result<Option<StoredConfirmation>, JournalError> {
         Ok(self
-            .query_confirmations("WHERE f.guid = ?1", vec![Value::Text(guid.to_owned())])?
+            .query_confirmations("WHERE f.guid = ?1", vec![Param::Text(guid.to_owned())])?
             .pop())
     }
 
     fn confirmations(&self, limit: usize) -> Result<Vec<StoredConfirmation>, JournalError> {
-        self.query_confirmations("", vec![Value::Integer(effective_limit(limit))])
+        self.query_confirmations("", vec![Param::Int(effective_limit(limit))])
     }
 
     fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError> {
@@ -1450,12 +1161,8 @@ impl SqliteStore {
         let mut sums = Vec::with_capacity(queries.len());
         let mut values = Vec::new();
         for query in queries {
-            let filter = call_filter(query)?;
-            let condition = if filter.conditions.is_empty() {
-                "1".to_owned()
-            } else {
-                filter.conditions.join(" AND ")
-            };
+            let filter = call_filter(query, Dialect::Sqlite)?;
+            let condition = filter.expression();
             sums.push(format!(
                 "COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
             ));
@@ -1506,7 +1213,7 @@ impl SqliteStore {
     fn query_confirmations(
         &self,
         filter: &str,
-        values: Vec<Value>,
+        values: Vec<Param>,
     ) -> Result<Vec<StoredConfirmation>, JournalError> {
         let limit = if filter.is_empty() { "LIMIT ?1" } else { "" };
         let sql = format!(

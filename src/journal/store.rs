@@ -1,8 +1,9 @@
 //! The storage interface: the writer's [`JournalStore`] and the queries' [`JournalReader`].
 //!
-//! Nothing in these types belongs to one database: SQLite implements them today
-//! ([`super::SqliteStore`]), a server database can implement them beside it. Every query is
-//! meant to be answered by the store's own indexes, never by reading every call back.
+//! Nothing in these types belongs to one database: the embedded SQLite store
+//! ([`super::SqliteStore`]) and the PostgreSQL store several replicas share
+//! ([`super::PostgresStore`], [`super::PostgresReader`]) implement them. Every query is meant to
+//! be answered by the store's own indexes, never by reading every call back.
 
 use super::records::{
     CallQuery, CallerSummary, CertificateSummary, Entry, RejectionQuery, StoredCall,
@@ -27,6 +28,20 @@ pub trait JournalStore: Send + 'static {
     /// A cheap write that succeeds only when the store can commit again (after a full disk).
     fn probe(&mut self) -> Result<(), JournalError> {
         Ok(())
+    }
+}
+
+impl<S: JournalStore + ?Sized> JournalStore for Box<S> {
+    fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+        (**self).append(entries)
+    }
+
+    fn prune(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {
+        (**self).prune(retention, limit)
+    }
+
+    fn probe(&mut self) -> Result<(), JournalError> {
+        (**self).probe()
     }
 }
 
@@ -111,6 +126,13 @@ pub trait JournalReader {
             .collect()
     }
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError>;
+    /// The calls of `ids` that exist, in any order: one query where a round trip costs (a
+    /// server database), else one [`JournalReader::call`] each.
+    fn calls_by_id(&self, ids: &[i64]) -> Result<Vec<StoredCall>, JournalError> {
+        ids.iter()
+            .filter_map(|id| self.call(*id).transpose())
+            .collect()
+    }
     /// The latest call whose response carried this receipt GUID.
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError>;
     fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError>;

@@ -42,58 +42,6 @@ async fn malformed_call(pki: &Pki, server: &TestServer) {
     assert_eq!(reply.status, 400);
 }
 
-/// A client of `/api/events`, reading raw lines.
-struct Events {
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
-    _write: tokio::net::tcp::OwnedWriteHalf,
-    content_type: String,
-}
-
-impl Events {
-    /// Opens the stream and waits until it is connected, so no later event is missed.
-    async fn open(admin: std::net::SocketAddr) -> Events {
-        let stream = tokio::net::TcpStream::connect(admin).await.unwrap();
-        let (read, mut write) = stream.into_split();
-        write
-            .write_all(b"GET /api/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut events = Events {
-            lines: tokio::io::BufReader::new(read).lines(),
-            _write: write,
-            content_type: String::new(),
-        };
-        let status = events.line().await;
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-        loop {
-            let line = events.line().await;
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-type: ") {
-                events.content_type = value.to_owned();
-            }
-            if line.contains(": connected") {
-                return events;
-            }
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .expect("the event stream went quiet")
-            .unwrap()
-            .expect("the event stream ended")
-    }
-
-    /// The data line of the next event named `name`.
-    async fn next(&mut self, name: &str) -> String {
-        loop {
-            if self.line().await == format!("event: {name}") {
-                return self.line().await;
-            }
-        }
-    }
-}
-
 fn ids(page: &Value) -> Vec<i64> {
     page["calls"]
         .as_array()
@@ -111,7 +59,7 @@ async fn off_loopback_without_a_token_the_admin_listener_refuses_to_start() {
     let app = dfdg_mock::app::App::new(journal, dfdg_mock::config::Limits::default());
     let admin = Arc::new(dfdg_mock::admin::Admin::new(
         &app,
-        server.journal_path.clone(),
+        server.readers.clone(),
         None,
     ));
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();

@@ -12,7 +12,7 @@ use dfdg_mock::journal::{
 use rusqlite::{params, Connection};
 use time::macros::datetime;
 
-fn identity(n: u32) -> IdentityFields {
+pub fn identity(n: u32) -> IdentityFields {
     IdentityFields {
         caller_id: format!("CVR:9{n:07}-UUID:3f2b6c1e-8d4a-4b7e-9c21-{n:012}"),
         kind: "OCES3 organisation/system".to_owned(),
@@ -28,7 +28,7 @@ fn identity(n: u32) -> IdentityFields {
 }
 
 /// A call as version 5 journaled it: every field set, so that any one lost shows.
-fn v5_call(n: u32) -> CallRecord {
+pub fn v5_call(n: u32) -> CallRecord {
     let faulted = n % 3 == 2;
     CallRecord {
         time: datetime!(2026-05-01 10:00:00.123456 UTC) + time::Duration::seconds(i64::from(n)),

@@ -1,5 +1,6 @@
 //! All integration tests, in one test binary: the real server on 127.0.0.1:0 with a fresh PKI
-//! per test, real TLS clients presenting real certificates, a real SQLite journal.
+//! per test, real TLS clients presenting real certificates, a real SQLite journal (and a real
+//! PostgreSQL cluster per test where the journal is shared by replicas).
 
 mod admin;
 mod catalog;
@@ -12,8 +13,11 @@ mod health;
 mod java;
 mod journal;
 mod onboarding;
+mod pg;
+mod replicas;
 mod scenarios;
 mod served;
+mod stores;
 mod suites;
 mod support;
 mod verify;

@@ -1,6 +1,6 @@
 //! The suites that need tools from outside the Rust toolchain: Python (zeep, lxml,
 //! openapi-spec-validator), Node (node-soap), Chromium with chromedriver, Java (a JDK with
-//! Debian's JAX-WS RI) and Mono (WCF). `cargo xtask test` installs them all and runs every
+//! Debian's JAX-WS RI), Mono (WCF) and PostgreSQL (the shared journal of several replicas). `cargo xtask test` installs them all and runs every
 //! suite with `DFDG_MOCK_TEST_SUITES=required`, which makes a missing tool a failure. Under
 //! plain `cargo test` a test whose tool is missing says on the terminal which suite it skipped
 //! and why, and passes without running.
@@ -27,6 +27,7 @@ pub enum Suite {
     Browser,
     Java,
     Dotnet,
+    Postgres,
 }
 
 impl Suite {
@@ -37,6 +38,7 @@ impl Suite {
             Suite::Browser => "Debian's chromium and chromium-driver (/usr/bin/chromium, chromedriver)",
             Suite::Java => "a JDK (javac, java, keytool) and Debian's JAX-WS RI (package jaxws: wsimport, /usr/share/java/jaxws-rt.jar)",
             Suite::Dotnet => "Mono with WCF (packages mono-devel, libmono-system-servicemodel4.0a-cil, ca-certificates-mono: mono, mcs, cert-sync)",
+            Suite::Postgres => "PostgreSQL's server binaries (Debian's package postgresql: /usr/lib/postgresql/*/bin/initdb, pg_ctl, psql)",
         }
     }
 }

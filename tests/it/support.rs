@@ -13,7 +13,8 @@ use dfdg_mock::app::App;
 use dfdg_mock::config::{AdminToken, ClientAuthMode, Config, Limits};
 use dfdg_mock::instance::{Given, Instance, Running};
 use dfdg_mock::journal::{
-    CallQuery, JournalReader, RejectionQuery, SqliteStore, StoredCall, StoredRejection,
+    CallQuery, Database, JournalReader, Readers, RejectionQuery, SqliteStore, StoredCall,
+    StoredRejection,
 };
 use dfdg_mock::pki::{
     CertificateAuthority, CertificateShape, ClientSpec, IssuedCertificate, Oces2Kind,
@@ -22,6 +23,7 @@ use dfdg_mock::tls::TlsMaterial;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -98,6 +100,8 @@ pub struct TestServer {
     /// The admin listener, when started with one.
     pub admin_addr: Option<SocketAddr>,
     pub journal_path: PathBuf,
+    /// The server's own reading connections (either store).
+    pub readers: Readers,
     /// The request pipeline, for reloading and resetting scenarios from a test.
     pub app: Arc<App>,
     running: Option<Running>,
@@ -110,6 +114,12 @@ pub struct Options {
     pub limits: Limits,
     /// Journal file; default: a fresh one in a temporary folder.
     pub journal: Option<PathBuf>,
+    /// A PostgreSQL journal instead of the file (its feed of other replicas' calls runs).
+    pub database: Option<Arc<Database>>,
+    /// The replica's name (labels `/metrics`).
+    pub replica: Option<String>,
+    /// Retention of the journal; default: the built-in one.
+    pub retention: dfdg_mock::journal::Retention,
     /// Start the admin listener too.
     pub admin: Option<AdminOptions>,
     /// Scenario folder; default: none (every call gets the default answer).
@@ -151,6 +161,9 @@ impl Default for Options {
             mode: ClientAuthMode::Require,
             limits: Limits::default(),
             journal: None,
+            database: None,
+            replica: None,
+            retention: dfdg_mock::journal::Retention::default(),
             admin: None,
             scenarios: None,
             watch: true,
@@ -208,6 +221,9 @@ impl TestServer {
             certs_dir: dir.path().join("certs"),
             client_auth: options.mode,
             journal: journal_path.clone(),
+            journal_url: options.database.map(|database| (*database).clone()),
+            replica: options.replica,
+            retention: options.retention,
             scenarios: options.scenarios,
             limits: options.limits,
             wsb: options.wsb,
@@ -240,6 +256,7 @@ impl TestServer {
             addr: running.soap_addr(),
             admin_addr: running.admin_addr(),
             journal_path,
+            readers: running.readers().clone(),
             app: running.app().clone(),
             running: Some(running),
             _dir: dir,
@@ -323,6 +340,58 @@ pub async fn admin_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&reply.body).unwrap()
 }
 
+/// A client of `/api/events`, reading raw lines.
+pub struct Events {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    _write: tokio::net::tcp::OwnedWriteHalf,
+    pub content_type: String,
+}
+
+impl Events {
+    /// Opens the stream and waits until it is connected, so no later event is missed.
+    pub async fn open(admin: std::net::SocketAddr) -> Events {
+        let stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(b"GET /api/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut events = Events {
+            lines: tokio::io::BufReader::new(read).lines(),
+            _write: write,
+            content_type: String::new(),
+        };
+        let status = events.line().await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        loop {
+            let line = events.line().await;
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-type: ") {
+                events.content_type = value.to_owned();
+            }
+            if line.contains(": connected") {
+                return events;
+            }
+        }
+    }
+
+    pub async fn line(&mut self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("the event stream went quiet")
+            .unwrap()
+            .expect("the event stream ended")
+    }
+
+    /// The data line of the next event named `name`.
+    pub async fn next(&mut self, name: &str) -> String {
+        loop {
+            if self.line().await == format!("event: {name}") {
+                return self.line().await;
+            }
+        }
+    }
+}
+
 /// A snapshot of a journal, newest first.
 pub struct Journaled {
     pub calls: Vec<StoredCall>,
@@ -331,7 +400,10 @@ pub struct Journaled {
 
 impl Journaled {
     pub fn read(path: &Path) -> Journaled {
-        let store = SqliteStore::open_read_only(path).unwrap();
+        Journaled::of(&SqliteStore::open_read_only(path).unwrap())
+    }
+
+    pub fn of(store: &impl JournalReader) -> Journaled {
         Journaled {
             calls: store
                 .calls(&CallQuery {

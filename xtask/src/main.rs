@@ -2,8 +2,8 @@
 //!
 //! It installs what the external suites need, pinned and project-local where it can be:
 //! Debian packages through apt (curl, openssl, Python's venv, Node.js and npm, Chromium and
-//! chromedriver, a JDK with the JAX-WS RI, Mono with WCF) when it runs as root, a Python venv in
-//! `target/e2e/venv` from `tests/e2e/requirements.txt`, node-soap from
+//! chromedriver, a JDK with the JAX-WS RI, Mono with WCF, PostgreSQL's server) when it runs as
+//! root, a Python venv in `target/e2e/venv` from `tests/e2e/requirements.txt`, node-soap from
 //! `tests/e2e/node/package-lock.json` with `npm ci`. Then it runs `cargo test --locked` with
 //! `DFDG_MOCK_TEST_SUITES=required`, so a suite whose tool is missing fails instead of skipping.
 //! Not root and something missing: it stops before the tests and prints the apt-get command.
@@ -23,7 +23,7 @@ cargo xtask setup            only install (what `test` does first)
 
 What it installs, when missing:
   apt (as root)   curl, openssl, python3-venv, nodejs + npm, chromium + chromium-driver,
-                  default-jdk-headless + jaxws, mono-devel (WCF, cert-sync)
+                  default-jdk-headless + jaxws, mono-devel (WCF, cert-sync), postgresql
   target/e2e/venv Python packages pinned in tests/e2e/requirements.txt
   tests/e2e/node  node-soap from package-lock.json (npm ci)
 Not root: it stops before the tests and prints the apt-get command to run.
@@ -147,7 +147,7 @@ fn test(args: &[String]) -> Result<(), Failure> {
         )));
     }
     if args.is_empty() {
-        println!("xtask: the whole suite passed, the Python, Node, Chromium, Java and .NET suites included ({summary})");
+        println!("xtask: the whole suite passed, the Python, Node, Chromium, Java, .NET and PostgreSQL suites included ({summary})");
     } else {
         println!(
             "xtask: cargo test {} passed with every external suite required ({summary})",
@@ -220,12 +220,27 @@ const NEEDS: &[Need] = &[
             "ca-certificates-mono",
         ],
     },
+    Need {
+        what: "PostgreSQL's server (the shared-journal tests start throw-away clusters: initdb, pg_ctl)",
+        present: postgres_present,
+        packages: &["postgresql"],
+    },
 ];
+
+/// Debian's server binaries, whichever version: /usr/lib/postgresql/*/bin/initdb and pg_ctl.
+fn postgres_present() -> bool {
+    fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+        versions.filter_map(Result::ok).any(|version| {
+            let bin = version.path().join("bin");
+            bin.join("initdb").exists() && bin.join("pg_ctl").exists()
+        })
+    })
+}
 
 fn system_packages() -> Result<(), Failure> {
     let missing: Vec<&Need> = NEEDS.iter().filter(|need| !(need.present)()).collect();
     if missing.is_empty() {
-        println!("xtask: system tools: all present (curl, openssl, python3, node, chromium, JDK + JAX-WS, Mono)");
+        println!("xtask: system tools: all present (curl, openssl, python3, node, chromium, JDK + JAX-WS, Mono, PostgreSQL)");
         return Ok(());
     }
     let packages: Vec<&str> = missing
