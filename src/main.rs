@@ -3,10 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = dfdg_mock::cli::Cli::parse();
+    // Not clap's own parse: a bad value from a DFDG_MOCK_* variable is blamed on the variable.
+    let cli = dfdg_mock::cli::parse();
     dfdg_mock::logging::init(cli.log_format);
     match dfdg_mock::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
