@@ -19,6 +19,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use time::OffsetDateTime;
 
+mod checkpoint;
+
 use super::codec;
 use super::records::{
     CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Criterion, Entry,
@@ -98,6 +100,11 @@ struct CertificateDelta {
 pub struct SqliteStore {
     /// The file, for error messages.
     path: PathBuf,
+    /// The thread that checkpoints the write-ahead log off the commit path, if started
+    /// ([`SqliteStore::checkpoint_in_background`]). Declared before `connection` so that it
+    /// stops (and closes its own connection) first: the writer's connection, closed last,
+    /// then checkpoints the whole log and removes it.
+    checkpointer: Option<checkpoint::Checkpointer>,
     connection: Connection,
     caches: Caches,
     /// The id the next call gets (ids are never reused, even after a reset or pruning).
@@ -147,6 +154,7 @@ impl SqliteStore {
         connection.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteStore {
             path: path.to_owned(),
+            checkpointer: None,
             connection,
             caches: Caches::default(),
             next_call_id: 1,
@@ -193,12 +201,28 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             path: path.to_owned(),
+            checkpointer: None,
             connection,
             caches: Caches::default(),
             next_call_id: 0,
             dictionaries: RefCell::new(HashMap::new()),
             call_count: None,
         })
+    }
+
+    /// Moves the write-ahead log's checkpoints off the commit path: this connection stops
+    /// checkpointing, and a thread of the store's own, with a connection of its own, checkpoints
+    /// as the log grows (see `checkpoint.rs`). For the writer of a server, whose callers wait for
+    /// each commit; the thread stops when the store is dropped.
+    pub fn checkpoint_in_background(&mut self) -> Result<(), JournalError> {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Some(checkpoint::Checkpointer::start(
+                &self.path,
+                &mut self.connection,
+                checkpoint::Thresholds::default(),
+            )?);
+        }
+        Ok(())
     }
 
     /// The file this store reads and writes.
