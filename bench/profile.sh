@@ -5,6 +5,7 @@
 #
 #   bench/profile.sh                    # 15 s of load; perf.data stays in $BENCH_WORK/profile/
 #   DUR=30 CONNECTIONS=32 bench/profile.sh
+#   BENCH_BINARY=/tmp/old/dfdg-mock bench/profile.sh   # profile another build (nothing is built)
 #
 # Needs perf (Debian: linux-perf) and the harness's load generator and PKI (bench/run.sh, or
 # ../shared/bench/setup.sh loadgen pki, makes them).
@@ -21,9 +22,9 @@ OUT="$BENCH_WORK/profile"
 command -v perf >/dev/null || { echo "profile: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
 [[ -x "$LOADGEN" && -f "$PKI/ca.crt" ]] || { echo "profile: run bench/run.sh once first (load generator, PKI)" >&2; exit 2; }
 
-cargo build --release --locked --quiet
+[[ -n "${BENCH_BINARY:-}" ]] || cargo build --release --locked --quiet
 rm -rf "$OUT" && mkdir -p "$OUT"
-./target/release/dfdg-mock serve --listen "127.0.0.1:$PORT" \
+"${BENCH_BINARY:-./target/release/dfdg-mock}" serve --listen "127.0.0.1:$PORT" \
   --cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt" \
   --wsdl wsdl --validation enforce --scenarios scenarios --journal "$OUT/journal.sqlite" \
   --suppliers "$OUT/suppliers.toml" --admin-listen 127.0.0.1:0 >"$OUT/server.log" 2>&1 &

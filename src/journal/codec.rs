@@ -83,9 +83,17 @@ pub struct Cold {
     pub identity_findings: Vec<crate::supplier::Finding>,
 }
 
-/// Packs the cold fields and both bodies: `len(json) json len(request) request response`,
-/// lengths as 4-byte little-endian.
+/// [`pack_into`] a new buffer.
 pub fn pack(call: &CallRecord) -> Result<Vec<u8>, JournalError> {
+    let mut packed = Vec::new();
+    pack_into(call, &mut packed)?;
+    Ok(packed)
+}
+
+/// Packs the cold fields and both bodies into `packed` (cleared first, so that the writer
+/// reuses one buffer): `len(json) json len(request) request response`, lengths as 4-byte
+/// little-endian.
+pub fn pack_into(call: &CallRecord, packed: &mut Vec<u8>) -> Result<(), JournalError> {
     let cold = ColdRef {
         peer: &call.peer,
         tls_version: &call.tls_version,
@@ -112,23 +120,30 @@ pub fn pack(call: &CallRecord) -> Result<Vec<u8>, JournalError> {
         authorization: call.authorization.as_deref(),
         identity_findings: &call.identity_findings,
     };
-    let json = serde_json::to_vec(&cold).map_err(|source| JournalError::Encode {
+    // The JSON goes straight into the buffer after a placeholder for its length.
+    packed.clear();
+    packed.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *packed, &cold).map_err(|source| JournalError::Encode {
         what: "call",
         source,
     })?;
-    let mut packed =
-        Vec::with_capacity(8 + json.len() + call.request_body.len() + call.response_body.len());
-    push_part(&mut packed, &json)?;
-    push_part(&mut packed, &call.request_body)?;
+    let json_length = part_length(packed.len() - 4)?;
+    packed[..4].copy_from_slice(&json_length.to_le_bytes());
+    packed.reserve(4 + call.request_body.len() + call.response_body.len());
+    push_part(packed, &call.request_body)?;
     packed.extend_from_slice(&call.response_body);
-    Ok(packed)
+    Ok(())
+}
+
+fn part_length(length: usize) -> Result<u32, JournalError> {
+    u32::try_from(length).map_err(|_| JournalError::Encode {
+        what: "body",
+        source: serde::ser::Error::custom("larger than 4 GiB"),
+    })
 }
 
 fn push_part(packed: &mut Vec<u8>, part: &[u8]) -> Result<(), JournalError> {
-    let length = u32::try_from(part.len()).map_err(|_| JournalError::Encode {
-        what: "body",
-        source: serde::ser::Error::custom("larger than 4 GiB"),
-    })?;
+    let length = part_length(part.len())?;
     packed.extend_from_slice(&length.to_le_bytes());
     packed.extend_from_slice(part);
     Ok(())
@@ -154,10 +169,32 @@ fn take_part(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
 
 /// Compresses `packed` against `dictionary` (empty: none); the unpacked size goes first.
 pub fn compress(packed: &[u8], dictionary: &[u8]) -> Vec<u8> {
-    if dictionary.is_empty() {
-        lz4_flex::block::compress_prepend_size(packed)
+    let mut blob = Vec::new();
+    compress_into(packed, dictionary, &mut blob);
+    blob
+}
+
+/// [`compress`] into `blob` (replacing what it held), so that the writer reuses one buffer.
+pub fn compress_into(packed: &[u8], dictionary: &[u8], blob: &mut Vec<u8>) {
+    let size = u32::try_from(packed.len()).unwrap_or(u32::MAX);
+    blob.clear();
+    blob.resize(
+        4 + lz4_flex::block::get_maximum_output_size(packed.len()),
+        0,
+    );
+    blob[..4].copy_from_slice(&size.to_le_bytes());
+    // As lz4_flex's own `compress_prepend_size_with_dict`: a dictionary of 3 bytes or fewer
+    // is none.
+    let written = if dictionary.len() <= 3 {
+        lz4_flex::block::compress_into(packed, &mut blob[4..])
     } else {
-        lz4_flex::block::compress_prepend_size_with_dict(packed, dictionary)
+        lz4_flex::block::compress_into_with_dict(packed, &mut blob[4..], dictionary)
+    };
+    // The buffer has the room the format can need, so this cannot fail; were it to, the blob
+    // would be left empty and its decompression would report it.
+    match written {
+        Ok(written) => blob.truncate(4 + written),
+        Err(_) => blob.clear(),
     }
 }
 
@@ -326,6 +363,20 @@ mod tests {
         }
         assert!(decompress(b"\xff\xff\xff\x7f", b"").is_err());
         assert!(decompress(b"\x01", b"").is_err());
+    }
+
+    #[test]
+    fn compress_into_writes_lz4_flex_s_own_size_prepended_format() {
+        let packed = b"\x03\0\0\0{}x\x02\0\0\0abcdef, abcdef and more".to_vec();
+        let dictionary = b"{}xabcdef and more";
+        let mut blob = vec![1, 2, 3];
+        compress_into(&packed, dictionary, &mut blob);
+        assert_eq!(
+            blob,
+            lz4_flex::block::compress_prepend_size_with_dict(&packed, dictionary)
+        );
+        compress_into(&packed, b"", &mut blob);
+        assert_eq!(blob, lz4_flex::block::compress_prepend_size(&packed));
     }
 
     #[test]

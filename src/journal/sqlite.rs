@@ -19,6 +19,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use time::OffsetDateTime;
 
+mod checkpoint;
+
 use super::codec;
 use super::filter::{self, call_filter, effective_limit, Dialect, Filter, Param};
 use super::records::{
@@ -48,6 +50,9 @@ const MAX_CACHED_NAMES: usize = 65_536;
 
 /// Bytes the availability probe writes (and removes again).
 const PROBE_BYTES: i64 = 512 * 1024;
+
+/// The largest buffer the writer keeps from one call to the next (bytes).
+const REUSED_BUFFER: usize = 64 * 1024;
 
 /// Calls copied per step of the migration from version 5 (one progress line each).
 const MIGRATION_STEP: i64 = 20_000;
@@ -91,6 +96,9 @@ struct Caches {
     /// Operation → (dictionaries.id, bytes).
     dictionaries: HashMap<String, (i64, Arc<Vec<u8>>)>,
     dictionary_count: Option<i64>,
+    /// Buffers a call is packed and compressed in, reused from call to call.
+    packed: Vec<u8>,
+    blob: Vec<u8>,
 }
 
 /// The embedded store. Opened with [`SqliteStore::open`] it is the writer's (and migrates the
@@ -99,9 +107,15 @@ struct Caches {
 pub struct SqliteStore {
     /// The file, for error messages.
     path: PathBuf,
+    /// The thread that checkpoints the write-ahead log off the commit path, if started
+    /// ([`SqliteStore::checkpoint_in_background`]). Declared before `connection` so that it
+    /// stops (and closes its own connection) first: the writer's connection, closed last,
+    /// then checkpoints the whole log and removes it.
+    checkpointer: Option<checkpoint::Checkpointer>,
     connection: Connection,
     caches: Caches,
-    /// The id the next call gets (ids are never reused, even after a reset or pruning).
+    /// The id the next call gets (ids are never reused, even after a reset or pruning): at
+    /// open, one past the largest of `calls` and of what `meta` remembers.
     next_call_id: i64,
     /// Dictionaries read so far, by id (readers and the writer's own reads).
     dictionaries: RefCell<HashMap<i64, Arc<Vec<u8>>>>,
@@ -148,6 +162,7 @@ impl SqliteStore {
         connection.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteStore {
             path: path.to_owned(),
+            checkpointer: None,
             connection,
             caches: Caches::default(),
             next_call_id: 1,
@@ -194,12 +209,28 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             path: path.to_owned(),
+            checkpointer: None,
             connection,
             caches: Caches::default(),
             next_call_id: 0,
             dictionaries: RefCell::new(HashMap::new()),
             call_count: None,
         })
+    }
+
+    /// Moves the write-ahead log's checkpoints off the commit path: this connection stops
+    /// checkpointing, and a thread of the store's own, with a connection of its own, checkpoints
+    /// as the log grows (see `checkpoint.rs`). For the writer of a server, whose callers wait for
+    /// each commit; the thread stops when the store is dropped.
+    pub fn checkpoint_in_background(&mut self) -> Result<(), JournalError> {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Some(checkpoint::Checkpointer::start(
+                &self.path,
+                &mut self.connection,
+                checkpoint::Thresholds::default(),
+            )?);
+        }
+        Ok(())
     }
 
     /// The file this store reads and writes.
@@ -216,12 +247,15 @@ impl SqliteStore {
     /// file grows. The write-ahead log comes on top (a few MB between checkpoints, cut back to
     /// 16 MiB after one).
     pub fn size_on_disk(&self) -> Result<u64, JournalError> {
-        let pragma = |name: &str| -> Result<i64, JournalError> {
+        // Cached statements: pruning asks after every batch that added calls.
+        let pragma = |sql: &str| -> Result<i64, JournalError> {
             Ok(self
                 .connection
-                .pragma_query_value(None, name, |row| row.get(0))?)
+                .prepare_cached(sql)?
+                .query_row([], |row| row.get(0))?)
         };
-        let used = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
+        let used = (pragma("PRAGMA page_count")? - pragma("PRAGMA freelist_count")?)
+            * pragma("PRAGMA page_size")?;
         Ok(u64::try_from(used).unwrap_or(0))
     }
 
@@ -342,12 +376,25 @@ fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<
         )
         .optional()?
         .unwrap_or(0);
-    let next = sequence.max(last) + 1;
-    connection.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_call_id', ?1)",
-        [next],
-    )?;
+    store_next_call_id(connection, sequence.max(last) + 1)?;
     connection.execute_batch("DROP TABLE receipts_v5; DROP TABLE calls_v5;")?;
+    Ok(())
+}
+
+/// A buffer to keep for the next call: not one a large body grew, which would stay allocated.
+fn reusable(mut buffer: Vec<u8>) -> Vec<u8> {
+    if buffer.capacity() > REUSED_BUFFER {
+        buffer = Vec::new();
+    }
+    buffer
+}
+
+/// Remembers the id the next call gets. Written only when calls are removed (reset, pruning,
+/// migration): otherwise the largest id in `calls` says it, and a batch dirties one page less.
+fn store_next_call_id(connection: &Connection, next: i64) -> Result<(), JournalError> {
+    connection
+        .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_call_id', ?1)")?
+        .execute([next])?;
     Ok(())
 }
 
@@ -463,14 +510,17 @@ fn insert_call(
     id: i64,
     deltas: &mut HashMap<i64, codec::CertificateDelta>,
 ) -> Result<(), JournalError> {
-    let packed = codec::pack(call)?;
+    let mut packed = std::mem::take(&mut caches.packed);
+    let mut blob = std::mem::take(&mut caches.blob);
+    codec::pack_into(call, &mut packed)?;
     let (dictionary_id, dictionary_bytes) = dictionary(
         connection,
         caches,
         call.operation.as_deref().unwrap_or_default(),
         &packed,
     )?;
-    let blob = codec::compress(&packed, &dictionary_bytes);
+    codec::compress_into(&packed, &dictionary_bytes, &mut blob);
+    caches.packed = reusable(packed);
     let certificate = call
         .identity
         .as_ref()
@@ -521,6 +571,7 @@ fn insert_call(
     connection
         .prepare_cached("INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)")?
         .execute(params![id, dictionary_id, blob])?;
+    caches.blob = reusable(blob);
     let mut receipt = connection.prepare_cached(
         "INSERT OR IGNORE INTO receipts (bucket, call_id, key) VALUES (?1, ?2, ?3)",
     )?;
@@ -672,25 +723,52 @@ impl JournalStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Writes `entries` in one transaction. BEGIN and COMMIT are cached statements, since
+    /// `Connection::transaction` parses both again for every batch.
     fn append_in_transaction(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
-        let transaction = self.connection.unchecked_transaction()?;
+        self.connection.prepare_cached("BEGIN")?.execute([])?;
+        let result = self.append_entries(entries).and_then(|(ids, calls)| {
+            self.connection.prepare_cached("COMMIT")?.execute([])?;
+            Ok((ids, calls))
+        });
+        match result {
+            Ok((ids, calls)) => {
+                if let Some(count) = &mut self.call_count {
+                    *count += calls;
+                }
+                Ok(ids)
+            }
+            Err(error) => {
+                if !self.connection.is_autocommit() {
+                    // What a dropped `Transaction` does; the error that got here is the one to report.
+                    let _ = self.connection.execute_batch("ROLLBACK");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The inserts of [`SqliteStore::append_in_transaction`]: the ids, and the calls added.
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(Vec<i64>, u64), JournalError> {
+        let transaction = &self.connection;
         let mut ids = Vec::with_capacity(entries.len());
         let mut deltas = HashMap::new();
         let mut calls = 0;
+        let mut reset = false;
         for entry in entries {
             let id = match entry {
                 Entry::Call(call) => {
                     let id = self.next_call_id;
-                    insert_call(&transaction, &mut self.caches, call, id, &mut deltas)?;
+                    insert_call(transaction, &mut self.caches, call, id, &mut deltas)?;
                     self.next_call_id += 1;
                     calls += 1;
                     id
                 }
-                Entry::Rejection(rejection) => insert_rejection(&transaction, rejection)?,
+                Entry::Rejection(rejection) => insert_rejection(transaction, rejection)?,
                 Entry::Confirmation(confirmation) => {
-                    flush_certificates(&transaction, &deltas)?;
+                    flush_certificates(transaction, &deltas)?;
                     deltas.clear();
-                    self.insert_confirmation(&transaction, confirmation)?
+                    self.insert_confirmation(transaction, confirmation)?
                 }
                 Entry::Reset => {
                     // Dictionaries stay: one never changes once written, so the copies
@@ -704,25 +782,19 @@ impl SqliteStore {
                     self.caches = Caches::default();
                     self.call_count = Some(0);
                     calls = 0;
+                    reset = true;
                     0
                 }
-                Entry::Reload(reload) => insert_reload(&transaction, reload)?,
+                Entry::Reload(reload) => insert_reload(transaction, reload)?,
             };
             ids.push(id);
         }
-        flush_certificates(&transaction, &deltas)?;
-        if calls > 0 {
-            transaction
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_call_id', ?1)",
-                )?
-                .execute([self.next_call_id])?;
+        flush_certificates(transaction, &deltas)?;
+        if reset {
+            // Ids are never reused: with the calls gone, only `meta` remembers the next one.
+            store_next_call_id(transaction, self.next_call_id)?;
         }
-        transaction.commit()?;
-        if let Some(count) = &mut self.call_count {
-            *count += calls;
-        }
-        Ok(ids)
+        Ok((ids, calls))
     }
 
     /// One pruning step: removes up to `limit` of the oldest calls beyond `retention`, never one
@@ -794,6 +866,10 @@ impl SqliteStore {
                      WHERE id = ?1",
                 )?
                 .execute(params![certificate, removed])?;
+        }
+        if !candidates.is_empty() {
+            // The newest calls may be among those removed; `meta` remembers the next id.
+            store_next_call_id(&transaction, self.next_call_id)?;
         }
         let certificates_left = transaction.execute(
             "DELETE FROM certificates WHERE calls <= 0 AND latest_receipt IS NULL",

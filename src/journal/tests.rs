@@ -242,6 +242,24 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn ids_are_not_reused_after_a_reset_and_reopening() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = journal_path(&folder);
+        let journal = Journal::open_sqlite(&path).unwrap();
+        let mut last = 0;
+        for n in 0..3 {
+            last = journal.record_call(call(n)).await.unwrap();
+        }
+        journal.reset().await.unwrap();
+        journal.close().await.unwrap();
+        // No call is left to say which ids were given: the store must remember.
+        let journal = Journal::open_sqlite(&path).unwrap();
+        let next = journal.record_call(call(3)).await.unwrap();
+        journal.close().await.unwrap();
+        assert!(next > last, "id {next} after {last}");
+    }
+
     /// Calls 0..6: receipts from supplier-a (0, 1), a fault 1014 from supplier-b (2), a
     /// fault without a number (3), an HTTP answer (4), another receipt with another operation (5).
     async fn journal_with_varied_calls(path: &Path) -> Vec<i64> {

@@ -116,9 +116,12 @@ impl Journal {
         Journal::open_sqlite_with(path, Retention::default())
     }
 
-    /// Opens (or creates) the SQLite journal at `path`, kept within `retention`.
+    /// Opens (or creates) the SQLite journal at `path`, kept within `retention`; its log is
+    /// checkpointed by a thread of its own, so that no commit waits for a checkpoint's `fsync`.
     pub fn open_sqlite_with(path: &Path, retention: Retention) -> Result<Journal, JournalError> {
-        Journal::start_with(SqliteStore::open(path)?, retention)
+        let mut store = SqliteStore::open(path)?;
+        store.checkpoint_in_background()?;
+        Journal::start_with(store, retention)
     }
 
     /// Journals a call; resolves with its id once it is committed.
