@@ -1,11 +1,11 @@
-//! The WHERE clauses of call queries, shared by both stores: each criterion of a [`CallQuery`]
-//! becomes one condition on the hot columns of `calls` (see the schemas), written once in SQL
+//! The WHERE clauses of call and refused-handshake queries, shared by both stores: each
+//! criterion of a [`CallQuery`] (or [`RejectionQuery`]) becomes one condition on the hot columns of `calls` (see the schemas), written once in SQL
 //! that SQLite and PostgreSQL both accept, with `?` placeholders and typed [`Param`]s. The one
 //! difference (case-insensitive names) is a [`Dialect`].
 
-use super::records::{CallQuery, Criterion};
+use super::records::{CallQuery, Criterion, RejectionQuery};
 use super::schema::to_micros;
-use super::{JournalError, DEFAULT_LIMIT, MAX_LIMIT};
+use super::{JournalError, RejectionReason, DEFAULT_LIMIT, MAX_LIMIT};
 
 /// The database a clause is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +120,32 @@ fn outcome_condition(text: &str) -> Result<(String, Vec<Param>), JournalError> {
             }
         }
     })
+}
+
+/// The WHERE clause of a query for refused handshakes; a reason that is not one is an error
+/// naming the ones there are.
+pub fn rejection_filter(query: &RejectionQuery) -> Result<Filter, JournalError> {
+    let mut filter = Filter::default();
+    if let Some(since) = query.since {
+        filter.add(false, "time_us >= ?", [Param::Int(to_micros(since))]);
+    }
+    if let Some(reason) = &query.reason {
+        let reason =
+            RejectionReason::parse(reason.trim()).ok_or_else(|| JournalError::InvalidFilter {
+                filter: "reason",
+                value: reason.clone(),
+                expected: "a reason such as no_certificate, unknown_ca, expired",
+            })?;
+        filter.add(
+            false,
+            "reason = ?",
+            [Param::Text(reason.as_str().to_owned())],
+        );
+    }
+    if let Some(before) = query.before_id {
+        filter.add(false, "id < ?", [Param::Int(before)]);
+    }
+    Ok(filter)
 }
 
 /// The WHERE clause of a call query (its criteria, one of them turned around if asked).

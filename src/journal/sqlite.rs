@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 mod checkpoint;
 
 use super::codec;
-use super::filter::{self, call_filter, effective_limit, Dialect, Filter, Param};
+use super::filter::{self, call_filter, effective_limit, Dialect, Param};
 use super::records::{
     CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Entry,
     IdentityFields, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
@@ -1128,27 +1128,7 @@ impl JournalReader for SqliteStore {
     }
 
     fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError> {
-        let mut filter = Filter::default();
-        if let Some(since) = query.since {
-            filter.add(false, "time_us >= ?", [Param::Int(to_micros(since))]);
-        }
-        if let Some(reason) = &query.reason {
-            let reason = RejectionReason::parse(reason.trim()).ok_or_else(|| {
-                JournalError::InvalidFilter {
-                    filter: "reason",
-                    value: reason.clone(),
-                    expected: "a reason such as no_certificate, unknown_ca, expired",
-                }
-            })?;
-            filter.add(
-                false,
-                "reason = ?",
-                [Param::Text(reason.as_str().to_owned())],
-            );
-        }
-        if let Some(before) = query.before_id {
-            filter.add(false, "id < ?", [Param::Int(before)]);
-        }
+        let mut filter = filter::rejection_filter(query)?;
         let sql = format!(
             "SELECT id, time_us, peer, reason, detail, identity, mode FROM rejections {} \
              ORDER BY id DESC LIMIT ?",

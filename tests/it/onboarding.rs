@@ -24,9 +24,13 @@ const BINARY: &str = env!("CARGO_BIN_EXE_dfdg-mock");
 const PERSON_STATUS_PATH: &str = "/PersonStatusService/20/PersonStatusService.svc";
 
 fn shipped_catalog() -> Arc<Catalog> {
+    shipped_catalog_in(ValidationMode::Report)
+}
+
+fn shipped_catalog_in(validation: ValidationMode) -> Arc<Catalog> {
     let loaded = Catalog::load(&CatalogConfig {
         dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")],
-        validation: ValidationMode::Report,
+        validation,
         services: HashMap::new(),
     });
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
@@ -297,15 +301,10 @@ async fn enforce_mode_authorizes_before_it_validates() {
             ),
         ],
     );
-    let loaded = Catalog::load(&CatalogConfig {
-        dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl")],
-        validation: ValidationMode::Enforce,
-        services: HashMap::new(),
-    });
     let server = TestServer::start_with(
         &pki,
         Options {
-            catalog: Some(Arc::new(loaded.catalog)),
+            catalog: Some(shipped_catalog_in(ValidationMode::Enforce)),
             suppliers: Some(Arc::new(LiveRegistry::load(&registry, false).unwrap())),
             ..Options::default()
         },

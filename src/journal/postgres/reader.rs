@@ -414,31 +414,7 @@ impl JournalReader for PostgresReader {
     }
 
     fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError> {
-        let mut filter = filter::Filter::default();
-        if let Some(since) = query.since {
-            filter.add(
-                false,
-                "time_us >= ?",
-                [Param::Int(crate::journal::schema::to_micros(since))],
-            );
-        }
-        if let Some(reason) = &query.reason {
-            let reason = RejectionReason::parse(reason.trim()).ok_or_else(|| {
-                JournalError::InvalidFilter {
-                    filter: "reason",
-                    value: reason.clone(),
-                    expected: "a reason such as no_certificate, unknown_ca, expired",
-                }
-            })?;
-            filter.add(
-                false,
-                "reason = ?",
-                [Param::Text(reason.as_str().to_owned())],
-            );
-        }
-        if let Some(before) = query.before_id {
-            filter.add(false, "id < ?", [Param::Int(before)]);
-        }
+        let mut filter = filter::rejection_filter(query)?;
         let sql = numbered(&format!(
             "SELECT id, time_us, peer, reason, detail, identity, mode FROM rejections {}
              ORDER BY id DESC LIMIT ?",
