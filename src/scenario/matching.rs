@@ -588,8 +588,7 @@ impl Spec {
         let needs_context = matches!(respond.body, Body::Template(_))
             || !respond.set_state.is_empty()
             || !respond.push.is_empty();
-        let context =
-            needs_context.then(|| CallContext::new(facts, runtime.clone(), caller, count));
+        let context = needs_context.then(|| CallContext::new(facts, runtime, caller, count));
         let mut answer = match (&respond.body, &context) {
             (Body::Default, _) => ScriptedAnswer::Default,
             (
