@@ -345,6 +345,22 @@ pub fn receipt_key(guid: &str) -> i64 {
     i64::from_le_bytes(first)
 }
 
+/// The key of a receipt GUID in the time-ordered index (`receipts_by_time`), if it is a
+/// version-7 UUID: its millisecond time (43 bits, good until the year 2248) then 20 of its
+/// random bits, so that the receipts of a batch, made moments apart, go to the end of the index.
+/// Keys of GUIDs made in the same millisecond may collide; as with [`receipt_key`], the call's
+/// own receipts decide.
+pub fn receipt_time_key(guid: &str) -> Option<i64> {
+    let uuid = uuid::Uuid::try_parse(guid).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let bits = uuid.as_u128();
+    let millis = (bits >> 80) as u64 & ((1 << 43) - 1);
+    let random = bits as u64 & ((1 << 20) - 1);
+    i64::try_from(millis << 20 | random).ok()
+}
+
 /// The bucket of a receipt key (0..256), the first column of the receipts index.
 pub fn receipt_bucket(key: i64) -> i64 {
     key & 0xff
@@ -377,6 +393,32 @@ mod tests {
         );
         compress_into(&packed, b"", &mut blob);
         assert_eq!(blob, lz4_flex::block::compress_prepend_size(&packed));
+    }
+
+    #[test]
+    fn version_7_receipts_are_keyed_in_time_order_and_others_are_not() {
+        let first = uuid::Uuid::now_v7().to_string();
+        let second = uuid::Uuid::now_v7().to_string();
+        let (a, b) = (
+            receipt_time_key(&first).unwrap(),
+            receipt_time_key(&second).unwrap(),
+        );
+        assert!(a >> 20 <= b >> 20, "{first} then {second}: keys {a} {b}");
+        assert_eq!(receipt_time_key(&first.to_uppercase()), Some(a));
+        assert_eq!(receipt_time_key(&uuid::Uuid::new_v4().to_string()), None);
+        assert_eq!(
+            receipt_time_key("0000000-aaaa-4bbb-8ccc-000000000000"),
+            None
+        );
+        assert_eq!(receipt_time_key("not a GUID"), None);
+        // The time in the key is the UUID's own: 2026-12-01T00:00:00Z.
+        let millis: u64 = 1_796_083_200_000;
+        let made =
+            uuid::Uuid::from_u128(u128::from(millis) << 80 | 0x7000 << 64 | 0x8000 << 48 | 5);
+        assert_eq!(
+            receipt_time_key(&made.to_string()),
+            Some((millis << 20 | 5) as i64)
+        );
     }
 
     #[test]

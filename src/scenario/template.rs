@@ -269,7 +269,7 @@ fn guid() -> String {
 
 fn receipt(state: &State<'_, '_>) -> Result<String, Error> {
     let call = call(state)?;
-    let guid = uuid::Uuid::new_v4().to_string();
+    let guid = uuid::Uuid::now_v7().to_string();
     call.receipts
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
