@@ -358,7 +358,8 @@ fn thread_cpu(name: &str) -> Option<Duration> {
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let task = task.ok()?.path();
         let comm = std::fs::read_to_string(task.join("comm")).ok()?;
-        if comm.trim() != name {
+        // The kernel keeps the first 15 bytes of a thread's name.
+        if comm.trim() != &name[..name.len().min(15)] {
             continue;
         }
         let stat = std::fs::read_to_string(task.join("stat")).ok()?;
