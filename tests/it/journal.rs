@@ -274,6 +274,132 @@ async fn a_journal_of_the_previous_release_migrates_in_place_and_every_call_stay
     assert_eq!(by_service, 51);
 }
 
+/// Rows of `table` in the journal at `path`, counted with SQL of the test's own.
+fn rows(path: &Path, table: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+/// A version-7 UUID as a scenario may script it: fixed, and so journaled by version 6 too.
+const SCRIPTED_V7: &str = "0190a6b3-4c5d-7e6f-8a9b-0c1d2e3f4a5b";
+
+#[tokio::test]
+async fn a_version_6_journal_migrates_in_place_and_every_receipt_is_still_found() {
+    use dfdg_mock::journal::{Entry, JournalStore};
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("v6.sqlite");
+    // Version 6 as the previous release made it: the released steps to 5, then its move to 6,
+    // then calls written by its writer (every receipt under its hash, version-7 GUIDs too).
+    let mut before = v5_journal(&path, 10);
+    {
+        let mut store = SqliteStore::open_at_version(&path, 6).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 6);
+        let mut entries = Vec::new();
+        for n in 20..26 {
+            let mut call = v5_call(n);
+            call.receipts = match n {
+                20 => vec![SCRIPTED_V7.to_owned()],
+                21 => vec![uuid::Uuid::now_v7().to_string()],
+                _ => vec![uuid::Uuid::new_v4().to_string()],
+            };
+            entries.push(Entry::Call(call));
+        }
+        let ids = store.append(&entries).unwrap();
+        for (id, entry) in ids.into_iter().zip(entries) {
+            let Entry::Call(call) = entry else {
+                unreachable!()
+            };
+            before.push((id, call));
+        }
+    }
+    let no_table: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'receipts_by_time'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(no_table, 0, "version 6 has no time-ordered receipts");
+    let hashed = rows(&path, "receipts");
+
+    let journal = Journal::open_sqlite(&path).unwrap();
+    let fresh = v7_call(40);
+    let fresh_id = journal.record_call(fresh.clone()).await.unwrap();
+    // The pre-7 version-7 GUID of call 21 is confirmed through its hash.
+    let (old_v7_id, old_v7) = before
+        .iter()
+        .find(|(_, c)| c.peer.ends_with(":40021"))
+        .unwrap();
+    let confirmed = journal
+        .confirm_receipt(ConfirmationRecord {
+            guid: old_v7.receipts[0].clone(),
+            time: time::OffsetDateTime::now_utc(),
+            note: None,
+            supplier: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(confirmed, *old_v7_id);
+    // A scripted GUID sent again after the move leads to the newest call that sent it.
+    let mut again = v5_call(41);
+    again.receipts = vec![SCRIPTED_V7.to_owned()];
+    let again_id = journal.record_call(again).await.unwrap();
+    journal.close().await.unwrap();
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), SCHEMA_VERSION);
+    for (id, record) in &before {
+        let stored = reader
+            .call(*id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("call {id} lost"));
+        assert_eq!(&stored.record, record, "call {id} changed");
+        if let Some(guid) = record.receipts.first().filter(|g| *g != SCRIPTED_V7) {
+            let found = reader.call_by_receipt(guid).unwrap();
+            assert_eq!(
+                found.map(|c| c.id),
+                Some(*id),
+                "receipt {guid} of call {id}"
+            );
+        }
+    }
+    assert_eq!(
+        reader
+            .call_by_receipt(&fresh.receipts[0])
+            .unwrap()
+            .unwrap()
+            .id,
+        fresh_id
+    );
+    assert_eq!(
+        reader.call_by_receipt(SCRIPTED_V7).unwrap().unwrap().id,
+        again_id
+    );
+    assert!(reader
+        .call_by_receipt(&uuid::Uuid::now_v7().to_string())
+        .unwrap()
+        .is_none());
+    // The move rewrote nothing; the new receipts went to the time-ordered index.
+    assert_eq!(rows(&path, "receipts"), hashed);
+    assert_eq!(rows(&path, "receipts_by_time"), 2);
+    assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 18);
+}
+
+/// A call answered with a version-7 receipt, as the scenarios' `receipt()` makes it.
+fn v7_call(n: u32) -> CallRecord {
+    let mut call = v5_call(n);
+    call.receipts = vec![uuid::Uuid::now_v7().to_string()];
+    call.outcome = Outcome::Receipt;
+    call.http_status = 200;
+    call.detail = None;
+    call
+}
+
 #[test]
 fn a_journal_of_an_older_version_than_5_is_brought_up_too() {
     let folder = tempfile::tempdir().unwrap();
@@ -337,7 +463,11 @@ async fn retention_removes_the_oldest_calls_in_steps_and_keeps_onboarding_eviden
     let tasks: Vec<_> = (0..1000)
         .map(|n| {
             let journal = journal.clone();
-            let mut call = v5_call(10 + n);
+            let mut call = if n % 2 == 0 {
+                v7_call(10 + n)
+            } else {
+                v5_call(10 + n)
+            };
             // Other certificates than the confirmed call's.
             call.identity = Some(identity(2 + n % 5));
             tokio::spawn(async move { journal.record_call(call).await.unwrap() })
@@ -369,6 +499,22 @@ async fn retention_removes_the_oldest_calls_in_steps_and_keeps_onboarding_eviden
         reader.call(old_id).unwrap().is_none(),
         "the oldest call stayed"
     );
+    // The receipts of pruned calls went with them, from either index.
+    let remaining = reader
+        .calls(&CallQuery {
+            limit: 1000,
+            ..CallQuery::default()
+        })
+        .unwrap();
+    let sent = |v7: bool| {
+        remaining
+            .iter()
+            .flat_map(|c| &c.record.receipts)
+            .filter(|g| uuid::Uuid::try_parse(g).is_ok_and(|u| u.get_version_num() == 7) == v7)
+            .count() as i64
+    };
+    assert_eq!(rows(&path, "receipts_by_time"), sent(true));
+    assert_eq!(rows(&path, "receipts"), sent(false));
     // Every remaining certificate still has its newest receipt to show.
     for caller in reader.callers(100).unwrap() {
         let latest = caller.latest_receipt.expect("a receipt");
