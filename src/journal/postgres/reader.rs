@@ -1,6 +1,7 @@
 //! The queries of the PostgreSQL store: the SQLite store's, with `$n` placeholders (both take
 //! their WHERE clauses from `journal::filter`) and PostgreSQL's types. A call query picks its
-//! ids on the narrow `calls` table first and joins their rows after.
+//! ids on the narrow `calls` table first and joins their rows after; the calls onboarding cites
+//! are read many at once ([`JournalReader::calls_by_id`]), since each round trip costs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -220,6 +221,19 @@ async fn call_on(
         .pop())
 }
 
+/// The calls of `ids` that exist, in one round trip.
+async fn calls_by_id(
+    client: &Object,
+    dictionaries: &Dictionaries,
+    ids: &[i64],
+) -> Result<Vec<StoredCall>, JournalError> {
+    let statement = client
+        .prepare_cached(&format!("{SELECT_CALL} WHERE c.id = ANY($1)"))
+        .await?;
+    let rows = client.query(&statement, &[&ids]).await?;
+    calls_of(client, dictionaries, rows).await
+}
+
 /// The newest call whose response carried receipt `guid` (also the writer's, to confirm).
 pub(super) async fn call_by_receipt(
     client: &Object,
@@ -389,6 +403,10 @@ impl JournalReader for PostgresReader {
 
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
         self.run(call_on(self.client(), self.dictionaries(), id))
+    }
+
+    fn calls_by_id(&self, ids: &[i64]) -> Result<Vec<StoredCall>, JournalError> {
+        self.run(calls_by_id(self.client(), self.dictionaries(), ids))
     }
 
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError> {
