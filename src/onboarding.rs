@@ -865,33 +865,56 @@ const CONFIRMATIONS_READ: usize = 50;
 struct Cited(HashMap<i64, StoredCall>);
 
 impl Cited {
-    /// The calls each subject's steps may cite: its newest confirmed ones (at most
-    /// [`CONFIRMATIONS_READ`]), its newest call that passed and its newest with a receipt,
-    /// given as (latest receipt, latest passed, confirmations).
+    /// The calls each subject's steps may cite, read as [`evidence_steps`] would ask for them:
+    /// its newest confirmed ones (at most [`CONFIRMATIONS_READ`]) and its newest call that
+    /// passed, then, only for the subjects none of those completes, the newest with a receipt.
+    /// Subjects are given as (latest receipt, latest passed, confirmations).
     fn read<'a>(
         reader: &impl JournalReader,
         subjects: impl Iterator<Item = (Option<i64>, Option<i64>, &'a [&'a StoredConfirmation])>,
     ) -> Result<Cited, JournalError> {
-        let mut ids = Vec::new();
-        for (latest_receipt, latest_passed, confirmations) in subjects {
-            ids.extend(
+        let subjects: Vec<_> = subjects.collect();
+        let mut cited = Cited(HashMap::new());
+        let first = subjects
+            .iter()
+            .flat_map(|(_, latest_passed, confirmations)| {
                 confirmations
                     .iter()
                     .take(CONFIRMATIONS_READ)
-                    .map(|c| c.call_id),
-            );
-            ids.extend(latest_passed);
-            ids.extend(latest_receipt);
-        }
+                    .map(|c| c.call_id)
+                    .chain(*latest_passed)
+            })
+            .collect();
+        cited.add(reader, first)?;
+        let passing = |id: i64| cited.0.get(&id).is_some_and(passes);
+        let then = subjects
+            .iter()
+            .filter(|(_, latest_passed, confirmations)| {
+                !confirmations
+                    .iter()
+                    .take(CONFIRMATIONS_READ)
+                    .any(|c| passing(c.call_id))
+                    && !latest_passed.is_some_and(passing)
+            })
+            .filter_map(|(latest_receipt, _, _)| *latest_receipt)
+            .filter(|id| !cited.0.contains_key(id))
+            .collect();
+        cited.add(reader, then)?;
+        Ok(cited)
+    }
+
+    fn add(&mut self, reader: &impl JournalReader, mut ids: Vec<i64>) -> Result<(), JournalError> {
         ids.sort_unstable();
         ids.dedup();
-        Ok(Cited(
-            reader
-                .calls_by_id(&ids)?
-                .into_iter()
-                .map(|call| (call.id, call))
-                .collect(),
-        ))
+        if !ids.is_empty() {
+            self.0.extend(
+                reader
+                    .calls_by_id(&ids)?
+                    .into_iter()
+                    .map(|call| (call.id, call)),
+            );
+        }
+        Ok(())
     }
 
     fn call(&self, id: i64) -> Option<StoredCall> {
