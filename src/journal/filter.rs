@@ -205,23 +205,37 @@ pub fn call_filter(
     let mut filter = Filter::default();
     let negate = |criterion| query.negate == Some(criterion);
     let text = |value: &str| Param::Text(value.to_owned());
+    // The conditions on a caller's certificates or a supplier (at most that one's calls).
+    let mut drivers = Vec::new();
     if let Some(caller) = &query.caller {
         let ids = lookup(
             "SELECT id FROM certificates WHERE caller_id = ? OR cvr = ?",
             &[text(caller), text(caller)],
         )?;
+        let at = filter.conditions.len();
         filter.one_of(negate(Criterion::Caller), "c.certificate", ids);
+        if !negate(Criterion::Caller) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(caller_id) = &query.caller_id {
         let ids = lookup(
             "SELECT id FROM certificates WHERE caller_id = ?",
             &[text(caller_id)],
         )?;
+        let at = filter.conditions.len();
         filter.one_of(negate(Criterion::CallerId), "c.certificate", ids);
+        if !negate(Criterion::CallerId) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(cvr) = &query.cvr {
         let ids = lookup("SELECT id FROM certificates WHERE cvr = ?", &[text(cvr)])?;
+        let at = filter.conditions.len();
         filter.one_of(negate(Criterion::Cvr), "c.certificate", ids);
+        if !negate(Criterion::Cvr) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(supplier) = &query.supplier {
         let ids = lookup(
@@ -233,7 +247,11 @@ pub fn call_filter(
             },
             &[text(supplier)],
         )?;
+        let at = filter.conditions.len();
         filter.one_of(negate(Criterion::Supplier), "c.supplier", ids);
+        if !negate(Criterion::Supplier) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(service) = &query.service {
         // Whole leading segments of the path: `JobcenterMessageService`, or `service/Påmindelse`
@@ -314,7 +332,35 @@ pub fn call_filter(
     if let Some(after) = query.after_id {
         filter.add(false, "c.id > ?", [Param::Int(after)]);
     }
+    if dialect == Dialect::Sqlite && !drivers.is_empty() {
+        // SQLite has no statistics of the calls (the store never runs ANALYZE): given
+        // `certificate = ? AND operation = ?` it may walk the operation's index over every
+        // call instead of the caller's few. A unary + keeps the other columns from being
+        // picked (SQLite's documented way), so the caller's or supplier's index drives.
+        for (at, condition) in filter.conditions.iter_mut().enumerate() {
+            if !drivers.contains(&at) {
+                *condition = unindexed(condition);
+            }
+        }
+    }
     Ok(filter)
+}
+
+/// `condition` with its indexed columns (but the id) behind a unary +, so that SQLite does
+/// not pick their indexes for it.
+fn unindexed(condition: &str) -> String {
+    let mut condition = condition.to_owned();
+    for column in [
+        "c.certificate",
+        "c.supplier",
+        "c.service",
+        "c.operation",
+        "c.time_us",
+        "c.outcome",
+    ] {
+        condition = condition.replace(column, &format!("+{column}"));
+    }
+    condition
 }
 
 /// Whether a count of `query` is best answered on its own from an index (a caller, a
@@ -441,5 +487,33 @@ mod tests {
             filter.counted(),
             "COUNT(*) FILTER (WHERE c.certificate = ?)"
         );
+    }
+
+    #[test]
+    fn on_sqlite_a_callers_certificate_index_drives_its_query() {
+        let query = CallQuery {
+            cvr: Some("12345678".to_owned()),
+            operation: Some("SaveAvailabilityAssessment".to_owned()),
+            outcome: Some("fault 1014".to_owned()),
+            ..CallQuery::default()
+        };
+        let mut lookup = |_: &str, _: &[Param]| Ok(vec![3]);
+        let sqlite = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
+        assert_eq!(
+            sqlite.conditions,
+            [
+                "c.certificate = ?",
+                "+c.operation = ?",
+                "+c.outcome = 1 AND c.fault_code = ?"
+            ]
+        );
+        let postgres = call_filter(&query, Dialect::Postgres, &mut lookup).unwrap();
+        assert_eq!(postgres.conditions[1], "c.operation = ?");
+        let near = CallQuery {
+            negate: Some(Criterion::Cvr),
+            ..query
+        };
+        let sqlite = call_filter(&near, Dialect::Sqlite, &mut lookup).unwrap();
+        assert_eq!(sqlite.conditions[1], "c.operation = ?");
     }
 }
