@@ -20,8 +20,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::journal::{
-    CallQuery, CallRecord, CertificateSummary, IdentityFields, JournalError, JournalReader,
-    StoredCall, StoredConfirmation, MAX_LIMIT,
+    CallQuery, CallRecord, CallerSummary, CertificateSummary, IdentityFields, JournalError,
+    JournalReader, StoredCall, StoredConfirmation, MAX_LIMIT,
 };
 use crate::supplier::{Category, Registry, Supplier};
 
@@ -363,19 +363,32 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
             confirmed.entry(caller).or_default().push(confirmation);
         }
     }
-    reader
-        .callers(MAX_CALLERS)?
+    let summaries = reader.callers(MAX_CALLERS)?;
+    let confirmations_of = |summary: &CallerSummary| {
+        confirmed
+            .get(summary.caller_id.as_str())
+            .map_or(&[][..], Vec::as_slice)
+    };
+    let cited = Cited::read(
+        reader,
+        summaries.iter().map(|summary| {
+            (
+                summary.latest_receipt,
+                summary.latest_passed,
+                confirmations_of(summary),
+            )
+        }),
+    )?;
+    Ok(summaries
         .into_iter()
         .map(|summary| {
             let steps = evidence_steps(
-                reader,
+                &cited,
                 summary.latest_receipt,
                 summary.latest_passed,
-                confirmed
-                    .get(summary.caller_id.as_str())
-                    .map_or(&[][..], Vec::as_slice),
+                confirmations_of(&summary),
                 "of this caller",
-            )?;
+            );
             let identity = steps
                 .call
                 .as_ref()
@@ -384,7 +397,7 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
                 .call
                 .as_ref()
                 .and_then(|call| call.record.supplier.clone());
-            Ok(CallerEvidence {
+            CallerEvidence {
                 status: CallerStatus {
                     caller_id: summary.caller_id,
                     supplier,
@@ -400,9 +413,9 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
                 },
                 identity_call: steps.call,
                 confirmable: steps.confirmable,
-            })
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// The three-step status of each registered supplier (registry order), or of each caller id
@@ -461,7 +474,14 @@ pub fn suppliers(
         );
     }
     let confirmations = reader.confirmations(MAX_LIMIT)?;
-    let mut statuses = Vec::new();
+    struct Subject<'a> {
+        supplier: &'a Supplier,
+        own: Vec<&'a CertificateSummary>,
+        latest_receipt: Option<i64>,
+        latest_passed: Option<i64>,
+        confirmations: Vec<&'a StoredConfirmation>,
+    }
+    let mut subjects = Vec::new();
     for supplier in registry.suppliers() {
         if !wanted(&supplier.name) {
             continue;
@@ -484,9 +504,6 @@ pub fn suppliers(
                 }
             }
         }
-        let calls: i64 = own.iter().map(|c| c.calls).sum();
-        let latest_receipt = own.iter().filter_map(|c| c.latest_receipt).max();
-        let latest_passed = own.iter().filter_map(|c| c.latest_passed).max();
         let mine: Vec<&StoredConfirmation> = confirmations
             .iter()
             .filter(|c| {
@@ -495,13 +512,35 @@ pub fn suppliers(
                     .is_some_and(|f| own.iter().any(|o| o.identity.fingerprint == f))
             })
             .collect();
+        subjects.push(Subject {
+            supplier,
+            latest_receipt: own.iter().filter_map(|c| c.latest_receipt).max(),
+            latest_passed: own.iter().filter_map(|c| c.latest_passed).max(),
+            own,
+            confirmations: mine,
+        });
+    }
+    let cited = Cited::read(
+        reader,
+        subjects.iter().map(|subject| {
+            (
+                subject.latest_receipt,
+                subject.latest_passed,
+                &subject.confirmations[..],
+            )
+        }),
+    )?;
+    let mut statuses = Vec::new();
+    for subject in &subjects {
+        let (supplier, own) = (subject.supplier, &subject.own);
+        let calls: i64 = own.iter().map(|c| c.calls).sum();
         let steps = evidence_steps(
-            reader,
-            latest_receipt,
-            latest_passed,
-            &mine,
+            &cited,
+            subject.latest_receipt,
+            subject.latest_passed,
+            &subject.confirmations,
             "of this supplier",
-        )?;
+        );
         let seen = own
             .iter()
             .map(|certificate| SeenCertificate {
@@ -820,6 +859,69 @@ impl Steps {
 /// Confirmations read back to find one of a call that passed step 2.
 const CONFIRMATIONS_READ: usize = 50;
 
+/// The calls the steps of many subjects may cite, read in one go
+/// ([`JournalReader::calls_by_id`]: one query where a round trip costs) before their steps
+/// are worked out.
+struct Cited(HashMap<i64, StoredCall>);
+
+impl Cited {
+    /// The calls each subject's steps may cite, read as [`evidence_steps`] would ask for them:
+    /// its newest confirmed ones (at most [`CONFIRMATIONS_READ`]) and its newest call that
+    /// passed, then, only for the subjects none of those completes, the newest with a receipt.
+    /// Subjects are given as (latest receipt, latest passed, confirmations).
+    fn read<'a>(
+        reader: &impl JournalReader,
+        subjects: impl Iterator<Item = (Option<i64>, Option<i64>, &'a [&'a StoredConfirmation])>,
+    ) -> Result<Cited, JournalError> {
+        let subjects: Vec<_> = subjects.collect();
+        let mut cited = Cited(HashMap::new());
+        let first = subjects
+            .iter()
+            .flat_map(|(_, latest_passed, confirmations)| {
+                confirmations
+                    .iter()
+                    .take(CONFIRMATIONS_READ)
+                    .map(|c| c.call_id)
+                    .chain(*latest_passed)
+            })
+            .collect();
+        cited.add(reader, first)?;
+        let passing = |id: i64| cited.0.get(&id).is_some_and(passes);
+        let then = subjects
+            .iter()
+            .filter(|(_, latest_passed, confirmations)| {
+                !confirmations
+                    .iter()
+                    .take(CONFIRMATIONS_READ)
+                    .any(|c| passing(c.call_id))
+                    && !latest_passed.is_some_and(passing)
+            })
+            .filter_map(|(latest_receipt, _, _)| *latest_receipt)
+            .filter(|id| !cited.0.contains_key(id))
+            .collect();
+        cited.add(reader, then)?;
+        Ok(cited)
+    }
+
+    fn add(&mut self, reader: &impl JournalReader, mut ids: Vec<i64>) -> Result<(), JournalError> {
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            self.0.extend(
+                reader
+                    .calls_by_id(&ids)?
+                    .into_iter()
+                    .map(|call| (call.id, call)),
+            );
+        }
+        Ok(())
+    }
+
+    fn call(&self, id: i64) -> Option<StoredCall> {
+        self.0.get(&id).cloned()
+    }
+}
+
 /// Whether a call passes steps 1 and 2: answered with a receipt, every identity check passed.
 fn passes(call: &StoredCall) -> bool {
     call.record.outcome == crate::journal::Outcome::Receipt && call.record.identity_passed()
@@ -831,15 +933,15 @@ fn passes(call: &StoredCall) -> bool {
 /// newest call answered with a receipt (step 2 failed on it); else none. `confirmations` are
 /// the subject's, newest first.
 fn evidence_steps(
-    reader: &impl JournalReader,
+    cited: &Cited,
     latest_receipt: Option<i64>,
     latest_passed: Option<i64>,
     confirmations: &[&StoredConfirmation],
     whose: &str,
-) -> Result<Steps, JournalError> {
+) -> Steps {
     let mut confirmed_elsewhere = None;
     for confirmation in confirmations.iter().take(CONFIRMATIONS_READ) {
-        match reader.call(confirmation.call_id)? {
+        match cited.call(confirmation.call_id) {
             Some(call) if passes(&call) => {
                 let receipt_confirmed = Step {
                     done: true,
@@ -852,23 +954,20 @@ fn evidence_steps(
                         confirmation.record.guid, call.id
                     ),
                 };
-                return Ok(Steps {
+                return Steps {
                     call_received: received(&call),
                     identity_checked: passed(&call),
                     receipt_confirmed,
                     call: Some(call),
                     confirmable: None,
-                });
+                };
             }
             _ => {
                 confirmed_elsewhere.get_or_insert(*confirmation);
             }
         }
     }
-    let passing = match latest_passed {
-        Some(id) => reader.call(id)?.filter(passes),
-        None => None,
-    };
+    let passing = latest_passed.and_then(|id| cited.call(id)).filter(passes);
     if let Some(call) = passing {
         let receipt_confirmed = match confirmed_elsewhere {
             Some(other) => Step {
@@ -893,20 +992,16 @@ fn evidence_steps(
                 )
             },
         };
-        return Ok(Steps {
+        return Steps {
             call_received: received(&call),
             identity_checked: passed(&call),
             receipt_confirmed,
             confirmable: call.record.receipts.first().cloned(),
             call: Some(call),
-        });
+        };
     }
-    let latest = match latest_receipt {
-        Some(id) => reader.call(id)?,
-        None => None,
-    };
-    let Some(call) = latest else {
-        return Ok(Steps {
+    let Some(call) = latest_receipt.and_then(|id| cited.call(id)) else {
+        return Steps {
             call_received: Step::missing(StepState::NoCall, "no call answered with a receipt yet"),
             identity_checked: Step::missing(StepState::Waiting, "needs a successful call first"),
             receipt_confirmed: Step::missing(
@@ -915,7 +1010,7 @@ fn evidence_steps(
             ),
             call: None,
             confirmable: None,
-        });
+        };
     };
     let why: Vec<&str> = call
         .record
@@ -939,7 +1034,7 @@ fn evidence_steps(
             format!("call {}: {}", call.id, why.join("; "))
         },
     };
-    Ok(Steps {
+    Steps {
         call_received: received(&call),
         identity_checked,
         receipt_confirmed: Step {
@@ -951,7 +1046,7 @@ fn evidence_steps(
         },
         call: Some(call),
         confirmable: None,
-    })
+    }
 }
 
 /// Step 1, done by `call`.

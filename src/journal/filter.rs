@@ -30,10 +30,13 @@ pub fn effective_limit(limit: usize) -> i64 {
 }
 
 /// A WHERE clause under construction, with its parameters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub conditions: Vec<String>,
     pub values: Vec<Param>,
+    /// No call can match: a criterion names something the journal never held (an operation
+    /// nobody called, an unknown caller). The store answers at once, without reading calls.
+    pub never: bool,
 }
 
 impl Filter {
@@ -49,11 +52,43 @@ impl Filter {
         self.values.extend(values);
     }
 
+    /// A criterion whose ids were looked up first (see [`Lookup`]): the column is one of
+    /// `ids`. None at all: no call meets it (`never`), or, turned around, every call does.
+    fn one_of(&mut self, negate: bool, column: &str, ids: Vec<i64>) {
+        match ids.len() {
+            0 if negate => {}
+            0 => {
+                self.never = true;
+                self.conditions.push("FALSE".to_owned());
+            }
+            1 => self.add(
+                negate,
+                &format!("{column} = ?"),
+                ids.into_iter().map(Param::Int),
+            ),
+            n => self.add(
+                negate,
+                &format!("{column} IN ({})", vec!["?"; n].join(", ")),
+                ids.into_iter().map(Param::Int),
+            ),
+        }
+    }
+
     pub fn where_clause(&self) -> String {
         if self.conditions.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    /// The aggregate counting the calls that meet this filter in a pass over all calls (a
+    /// FILTER clause, which both databases take, skips the others at the least cost).
+    pub fn counted(&self) -> String {
+        if self.conditions.is_empty() {
+            "COUNT(*)".to_owned()
+        } else {
+            format!("COUNT(*) FILTER (WHERE {})", self.expression())
         }
     }
 
@@ -86,19 +121,28 @@ pub fn numbered(sql: &str) -> String {
 const OUTCOME_EXPECTED: &str =
     "receipt, fault, http, `fault <number>` or `fault <SOAP fault code>`";
 
-/// The id of a name, for a condition; -1 (no row) when the name was never journaled.
-const NAME: &str = "COALESCE((SELECT id FROM names WHERE text = ?), -1)";
+/// Runs a query of ids (`?` placeholders) for [`call_filter`]: the names and certificates a
+/// query names are looked up before it, so that the query compares plain integers (which
+/// the planner can weigh against its statistics), and a criterion naming something the
+/// journal never held is answered at once instead of by a search for it.
+pub type Lookup<'a> = dyn FnMut(&str, &[Param]) -> Result<Vec<i64>, JournalError> + 'a;
+
+/// The id of a name.
+const NAME: &str = "SELECT id FROM names WHERE text = ?";
 
 /// The condition of an outcome filter: a kind, or a label as
-/// [`super::Outcome::label`] writes it.
-fn outcome_condition(text: &str) -> Result<(String, Vec<Param>), JournalError> {
+/// [`super::Outcome::label`] writes it (a SOAP fault code's name is looked up first).
+fn outcome_condition(
+    text: &str,
+    lookup: &mut Lookup<'_>,
+) -> Result<Option<(String, Vec<Param>)>, JournalError> {
     let invalid = || JournalError::InvalidFilter {
         filter: "outcome",
         value: text.to_owned(),
         expected: OUTCOME_EXPECTED,
     };
     let trimmed = text.trim();
-    Ok(match trimmed {
+    Ok(Some(match trimmed {
         "receipt" => ("c.outcome = 0".to_owned(), Vec::new()),
         "fault" => ("c.outcome = 1".to_owned(), Vec::new()),
         "http" => ("c.outcome = 2".to_owned(), Vec::new()),
@@ -113,13 +157,16 @@ fn outcome_condition(text: &str) -> Result<(String, Vec<Param>), JournalError> {
                     "c.outcome = 1 AND c.fault_code = ?".to_owned(),
                     vec![Param::Int(number)],
                 ),
-                Err(_) => (
-                    format!("c.outcome = 1 AND c.fault_name = {NAME}"),
-                    vec![Param::Text(code.to_owned())],
-                ),
+                Err(_) => match lookup(NAME, &[Param::Text(code.to_owned())])?.first() {
+                    Some(id) => (
+                        "c.outcome = 1 AND c.fault_name = ?".to_owned(),
+                        vec![Param::Int(*id)],
+                    ),
+                    None => return Ok(None),
+                },
             }
         }
-    })
+    }))
 }
 
 /// The WHERE clause of a query for refused handshakes; a reason that is not one is an error
@@ -148,85 +195,102 @@ pub fn rejection_filter(query: &RejectionQuery) -> Result<Filter, JournalError> 
     Ok(filter)
 }
 
-/// The WHERE clause of a call query (its criteria, one of them turned around if asked).
-pub fn call_filter(query: &CallQuery, dialect: Dialect) -> Result<Filter, JournalError> {
+/// The WHERE clause of a call query (its criteria, one of them turned around if asked), the
+/// ids of the names and certificates it names looked up first with `lookup`.
+pub fn call_filter(
+    query: &CallQuery,
+    dialect: Dialect,
+    lookup: &mut Lookup<'_>,
+) -> Result<Filter, JournalError> {
     let mut filter = Filter::default();
     let negate = |criterion| query.negate == Some(criterion);
-    let text = |value: &String| Param::Text(value.clone());
+    let text = |value: &str| Param::Text(value.to_owned());
+    // The conditions on a caller's certificates or a supplier (at most that one's calls).
+    let mut drivers = Vec::new();
     if let Some(caller) = &query.caller {
-        filter.add(
-            negate(Criterion::Caller),
-            "c.certificate IN (SELECT id FROM certificates WHERE caller_id = ? OR cvr = ?)",
-            [text(caller), text(caller)],
-        );
+        let ids = lookup(
+            "SELECT id FROM certificates WHERE caller_id = ? OR cvr = ?",
+            &[text(caller), text(caller)],
+        )?;
+        let at = filter.conditions.len();
+        filter.one_of(negate(Criterion::Caller), "c.certificate", ids);
+        if !negate(Criterion::Caller) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(caller_id) = &query.caller_id {
-        filter.add(
-            negate(Criterion::CallerId),
-            "c.certificate IN (SELECT id FROM certificates WHERE caller_id = ?)",
-            [text(caller_id)],
-        );
+        let ids = lookup(
+            "SELECT id FROM certificates WHERE caller_id = ?",
+            &[text(caller_id)],
+        )?;
+        let at = filter.conditions.len();
+        filter.one_of(negate(Criterion::CallerId), "c.certificate", ids);
+        if !negate(Criterion::CallerId) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(cvr) = &query.cvr {
-        filter.add(
-            negate(Criterion::Cvr),
-            "c.certificate IN (SELECT id FROM certificates WHERE cvr = ?)",
-            [text(cvr)],
-        );
+        let ids = lookup("SELECT id FROM certificates WHERE cvr = ?", &[text(cvr)])?;
+        let at = filter.conditions.len();
+        filter.one_of(negate(Criterion::Cvr), "c.certificate", ids);
+        if !negate(Criterion::Cvr) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(supplier) = &query.supplier {
-        filter.add(
-            negate(Criterion::Supplier),
+        let ids = lookup(
             match dialect {
-                Dialect::Sqlite => {
-                    "c.supplier IN (SELECT id FROM names WHERE text = ? COLLATE NOCASE)"
-                }
+                Dialect::Sqlite => "SELECT id FROM names WHERE text = ? COLLATE NOCASE",
                 Dialect::Postgres => {
-                    "c.supplier IN (SELECT id FROM names WHERE lower(text) = lower(CAST(? AS TEXT)))"
+                    "SELECT id FROM names WHERE lower(text) = lower(CAST(? AS TEXT))"
                 }
             },
-            [text(supplier)],
-        );
+            &[text(supplier)],
+        )?;
+        let at = filter.conditions.len();
+        filter.one_of(negate(Criterion::Supplier), "c.supplier", ids);
+        if !negate(Criterion::Supplier) {
+            drivers.extend(at..filter.conditions.len());
+        }
     }
     if let Some(service) = &query.service {
         // Whole leading segments of the path: `JobcenterMessageService`, or `service/Påmindelse`
         // for /service/Påmindelse/1/X.svc; the first segment's index narrows it.
         let service = service.trim_matches('/');
         let first = service.split('/').next().unwrap_or_default();
-        filter.add(
-            negate(Criterion::Service),
-            &format!(
-                "c.service = {NAME} AND c.endpoint IN (SELECT id FROM names
-                    WHERE text = ? OR substr(text, 1, length(CAST(? AS TEXT))) = ?)"
-            ),
-            [
-                Param::Text(first.to_owned()),
-                Param::Text(format!("/{service}")),
-                Param::Text(format!("/{service}/")),
-                Param::Text(format!("/{service}/")),
-            ],
-        );
+        let first = lookup(NAME, &[text(first)])?;
+        let endpoints = if first.is_empty() {
+            Vec::new()
+        } else {
+            lookup(
+                "SELECT id FROM names WHERE text = ? OR substr(text, 1, length(CAST(? AS TEXT))) = ?",
+                &[
+                    Param::Text(format!("/{service}")),
+                    Param::Text(format!("/{service}/")),
+                    Param::Text(format!("/{service}/")),
+                ],
+            )?
+        };
+        if first.is_empty() || endpoints.is_empty() {
+            filter.one_of(negate(Criterion::Service), "c.service", Vec::new());
+        } else {
+            let mut both = Filter::default();
+            both.one_of(false, "c.service", first);
+            both.one_of(false, "c.endpoint", endpoints);
+            filter.add(negate(Criterion::Service), &both.expression(), both.values);
+        }
     }
     if let Some(operation) = &query.operation {
-        filter.add(
-            negate(Criterion::Operation),
-            &format!("c.operation = {NAME}"),
-            [text(operation)],
-        );
+        let ids = lookup(NAME, &[text(operation)])?;
+        filter.one_of(negate(Criterion::Operation), "c.operation", ids);
     }
     if let Some(action) = &query.soap_action {
-        filter.add(
-            negate(Criterion::SoapAction),
-            &format!("c.soap_action = {NAME}"),
-            [text(action)],
-        );
+        let ids = lookup(NAME, &[text(action)])?;
+        filter.one_of(negate(Criterion::SoapAction), "c.soap_action", ids);
     }
     if let Some(path) = &query.path {
-        filter.add(
-            negate(Criterion::Path),
-            &format!("c.endpoint = {NAME}"),
-            [text(path)],
-        );
+        let ids = lookup(NAME, &[text(path)])?;
+        filter.one_of(negate(Criterion::Path), "c.endpoint", ids);
     }
     if let Some(since) = query.since {
         filter.add(
@@ -243,8 +307,10 @@ pub fn call_filter(query: &CallQuery, dialect: Dialect) -> Result<Filter, Journa
         );
     }
     if let Some(outcome) = &query.outcome {
-        let (condition, values) = outcome_condition(outcome)?;
-        filter.add(negate(Criterion::Outcome), &condition, values);
+        match outcome_condition(outcome, lookup)? {
+            Some((condition, values)) => filter.add(negate(Criterion::Outcome), &condition, values),
+            None => filter.one_of(negate(Criterion::Outcome), "c.fault_name", Vec::new()),
+        }
     }
     if let Some(code) = query.fault_code {
         filter.add(
@@ -266,12 +332,40 @@ pub fn call_filter(query: &CallQuery, dialect: Dialect) -> Result<Filter, Journa
     if let Some(after) = query.after_id {
         filter.add(false, "c.id > ?", [Param::Int(after)]);
     }
+    if dialect == Dialect::Sqlite && !drivers.is_empty() {
+        // SQLite has no statistics of the calls (the store never runs ANALYZE): given
+        // `certificate = ? AND operation = ?` it may walk the operation's index over every
+        // call instead of the caller's few. A unary + keeps the other columns from being
+        // picked (SQLite's documented way), so the caller's or supplier's index drives.
+        for (at, condition) in filter.conditions.iter_mut().enumerate() {
+            if !drivers.contains(&at) {
+                *condition = unindexed(condition);
+            }
+        }
+    }
     Ok(filter)
 }
 
+/// `condition` with its indexed columns (but the id) behind a unary +, so that SQLite does
+/// not pick their indexes for it.
+fn unindexed(condition: &str) -> String {
+    let mut condition = condition.to_owned();
+    for column in [
+        "c.certificate",
+        "c.supplier",
+        "c.service",
+        "c.operation",
+        "c.time_us",
+        "c.outcome",
+    ] {
+        condition = condition.replace(column, &format!("+{column}"));
+    }
+    condition
+}
+
 /// Whether a count of `query` is best answered on its own from an index (a caller, a
-/// supplier, faults, or no criterion at all) rather than in one pass with other broad counts.
-pub fn is_narrow(query: &CallQuery) -> bool {
+/// supplier, faults) rather than in one pass with other broad counts.
+fn is_narrow(query: &CallQuery) -> bool {
     let faults = query
         .outcome
         .as_deref()
@@ -282,32 +376,51 @@ pub fn is_narrow(query: &CallQuery) -> bool {
             || query.cvr.is_some()
             || query.supplier.is_some()
             || query.fault_code.is_some()
-            || faults
-            || call_filter(query, Dialect::Sqlite).is_ok_and(|filter| filter.conditions.is_empty()))
+            || faults)
 }
 
-/// Counts each of `queries`: the narrow ones with `count` one by one, the broad rest with
-/// `together` in one pass over the calls.
+/// Counts each of `queries` (their filters made with [`call_filter`]): one that no call can
+/// meet is 0 at once; the narrow ones with `count` one by one from their indexes; the broad
+/// rest with `together` in one pass over the calls, which counts every call as well when
+/// one of the queries has no criterion (all calls: nearly free in that pass).
 pub fn count_each(
     queries: &[CallQuery],
-    mut count: impl FnMut(&CallQuery) -> Result<u64, JournalError>,
-    together: impl FnOnce(&[CallQuery]) -> Result<Vec<u64>, JournalError>,
+    filters: Vec<Filter>,
+    mut count: impl FnMut(&Filter) -> Result<u64, JournalError>,
+    together: impl FnOnce(&[Filter]) -> Result<Vec<u64>, JournalError>,
 ) -> Result<Vec<u64>, JournalError> {
     let mut counts = vec![0; queries.len()];
-    let mut broad = Vec::new();
-    for (index, query) in queries.iter().enumerate() {
-        if is_narrow(query) {
-            counts[index] = count(query)?;
+    let (mut broad, mut all) = (Vec::new(), Vec::new());
+    for (index, (query, filter)) in queries.iter().zip(&filters).enumerate() {
+        if filter.never {
+            continue;
+        }
+        if filter.conditions.is_empty() {
+            all.push(index);
+        } else if is_narrow(query) {
+            counts[index] = count(filter)?;
         } else {
             broad.push(index);
         }
     }
-    if broad.len() == 1 {
-        counts[broad[0]] = count(&queries[broad[0]])?;
-    } else if broad.len() > 1 {
-        let queries: Vec<CallQuery> = broad.iter().map(|i| queries[*i].clone()).collect();
-        for (index, count) in broad.iter().zip(together(&queries)?) {
+    if broad.len() == 1 && all.is_empty() {
+        counts[broad[0]] = count(&filters[broad[0]])?;
+    } else if !broad.is_empty() {
+        broad.extend(all.first());
+        let together_filters: Vec<Filter> = broad.iter().map(|i| filters[*i].clone()).collect();
+        for (index, count) in broad.iter().zip(together(&together_filters)?) {
             counts[*index] = count;
+        }
+        if let Some(first) = all.first() {
+            let total = counts[*first];
+            for index in &all {
+                counts[*index] = total;
+            }
+        }
+    } else if let Some(first) = all.first() {
+        let total = count(&filters[*first])?;
+        for index in &all {
+            counts[*index] = total;
         }
     }
     Ok(counts)
@@ -331,10 +444,76 @@ mod tests {
             supplier: Some("Leverandør A".to_owned()),
             ..CallQuery::default()
         };
-        let sqlite = call_filter(&query, Dialect::Sqlite).unwrap();
-        assert!(sqlite.conditions[0].contains("COLLATE NOCASE"));
-        let postgres = call_filter(&query, Dialect::Postgres).unwrap();
-        assert!(postgres.conditions[0].contains("lower(text)"));
+        let mut asked = Vec::new();
+        let mut lookup = |sql: &str, values: &[Param]| {
+            asked.push((sql.to_owned(), values.to_vec()));
+            Ok(vec![7, 9])
+        };
+        let sqlite = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
+        let postgres = call_filter(&query, Dialect::Postgres, &mut lookup).unwrap();
+        assert!(asked[0].0.contains("COLLATE NOCASE"), "{asked:?}");
+        assert!(asked[1].0.contains("lower(text)"), "{asked:?}");
+        assert_eq!(asked[0].1, asked[1].1);
+        assert_eq!(sqlite.conditions, ["c.supplier IN (?, ?)"]);
         assert_eq!(sqlite.values, postgres.values);
+        assert_eq!(sqlite.values, [Param::Int(7), Param::Int(9)]);
+    }
+
+    #[test]
+    fn a_name_never_journaled_matches_nothing_and_turned_around_drops_out() {
+        let query = CallQuery {
+            operation: Some("NobodyCalledThis".to_owned()),
+            caller_id: Some("CVR:1".to_owned()),
+            ..CallQuery::default()
+        };
+        let mut lookup = |sql: &str, _: &[Param]| {
+            Ok(if sql.contains("certificates") {
+                vec![4]
+            } else {
+                Vec::new()
+            })
+        };
+        let filter = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
+        assert!(filter.never);
+        let near = CallQuery {
+            negate: Some(Criterion::Operation),
+            ..query.clone()
+        };
+        let filter = call_filter(&near, Dialect::Postgres, &mut lookup).unwrap();
+        assert!(!filter.never);
+        assert_eq!(filter.conditions, ["c.certificate = ?"]);
+        assert_eq!(filter.values, [Param::Int(4)]);
+        assert_eq!(
+            filter.counted(),
+            "COUNT(*) FILTER (WHERE c.certificate = ?)"
+        );
+    }
+
+    #[test]
+    fn on_sqlite_a_callers_certificate_index_drives_its_query() {
+        let query = CallQuery {
+            cvr: Some("12345678".to_owned()),
+            operation: Some("SaveAvailabilityAssessment".to_owned()),
+            outcome: Some("fault 1014".to_owned()),
+            ..CallQuery::default()
+        };
+        let mut lookup = |_: &str, _: &[Param]| Ok(vec![3]);
+        let sqlite = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
+        assert_eq!(
+            sqlite.conditions,
+            [
+                "c.certificate = ?",
+                "+c.operation = ?",
+                "+c.outcome = 1 AND c.fault_code = ?"
+            ]
+        );
+        let postgres = call_filter(&query, Dialect::Postgres, &mut lookup).unwrap();
+        assert_eq!(postgres.conditions[1], "c.operation = ?");
+        let near = CallQuery {
+            negate: Some(Criterion::Cvr),
+            ..query
+        };
+        let sqlite = call_filter(&near, Dialect::Sqlite, &mut lookup).unwrap();
+        assert_eq!(sqlite.conditions[1], "c.operation = ?");
     }
 }

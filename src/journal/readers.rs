@@ -55,6 +55,13 @@ impl JournalReader for Reader {
         }
     }
 
+    fn calls_by_id(&self, ids: &[i64]) -> Result<Vec<StoredCall>, JournalError> {
+        match self {
+            Reader::Sqlite(store) => store.calls_by_id(ids),
+            Reader::Postgres(store) => store.calls_by_id(ids),
+        }
+    }
+
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError> {
         match self {
             Reader::Sqlite(store) => store.call_by_receipt(guid),

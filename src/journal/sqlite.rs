@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 mod checkpoint;
 
 use super::codec;
-use super::filter::{self, call_filter, effective_limit, Dialect, Param};
+use super::filter::{self, call_filter, effective_limit, Dialect, Filter, Param};
 use super::records::{
     CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Entry,
     IdentityFields, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
@@ -1174,7 +1174,10 @@ fn time_value(micros: Option<i64>, table: &'static str) -> Result<OffsetDateTime
 
 impl JournalReader for SqliteStore {
     fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, JournalError> {
-        let mut filter = call_filter(query, Dialect::Sqlite)?;
+        let mut filter = self.filter(query)?;
+        if filter.never {
+            return Ok(Vec::new());
+        }
         let order = if query.after_id.is_some() {
             "ASC"
         } else {
@@ -1189,20 +1192,23 @@ impl JournalReader for SqliteStore {
     }
 
     fn count_calls(&self, query: &CallQuery) -> Result<u64, JournalError> {
-        let filter = call_filter(query, Dialect::Sqlite)?;
-        let sql = format!("SELECT COUNT(*) FROM calls c {}", filter.where_clause());
-        let count: i64 = self
-            .connection
-            .prepare_cached(&sql)?
-            .query_row(rusqlite::params_from_iter(&filter.values), |row| row.get(0))?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        let filter = self.filter(query)?;
+        if filter.never {
+            return Ok(0);
+        }
+        self.count_filter(&filter)
     }
 
     fn count_each(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
+        let filters = queries
+            .iter()
+            .map(|query| self.filter(query))
+            .collect::<Result<Vec<_>, _>>()?;
         filter::count_each(
             queries,
-            |query| self.count_calls(query),
-            |queries| self.count_in_one_pass(queries),
+            filters,
+            |filter| self.count_filter(filter),
+            |filters| self.count_in_one_pass(filters),
         )
     }
 
@@ -1299,22 +1305,38 @@ impl JournalReader for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Counts each of `queries` in one pass over the calls.
-    fn count_in_one_pass(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
-        let mut sums = Vec::with_capacity(queries.len());
+    /// The WHERE clause of `query`, its names and certificates looked up first.
+    fn filter(&self, query: &CallQuery) -> Result<Filter, JournalError> {
+        call_filter(query, Dialect::Sqlite, &mut |sql, values| {
+            let mut statement = self.connection.prepare_cached(sql)?;
+            let ids = statement
+                .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn count_filter(&self, filter: &Filter) -> Result<u64, JournalError> {
+        let sql = format!("SELECT COUNT(*) FROM calls c {}", filter.where_clause());
+        let count: i64 = self
+            .connection
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(&filter.values), |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Counts each of `filters` in one pass over the calls.
+    fn count_in_one_pass(&self, filters: &[Filter]) -> Result<Vec<u64>, JournalError> {
+        let mut sums = Vec::with_capacity(filters.len());
         let mut values = Vec::new();
-        for query in queries {
-            let filter = call_filter(query, Dialect::Sqlite)?;
-            let condition = filter.expression();
-            sums.push(format!(
-                "COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0)"
-            ));
-            values.extend(filter.values);
+        for filter in filters {
+            sums.push(filter.counted());
+            values.extend(filter.values.iter().cloned());
         }
         let sql = format!("SELECT {} FROM calls c", sums.join(", "));
         let mut statement = self.connection.prepare_cached(&sql)?;
         let counts = statement.query_row(rusqlite::params_from_iter(&values), |row| {
-            (0..queries.len())
+            (0..filters.len())
                 .map(|index| row.get::<_, i64>(index))
                 .collect::<Result<Vec<_>, _>>()
         })?;

@@ -126,6 +126,13 @@ pub trait JournalReader {
             .collect()
     }
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError>;
+    /// The calls of `ids` that exist, in any order: one query where a round trip costs (a
+    /// server database), else one [`JournalReader::call`] each.
+    fn calls_by_id(&self, ids: &[i64]) -> Result<Vec<StoredCall>, JournalError> {
+        ids.iter()
+            .filter_map(|id| self.call(*id).transpose())
+            .collect()
+    }
     /// The latest call whose response carried this receipt GUID.
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError>;
     fn rejections(&self, query: &RejectionQuery) -> Result<Vec<StoredRejection>, JournalError>;

@@ -92,6 +92,7 @@ both!(
     cursors_page_back_and_follow_forward,
     receipts_are_confirmed_once_and_reset_empties_the_journal,
     counting_together_agrees_with_counting_one_by_one,
+    names_the_journal_never_held_match_no_call_and_turned_around_every_call,
     retention_by_calls_keeps_onboarding_evidence,
     retention_by_age_removes_old_calls_and_refusals,
 );
@@ -518,6 +519,138 @@ async fn counting_together_agrees_with_counting_one_by_one(store: Store) {
     .await;
     assert_eq!(together, one_by_one);
     assert_eq!(together, [7, 6, 4, 3, 3]);
+    opened.journal.close().await.unwrap();
+}
+
+/// A criterion naming what the journal never held (an operation nobody called, an unknown
+/// caller, supplier, service, path, SOAPAction or SOAP fault code) matches no call, and
+/// turned around (a near miss of `verify`) every call that meets the other criteria; counted
+/// alone or together with others.
+async fn names_the_journal_never_held_match_no_call_and_turned_around_every_call(store: Store) {
+    let opened = store.open(Retention::UNBOUNDED).await;
+    let id = varied_calls(&opened).await;
+    let unknown = [
+        (
+            Criterion::Operation,
+            CallQuery {
+                operation: Some("NobodyCalledThis".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::CallerId,
+            CallQuery {
+                caller_id: Some("CVR:00000000-UUID:nobody".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Caller,
+            CallQuery {
+                caller: Some("00000000".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Cvr,
+            CallQuery {
+                cvr: Some("00000000".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Supplier,
+            CallQuery {
+                supplier: Some("Nobody ApS".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Service,
+            CallQuery {
+                service: Some("NoSuchService".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Service,
+            CallQuery {
+                // A known first segment, but no endpoint below it.
+                service: Some("JobcenterMessageService/9".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Path,
+            CallQuery {
+                path: Some("/JobcenterMessageService/9/X.svc".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::SoapAction,
+            CallQuery {
+                soap_action: Some("urn:nobody#Nothing".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            Criterion::Outcome,
+            CallQuery {
+                outcome: Some("fault NoSuchCode".to_owned()),
+                ..CallQuery::default()
+            },
+        ),
+    ];
+    let results = read(&opened, move |reader| {
+        let mut results = Vec::new();
+        let mut queries = vec![CallQuery::default()];
+        for (criterion, query) in unknown {
+            results.push((
+                format!("{query:?}"),
+                ids(&reader.calls(&query)?),
+                reader.count_calls(&query)?,
+                Vec::new(),
+            ));
+            // Turned around, with a criterion some calls meet: those calls.
+            let near = CallQuery {
+                identity_check: Some(true),
+                negate: Some(criterion),
+                ..query.clone()
+            };
+            let wanted = CallQuery {
+                identity_check: Some(true),
+                ..CallQuery::default()
+            };
+            results.push((
+                format!("{near:?}"),
+                ids(&reader.calls(&near)?),
+                reader.count_calls(&near)?,
+                ids(&reader.calls(&wanted)?),
+            ));
+            queries.push(query);
+            queries.push(near);
+        }
+        let together = reader.count_each(&queries)?;
+        let mut one_by_one = Vec::new();
+        for query in &queries {
+            one_by_one.push(reader.count_calls(query)?);
+        }
+        Ok((results, together, one_by_one))
+    })
+    .await;
+    let (results, together, one_by_one) = results;
+    for (query, found, counted, expected) in &results {
+        assert_eq!(found, expected, "{query}");
+        assert_eq!(*counted, expected.len() as u64, "{query}");
+    }
+    assert_eq!(together, one_by_one);
+    assert_eq!(together[0], id.len() as u64);
+    assert_eq!(together[1..].iter().step_by(2).sum::<u64>(), 0);
+    assert!(
+        together[2..].iter().step_by(2).all(|n| *n == 6),
+        "{together:?}"
+    );
     opened.journal.close().await.unwrap();
 }
 

@@ -1,6 +1,7 @@
 //! The queries of the PostgreSQL store: the SQLite store's, with `$n` placeholders (both take
 //! their WHERE clauses from `journal::filter`) and PostgreSQL's types. A call query picks its
-//! ids on the narrow `calls` table first and joins their rows after.
+//! ids on the narrow `calls` table first and joins their rows after; the calls onboarding cites
+//! are read many at once ([`JournalReader::calls_by_id`]), since each round trip costs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,9 @@ use tokio_postgres::types::ToSql;
 
 use super::{bounded, schema, Database, Driver, READ_TIMEOUT};
 use crate::journal::codec;
-use crate::journal::filter::{self, call_filter, effective_limit, numbered, Dialect, Param};
+use crate::journal::filter::{
+    self, call_filter, effective_limit, numbered, Dialect, Filter, Param,
+};
 use crate::journal::records::{
     CallQuery, CallerSummary, CertificateSummary, ConfirmationRecord, RejectionQuery, ReloadRecord,
     StoredCall, StoredConfirmation, StoredRejection, StoredReload,
@@ -220,6 +223,19 @@ async fn call_on(
         .pop())
 }
 
+/// The calls of `ids` that exist, in one round trip.
+async fn calls_by_id(
+    client: &Object,
+    dictionaries: &Dictionaries,
+    ids: &[i64],
+) -> Result<Vec<StoredCall>, JournalError> {
+    let statement = client
+        .prepare_cached(&format!("{SELECT_CALL} WHERE c.id = ANY($1)"))
+        .await?;
+    let rows = client.query(&statement, &[&ids]).await?;
+    calls_of(client, dictionaries, rows).await
+}
+
 /// The newest call whose response carried receipt `guid` (also the writer's, to confirm).
 pub(super) async fn call_by_receipt(
     client: &Object,
@@ -280,8 +296,25 @@ impl PostgresReader {
         &self.pool.dictionaries
     }
 
-    async fn count(&self, query: &CallQuery) -> Result<u64, JournalError> {
-        let filter = call_filter(query, Dialect::Postgres)?;
+    /// The WHERE clause of `query`, its names and certificates looked up first (a round trip
+    /// each, so the query itself is planned with the ids' statistics).
+    fn filter(&self, query: &CallQuery) -> Result<Filter, JournalError> {
+        call_filter(query, Dialect::Postgres, &mut |sql, values| {
+            let sql = numbered(sql);
+            self.run(async {
+                let client = self.client();
+                let statement = client.prepare_cached(&sql).await?;
+                Ok(client
+                    .query(&statement, &bind(values))
+                    .await?
+                    .iter()
+                    .map(|row| row.get::<_, i64>(0))
+                    .collect())
+            })
+        })
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64, JournalError> {
         let sql = numbered(&format!(
             "SELECT count(*) FROM calls c {}",
             filter.where_clause()
@@ -295,20 +328,19 @@ impl PostgresReader {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Counts each of `queries` in one pass over the calls.
-    async fn count_together(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
-        let mut counts = Vec::with_capacity(queries.len());
+    /// Counts each of `filters` in one pass over the calls.
+    async fn count_together(&self, filters: &[Filter]) -> Result<Vec<u64>, JournalError> {
+        let mut counts = Vec::with_capacity(filters.len());
         let mut values = Vec::new();
-        for query in queries {
-            let filter = call_filter(query, Dialect::Postgres)?;
-            counts.push(format!("count(*) FILTER (WHERE {})", filter.expression()));
-            values.extend(filter.values);
+        for filter in filters {
+            counts.push(filter.counted());
+            values.extend(filter.values.iter().cloned());
         }
         let sql = numbered(&format!("SELECT {} FROM calls c", counts.join(", ")));
         let client = self.client();
         let statement = client.prepare_cached(&sql).await?;
         let row = client.query_one(&statement, &bind(&values)).await?;
-        Ok((0..queries.len())
+        Ok((0..filters.len())
             .map(|index| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0))
             .collect())
     }
@@ -352,7 +384,10 @@ impl PostgresReader {
 
 impl JournalReader for PostgresReader {
     fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, JournalError> {
-        let mut filter = call_filter(query, Dialect::Postgres)?;
+        let mut filter = self.filter(query)?;
+        if filter.never {
+            return Ok(Vec::new());
+        }
         let order = if query.after_id.is_some() {
             "ASC"
         } else {
@@ -376,19 +411,32 @@ impl JournalReader for PostgresReader {
     }
 
     fn count_calls(&self, query: &CallQuery) -> Result<u64, JournalError> {
-        self.run(self.count(query))
+        let filter = self.filter(query)?;
+        if filter.never {
+            return Ok(0);
+        }
+        self.run(self.count(&filter))
     }
 
     fn count_each(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
+        let filters = queries
+            .iter()
+            .map(|query| self.filter(query))
+            .collect::<Result<Vec<_>, _>>()?;
         filter::count_each(
             queries,
-            |query| self.count_calls(query),
-            |queries| self.run(self.count_together(queries)),
+            filters,
+            |filter| self.run(self.count(filter)),
+            |filters| self.run(self.count_together(filters)),
         )
     }
 
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
         self.run(call_on(self.client(), self.dictionaries(), id))
+    }
+
+    fn calls_by_id(&self, ids: &[i64]) -> Result<Vec<StoredCall>, JournalError> {
+        self.run(calls_by_id(self.client(), self.dictionaries(), ids))
     }
 
     fn call_by_receipt(&self, guid: &str) -> Result<Option<StoredCall>, JournalError> {
