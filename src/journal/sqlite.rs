@@ -38,6 +38,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection (KiB): room for the leaf pages a batch touches (the
 /// newest page of each certificate in its index, mostly).
 const WRITER_CACHE_KIB: i64 = 4096;
+/// The page size of a new journal (see `open_at_version`).
+const JOURNAL_PAGE_SIZE: i64 = 1024;
 
 /// Pages a transaction of the writer may keep dirty in memory before SQLite writes some to the
 /// log early ("spills"), beyond [`WRITER_CACHE_KIB`]: a batch of calls from many certificates
@@ -160,6 +162,11 @@ impl SqliteStore {
         };
         let connection = Connection::open(path).map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        // A fresh journal's page size (an existing one keeps its own): every commit writes each
+        // page it touched, whole, to the log.
+        connection
+            .pragma_update(None, "page_size", JOURNAL_PAGE_SIZE)
+            .map_err(open_error)?;
         let mode: String = connection
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(open_error)?;

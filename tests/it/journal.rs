@@ -197,6 +197,25 @@ fn v5_journal(path: &Path, count: u32) -> Vec<(i64, CallRecord)> {
 }
 
 #[tokio::test]
+async fn a_new_journal_is_made_of_small_pages_that_each_commit_writes_whole() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("new.sqlite");
+    let journal = Journal::open_sqlite(&path).unwrap();
+    let id = journal.record_call(v7_call(1)).await.unwrap();
+    journal.close().await.unwrap();
+    assert_eq!(page_size(&path), 1024);
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert!(reader.call(id).unwrap().is_some());
+}
+
+fn page_size(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
 async fn a_journal_of_the_previous_release_migrates_in_place_and_every_call_stays_readable() {
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("v5.sqlite");
@@ -208,6 +227,11 @@ async fn a_journal_of_the_previous_release_migrates_in_place_and_every_call_stay
 
     let reader = SqliteStore::open_read_only(&path).unwrap();
     assert_eq!(reader.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        page_size(&path),
+        4096,
+        "an existing journal keeps its page size"
+    );
     for (id, record) in &before {
         let stored = reader
             .call(*id)
