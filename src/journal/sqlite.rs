@@ -1113,33 +1113,39 @@ impl SqliteStore {
         // A version-7 GUID is in the time-ordered index, unless it was journaled before
         // version 7: then, like every other GUID, under its hash.
         if let Some(key) = codec::receipt_time_key(guid).filter(|_| self.time_receipts) {
-            let candidates: Vec<i64> = connection
-                .prepare_cached(
-                    "SELECT call_id FROM receipts_by_time WHERE key = ?1 ORDER BY call_id DESC",
-                )?
-                .query_map([key], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            for id in candidates {
-                if let Some(call) = self.call_on(connection, id)? {
-                    if call.record.receipts.iter().any(|sent| sent == guid) {
-                        return Ok(Some(call));
-                    }
-                }
+            let found = self.newest_call_sending(
+                connection,
+                guid,
+                "SELECT call_id FROM receipts_by_time WHERE key = ?1 ORDER BY call_id DESC",
+                params![key],
+            )?;
+            if found.is_some() {
+                return Ok(found);
             }
         }
-        let candidates: Vec<i64> = connection
-            .prepare_cached(
-                "SELECT call_id FROM receipts WHERE bucket = ?1 AND key = ?2 ORDER BY call_id DESC",
-            )?
-            .query_map(
-                params![
-                    codec::receipt_bucket(codec::receipt_key(guid)),
-                    codec::receipt_key(guid)
-                ],
-                |row| row.get(0),
-            )?
+        let key = codec::receipt_key(guid);
+        self.newest_call_sending(
+            connection,
+            guid,
+            "SELECT call_id FROM receipts WHERE bucket = ?1 AND key = ?2 ORDER BY call_id DESC",
+            params![codec::receipt_bucket(key), key],
+        )
+    }
+
+    /// The newest of the calls `candidates` selects (ids, newest first) that sent `guid`: keys
+    /// may collide, so each candidate's own receipts decide.
+    fn newest_call_sending(
+        &self,
+        connection: &Connection,
+        guid: &str,
+        candidates: &str,
+        key: impl rusqlite::Params,
+    ) -> Result<Option<StoredCall>, JournalError> {
+        let ids: Vec<i64> = connection
+            .prepare_cached(candidates)?
+            .query_map(key, |row| row.get(0))?
             .collect::<Result<_, _>>()?;
-        for id in candidates {
+        for id in ids {
             if let Some(call) = self.call_on(connection, id)? {
                 if call.record.receipts.iter().any(|sent| sent == guid) {
                     return Ok(Some(call));
