@@ -8,17 +8,18 @@
 # cannot be pulled (offline or air-gapped CI), build the binary on the host and feed it to the
 # `prebuilt` stage instead, which is the same runtime image:
 #
-#   cargo build --release --locked
+#   cargo build --profile dist --locked
 #   docker build --target prebuilt -t dfdg-mock .
 #
 # The host must be glibc 2.36 or older (Debian 12, Ubuntu 22.04) for that binary to run here.
 # Strip it first (`strip --strip-debug`, or name a stripped copy with PREBUILT_BINARY) for a
-# small image: the release profile keeps line tables, about 47 MB of them.
+# small image: the dist profile (release with fat LTO, Cargo.toml) keeps line tables, about 47 MB
+# of them.
 # BuildKit and buildah build only the stages the target needs: `--target prebuilt` never
 # touches the Rust image.
 
 # The host-built binary, for --target prebuilt; a path in the build context.
-ARG PREBUILT_BINARY=target/release/dfdg-mock
+ARG PREBUILT_BINARY=target/dist/dfdg-mock
 
 FROM rust:1-slim-bookworm AS builder
 WORKDIR /src
@@ -31,8 +32,8 @@ COPY wsb ./wsb
 COPY xtask ./xtask
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin dfdg-mock \
-    && install -D -m 0755 target/release/dfdg-mock /out/dfdg-mock \
+    cargo build --profile dist --locked --bin dfdg-mock \
+    && install -D -m 0755 target/dist/dfdg-mock /out/dfdg-mock \
     && strip --strip-debug /out/dfdg-mock
 
 # Everything of the runtime image but the binary.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where the server's CPU goes at keep-alive c=32: starts the release build on the real endpoint
+# Where the server's CPU goes at keep-alive c=32: starts the `dist` build on the real endpoint
 # (as bench/run.sh does), puts the harness's load generator on it, records the server with
 # `perf record --call-graph dwarf` meanwhile, and prints the hottest symbols (self and with children).
 #
@@ -22,9 +22,9 @@ OUT="$BENCH_WORK/profile"
 command -v perf >/dev/null || { echo "profile: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
 [[ -x "$LOADGEN" && -f "$PKI/ca.crt" ]] || { echo "profile: run bench/run.sh once first (load generator, PKI)" >&2; exit 2; }
 
-[[ -n "${BENCH_BINARY:-}" ]] || cargo build --release --locked --quiet
+[[ -n "${BENCH_BINARY:-}" ]] || cargo build --profile dist --locked --quiet
 rm -rf "$OUT" && mkdir -p "$OUT"
-"${BENCH_BINARY:-./target/release/dfdg-mock}" serve --listen "127.0.0.1:$PORT" \
+"${BENCH_BINARY:-./target/dist/dfdg-mock}" serve --listen "127.0.0.1:$PORT" \
   --cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt" \
   --wsdl wsdl --validation enforce --scenarios scenarios --journal "$OUT/journal.sqlite" \
   --suppliers "$OUT/suppliers.toml" --admin-listen 127.0.0.1:0 >"$OUT/server.log" 2>&1 &

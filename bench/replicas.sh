@@ -8,7 +8,7 @@ set -euo pipefail
 port=$1 url=$2; shift 2
 work="${WORK:-${TMPDIR:-/tmp}}"
 for n in 0 1; do
-  ./target/release/dfdg-mock serve --listen "127.0.0.1:$((port + 10 + n))" --replica "replica-$n" \
+  ./target/dist/dfdg-mock serve --listen "127.0.0.1:$((port + 10 + n))" --replica "replica-$n" \
     --journal-url "$url" "$@" >"$work/replica-$n.log" 2>&1 &
 done
 cat >"$work/haproxy.cfg" <<CFG

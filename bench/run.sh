@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark of the real endpoint: ../shared/bench/run.sh (the mutual-TLS harness) against the
-# release build of dfdg-mock serving what it ships — the catalog in wsdl/ with validation
-# `enforce`, the scenarios in scenarios/, the durable SQLite journal — next to nginx and
-# rust-static (hyper + rustls answering a static body) in the same run. The request is
-# SaveAvailabilityAssessment with both STAR headers (bench/request.xml), sent with its SOAPAction;
-# the anchors answer with a response of ours (bench/receipt.xml).
+# `dist` build of dfdg-mock (the release profile with fat LTO, what the container ships) serving
+# what it ships — the catalog in wsdl/ with validation `enforce`, the scenarios in scenarios/, the
+# durable SQLite journal — next to nginx and rust-static (hyper + rustls answering a static body)
+# in the same run. The request is SaveAvailabilityAssessment with both STAR headers
+# (bench/request.xml), sent with its SOAPAction; the anchors answer with a response of ours
+# (bench/receipt.xml).
 #
 #   bench/run.sh                       # nginx, rust-static, dfdg-mock; 10 s per phase (~2 min)
 #   bench/run.sh dfdg-mock             # only these targets
@@ -26,7 +27,7 @@ HARNESS="${BENCH_HARNESS:-$ROOT/../shared/bench}"
 [[ -x "$HARNESS/run.sh" ]] || { echo "bench: no harness at $HARNESS (set BENCH_HARNESS)" >&2; exit 2; }
 PORT="${BENCH_PORT:-18450}"
 
-cargo build --release --locked --quiet
+cargo build --profile dist --locked --quiet
 
 export BENCH_PATH=/JobcenterMessageService/2/JobcenterMessageService.svc
 export BENCH_BODY="$ROOT/bench/request.xml"
@@ -40,7 +41,7 @@ COMMON="--cert {PKI}/server.crt --key {PKI}/server.key --client-ca {PKI}/ca.crt 
 --wsdl wsdl --validation enforce --scenarios scenarios \
 --suppliers {WORK}/suppliers.toml --admin-listen 127.0.0.1:0"
 ARGS="serve --listen 127.0.0.1:{PORT} $COMMON --journal {WORK}/journal.sqlite"
-TARGET="dfdg-mock|$PORT|exec ./target/release/dfdg-mock $ARGS"
+TARGET="dfdg-mock|$PORT|exec ./target/dist/dfdg-mock $ARGS"
 DEFAULT=(nginx rust-static dfdg-mock)
 if [[ -n "${BENCH_COMPARE:-}" ]]; then
   [[ -x "$BENCH_COMPARE" ]] || { echo "bench: BENCH_COMPARE=$BENCH_COMPARE is not an executable" >&2; exit 2; }
@@ -51,7 +52,7 @@ if [[ -n "${BENCH_POSTGRES:-}" ]]; then
   command -v haproxy >/dev/null || { echo "bench: BENCH_POSTGRES needs haproxy" >&2; exit 2; }
   PG=$(bench/postgres.sh start "$((PORT + 40))" one two)
   trap 'bench/postgres.sh stop' EXIT
-  TARGET+=$'\n'"dfdg-mock-pg|$((PORT + 2))|exec ./target/release/dfdg-mock $ARGS --journal-url $PG/one"
+  TARGET+=$'\n'"dfdg-mock-pg|$((PORT + 2))|exec ./target/dist/dfdg-mock $ARGS --journal-url $PG/one"
   TARGET+=$'\n'"dfdg-mock-2x-pg|$((PORT + 3))|exec bench/replicas.sh {PORT} $PG/two $COMMON"
   DEFAULT+=(dfdg-mock-pg dfdg-mock-2x-pg)
 fi
