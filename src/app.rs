@@ -530,7 +530,7 @@ impl App {
             star_headers: envelope
                 .map(|envelope| &envelope.star_headers)
                 .filter(|headers| !headers.is_empty())
-                .and_then(|headers| serde_json::to_value(headers).ok()),
+                .map(crate::soap::StarHeaders::to_json),
             request_body: request.body[..request.body.len().min(cap)].to_vec(),
             request_truncated: request.body.len() > cap
                 || matches!(
