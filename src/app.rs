@@ -360,7 +360,7 @@ impl App {
         }
         let body = read_body(&parts, body, &self.limits).await;
         let request = Request::parse(parts, body, time);
-        let verdict = {
+        let mut verdict = {
             let registry = self.suppliers.current();
             let scenarios = self.scenarios.spec();
             let rules = Rules {
@@ -376,7 +376,13 @@ impl App {
             tokio::time::sleep(delay).await;
         }
         let connection_fault = verdict.script.as_ref().and_then(|s| s.connection);
-        let record = self.record(&request, &verdict, connection, connection_fault, started);
+        let record = self.record(
+            &request,
+            &mut verdict,
+            connection,
+            connection_fault,
+            started,
+        );
         let service = journal::service_of(&record.path).to_owned();
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
         let caller = record.caller_id().map(str::to_owned);
@@ -399,11 +405,12 @@ impl App {
             self.push(script, id);
         }
         let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let outcome = verdict.outcome.label();
         self.metrics
-            .record_call(&service, &operation, &verdict.outcome.label(), latency);
+            .record_call(&service, &operation, &outcome, latency);
         // No subscriber is not an error.
         drop(self.events.send(LiveEvent::Call(id)));
-        tracing::debug!(call_id = id, caller_id = caller.as_deref(), peer = %connection.peer, status = verdict.status.as_u16(), outcome = %verdict.outcome.label(), "call");
+        tracing::debug!(call_id = id, caller_id = caller.as_deref(), peer = %connection.peer, status = verdict.status.as_u16(), %outcome, "call");
         match connection_fault {
             Some(ConnectionFault::Empty) => connection.control.set(WriteMode::Close),
             Some(ConnectionFault::Reset) => {
@@ -466,11 +473,13 @@ impl App {
     }
 
     /// The journal's record of a call: the request as received and parsed, the verdict, and
-    /// what was sent (which a connection fault changes).
+    /// what was sent (which a connection fault changes). The record takes the verdict's facts,
+    /// receipts and detail (the answer needs only its status, body and script afterwards), so
+    /// they are moved rather than copied.
     fn record(
         &self,
         request: &Request,
-        verdict: &Verdict,
+        verdict: &mut Verdict,
         connection: &Connection,
         connection_fault: Option<ConnectionFault>,
         started: Instant,
@@ -480,9 +489,9 @@ impl App {
         let sent = match connection_fault {
             None => Sent {
                 status: verdict.status.as_u16(),
-                receipts: verdict.receipts.clone(),
+                receipts: std::mem::take(&mut verdict.receipts),
                 outcome: verdict.outcome.clone(),
-                detail: verdict.detail.clone(),
+                detail: verdict.detail.take(),
             },
             Some(fault) => Sent {
                 status: match fault {
@@ -511,7 +520,7 @@ impl App {
         let message = request.message.as_ref().ok();
         let envelope = message.map(|message| &message.envelope);
         let operation = envelope.map(|envelope| envelope.operation_name());
-        let facts = &verdict.facts;
+        let facts = std::mem::take(&mut verdict.facts);
         let script = verdict.script.as_ref();
         CallRecord {
             time: request.time,
@@ -530,7 +539,7 @@ impl App {
             star_headers: envelope
                 .map(|envelope| &envelope.star_headers)
                 .filter(|headers| !headers.is_empty())
-                .and_then(|headers| serde_json::to_value(headers).ok()),
+                .map(crate::soap::StarHeaders::to_json),
             request_body: request.body[..request.body.len().min(cap)].to_vec(),
             request_truncated: request.body.len() > cap
                 || matches!(
@@ -553,12 +562,12 @@ impl App {
                     .as_ref()
                     .map_or_else(|| "default".to_owned(), |rule| rule.name.to_string())
             }),
-            service: facts.service.clone(),
-            service_operation: facts.service_operation.clone(),
-            findings: facts.findings.clone(),
-            supplier: facts.supplier.clone(),
-            authorization: facts.authorization.clone(),
-            identity_findings: facts.identity_findings.clone(),
+            service: facts.service,
+            service_operation: facts.service_operation,
+            findings: facts.findings,
+            supplier: facts.supplier,
+            authorization: facts.authorization,
+            identity_findings: facts.identity_findings,
         }
     }
 

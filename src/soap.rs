@@ -102,10 +102,25 @@ impl fmt::Display for SoapVersion {
 }
 
 /// An element name resolved to its namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Eq, Serialize)]
 pub struct QualifiedName {
     pub namespace: String,
     pub local: String,
+}
+
+impl std::hash::Hash for QualifiedName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.namespace.hash(state);
+        self.local.hash(state);
+    }
+}
+
+impl PartialEq for QualifiedName {
+    /// Local names first: they are short and tell names apart at once, where namespace URIs
+    /// share long prefixes (the validator compares names at every element).
+    fn eq(&self, other: &Self) -> bool {
+        self.local == other.local && self.namespace == other.namespace
+    }
 }
 
 impl fmt::Display for QualifiedName {
@@ -149,6 +164,48 @@ pub struct StarHeaders {
 impl StarHeaders {
     pub fn is_empty(&self) -> bool {
         self.active_organisation.is_none() && self.request_user.is_none()
+    }
+
+    /// The headers as the journal keeps them: their serde form (a header the request did not
+    /// carry is left out, a value it did not carry is `null`), built directly rather than
+    /// through `serde_json::to_value`, as every call needs it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value};
+        fn object(fields: &[(&str, &Option<String>)]) -> Value {
+            let mut map = Map::new();
+            for (key, value) in fields {
+                let value = value
+                    .as_ref()
+                    .map_or(Value::Null, |v| Value::String(v.clone()));
+                map.insert((*key).to_owned(), value);
+            }
+            Value::Object(map)
+        }
+        let mut map = Map::new();
+        if let Some(header) = &self.active_organisation {
+            map.insert(
+                "active_organisation".to_owned(),
+                object(&[
+                    ("organisation_type", &header.organisation_type),
+                    ("organisation_code", &header.organisation_code),
+                ]),
+            );
+        }
+        if let Some(header) = &self.request_user {
+            map.insert(
+                "request_user".to_owned(),
+                object(&[
+                    ("user_full_name", &header.user_full_name),
+                    ("user_type", &header.user_type),
+                    ("user_identifier", &header.user_identifier),
+                    ("user_email", &header.user_email),
+                    ("organisation_type", &header.organisation_type),
+                    ("organisation_code", &header.organisation_code),
+                    ("registration_date_time", &header.registration_date_time),
+                ]),
+            );
+        }
+        Value::Object(map)
     }
 }
 
@@ -296,14 +353,15 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
     let mut operation_span = 0..0;
     let mut body_offset = 0u64;
 
+    // Whitespace-only text seen last in the innermost open element, kept aside: it becomes the
+    // element's text only if the element turns out to be a leaf (no child elements), so the
+    // indentation between child elements costs no copy.
+    let mut pending_space: Option<Range<usize>> = None;
+
     loop {
         let before = reader.buffer_position();
-        let (namespace, event) = match reader.read_resolved_event() {
-            Ok((resolved, event)) => match event {
-                // Only element names need their namespace.
-                Event::Start(_) | Event::Empty(_) => (namespace_of(&resolved).to_owned(), event),
-                _ => (String::new(), event),
-            },
+        let event = match reader.read_event() {
+            Ok(event) => event,
             Err(error) => {
                 return Err(EnvelopeProblem::Malformed {
                     at: at(reader.error_position()),
@@ -311,6 +369,24 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                 })
             }
         };
+        if let Some(space) = pending_space.take() {
+            let keep = match &event {
+                // Still undecided.
+                Event::Comment(_) | Event::PI(_) => {
+                    pending_space = Some(space.clone());
+                    false
+                }
+                // More character data follows: the whitespace is part of it.
+                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => true,
+                // The element ends: it keeps its whitespace if it is a leaf.
+                Event::End(_) => open.last().is_some_and(|e| e.children.is_empty()),
+                // A child element starts (or the document ends).
+                _ => false,
+            };
+            if let Some(element) = open.last_mut().filter(|_| keep) {
+                push_text(&mut element.text, &text[space]);
+            }
+        }
         match event {
             Event::DocType(_) => return Err(EnvelopeProblem::Doctype { at: at(before) }),
             Event::GeneralRef(reference) => {
@@ -337,13 +413,23 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                     None => {}
                 }
             }
-            Event::Text(content) => match open.last_mut() {
-                Some(element) => element.text.push_str(&content.xml10_content()),
-                None if !in_element(place) && !content.xml10_content().trim().is_empty() => {
-                    return Err(text_outside(at(before)))
+            Event::Text(content) => {
+                let raw = &text[before as usize..reader.buffer_position() as usize];
+                let blank = raw
+                    .bytes()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+                match open.last_mut() {
+                    // Indentation: decided by what comes next (see `pending_space`).
+                    Some(_) if blank => {
+                        pending_space = Some(before as usize..reader.buffer_position() as usize)
+                    }
+                    Some(element) => element.text.push_str(&content.xml10_content()),
+                    None if !in_element(place) && !raw.trim().is_empty() => {
+                        return Err(text_outside(at(before)))
+                    }
+                    None => {}
                 }
-                None => {}
-            },
+            }
             Event::CData(content) => match open.last_mut() {
                 Some(element) => element.text.push_str(&content.xml10_content()),
                 None if !in_element(place) => return Err(text_outside(at(before))),
@@ -353,9 +439,11 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
             Event::Eof => break,
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let is_empty = matches!(event, Event::Empty(_));
-                let name = QualifiedName {
-                    namespace,
-                    local: start.local_name().as_ref().to_owned(),
+                // Resolved in the reader's scope; owned only for the elements that are kept.
+                let (resolved, local) = reader.resolver().resolve_element(start.name());
+                let name = Name {
+                    namespace: namespace_of(&resolved),
+                    local: local.into_inner(),
                 };
                 if !is_empty {
                     depth += 1;
@@ -365,7 +453,7 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
                 }
                 match place {
                     Place::BeforeEnvelope => {
-                        version = SoapVersion::from_namespace(&name.namespace)
+                        version = SoapVersion::from_namespace(name.namespace)
                             .filter(|_| name.local == "Envelope");
                         if version.is_none() {
                             return Err(EnvelopeProblem::NotAnEnvelope {
@@ -503,8 +591,12 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, EnvelopeProblem> {
 fn open_element(
     reader: &NsReader<&[u8]>,
     start: &BytesStart<'_>,
-    name: QualifiedName,
+    name: Name<'_>,
 ) -> Result<Element, String> {
+    let name = QualifiedName {
+        namespace: name.namespace.to_owned(),
+        local: name.local.to_owned(),
+    };
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
         let attribute = attribute.map_err(|error| error.to_string())?;
@@ -541,11 +633,45 @@ fn close_element(
     }
 }
 
-fn namespace_of<'a>(resolved: &'a ResolveResult<'_>) -> &'a str {
+fn namespace_of<'a>(resolved: &ResolveResult<'a>) -> &'a str {
     match resolved {
-        ResolveResult::Bound(namespace) => namespace.as_ref(),
+        ResolveResult::Bound(namespace) => namespace.0,
         _ => "",
     }
+}
+
+/// An element name as the reader resolved it, borrowed until the element is kept.
+#[derive(Debug, Clone, Copy)]
+struct Name<'a> {
+    namespace: &'a str,
+    local: &'a str,
+}
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(self.local)
+        } else {
+            write!(f, "{{{}}}{}", self.namespace, self.local)
+        }
+    }
+}
+
+/// Appends raw character data (no markup, no references) to `text`, with XML's end-of-line
+/// handling (`\r\n` and a lone `\r` read as `\n`).
+fn push_text(text: &mut String, raw: &str) {
+    if !raw.contains('\r') {
+        text.push_str(raw);
+        return;
+    }
+    let mut rest = raw;
+    while let Some(at) = rest.find('\r') {
+        text.push_str(&rest[..at]);
+        text.push('\n');
+        rest = &rest[at + 1..];
+        rest = rest.strip_prefix('\n').unwrap_or(rest);
+    }
+    text.push_str(rest);
 }
 
 fn in_element(place: Place) -> bool {
@@ -869,6 +995,38 @@ mod tests {
         let cpr = envelope.operation.find_local(&["Cpr"]).unwrap();
         assert_eq!(cpr.text, "0101011234");
         assert_eq!(cpr.name.namespace, "urn:example:person");
+    }
+
+    #[test]
+    fn star_headers_json_is_their_serde_form() {
+        let envelope = parse_envelope(STAR_REQUEST).unwrap();
+        let headers = envelope.star_headers;
+        assert_eq!(headers.to_json(), serde_json::to_value(&headers).unwrap());
+        let mut partial = headers.clone();
+        partial.active_organisation = None;
+        if let Some(user) = partial.request_user.as_mut() {
+            user.user_email = None;
+        }
+        assert_eq!(partial.to_json(), serde_json::to_value(&partial).unwrap());
+        assert_eq!(
+            StarHeaders::default().to_json(),
+            serde_json::to_value(StarHeaders::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn indentation_between_elements_is_not_text_but_a_leaf_keeps_its_spaces() {
+        let text = format!(
+            "<s:Envelope xmlns:s=\"{SOAP11_ENVELOPE}\">\r\n <s:Body>\r\n  <op xmlns=\"urn:x\">\r\n   <a> </a>\r\n   <b>\r\n x\r\n </b><c>  <!-- c -->  </c>\r\n   <d>&amp; </d>\r\n  </op>\r\n </s:Body>\r\n</s:Envelope>"
+        );
+        let envelope = parse_envelope(&text).unwrap();
+        let op = &envelope.operation;
+        assert_eq!(op.text, "", "no indentation in an element with children");
+        assert_eq!(op.children.len(), 4);
+        assert_eq!(op.children[0].text, " ");
+        assert_eq!(op.children[1].text, "\n x\n ");
+        assert_eq!(op.children[2].text, "    ");
+        assert_eq!(op.children[3].text, "& ");
     }
 
     #[test]

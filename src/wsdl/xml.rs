@@ -28,7 +28,9 @@ pub struct Element {
     /// Attributes other than namespace declarations, names resolved (unprefixed: no namespace).
     pub attributes: Vec<(QualifiedName, String)>,
     pub children: Vec<Element>,
-    /// The element's own character data (concatenated, unescaped).
+    /// The element's own character data (concatenated, unescaped). In an element built from a
+    /// request, whitespace-only runs are kept only in leaves: the indentation between child
+    /// elements is no one's value (the validator and the rules read trimmed text there).
     pub text: String,
     /// 1-based line of the start tag; 0 for an element built from a request (whose findings
     /// name element paths instead).
@@ -89,7 +91,7 @@ impl Element {
     }
 
     pub fn is(&self, namespace: &str, local: &str) -> bool {
-        self.name.namespace == namespace && self.name.local == local
+        self.name.local == local && self.name.namespace == namespace
     }
 
     /// Child elements named `{namespace}local`.
