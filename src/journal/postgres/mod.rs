@@ -297,6 +297,19 @@ impl Driver {
         }))
     }
 
+    /// A runtime that runs only while its one user blocks on it, on that user's thread: the
+    /// writer's, whose connection then lives on the writer thread (a batch's messages and
+    /// their answers need no wake-up of another thread).
+    pub fn current_thread() -> Result<Driver, JournalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(JournalError::SpawnWriter)?;
+        Ok(Driver {
+            runtime: Some(runtime),
+        })
+    }
+
     fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime
             .as_ref()
