@@ -1,12 +1,14 @@
-//! The writer of the PostgreSQL store: what the SQLite store does in one transaction per batch,
-//! sent to the server as one pipelined flight (BEGIN, one multi-row INSERT per table, the
-//! certificates' counters, NOTIFY, COMMIT), so a batch costs two round trips (its call ids,
-//! then the flight) whatever its size.
+//! The writer of the PostgreSQL store: what the SQLite store does in one transaction per batch.
+//! A batch of calls (nearly every batch) is one statement, committed on its own
+//! ([`INSERT_CALLS`]: call ids drawn from the sequence, one multi-row insert per table, the
+//! certificates' counters, NOTIFY), so it costs one round trip and one commit whatever its size;
+//! a batch with other entries (refused handshakes, reloads, confirmations, a reset) runs them in
+//! their places inside BEGIN … COMMIT. The connection is driven on the writer's own thread.
 //!
 //! Several replicas write at once. What they share is made safe for that: names, certificates
 //! and dictionaries are interned outside the batch's transaction (insert-or-ignore, in sorted
 //! order, so two replicas never wait on each other's rows in opposite orders); a certificate's
-//! counters are updated last, in id order; call ids come from one sequence; pruning takes an
+//! counters are locked in id order; call ids come from one sequence; pruning takes an
 //! advisory lock, so one replica prunes at a time.
 //!
 //! A failed batch drops its connection (the server rolls the transaction back) and its caches;
