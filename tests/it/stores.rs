@@ -678,10 +678,8 @@ fn counted_call(n: u32) -> journal::CallRecord {
     call
 }
 
-/// Per certificate fingerprint, what its counters must say after `calls` (id, record).
-fn expected_counters(
-    calls: &[(i64, journal::CallRecord)],
-) -> std::collections::BTreeMap<
+/// Per certificate fingerprint: calls, first and last seen, latest receipt, latest passed.
+type Counters = std::collections::BTreeMap<
     String,
     (
         i64,
@@ -690,7 +688,10 @@ fn expected_counters(
         Option<i64>,
         Option<i64>,
     ),
-> {
+>;
+
+/// Per certificate fingerprint, what its counters must say after `calls` (id, record).
+fn expected_counters(calls: &[(i64, journal::CallRecord)]) -> Counters {
     let mut expected = std::collections::BTreeMap::new();
     for (id, call) in calls {
         let Some(identity) = &call.identity else {
@@ -713,18 +714,7 @@ fn expected_counters(
 }
 
 /// Every certificate's counters as the journal keeps them.
-async fn counters(
-    opened: &Opened,
-) -> std::collections::BTreeMap<
-    String,
-    (
-        i64,
-        time::OffsetDateTime,
-        time::OffsetDateTime,
-        Option<i64>,
-        Option<i64>,
-    ),
-> {
+async fn counters(opened: &Opened) -> Counters {
     read(opened, |reader| reader.certificates())
         .await
         .into_iter()
