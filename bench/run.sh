@@ -14,7 +14,8 @@
 #   BENCH_POSTGRES=1 bench/run.sh      # also one replica on a PostgreSQL journal ("dfdg-mock-pg")
 #                                      # and two behind haproxy ("dfdg-mock-2x-pg"), on a
 #                                      # throw-away cluster (bench/postgres.sh, needs postgresql
-#                                      # and haproxy)
+#                                      # and haproxy); with BENCH_COMPARE also that build on
+#                                      # PostgreSQL ("compare-pg")
 #
 # Knobs: BENCH_HARNESS (default ../shared/bench), BENCH_PORT (18450; BENCH_COMPARE's build gets
 # the next port), and the harness's own (DUR,
@@ -50,11 +51,15 @@ if [[ -n "${BENCH_COMPARE:-}" ]]; then
 fi
 if [[ -n "${BENCH_POSTGRES:-}" ]]; then
   command -v haproxy >/dev/null || { echo "bench: BENCH_POSTGRES needs haproxy" >&2; exit 2; }
-  PG=$(bench/postgres.sh start "$((PORT + 40))" one two)
+  PG=$(bench/postgres.sh start "$((PORT + 40))" one two ${BENCH_COMPARE:+three})
   trap 'bench/postgres.sh stop' EXIT
   TARGET+=$'\n'"dfdg-mock-pg|$((PORT + 2))|exec ./target/dist/dfdg-mock $ARGS --journal-url $PG/one"
   TARGET+=$'\n'"dfdg-mock-2x-pg|$((PORT + 3))|exec bench/replicas.sh {PORT} $PG/two $COMMON"
   DEFAULT+=(dfdg-mock-pg dfdg-mock-2x-pg)
+  if [[ -n "${BENCH_COMPARE:-}" ]]; then
+    TARGET+=$'\n'"compare-pg|$((PORT + 4))|exec $BENCH_COMPARE $ARGS --journal-url $PG/three"
+    DEFAULT+=(compare-pg)
+  fi
 fi
 export TARGET
 

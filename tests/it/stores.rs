@@ -95,6 +95,7 @@ both!(
     names_the_journal_never_held_match_no_call_and_turned_around_every_call,
     retention_by_calls_keeps_onboarding_evidence,
     retention_by_age_removes_old_calls_and_refusals,
+    certificate_counters_follow_every_call_of_mixed_batches,
 );
 
 async fn concurrent_calls_get_distinct_ids_in_shared_transactions(store: Store) {
@@ -654,6 +655,164 @@ async fn names_the_journal_never_held_match_no_call_and_turned_around_every_call
     opened.journal.close().await.unwrap();
 }
 
+/// A call of certificate `n % 5` (none for every seventh), arriving out of id order, whose
+/// identity checks passed, failed or did not run.
+fn counted_call(n: u32) -> journal::CallRecord {
+    let mut call = v5_call(n);
+    call.identity = (n % 7 != 6).then(|| identity(n % 5));
+    call.time =
+        datetime!(2026-05-01 10:00:00 UTC) + time::Duration::seconds(i64::from(n * 37 % 101));
+    match n % 4 {
+        1 => {
+            call.identity_findings = vec![dfdg_mock::supplier::Finding {
+                check: "identity".to_owned(),
+                expected: "a".to_owned(),
+                found: "b".to_owned(),
+                message: "UserIdentifier names another caller".to_owned(),
+                code: 1016,
+            }]
+        }
+        2 => call.authorization = None,
+        _ => {}
+    }
+    call
+}
+
+/// Per certificate fingerprint: calls, first and last seen, latest receipt, latest passed.
+type Counters = std::collections::BTreeMap<
+    String,
+    (
+        i64,
+        time::OffsetDateTime,
+        time::OffsetDateTime,
+        Option<i64>,
+        Option<i64>,
+    ),
+>;
+
+/// Per certificate fingerprint, what its counters must say after `calls` (id, record).
+fn expected_counters(calls: &[(i64, journal::CallRecord)]) -> Counters {
+    let mut expected = std::collections::BTreeMap::new();
+    for (id, call) in calls {
+        let Some(identity) = &call.identity else {
+            continue;
+        };
+        let entry = expected
+            .entry(identity.fingerprint.clone())
+            .or_insert((0, call.time, call.time, None, None));
+        entry.0 += 1;
+        entry.1 = entry.1.min(call.time);
+        entry.2 = entry.2.max(call.time);
+        if call.outcome == Outcome::Receipt {
+            entry.3 = entry.3.max(Some(*id));
+            if call.identity_passed() {
+                entry.4 = entry.4.max(Some(*id));
+            }
+        }
+    }
+    expected
+}
+
+/// Every certificate's counters as the journal keeps them.
+async fn counters(opened: &Opened) -> Counters {
+    read(opened, |reader| reader.certificates())
+        .await
+        .into_iter()
+        .filter(|summary| summary.calls > 0)
+        .map(|summary| {
+            (
+                summary.identity.fingerprint,
+                (
+                    summary.calls,
+                    summary.first_seen,
+                    summary.last_seen,
+                    summary.latest_receipt,
+                    summary.latest_passed,
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn certificate_counters_follow_every_call_of_mixed_batches(store: Store) {
+    let opened = store.open(Retention::UNBOUNDED).await;
+    // Calls, refused handshakes and reloads at once, so that batches mix them.
+    let calls: Vec<_> = (0..300)
+        .map(|n| {
+            let journal = opened.journal.clone();
+            tokio::spawn(async move {
+                let call = counted_call(n);
+                (journal.record_call(call.clone()).await.unwrap(), call)
+            })
+        })
+        .collect();
+    let others: Vec<_> = (0..30)
+        .map(|n| {
+            let journal = opened.journal.clone();
+            tokio::spawn(async move {
+                if n % 10 == 0 {
+                    journal
+                        .record_reload(journal::ReloadRecord {
+                            time: datetime!(2026-05-01 10:00:00 UTC),
+                            ok: true,
+                            files: vec!["scenarios/onboarding.toml".into()],
+                            rules: 3,
+                            error: None,
+                        })
+                        .await
+                        .unwrap();
+                } else {
+                    journal
+                        .record_rejection(RejectionRecord {
+                            time: datetime!(2026-05-01 10:00:00 UTC),
+                            peer: format!("10.0.0.1:{n}"),
+                            reason: RejectionReason::NoCertificate,
+                            detail: "no certificate".to_owned(),
+                            identity: None,
+                            mode: "require".to_owned(),
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for task in calls {
+        recorded.push(task.await.unwrap());
+    }
+    for task in others {
+        task.await.unwrap();
+    }
+    let expected = expected_counters(&recorded);
+    assert_eq!(expected.len(), 5);
+    assert_eq!(counters(&opened).await, expected);
+    let ids: HashSet<i64> = recorded.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 300);
+    let (stored, refused) = read(&opened, |reader| {
+        Ok((
+            reader.calls(&CallQuery {
+                limit: 1000,
+                ..CallQuery::default()
+            })?,
+            reader.rejections(&RejectionQuery {
+                limit: 1000,
+                ..RejectionQuery::default()
+            })?,
+        ))
+    })
+    .await;
+    let by_id: std::collections::HashMap<i64, journal::CallRecord> = recorded.into_iter().collect();
+    assert_eq!(stored.len(), 300);
+    for call in &stored {
+        assert_eq!(Some(&call.record), by_id.get(&call.id), "call {}", call.id);
+    }
+    assert_eq!(refused.len(), 27);
+    assert_eq!(opened.journal.stats().failed_batches, 0);
+    assert!(opened.journal.batches_written() < 330);
+    opened.journal.close().await.unwrap();
+}
+
 /// Waits (bounded) until `condition` holds on the journal; the writer prunes between batches
 /// on its own thread.
 async fn eventually(
@@ -863,4 +1022,44 @@ async fn postgres_over_tls_verifies_the_server_against_sslrootcert() {
     .unwrap_err();
     let message = chain(&error);
     assert!(message.contains("no encryption"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_counting_the_same_certificates_at_once_never_deadlock() {
+    let Some(Store::Postgres(_cluster, location)) = Store::postgres() else {
+        return;
+    };
+    let settings = Settings {
+        location,
+        retention: Retention::UNBOUNDED,
+    };
+    // Two writers on one database, as two replicas; each batch counts calls of many of the
+    // same certificates, the two in opposite orders.
+    let (one, two) = (
+        journal::open(&settings).unwrap(),
+        journal::open(&settings).unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for (opened, reversed) in [(&one, false), (&two, true)] {
+        for n in 0..400u32 {
+            let journal = opened.journal.clone();
+            let certificate = if reversed { 19 - n % 20 } else { n % 20 };
+            tasks.push(tokio::spawn(async move {
+                let mut call = v5_call(n);
+                call.identity = Some(identity(certificate));
+                (journal.record_call(call.clone()).await.unwrap(), call)
+            }));
+        }
+    }
+    let mut recorded = Vec::new();
+    for task in tasks {
+        recorded.push(task.await.unwrap());
+    }
+    assert_eq!(counters(&one).await, expected_counters(&recorded));
+    for opened in [&one, &two] {
+        assert_eq!(opened.journal.stats().failed_batches, 0);
+        assert!(opened.journal.batches_written() < 400);
+    }
+    one.journal.close().await.unwrap();
+    two.journal.close().await.unwrap();
 }

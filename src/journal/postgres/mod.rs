@@ -6,12 +6,12 @@
 //!   optional TLS with `sslmode=require` and `sslrootcert=FILE`); it never shows its password;
 //! - [`Driver`]: the small runtime the async client (tokio-postgres, connections pooled by
 //!   deadpool-postgres) runs on. The storage traits are synchronous (the writer is one thread,
-//!   reads run on blocking threads), so the stores block on this runtime, never on the
-//!   server's;
+//!   reads run on blocking threads), so the stores block on such a runtime, never on the
+//!   server's (the writer on one of its own, on its thread);
 //! - `schema`: the tables (the same layout as SQLite's version 6, in the `dfdg_mock` schema)
 //!   and their migrations, run once under an advisory lock;
-//! - `store`: the writer ([`PostgresStore`]): group commit in one pipelined transaction per
-//!   batch, announced to the other replicas with `NOTIFY`;
+//! - `store`: the writer ([`PostgresStore`]): group commit, a batch of calls in one statement
+//!   (its own transaction), announced to the other replicas with `NOTIFY`;
 //! - `reader`: the queries ([`PostgresReader`]), translated from the SQLite store's;
 //! - `feed`: `LISTEN` for what the other replicas committed, as live events.
 
@@ -295,6 +295,19 @@ impl Driver {
         Ok(Arc::new(Driver {
             runtime: Some(runtime),
         }))
+    }
+
+    /// A runtime that runs only while its one user blocks on it, on that user's thread: the
+    /// writer's, whose connection then lives on the writer thread (a batch's messages and
+    /// their answers need no wake-up of another thread).
+    pub fn current_thread() -> Result<Driver, JournalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(JournalError::SpawnWriter)?;
+        Ok(Driver {
+            runtime: Some(runtime),
+        })
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {

@@ -1,12 +1,14 @@
-//! The writer of the PostgreSQL store: what the SQLite store does in one transaction per batch,
-//! sent to the server as one pipelined flight (BEGIN, one multi-row INSERT per table, the
-//! certificates' counters, NOTIFY, COMMIT), so a batch costs two round trips (its call ids,
-//! then the flight) whatever its size.
+//! The writer of the PostgreSQL store: what the SQLite store does in one transaction per batch.
+//! A batch of calls (nearly every batch) is one statement, committed on its own
+//! ([`INSERT_CALLS`]: call ids drawn from the sequence, one multi-row insert per table, the
+//! certificates' counters, NOTIFY), so it costs one round trip and one commit whatever its size;
+//! a batch with other entries (refused handshakes, reloads, confirmations, a reset) runs them in
+//! their places inside BEGIN … COMMIT. The connection is driven on the writer's own thread.
 //!
 //! Several replicas write at once. What they share is made safe for that: names, certificates
 //! and dictionaries are interned outside the batch's transaction (insert-or-ignore, in sorted
 //! order, so two replicas never wait on each other's rows in opposite orders); a certificate's
-//! counters are updated last, in id order; call ids come from one sequence; pruning takes an
+//! counters are locked in id order; call ids come from one sequence; pruning takes an
 //! advisory lock, so one replica prunes at a time.
 //!
 //! A failed batch drops its connection (the server rolls the transaction back) and its caches;
@@ -22,7 +24,7 @@ use deadpool_postgres::{Object, Pool};
 use time::OffsetDateTime;
 
 use super::{bounded, schema, Database, Driver, WRITE_TIMEOUT};
-use crate::journal::codec::{self, CertificateDelta};
+use crate::journal::codec;
 use crate::journal::records::{
     CallRecord, ConfirmationRecord, Entry, IdentityFields, Outcome, RejectionRecord, ReloadRecord,
 };
@@ -72,7 +74,9 @@ struct Caches {
 /// The writer's store. Opened by [`crate::journal::open`], which migrates the schema first.
 pub struct PostgresStore {
     database: Arc<Database>,
-    driver: Arc<Driver>,
+    /// The writer's own runtime, on the thread that calls the store: its connection is
+    /// driven there too, so a batch's messages do not hop between threads.
+    driver: Driver,
     /// One connection, reopened after a failure.
     pool: Pool,
     caches: Caches,
@@ -142,7 +146,7 @@ impl PostgresStore {
         })?;
         Ok(PostgresStore {
             database,
-            driver,
+            driver: Driver::current_thread()?,
             pool,
             caches: Caches::default(),
             origin,
@@ -212,14 +216,10 @@ impl JournalStore for PostgresStore {
     }
 }
 
-/// One step of a batch's flight: the index of the entry it answers and the id it got.
-type Step<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<(usize, i64)>, JournalError>> + Send + 'a>>;
-
-/// The hot columns of a batch's calls, one vector per column (bound as arrays to `unnest`).
+/// The hot columns of a run of calls, one vector per column (bound as arrays to `unnest`),
+/// and their receipt keys, each with the 1-based position of its call in the run.
 #[derive(Default)]
 struct CallRows {
-    id: Vec<i64>,
     time_us: Vec<i64>,
     certificate: Vec<Option<i64>>,
     supplier: Vec<Option<i64>>,
@@ -237,110 +237,125 @@ struct CallRows {
     dictionary: Vec<i64>,
     data: Vec<Vec<u8>>,
     receipt_key: Vec<i64>,
-    receipt_call: Vec<i64>,
+    receipt_position: Vec<i64>,
 }
 
-const INSERT_CALLS: &str = "INSERT INTO calls (id, time_us, certificate, supplier, service,
-        endpoint, operation, soap_action, outcome, fault_code, fault_name, checks, user_matches,
-        http_status, latency_us)
-    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
-        $7::int8[], $8::int8[], $9::int2[], $10::int8[], $11::int8[], $12::int8[], $13::bool[],
-        $14::int4[], $15::int8[])";
-
-const INSERT_DATA: &str = "INSERT INTO call_data (id, dictionary, data)
-    SELECT * FROM unnest($1::int8[], $2::int8[], $3::bytea[])";
-
-const INSERT_RECEIPTS: &str = "INSERT INTO receipts (key, call_id)
-    SELECT * FROM unnest($1::int8[], $2::int8[]) ON CONFLICT DO NOTHING";
-
-const UPDATE_CERTIFICATE: &str = "UPDATE certificates SET calls = calls + $2,
-        first_us = LEAST(first_us, $3), last_us = GREATEST(last_us, $4),
-        latest_receipt = GREATEST(latest_receipt, $5), latest_passed = GREATEST(latest_passed, $6)
-    WHERE id = $1";
-
-/// A batch in entry order: runs of calls, and the other entries between them.
-// Few parts per batch, built once: boxing the runs would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum Part {
-    Calls(CallRows),
-    Other(usize),
-}
-
-/// The statements a batch uses, prepared on its connection (cached there).
-struct Statements {
-    insert_calls: tokio_postgres::Statement,
-    insert_data: tokio_postgres::Statement,
-    insert_receipts: tokio_postgres::Statement,
-    update_certificate: tokio_postgres::Statement,
-    notify: tokio_postgres::Statement,
-}
-
-/// The three inserts of a run of calls.
-fn insert_rows<'a>(
-    client: &'a Object,
-    statements: &'a Statements,
-    rows: &'a CallRows,
-) -> Vec<Step<'a>> {
-    if rows.id.is_empty() {
-        return Vec::new();
+impl CallRows {
+    fn len(&self) -> usize {
+        self.time_us.len()
     }
-    let calls: Step<'a> = Box::pin(async move {
-        client
-            .execute(
-                &statements.insert_calls,
-                &[
-                    &rows.id,
-                    &rows.time_us,
-                    &rows.certificate,
-                    &rows.supplier,
-                    &rows.service,
-                    &rows.endpoint,
-                    &rows.operation,
-                    &rows.soap_action,
-                    &rows.outcome,
-                    &rows.fault_code,
-                    &rows.fault_name,
-                    &rows.checks,
-                    &rows.user_matches,
-                    &rows.http_status,
-                    &rows.latency_us,
-                ],
-            )
-            .await?;
-        Ok(None)
-    });
-    let blobs: Step<'a> = Box::pin(async move {
-        client
-            .execute(
-                &statements.insert_data,
-                &[&rows.id, &rows.dictionary, &rows.data],
-            )
-            .await?;
-        Ok(None)
-    });
-    let keys: Step<'a> = Box::pin(async move {
-        if !rows.receipt_key.is_empty() {
-            client
-                .execute(
-                    &statements.insert_receipts,
-                    &[&rows.receipt_key, &rows.receipt_call],
-                )
-                .await?;
-        }
-        Ok(None)
-    });
-    vec![calls, blobs, keys]
 }
 
-/// Runs `steps` as one pipelined flight; every one must succeed (after a failed statement the
-/// server turns COMMIT into a rollback without an error). Sets the ids steps return.
-async fn fly(steps: Vec<Step<'_>>, ids: &mut [i64]) -> Result<(), JournalError> {
-    for result in futures_util::future::join_all(steps).await {
-        if let Some((index, id)) = result? {
-            ids[index] = id;
-        }
+/// A run of calls in one statement: their ids drawn from the sequence (in order), the hot
+/// rows, the cold data and the receipt keys inserted, the certificates' counters brought up
+/// to date, and (when `$21`) the ids announced; it answers the ids in the calls' order. Alone,
+/// it is a batch's whole transaction: one round trip, one commit.
+///
+/// What the counters need is computed here from the rows (a receipt is outcome 0, whose
+/// identity checks passed when `checks` is 0). The certificates' rows are locked in id order
+/// (the sorted `FOR UPDATE` beneath the update takes every lock before the update touches
+/// the row), so replicas whose batches share certificates never wait on each other in
+/// opposite orders.
+const INSERT_CALLS: &str = "
+WITH ids AS MATERIALIZED (
+    SELECT array_agg(id ORDER BY id) AS id
+    FROM (SELECT nextval('call_ids') AS id FROM generate_series(1, cardinality($1::int8[]))) drawn
+), input AS MATERIALIZED (
+    SELECT ids.id[row.n::int4] AS id, row.*
+    FROM ids, unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
+            $7::int8[], $8::int2[], $9::int8[], $10::int8[], $11::int8[], $12::bool[],
+            $13::int4[], $14::int8[], $15::int8[], $16::bytea[])
+        WITH ORDINALITY AS row(time_us, certificate, supplier, service, endpoint, operation,
+            soap_action, outcome, fault_code, fault_name, checks, user_matches, http_status,
+            latency_us, dictionary, data, n)
+), hot AS (
+    INSERT INTO calls (id, time_us, certificate, supplier, service, endpoint, operation,
+        soap_action, outcome, fault_code, fault_name, checks, user_matches, http_status,
+        latency_us)
+    SELECT id, time_us, certificate, supplier, service, endpoint, operation, soap_action,
+        outcome, fault_code, fault_name, checks, user_matches, http_status, latency_us
+    FROM input
+), cold AS (
+    INSERT INTO call_data (id, dictionary, data) SELECT id, dictionary, data FROM input
+), keys AS (
+    INSERT INTO receipts (key, call_id)
+    SELECT sent.key, input.id FROM unnest($17::int8[], $18::int8[]) AS sent(key, n)
+    JOIN input USING (n)
+), counters AS (
+    UPDATE certificates k SET calls = k.calls + d.calls,
+        first_us = LEAST(k.first_us, d.first_us), last_us = GREATEST(k.last_us, d.last_us),
+        latest_receipt = GREATEST(k.latest_receipt, d.latest_receipt),
+        latest_passed = GREATEST(k.latest_passed, d.latest_passed)
+    FROM (
+        SELECT c.id, delta.* FROM certificates c JOIN (
+            SELECT certificate, count(*) AS calls, min(time_us) AS first_us,
+                max(time_us) AS last_us,
+                max(id) FILTER (WHERE outcome = 0) AS latest_receipt,
+                max(id) FILTER (WHERE outcome = 0 AND checks = 0) AS latest_passed
+            FROM input WHERE certificate IS NOT NULL GROUP BY certificate
+        ) delta ON delta.certificate = c.id
+        ORDER BY c.id FOR UPDATE OF c
+    ) d
+    WHERE k.id = d.id
+), announced AS (
+    SELECT pg_notify($19, json_build_object('origin', $20::text,
+        'calls', json_agg(id ORDER BY id))::text)
+    FROM input WHERE $21::bool GROUP BY (n - 1) / $22::int8
+)
+SELECT id FROM input WHERE (SELECT count(*) FROM announced) >= 0 ORDER BY n";
+
+/// Inserts a run of calls (see [`INSERT_CALLS`]) and returns their ids in order; announces
+/// them when `announce`.
+async fn insert_calls(
+    client: &Object,
+    rows: &CallRows,
+    origin: &str,
+    announce: bool,
+) -> Result<Vec<i64>, JournalError> {
+    if rows.len() == 0 {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let statement = client.prepare_cached(INSERT_CALLS).await?;
+    let per_notice = IDS_PER_NOTICE as i64;
+    let ids: Vec<i64> = client
+        .query(
+            &statement,
+            &[
+                &rows.time_us,
+                &rows.certificate,
+                &rows.supplier,
+                &rows.service,
+                &rows.endpoint,
+                &rows.operation,
+                &rows.soap_action,
+                &rows.outcome,
+                &rows.fault_code,
+                &rows.fault_name,
+                &rows.checks,
+                &rows.user_matches,
+                &rows.http_status,
+                &rows.latency_us,
+                &rows.dictionary,
+                &rows.data,
+                &rows.receipt_key,
+                &rows.receipt_position,
+                &CHANNEL,
+                &origin,
+                &announce,
+                &per_notice,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if ids.len() != rows.len() {
+        return Err(JournalError::IdCount {
+            expected: rows.len(),
+            returned: ids.len(),
+        });
+    }
+    Ok(ids)
 }
 
 /// Writes one batch in one transaction and returns its ids in order.
@@ -363,157 +378,108 @@ async fn append(
         packed.push(codec::pack(call)?);
     }
     intern(client, caches, &calls, &packed).await?;
-    let mut call_ids: Vec<i64> = if calls.is_empty() {
-        Vec::new()
-    } else {
-        let statement = client
-            .prepare_cached("SELECT nextval('call_ids') FROM generate_series(1, $1::int4)")
-            .await?;
-        let count = i32::try_from(calls.len()).unwrap_or(i32::MAX);
-        client
-            .query(&statement, &[&count])
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect()
-    };
-    call_ids.sort_unstable();
-    let statements = Statements {
-        insert_calls: client.prepare_cached(INSERT_CALLS).await?,
-        insert_data: client.prepare_cached(INSERT_DATA).await?,
-        insert_receipts: client.prepare_cached(INSERT_RECEIPTS).await?,
-        update_certificate: client.prepare_cached(UPDATE_CERTIFICATE).await?,
-        notify: client.prepare_cached("SELECT pg_notify($1, $2)").await?,
-    };
+    let mut rows = CallRows::default();
+    if calls.len() == entries.len() {
+        // Calls only (nearly every batch): one statement is the whole transaction.
+        for (call, packed) in calls.iter().zip(&packed) {
+            add_row(caches, &mut rows, call, packed)?;
+        }
+        return insert_calls(client, &rows, origin, true).await;
+    }
+    // Other entries among the calls: each in its place, in one transaction (confirmations
+    // read what came before them, and a reset removes it).
+    client.batch_execute("BEGIN").await?;
     let mut ids = vec![0; entries.len()];
     let mut notice = Notice::default();
-    let mut deltas: HashMap<i64, CertificateDelta> = HashMap::new();
-    let mut parts = Vec::new();
-    let mut run = CallRows::default();
-    let (mut next_call, mut next_packed) = (call_ids.iter(), packed.iter());
+    let mut run = Vec::new();
+    let mut next_packed = packed.iter();
     for (index, entry) in entries.iter().enumerate() {
         if let Entry::Call(call) = entry {
-            let (Some(id), Some(packed)) = (next_call.next(), next_packed.next()) else {
-                return Err(JournalError::IdCount {
-                    expected: calls.len(),
-                    returned: call_ids.len(),
-                });
-            };
-            add_row(caches, &mut run, &mut deltas, call, packed, *id)?;
-            ids[index] = *id;
-            notice.calls.push(*id);
+            let packed = next_packed.next().ok_or(JournalError::IdCount {
+                expected: calls.len(),
+                returned: packed.len(),
+            })?;
+            add_row(caches, &mut rows, call, packed)?;
+            run.push(index);
             continue;
         }
-        if matches!(entry, Entry::Reset) {
-            // What came before is deleted; views reload on the reset.
-            deltas.clear();
-            notice.calls.clear();
+        for (index, id) in run
+            .drain(..)
+            .zip(insert_calls(client, &std::mem::take(&mut rows), origin, false).await?)
+        {
+            ids[index] = id;
+            notice.calls.push(id);
         }
-        parts.push(Part::Calls(std::mem::take(&mut run)));
-        parts.push(Part::Other(index));
-    }
-    parts.push(Part::Calls(run));
-    let begin: Step<'_> = Box::pin(async move {
-        client.batch_execute("BEGIN").await?;
-        Ok(None)
-    });
-    let mut steps = vec![begin];
-    let simple = entries
-        .iter()
-        .all(|entry| matches!(entry, Entry::Call(_) | Entry::Reload(_)));
-    for part in &parts {
-        match part {
-            Part::Calls(rows) => steps.extend(insert_rows(client, &statements, rows)),
-            Part::Other(index) if simple => {
-                let index = *index;
-                if let Entry::Reload(reload) = &entries[index] {
-                    steps.push(Box::pin(async move {
-                        Ok(Some((index, insert_reload(client, reload).await?)))
-                    }));
-                }
+        ids[index] = match entry {
+            Entry::Call(_) => continue,
+            Entry::Rejection(rejection) => {
+                let id = insert_rejection(client, rejection).await?;
+                notice.rejections.push(id);
+                id
             }
-            Part::Other(index) => {
-                // Confirmations read what came before them, and a reset removes it: each in
-                // its place, after what is in flight.
-                fly(std::mem::take(&mut steps), &mut ids).await?;
-                ids[*index] = match &entries[*index] {
-                    Entry::Call(_) => continue,
-                    Entry::Rejection(rejection) => {
-                        let id = insert_rejection(client, rejection).await?;
-                        notice.rejections.push(id);
-                        id
-                    }
-                    Entry::Reload(reload) => insert_reload(client, reload).await?,
-                    Entry::Confirmation(confirmation) => {
-                        let call_id = insert_confirmation(client, confirmation).await?;
-                        notice
-                            .confirmations
-                            .push((confirmation.guid.clone(), call_id));
-                        call_id
-                    }
-                    Entry::Reset => {
-                        client
-                            .batch_execute(
-                                "DELETE FROM confirmations; DELETE FROM receipts;
-                                 DELETE FROM call_data; DELETE FROM calls; DELETE FROM rejections;
-                                 UPDATE certificates SET calls = 0, first_us = NULL,
-                                     last_us = NULL, latest_receipt = NULL, latest_passed = NULL
-                                     WHERE calls <> 0 OR latest_receipt IS NOT NULL;",
-                            )
-                            .await?;
-                        notice.reset = true;
-                        0
-                    }
-                };
+            Entry::Reload(reload) => insert_reload(client, reload).await?,
+            Entry::Confirmation(confirmation) => {
+                let call_id = insert_confirmation(client, confirmation).await?;
+                notice
+                    .confirmations
+                    .push((confirmation.guid.clone(), call_id));
+                call_id
             }
-        }
+            Entry::Reset => {
+                client
+                    .batch_execute(
+                        "DELETE FROM confirmations; DELETE FROM receipts;
+                         DELETE FROM call_data; DELETE FROM calls; DELETE FROM rejections;
+                         UPDATE certificates SET calls = 0, first_us = NULL,
+                             last_us = NULL, latest_receipt = NULL, latest_passed = NULL
+                             WHERE calls <> 0 OR latest_receipt IS NOT NULL;",
+                    )
+                    .await?;
+                // What came before is deleted; views reload on the reset.
+                notice.calls.clear();
+                notice.reset = true;
+                0
+            }
+        };
     }
-    // Sorted by id, so concurrent batches of several replicas lock certificate rows in the
-    // same order.
-    let deltas: BTreeMap<i64, CertificateDelta> = deltas.into_iter().collect();
-    let statements = &statements;
-    for (certificate, delta) in deltas {
-        steps.push(Box::pin(async move {
-            client
-                .execute(
-                    &statements.update_certificate,
-                    &[
-                        &certificate,
-                        &delta.calls,
-                        &delta.first_us,
-                        &delta.last_us,
-                        &delta.latest_receipt,
-                        &delta.latest_passed,
-                    ],
-                )
-                .await?;
-            Ok(None)
-        }));
+    for (index, id) in run
+        .drain(..)
+        .zip(insert_calls(client, &rows, origin, false).await?)
+    {
+        ids[index] = id;
+        notice.calls.push(id);
     }
-    for payload in notice.payloads(origin) {
-        steps.push(Box::pin(async move {
-            client
-                .execute(&statements.notify, &[&CHANNEL, &payload])
-                .await?;
-            Ok(None)
-        }));
+    // The announcements and the commit in one flight.
+    let payloads = notice.payloads(origin);
+    let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+    let mut flight = Vec::new();
+    for payload in &payloads {
+        flight.push(Box::pin(async {
+            client.execute(&notify, &[&CHANNEL, payload]).await?;
+            Ok::<_, JournalError>(())
+        })
+            as Pin<
+                Box<dyn Future<Output = Result<(), JournalError>> + Send + '_>,
+            >);
     }
-    steps.push(Box::pin(async move {
+    flight.push(Box::pin(async {
         client.batch_execute("COMMIT").await?;
-        Ok(None)
+        Ok(())
     }));
-    fly(steps, &mut ids).await?;
+    // Every step must succeed: after a failed statement the server turns COMMIT into a
+    // rollback without an error.
+    for result in futures_util::future::join_all(flight).await {
+        result?;
+    }
     Ok(ids)
 }
 
-/// Fills `rows` (and the certificate deltas) with one call under `id`.
+/// Adds one call to `rows`.
 fn add_row(
     caches: &Caches,
     rows: &mut CallRows,
-    deltas: &mut HashMap<i64, CertificateDelta>,
     call: &CallRecord,
     packed: &[u8],
-    id: i64,
 ) -> Result<(), JournalError> {
     let name = |text: &str| -> Result<i64, JournalError> {
         caches
@@ -538,13 +504,11 @@ fn add_row(
         .identity
         .as_ref()
         .and_then(|identity| caches.certificates.get(&identity.fingerprint).copied());
-    let time_us = to_micros(call.time);
     let (fault_code, fault_name) = match &call.outcome {
         Outcome::Fault { code, fault_code } => (*code, Some(name(fault_code)?)),
         Outcome::Receipt | Outcome::Http => (None, None),
     };
-    rows.id.push(id);
-    rows.time_us.push(time_us);
+    rows.time_us.push(to_micros(call.time));
     rows.certificate.push(certificate);
     rows.supplier.push(optional(call.supplier.as_deref())?);
     rows.service
@@ -556,6 +520,7 @@ fn add_row(
     rows.outcome.push(codec::outcome_number(&call.outcome));
     rows.fault_code.push(fault_code);
     rows.fault_name.push(fault_name);
+    // The counters' "identity checks passed" is `checks = 0` on a call with a certificate.
     rows.checks.push(
         call.authorization
             .as_ref()
@@ -567,6 +532,7 @@ fn add_row(
         .push(i64::try_from(call.latency_micros).unwrap_or(i64::MAX));
     rows.dictionary.push(dictionary);
     rows.data.push(blob);
+    let position = rows.len() as i64;
     let mut keys: Vec<i64> = call
         .receipts
         .iter()
@@ -576,10 +542,7 @@ fn add_row(
     keys.dedup();
     for key in keys {
         rows.receipt_key.push(key);
-        rows.receipt_call.push(id);
-    }
-    if let Some(certificate) = certificate {
-        codec::note_call(deltas, certificate, id, time_us, call);
+        rows.receipt_position.push(position);
     }
     Ok(())
 }
@@ -885,6 +848,35 @@ pub(super) fn events_of(payload: &str, origin: &str) -> Option<Vec<LiveEvent>> {
     Some(events)
 }
 
+/// Why the journal is over its retention, and how many calls it holds; `None` when it is not.
+/// `max_size` does not apply: PostgreSQL keeps the space of deleted rows for new ones instead
+/// of giving it back, and its disk is its administrator's to watch.
+async fn over_retention(
+    client: &Object,
+    retention: &Retention,
+    cutoff: Option<i64>,
+) -> Result<Option<(PruneReason, u64)>, JournalError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT (SELECT COALESCE(sum(calls), 0)::int8 FROM certificates)
+                  + (SELECT count(*) FROM calls WHERE certificate IS NULL),
+                 $1::int8 IS NOT NULL
+                 AND (COALESCE((SELECT time_us FROM calls ORDER BY id LIMIT 1) < $1, FALSE)
+                      OR EXISTS (SELECT 1 FROM rejections WHERE time_us < $1))",
+        )
+        .await?;
+    let row = client.query_one(&statement, &[&cutoff]).await?;
+    let count = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+    let old: bool = row.get(1);
+    Ok(if retention.max_calls.is_some_and(|max| count > max) {
+        Some((PruneReason::MaxCalls, count))
+    } else if old {
+        Some((PruneReason::MaxAge, count))
+    } else {
+        None
+    })
+}
+
 /// One pruning step under the pruning lock (skipped while another replica holds it).
 async fn prune(
     client: &Object,
@@ -892,46 +884,25 @@ async fn prune(
     retention: Retention,
     limit: usize,
 ) -> Result<Pruned, JournalError> {
+    let cutoff = retention
+        .max_age
+        .map(|age| to_micros(OffsetDateTime::now_utc() - age));
+    // Nearly always nothing is due: learning that takes one statement, outside a transaction.
+    if over_retention(client, &retention, cutoff).await?.is_none() {
+        return Ok(Pruned::default());
+    }
     client.batch_execute("BEGIN").await?;
     let locked: bool = client
         .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PRUNE_LOCK])
         .await?
         .get(0);
-    if !locked {
-        client.batch_execute("COMMIT").await?;
-        return Ok(Pruned::default());
-    }
-    let count: i64 = client
-        .query_one(
-            "SELECT (SELECT COALESCE(sum(calls), 0)::int8 FROM certificates)
-                  + (SELECT count(*) FROM calls WHERE certificate IS NULL)",
-            &[],
-        )
-        .await?
-        .get(0);
-    let count = u64::try_from(count).unwrap_or(0);
-    let cutoff = retention
-        .max_age
-        .map(|age| to_micros(OffsetDateTime::now_utc() - age));
-    let mut reason = None;
-    if retention.max_calls.is_some_and(|max| count > max) {
-        reason = Some(PruneReason::MaxCalls);
-    } else if let Some(cutoff) = cutoff {
-        let old: bool = client
-            .query_one(
-                "SELECT COALESCE((SELECT time_us FROM calls ORDER BY id LIMIT 1) < $1, FALSE)
-                     OR EXISTS (SELECT 1 FROM rejections WHERE time_us < $1)",
-                &[&cutoff],
-            )
-            .await?
-            .get(0);
-        if old {
-            reason = Some(PruneReason::MaxAge);
-        }
-    }
-    // `max_size` does not apply: PostgreSQL keeps the space of deleted rows for new ones
-    // instead of giving it back, and its disk is its administrator's to watch.
-    let Some(reason) = reason else {
+    // Under the lock, once more: another replica may just have pruned.
+    let due = if locked {
+        over_retention(client, &retention, cutoff).await?
+    } else {
+        None
+    };
+    let Some((reason, count)) = due else {
         client.batch_execute("COMMIT").await?;
         return Ok(Pruned::default());
     };
