@@ -29,7 +29,7 @@ use super::records::{
     StoredConfirmation, StoredRejection, StoredReload,
 };
 use super::schema::{self, from_micros, schema_version, to_micros, SCHEMA_VERSION};
-use super::store::{JournalReader, JournalStore, PruneReason, Pruned, Retention};
+use super::store::{Compressed, JournalReader, JournalStore, PruneReason, Pruned, Retention};
 use super::{JournalError, RejectionReason, StorageError, StorageFault};
 
 /// How long a connection waits for another connection's lock before giving up.
@@ -134,6 +134,9 @@ pub struct SqliteStore {
     dictionaries: RefCell<HashMap<i64, Arc<Vec<u8>>>>,
     /// Calls in the journal, counted once when pruning first needs it and then kept up to date.
     call_count: Option<u64>,
+    /// The committed dictionaries shared with the journal's handles, once asked for
+    /// ([`SqliteStore::compressor`]).
+    compressor: Option<Arc<codec::Compressor>>,
     /// Which tables of the schema this store writes (older ones only in a journal kept at an
     /// earlier version by [`SqliteStore::open_at_version`]).
     layout: Layout,
@@ -229,6 +232,7 @@ impl SqliteStore {
             dictionaries: RefCell::new(HashMap::new()),
             call_count: None,
             layout: Layout::CURRENT,
+            compressor: None,
         };
         store.migrate(version.clamp(6, SCHEMA_VERSION))?;
         store.layout = Layout::of(store.schema_version()?);
@@ -278,6 +282,7 @@ impl SqliteStore {
             dictionaries: RefCell::new(HashMap::new()),
             call_count: None,
             layout: Layout::CURRENT,
+            compressor: None,
         })
     }
 
@@ -294,6 +299,13 @@ impl SqliteStore {
             )?);
         }
         Ok(())
+    }
+
+    /// The dictionaries this store has committed, for the journal's handles to compress calls
+    /// with before they queue them (see [`JournalStore::append_compressed`]); kept up to date
+    /// after each commit from now on.
+    pub(crate) fn compressor(&mut self) -> Arc<codec::Compressor> {
+        Arc::clone(self.compressor.get_or_insert_with(Arc::default))
     }
 
     /// The file this store reads and writes.
@@ -435,6 +447,7 @@ fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<
                 &stored.record,
                 stored.id,
                 Layout::of(6),
+                None,
                 &mut deltas,
             )?;
             last = stored.id;
@@ -596,19 +609,27 @@ fn insert_call(
     call: &CallRecord,
     id: i64,
     layout: Layout,
+    compressed: Option<&Compressed>,
     deltas: &mut HashMap<i64, codec::CertificateDelta>,
 ) -> Result<(), JournalError> {
-    let mut packed = std::mem::take(&mut caches.packed);
     let mut blob = std::mem::take(&mut caches.blob);
-    codec::pack_into(call, &mut packed)?;
-    let (dictionary_id, dictionary_bytes) = dictionary(
-        connection,
-        caches,
-        call.operation.as_deref().unwrap_or_default(),
-        &packed,
-    )?;
-    codec::compress_into(&packed, &dictionary_bytes, &mut blob);
-    caches.packed = reusable(packed);
+    let dictionary_id = match compressed {
+        Some(compressed) => compressed.dictionary,
+        None => {
+            let mut packed = std::mem::take(&mut caches.packed);
+            codec::pack_into(call, &mut packed)?;
+            let (dictionary_id, dictionary_bytes) = dictionary(
+                connection,
+                caches,
+                call.operation.as_deref().unwrap_or_default(),
+                &packed,
+            )?;
+            codec::compress_into(&packed, &dictionary_bytes, &mut blob);
+            caches.packed = reusable(packed);
+            dictionary_id
+        }
+    };
+    let data = compressed.map_or(blob.as_slice(), |compressed| &compressed.blob);
     let certificate = call
         .identity
         .as_ref()
@@ -673,7 +694,7 @@ fn insert_call(
         ])?;
     connection
         .prepare_cached("INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, dictionary_id, blob])?;
+        .execute(params![id, dictionary_id, data])?;
     caches.blob = reusable(blob);
     for guid in &call.receipts {
         match codec::receipt_time_key(guid).filter(|_| layout.time_receipts) {
@@ -808,13 +829,28 @@ impl SqliteStore {
 
 impl JournalStore for SqliteStore {
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+        self.append_compressed(entries, &[])
+    }
+
+    fn append_compressed(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<Vec<i64>, JournalError> {
         let first_id = self.next_call_id;
-        let result = self.append_in_transaction(entries);
-        if result.is_err() {
-            // The transaction rolled back: nothing it added exists any more.
-            *self.caches = Caches::default();
-            self.next_call_id = first_id;
-            self.call_count = None;
+        let result = self.append_in_transaction(entries, compressed);
+        match (&result, &self.compressor) {
+            (Err(_), _) => {
+                // The transaction rolled back: nothing it added exists any more.
+                *self.caches = Caches::default();
+                self.next_call_id = first_id;
+                self.call_count = None;
+            }
+            (Ok(_), Some(compressor)) if compressor.known() < self.caches.dictionaries.len() => {
+                // Committed now: callers may compress with them.
+                compressor.publish(self.caches.dictionaries.iter());
+            }
+            (Ok(_), _) => {}
         }
         result
     }
@@ -843,12 +879,18 @@ impl JournalStore for SqliteStore {
 impl SqliteStore {
     /// Writes `entries` in one transaction. BEGIN and COMMIT are cached statements, since
     /// `Connection::transaction` parses both again for every batch.
-    fn append_in_transaction(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+    fn append_in_transaction(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<Vec<i64>, JournalError> {
         self.connection.prepare_cached("BEGIN")?.execute([])?;
-        let result = self.append_entries(entries).and_then(|(ids, calls)| {
-            self.connection.prepare_cached("COMMIT")?.execute([])?;
-            Ok((ids, calls))
-        });
+        let result = self
+            .append_entries(entries, compressed)
+            .and_then(|(ids, calls)| {
+                self.connection.prepare_cached("COMMIT")?.execute([])?;
+                Ok((ids, calls))
+            });
         match result {
             Ok((ids, calls)) => {
                 if let Some(count) = &mut self.call_count {
@@ -867,13 +909,17 @@ impl SqliteStore {
     }
 
     /// The inserts of [`SqliteStore::append_in_transaction`]: the ids, and the calls added.
-    fn append_entries(&mut self, entries: &[Entry]) -> Result<(Vec<i64>, u64), JournalError> {
+    fn append_entries(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<(Vec<i64>, u64), JournalError> {
         let transaction = &self.connection;
         let mut ids = Vec::with_capacity(entries.len());
         let mut deltas = HashMap::new();
         let mut calls = 0;
         let mut reset = false;
-        for entry in entries {
+        for (index, entry) in entries.iter().enumerate() {
             let id = match entry {
                 Entry::Call(call) => {
                     let id = self.next_call_id;
@@ -883,6 +929,7 @@ impl SqliteStore {
                         call,
                         id,
                         self.layout,
+                        compressed.get(index).and_then(Option::as_ref),
                         &mut deltas,
                     )?;
                     self.next_call_id += 1;
