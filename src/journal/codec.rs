@@ -12,6 +12,9 @@
 //! time in `serde_json` escaping strings). The binary form starts with a 4-byte length no JSON
 //! part can have ([`BINARY`]) and a format byte.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -96,6 +99,45 @@ pub struct Cold {
     pub authorization: Option<String>,
     #[serde(default)]
     pub identity_findings: Vec<crate::supplier::Finding>,
+}
+
+/// The dictionaries a store has committed, by operation, shared with the handles that journal
+/// through its writer: a caller's thread packs and compresses its own call with them (the data
+/// is still in its cache there), and the writer thread only inserts. A dictionary is published
+/// only once committed, and a committed one never changes, so a blob made with it stays right.
+#[derive(Debug, Default)]
+pub struct Compressor {
+    dictionaries: std::sync::RwLock<HashMap<String, Dictionary>>,
+}
+
+/// A dictionary: its id in the store (0: none) and its bytes.
+pub type Dictionary = (i64, Arc<Vec<u8>>);
+
+impl Compressor {
+    /// `call`'s cold part, compressed, if its operation's dictionary is known yet.
+    pub fn compress(&self, call: &CallRecord) -> Option<super::store::Compressed> {
+        let operation = call.operation.as_deref().unwrap_or_default();
+        let (dictionary, bytes) = self.dictionaries.read().ok()?.get(operation).cloned()?;
+        let packed = pack(call).ok()?;
+        let mut blob = Vec::new();
+        compress_into(&packed, &bytes, &mut blob);
+        Some(super::store::Compressed { dictionary, blob })
+    }
+
+    /// How many dictionaries callers can use.
+    pub fn known(&self) -> usize {
+        self.dictionaries.read().map_or(0, |map| map.len())
+    }
+
+    /// Makes committed dictionaries known.
+    pub fn publish<'a>(&self, committed: impl Iterator<Item = (&'a String, &'a Dictionary)>) {
+        if let Ok(mut map) = self.dictionaries.write() {
+            for (operation, dictionary) in committed {
+                map.entry(operation.clone())
+                    .or_insert_with(|| dictionary.clone());
+            }
+        }
+    }
 }
 
 /// [`pack_into`] a new buffer.

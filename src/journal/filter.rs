@@ -127,6 +127,10 @@ const OUTCOME_EXPECTED: &str =
 /// journal never held is answered at once instead of by a search for it.
 pub type Lookup<'a> = dyn FnMut(&str, &[Param]) -> Result<Vec<i64>, JournalError> + 'a;
 
+/// Certificates a supplier may have for its calls to be found by theirs on SQLite (beyond, by
+/// a scan of the calls: a list of them this long would cost more than it saves).
+const MAX_DRIVING_CERTIFICATES: usize = 512;
+
 /// The id of a name.
 const NAME: &str = "SELECT id FROM names WHERE text = ?";
 
@@ -247,11 +251,23 @@ pub fn call_filter(
             },
             &[text(supplier)],
         )?;
-        let at = filter.conditions.len();
-        filter.one_of(negate(Criterion::Supplier), "c.supplier", ids);
-        if !negate(Criterion::Supplier) {
-            drivers.extend(at..filter.conditions.len());
+        if dialect == Dialect::Sqlite && !negate(Criterion::Supplier) && !ids.is_empty() {
+            // SQLite's calls have no supplier index (schema 8): the certificates that called
+            // as the supplier narrow it by theirs, unless one of its calls had none (0).
+            let values: Vec<Param> = ids.iter().copied().map(Param::Int).collect();
+            let certificates = lookup(
+                &format!(
+                    "SELECT DISTINCT certificate FROM certificate_suppliers WHERE supplier IN ({})",
+                    vec!["?"; values.len()].join(", ")
+                ),
+                &values,
+            )?;
+            if !certificates.contains(&0) && certificates.len() <= MAX_DRIVING_CERTIFICATES {
+                drivers.push(filter.conditions.len());
+                filter.one_of(false, "c.certificate", certificates);
+            }
         }
+        filter.one_of(negate(Criterion::Supplier), "c.supplier", ids);
     }
     if let Some(service) = &query.service {
         // Whole leading segments of the path: `JobcenterMessageService`, or `service/Påmindelse`
@@ -452,11 +468,18 @@ mod tests {
         let sqlite = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
         let postgres = call_filter(&query, Dialect::Postgres, &mut lookup).unwrap();
         assert!(asked[0].0.contains("COLLATE NOCASE"), "{asked:?}");
-        assert!(asked[1].0.contains("lower(text)"), "{asked:?}");
-        assert_eq!(asked[0].1, asked[1].1);
-        assert_eq!(sqlite.conditions, ["c.supplier IN (?, ?)"]);
-        assert_eq!(sqlite.values, postgres.values);
-        assert_eq!(sqlite.values, [Param::Int(7), Param::Int(9)]);
+        // On SQLite the supplier's certificates are looked up next, and their index drives.
+        assert!(asked[1].0.contains("certificate_suppliers"), "{asked:?}");
+        assert_eq!(asked[1].1, [Param::Int(7), Param::Int(9)]);
+        assert!(asked[2].0.contains("lower(text)"), "{asked:?}");
+        assert_eq!(asked[0].1, asked[2].1);
+        assert_eq!(
+            sqlite.conditions,
+            ["c.certificate IN (?, ?)", "+c.supplier IN (?, ?)"]
+        );
+        assert_eq!(postgres.conditions, ["c.supplier IN (?, ?)"]);
+        assert_eq!(postgres.values, [Param::Int(7), Param::Int(9)]);
+        assert_eq!(sqlite.values[2..], postgres.values);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The SQLite schema: the tables of version 7 ([`SCHEMA_VERSION`]) and how older journals get
+//! The SQLite schema: the tables of version 8 ([`SCHEMA_VERSION`]) and how older journals get
 //! there. Versions 1 to 5 kept every field of a call inline in one wide row with seven indexes;
 //! version 6 keeps the columns queries filter and sort on in `calls` (names interned, the
 //! certificate once in `certificates`), the rest compressed in `call_data`, and only the indexes
 //! those queries use. The move from 5 to 6 rewrites every call (see `SqliteStore::open`), keeping
 //! its id. Version 7 adds the index of time-ordered receipts ([`V6_TO_V7`]); the move from 6
-//! changes no row.
+//! changes no row. Version 8 ([`V7_TO_V8`]) keeps each certificate's counters in a narrow table of
+//! their own and finds a supplier's calls through its certificates instead of an index of every
+//! call; the move from 7 changes no call.
 
 use rusqlite::{Connection, Row};
 use time::OffsetDateTime;
@@ -13,7 +15,7 @@ use super::records::{CallRecord, Outcome, StoredCall};
 use super::JournalError;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The released steps to version 5, kept to bring a journal of any older version to 5 before it
 /// moves to 6; entry `n` (0-based) takes `user_version` `n` to `n + 1`. Never edit them.
@@ -134,7 +136,7 @@ const SHARED: &str = "
     );";
 
 /// The call tables of version 6, as released. Never edit them: a fresh journal is made of these
-/// and the steps after 6 ([`V6_TO_V7`]), as an old one gets there.
+/// and the steps after 6 ([`V6_TO_V7`], [`V7_TO_V8`]), as an old one gets there.
 const V6_CALLS: &str = "
     -- Counters that must survive deleting every row: the next call id (ids are never reused).
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -215,7 +217,41 @@ pub const V6_TO_V7: &str = "
         PRIMARY KEY (key, call_id)
     ) WITHOUT ROWID;";
 
-/// A fresh journal, at `version` (6 only for tests that make a journal of the previous release).
+/// Version 7 to 8, two changes that halve the pages a batch of calls from many callers dirties
+/// (each page it touches is written whole to the log at the commit):
+/// - a certificate's counters, updated by every batch it called in, move out of the wide
+///   `certificates` row (the identity's JSON: one 1 KiB page each) into `certificate_calls`,
+///   about 30 certificates a page;
+/// - `calls_supplier` goes (one random leaf page per supplier per batch): `certificate_suppliers`
+///   says which certificates called as which supplier (0: calls without a certificate), and a
+///   supplier's calls are found by their certificates' index, `calls.supplier` deciding.
+pub const V7_TO_V8: &str = "
+    CREATE TABLE certificate_calls (
+        id             INTEGER PRIMARY KEY,    -- certificates.id
+        calls          INTEGER NOT NULL DEFAULT 0,
+        first_us       INTEGER,
+        last_us        INTEGER,
+        latest_receipt INTEGER,                -- newest call answered with a receipt
+        latest_passed  INTEGER                 -- ... whose identity checks all passed
+    );
+    INSERT INTO certificate_calls (id, calls, first_us, last_us, latest_receipt, latest_passed)
+        SELECT id, calls, first_us, last_us, latest_receipt, latest_passed FROM certificates;
+    ALTER TABLE certificates DROP COLUMN calls;
+    ALTER TABLE certificates DROP COLUMN first_us;
+    ALTER TABLE certificates DROP COLUMN last_us;
+    ALTER TABLE certificates DROP COLUMN latest_receipt;
+    ALTER TABLE certificates DROP COLUMN latest_passed;
+    CREATE TABLE certificate_suppliers (
+        supplier    INTEGER NOT NULL,          -- names.id
+        certificate INTEGER NOT NULL,          -- certificates.id; 0: no verified certificate
+        PRIMARY KEY (supplier, certificate)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO certificate_suppliers (supplier, certificate)
+        SELECT DISTINCT supplier, COALESCE(certificate, 0) FROM calls WHERE supplier IS NOT NULL;
+    DROP INDEX calls_supplier;";
+
+/// A fresh journal, at `version` (6 or 7 only for tests that make a journal of an earlier
+/// release).
 pub(super) fn create(connection: &Connection, version: i64) -> rusqlite::Result<()> {
     connection.execute_batch(SHARED)?;
     connection.execute_batch(V6_CALLS)?;
@@ -226,6 +262,9 @@ pub(super) fn create(connection: &Connection, version: i64) -> rusqlite::Result<
 pub(super) fn after_v6(connection: &Connection, from: i64, to: i64) -> rusqlite::Result<()> {
     if from < 7 && to >= 7 {
         connection.execute_batch(V6_TO_V7)?;
+    }
+    if from < 8 && to >= 8 {
+        connection.execute_batch(V7_TO_V8)?;
     }
     Ok(())
 }

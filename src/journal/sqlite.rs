@@ -10,7 +10,7 @@
 //! so a call costs two inserts and its receipts, and one update per certificate per batch.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ use super::records::{
     StoredConfirmation, StoredRejection, StoredReload,
 };
 use super::schema::{self, from_micros, schema_version, to_micros, SCHEMA_VERSION};
-use super::store::{JournalReader, JournalStore, PruneReason, Pruned, Retention};
+use super::store::{Compressed, JournalReader, JournalStore, PruneReason, Pruned, Retention};
 use super::{JournalError, RejectionReason, StorageError, StorageFault};
 
 /// How long a connection waits for another connection's lock before giving up.
@@ -103,6 +103,8 @@ struct Caches {
     names: HashMap<String, i64>,
     /// Fingerprint → certificates.id.
     certificates: HashMap<String, i64>,
+    /// (supplier, certificate) pairs known to be in `certificate_suppliers`.
+    supplier_certificates: BTreeSet<(i64, i64)>,
     /// Operation → (dictionaries.id, bytes).
     dictionaries: HashMap<String, (i64, Arc<Vec<u8>>)>,
     dictionary_count: Option<i64>,
@@ -123,7 +125,8 @@ pub struct SqliteStore {
     /// then checkpoints the whole log and removes it.
     checkpointer: Option<checkpoint::Checkpointer>,
     connection: Connection,
-    caches: Caches,
+    /// The writer's memory of ids, boxed: a reader has none, and stays small.
+    caches: Box<Caches>,
     /// The id the next call gets (ids are never reused, even after a reset or pruning): at
     /// open, one past the largest of `calls` and of what `meta` remembers.
     next_call_id: i64,
@@ -131,9 +134,42 @@ pub struct SqliteStore {
     dictionaries: RefCell<HashMap<i64, Arc<Vec<u8>>>>,
     /// Calls in the journal, counted once when pruning first needs it and then kept up to date.
     call_count: Option<u64>,
-    /// Version-7 receipts go to `receipts_by_time` (schema 7); false only in a journal kept at
-    /// version 6 ([`SqliteStore::open_at_version`]).
+    /// The committed dictionaries shared with the journal's handles, once asked for
+    /// ([`SqliteStore::compressor`]).
+    compressor: Option<Arc<codec::Compressor>>,
+    /// Which tables of the schema this store writes (older ones only in a journal kept at an
+    /// earlier version by [`SqliteStore::open_at_version`]).
+    layout: Layout,
+}
+
+/// What a schema version changed in how calls are written.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Version-7 receipts go to `receipts_by_time` (schema 7).
     time_receipts: bool,
+    /// Certificates' counters are in `certificate_calls`, and each (supplier, certificate) pair
+    /// is in `certificate_suppliers` (schema 8); before, the counters were in `certificates`.
+    counts_apart: bool,
+}
+
+impl Layout {
+    const CURRENT: Layout = Layout::of(SCHEMA_VERSION);
+
+    const fn of(version: i64) -> Layout {
+        Layout {
+            time_receipts: version >= 7,
+            counts_apart: version >= 8,
+        }
+    }
+
+    /// The table of the certificates' counters.
+    fn counts(self) -> &'static str {
+        if self.counts_apart {
+            "certificate_calls"
+        } else {
+            "certificates"
+        }
+    }
 }
 
 impl SqliteStore {
@@ -144,7 +180,8 @@ impl SqliteStore {
     }
 
     /// [`SqliteStore::open`], bringing the schema only to `version` (6 or later): for tests
-    /// that make a journal of the previous release with its own steps.
+    /// that make a journal of an earlier release with its own steps. Such a store writes calls
+    /// as that release did; reading is for the current version only.
     #[doc(hidden)]
     pub fn open_at_version(path: &Path, version: i64) -> Result<SqliteStore, JournalError> {
         if let Some(folder) = path
@@ -190,13 +227,15 @@ impl SqliteStore {
             path: path.to_owned(),
             checkpointer: None,
             connection,
-            caches: Caches::default(),
+            caches: Box::default(),
             next_call_id: 1,
             dictionaries: RefCell::new(HashMap::new()),
             call_count: None,
-            time_receipts: version >= 7,
+            layout: Layout::CURRENT,
+            compressor: None,
         };
         store.migrate(version.clamp(6, SCHEMA_VERSION))?;
+        store.layout = Layout::of(store.schema_version()?);
         store.next_call_id = store.stored_next_call_id()?;
         Ok(store)
     }
@@ -238,11 +277,12 @@ impl SqliteStore {
             path: path.to_owned(),
             checkpointer: None,
             connection,
-            caches: Caches::default(),
+            caches: Box::default(),
             next_call_id: 0,
             dictionaries: RefCell::new(HashMap::new()),
             call_count: None,
-            time_receipts: true,
+            layout: Layout::CURRENT,
+            compressor: None,
         })
     }
 
@@ -259,6 +299,13 @@ impl SqliteStore {
             )?);
         }
         Ok(())
+    }
+
+    /// The dictionaries this store has committed, for the journal's handles to compress calls
+    /// with before they queue them (see [`JournalStore::append_compressed`]); kept up to date
+    /// after each commit from now on.
+    pub(crate) fn compressor(&mut self) -> Arc<codec::Compressor> {
+        Arc::clone(self.compressor.get_or_insert_with(Arc::default))
     }
 
     /// The file this store reads and writes.
@@ -318,7 +365,6 @@ impl SqliteStore {
             return Err(too_new(found));
         }
         if found >= target {
-            self.time_receipts = found >= 7;
             return Ok(());
         }
         // IMMEDIATE takes the write lock first, so two processes opening at once do not both
@@ -334,7 +380,6 @@ impl SqliteStore {
         }
         if found >= target {
             // Another process migrated it meanwhile.
-            self.time_receipts = found >= 7;
             return Ok(());
         }
         // Other tables (e.g. WSB's `wsb_*`) may share the file; a journal has `calls`.
@@ -371,7 +416,7 @@ impl SqliteStore {
         if found > 0 {
             tracing::info!(path = %path.display(), from = found, to = target, "journal schema migrated");
         }
-        self.caches = Caches::default();
+        *self.caches = Caches::default();
         Ok(())
     }
 }
@@ -401,13 +446,14 @@ fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<
                 caches,
                 &stored.record,
                 stored.id,
-                false,
+                Layout::of(6),
+                None,
                 &mut deltas,
             )?;
             last = stored.id;
             in_step += 1;
         }
-        flush_certificates(connection, &deltas)?;
+        flush_certificates(connection, Layout::of(6), &deltas)?;
         copied += in_step;
         if in_step == 0 {
             break;
@@ -473,6 +519,7 @@ fn name_id(connection: &Connection, caches: &mut Caches, text: &str) -> Result<i
 fn certificate_id(
     connection: &Connection,
     caches: &mut Caches,
+    layout: Layout,
     identity: &IdentityFields,
 ) -> Result<i64, JournalError> {
     if let Some(id) = caches.certificates.get(&identity.fingerprint) {
@@ -500,7 +547,13 @@ fn certificate_id(
                     identity.cvr,
                     json
                 ])?;
-            connection.last_insert_rowid()
+            let id = connection.last_insert_rowid();
+            if layout.counts_apart {
+                connection
+                    .prepare_cached("INSERT INTO certificate_calls (id) VALUES (?1)")?
+                    .execute([id])?;
+            }
+            id
         }
     };
     caches.certificates.insert(identity.fingerprint.clone(), id);
@@ -555,24 +608,32 @@ fn insert_call(
     caches: &mut Caches,
     call: &CallRecord,
     id: i64,
-    time_receipts: bool,
+    layout: Layout,
+    compressed: Option<&Compressed>,
     deltas: &mut HashMap<i64, codec::CertificateDelta>,
 ) -> Result<(), JournalError> {
-    let mut packed = std::mem::take(&mut caches.packed);
     let mut blob = std::mem::take(&mut caches.blob);
-    codec::pack_into(call, &mut packed)?;
-    let (dictionary_id, dictionary_bytes) = dictionary(
-        connection,
-        caches,
-        call.operation.as_deref().unwrap_or_default(),
-        &packed,
-    )?;
-    codec::compress_into(&packed, &dictionary_bytes, &mut blob);
-    caches.packed = reusable(packed);
+    let dictionary_id = match compressed {
+        Some(compressed) => compressed.dictionary,
+        None => {
+            let mut packed = std::mem::take(&mut caches.packed);
+            codec::pack_into(call, &mut packed)?;
+            let (dictionary_id, dictionary_bytes) = dictionary(
+                connection,
+                caches,
+                call.operation.as_deref().unwrap_or_default(),
+                &packed,
+            )?;
+            codec::compress_into(&packed, &dictionary_bytes, &mut blob);
+            caches.packed = reusable(packed);
+            dictionary_id
+        }
+    };
+    let data = compressed.map_or(blob.as_slice(), |compressed| &compressed.blob);
     let certificate = call
         .identity
         .as_ref()
-        .map(|identity| certificate_id(connection, caches, identity))
+        .map(|identity| certificate_id(connection, caches, layout, identity))
         .transpose()?;
     let mut name = |text: Option<&str>| -> Result<Option<i64>, JournalError> {
         text.map(|text| name_id(connection, caches, text))
@@ -587,6 +648,21 @@ fn insert_call(
         Outcome::Fault { code, fault_code } => (*code, name(Some(fault_code))?),
         Outcome::Receipt | Outcome::Http => (None, None),
     };
+    if let Some(supplier) = supplier.filter(|_| layout.counts_apart) {
+        let pair = (supplier, certificate.unwrap_or(0));
+        if !caches.supplier_certificates.contains(&pair) {
+            connection
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO certificate_suppliers (supplier, certificate)
+                     VALUES (?1, ?2)",
+                )?
+                .execute(params![pair.0, pair.1])?;
+            if caches.supplier_certificates.len() >= MAX_CACHED_NAMES {
+                caches.supplier_certificates.clear();
+            }
+            caches.supplier_certificates.insert(pair);
+        }
+    }
     let checks = call
         .authorization
         .as_ref()
@@ -618,10 +694,10 @@ fn insert_call(
         ])?;
     connection
         .prepare_cached("INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, dictionary_id, blob])?;
+        .execute(params![id, dictionary_id, data])?;
     caches.blob = reusable(blob);
     for guid in &call.receipts {
-        match codec::receipt_time_key(guid).filter(|_| time_receipts) {
+        match codec::receipt_time_key(guid).filter(|_| layout.time_receipts) {
             Some(key) => connection
                 .prepare_cached(
                     "INSERT OR IGNORE INTO receipts_by_time (key, call_id) VALUES (?1, ?2)",
@@ -643,19 +719,24 @@ fn insert_call(
     Ok(())
 }
 
-/// Adds a batch's calls to their certificates' rows.
+/// Adds a batch's calls to their certificates' counters.
 fn flush_certificates(
     connection: &Connection,
+    layout: Layout,
     deltas: &HashMap<i64, codec::CertificateDelta>,
 ) -> Result<(), JournalError> {
-    let mut statement = connection.prepare_cached(
-        "UPDATE certificates SET calls = calls + ?2,
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let mut statement = connection.prepare_cached(&format!(
+        "UPDATE {} SET calls = calls + ?2,
             first_us = COALESCE(MIN(first_us, ?3), first_us, ?3),
             last_us = COALESCE(MAX(last_us, ?4), last_us, ?4),
             latest_receipt = COALESCE(MAX(latest_receipt, ?5), latest_receipt, ?5),
             latest_passed = COALESCE(MAX(latest_passed, ?6), latest_passed, ?6)
          WHERE id = ?1",
-    )?;
+        layout.counts()
+    ))?;
     for (id, delta) in deltas {
         statement.execute(params![
             id,
@@ -748,13 +829,28 @@ impl SqliteStore {
 
 impl JournalStore for SqliteStore {
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+        self.append_compressed(entries, &[])
+    }
+
+    fn append_compressed(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<Vec<i64>, JournalError> {
         let first_id = self.next_call_id;
-        let result = self.append_in_transaction(entries);
-        if result.is_err() {
-            // The transaction rolled back: nothing it added exists any more.
-            self.caches = Caches::default();
-            self.next_call_id = first_id;
-            self.call_count = None;
+        let result = self.append_in_transaction(entries, compressed);
+        match (&result, &self.compressor) {
+            (Err(_), _) => {
+                // The transaction rolled back: nothing it added exists any more.
+                *self.caches = Caches::default();
+                self.next_call_id = first_id;
+                self.call_count = None;
+            }
+            (Ok(_), Some(compressor)) if compressor.known() < self.caches.dictionaries.len() => {
+                // Committed now: callers may compress with them.
+                compressor.publish(self.caches.dictionaries.iter());
+            }
+            (Ok(_), _) => {}
         }
         result
     }
@@ -762,7 +858,7 @@ impl JournalStore for SqliteStore {
     fn prune(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {
         let result = self.prune_step(retention, limit);
         if result.is_err() {
-            self.caches = Caches::default();
+            *self.caches = Caches::default();
             self.call_count = None;
         }
         result
@@ -783,12 +879,18 @@ impl JournalStore for SqliteStore {
 impl SqliteStore {
     /// Writes `entries` in one transaction. BEGIN and COMMIT are cached statements, since
     /// `Connection::transaction` parses both again for every batch.
-    fn append_in_transaction(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+    fn append_in_transaction(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<Vec<i64>, JournalError> {
         self.connection.prepare_cached("BEGIN")?.execute([])?;
-        let result = self.append_entries(entries).and_then(|(ids, calls)| {
-            self.connection.prepare_cached("COMMIT")?.execute([])?;
-            Ok((ids, calls))
-        });
+        let result = self
+            .append_entries(entries, compressed)
+            .and_then(|(ids, calls)| {
+                self.connection.prepare_cached("COMMIT")?.execute([])?;
+                Ok((ids, calls))
+            });
         match result {
             Ok((ids, calls)) => {
                 if let Some(count) = &mut self.call_count {
@@ -807,13 +909,17 @@ impl SqliteStore {
     }
 
     /// The inserts of [`SqliteStore::append_in_transaction`]: the ids, and the calls added.
-    fn append_entries(&mut self, entries: &[Entry]) -> Result<(Vec<i64>, u64), JournalError> {
+    fn append_entries(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<(Vec<i64>, u64), JournalError> {
         let transaction = &self.connection;
         let mut ids = Vec::with_capacity(entries.len());
         let mut deltas = HashMap::new();
         let mut calls = 0;
         let mut reset = false;
-        for entry in entries {
+        for (index, entry) in entries.iter().enumerate() {
             let id = match entry {
                 Entry::Call(call) => {
                     let id = self.next_call_id;
@@ -822,7 +928,8 @@ impl SqliteStore {
                         &mut self.caches,
                         call,
                         id,
-                        self.time_receipts,
+                        self.layout,
+                        compressed.get(index).and_then(Option::as_ref),
                         &mut deltas,
                     )?;
                     self.next_call_id += 1;
@@ -831,7 +938,7 @@ impl SqliteStore {
                 }
                 Entry::Rejection(rejection) => insert_rejection(transaction, rejection)?,
                 Entry::Confirmation(confirmation) => {
-                    flush_certificates(transaction, &deltas)?;
+                    flush_certificates(transaction, self.layout, &deltas)?;
                     deltas.clear();
                     self.insert_confirmation(transaction, confirmation)?
                 }
@@ -843,11 +950,16 @@ impl SqliteStore {
                          DELETE FROM calls; DELETE FROM rejections; DELETE FROM certificates;
                          DELETE FROM names;",
                     )?;
-                    if self.time_receipts {
+                    if self.layout.time_receipts {
                         transaction.execute_batch("DELETE FROM receipts_by_time;")?;
                     }
+                    if self.layout.counts_apart {
+                        transaction.execute_batch(
+                            "DELETE FROM certificate_calls; DELETE FROM certificate_suppliers;",
+                        )?;
+                    }
                     deltas.clear();
-                    self.caches = Caches::default();
+                    *self.caches = Caches::default();
                     self.call_count = Some(0);
                     calls = 0;
                     reset = true;
@@ -857,7 +969,7 @@ impl SqliteStore {
             };
             ids.push(id);
         }
-        flush_certificates(transaction, &deltas)?;
+        flush_certificates(transaction, self.layout, &deltas)?;
         if reset {
             // Ids are never reused: with the calls gone, only `meta` remembers the next one.
             store_next_call_id(transaction, self.next_call_id)?;
@@ -882,19 +994,20 @@ impl SqliteStore {
         let cutoff = retention
             .max_age
             .map(|age| to_micros(OffsetDateTime::now_utc() - age));
+        let counts = self.layout.counts();
         let transaction = self.connection.unchecked_transaction()?;
         // The oldest calls by id; a call whose arrival is not yet too old ends an age step.
         let mut candidates = Vec::new();
         {
-            let mut statement = transaction.prepare_cached(
+            let mut statement = transaction.prepare_cached(&format!(
                 "SELECT c.id, c.time_us, c.certificate FROM calls c
                  WHERE c.id NOT IN (SELECT call_id FROM confirmations)
-                   AND c.id NOT IN (SELECT latest_receipt FROM certificates
+                   AND c.id NOT IN (SELECT latest_receipt FROM {counts}
                                     WHERE latest_receipt IS NOT NULL)
-                   AND c.id NOT IN (SELECT latest_passed FROM certificates
+                   AND c.id NOT IN (SELECT latest_passed FROM {counts}
                                     WHERE latest_passed IS NOT NULL)
-                 ORDER BY c.id LIMIT ?1",
-            )?;
+                 ORDER BY c.id LIMIT ?1"
+            ))?;
             let mut rows = statement.query([limit])?;
             while let Some(row) = rows.next()? {
                 let (id, time_us, certificate): (i64, i64, Option<i64>) =
@@ -909,7 +1022,7 @@ impl SqliteStore {
         {
             let mut receipts = transaction
                 .prepare_cached("DELETE FROM receipts WHERE bucket = ?1 AND call_id = ?2")?;
-            let time_receipts = self.time_receipts;
+            let time_receipts = self.layout.time_receipts;
             let mut data = transaction.prepare_cached("DELETE FROM call_data WHERE id = ?1")?;
             let mut call = transaction.prepare_cached("DELETE FROM calls WHERE id = ?1")?;
             for (id, certificate) in &candidates {
@@ -936,22 +1049,35 @@ impl SqliteStore {
         }
         for (certificate, removed) in &removed_per_certificate {
             transaction
-                .prepare_cached(
-                    "UPDATE certificates SET calls = calls - ?2,
+                .prepare_cached(&format!(
+                    "UPDATE {counts} SET calls = calls - ?2,
                         first_us = (SELECT time_us FROM calls WHERE certificate = ?1
                                     ORDER BY id LIMIT 1)
-                     WHERE id = ?1",
-                )?
+                     WHERE id = ?1"
+                ))?
                 .execute(params![certificate, removed])?;
         }
         if !candidates.is_empty() {
             // The newest calls may be among those removed; `meta` remembers the next id.
             store_next_call_id(&transaction, self.next_call_id)?;
         }
-        let certificates_left = transaction.execute(
-            "DELETE FROM certificates WHERE calls <= 0 AND latest_receipt IS NULL",
-            [],
-        )?;
+        let certificates_left = if self.layout.counts_apart {
+            let gone = transaction.execute(
+                "DELETE FROM certificates WHERE id IN (SELECT id FROM certificate_calls
+                    WHERE calls <= 0 AND latest_receipt IS NULL)",
+                [],
+            )?;
+            transaction.execute(
+                "DELETE FROM certificate_calls WHERE calls <= 0 AND latest_receipt IS NULL",
+                [],
+            )?;
+            gone
+        } else {
+            transaction.execute(
+                "DELETE FROM certificates WHERE calls <= 0 AND latest_receipt IS NULL",
+                [],
+            )?
+        };
         if certificates_left > 0 {
             self.caches.certificates.clear();
         }
@@ -1112,7 +1238,7 @@ impl SqliteStore {
     ) -> Result<Option<StoredCall>, JournalError> {
         // A version-7 GUID is in the time-ordered index, unless it was journaled before
         // version 7: then, like every other GUID, under its hash.
-        if let Some(key) = codec::receipt_time_key(guid).filter(|_| self.time_receipts) {
+        if let Some(key) = codec::receipt_time_key(guid).filter(|_| self.layout.time_receipts) {
             let found = self.newest_call_sending(
                 connection,
                 guid,
@@ -1262,10 +1388,10 @@ impl JournalReader for SqliteStore {
 
     fn callers(&self, limit: usize) -> Result<Vec<CallerSummary>, JournalError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT caller_id, MAX(cvr), SUM(calls), MIN(first_us), MAX(last_us),
-                MAX(latest_receipt), MAX(latest_passed)
-             FROM certificates WHERE calls > 0
-             GROUP BY caller_id ORDER BY MAX(last_us) DESC LIMIT ?1",
+            "SELECT k.caller_id, MAX(k.cvr), SUM(n.calls), MIN(n.first_us), MAX(n.last_us),
+                MAX(n.latest_receipt), MAX(n.latest_passed)
+             FROM certificates k JOIN certificate_calls n ON n.id = k.id WHERE n.calls > 0
+             GROUP BY k.caller_id ORDER BY MAX(n.last_us) DESC LIMIT ?1",
         )?;
         let mut rows = statement.query([effective_limit(limit)])?;
         let mut callers = Vec::new();
@@ -1285,8 +1411,10 @@ impl JournalReader for SqliteStore {
 
     fn certificates(&self) -> Result<Vec<CertificateSummary>, JournalError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT id, identity, calls, first_us, last_us, latest_receipt, latest_passed
-             FROM certificates WHERE calls > 0 ORDER BY last_us DESC",
+            "SELECT k.id, k.identity, n.calls, n.first_us, n.last_us, n.latest_receipt,
+                n.latest_passed
+             FROM certificates k JOIN certificate_calls n ON n.id = k.id WHERE n.calls > 0
+             ORDER BY n.last_us DESC",
         )?;
         let mut rows = statement.query([])?;
         let mut certificates = Vec::new();

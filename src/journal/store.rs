@@ -17,6 +17,18 @@ pub trait JournalStore: Send + 'static {
     /// (calls, rejections and reloads get ids; a confirmation the id of the confirmed call).
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError>;
 
+    /// [`JournalStore::append`], some calls' cold parts already compressed by their callers
+    /// (`compressed[i]`, if there, is `entries[i]`'s); a store that compresses nothing, or
+    /// does it itself, ignores them.
+    fn append_compressed(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<Vec<i64>, JournalError> {
+        let _ = compressed;
+        self.append(entries)
+    }
+
     /// Removes at most `limit` of the oldest calls that [`Retention`] no longer allows, keeping
     /// what onboarding evidence cites; returns what it removed. Stores without retention remove
     /// nothing.
@@ -31,9 +43,27 @@ pub trait JournalStore: Send + 'static {
     }
 }
 
+/// A call's cold part packed and compressed on the caller's thread, against a dictionary the
+/// store has committed, so that the one writer thread does not have to (see
+/// `Journal::record_call`).
+#[derive(Debug)]
+pub struct Compressed {
+    /// The dictionary's id in the store (0: none).
+    pub dictionary: i64,
+    pub blob: Vec<u8>,
+}
+
 impl<S: JournalStore + ?Sized> JournalStore for Box<S> {
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
         (**self).append(entries)
+    }
+
+    fn append_compressed(
+        &mut self,
+        entries: &[Entry],
+        compressed: &[Option<Compressed>],
+    ) -> Result<Vec<i64>, JournalError> {
+        (**self).append_compressed(entries, compressed)
     }
 
     fn prune(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {

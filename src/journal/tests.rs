@@ -475,6 +475,50 @@ mod tests {
     }
 
     #[test]
+    fn a_call_compressed_by_its_caller_reads_back_as_one_the_writer_compressed() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = journal_path(&folder);
+        let mut store = SqliteStore::open(&path).unwrap();
+        let compressor = store.compressor();
+        // No dictionary committed yet: the caller leaves the work to the writer.
+        assert!(compressor.compress(&call(1)).is_none());
+        let failing = vec![
+            Entry::Call(call(1)),
+            Entry::Confirmation(ConfirmationRecord {
+                guid: "never-sent".to_owned(),
+                time: datetime!(2025-01-01 00:00:00 UTC),
+                note: None,
+                supplier: None,
+            }),
+        ];
+        assert!(store.append(&failing).is_err());
+        assert!(
+            compressor.compress(&call(1)).is_none(),
+            "a rolled-back dictionary is never shared"
+        );
+        let first = store.append(&[Entry::Call(call(1))]).unwrap();
+        let compressed = compressor
+            .compress(&call(2))
+            .expect("the committed dictionary is shared");
+        assert_ne!(compressed.dictionary, 0);
+        let second = store
+            .append_compressed(
+                &[Entry::Call(call(2)), Entry::Call(call(3))],
+                &[Some(compressed), None],
+            )
+            .unwrap();
+        drop(store);
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        for (id, n) in [(first[0], 1), (second[0], 2), (second[1], 3)] {
+            assert_eq!(
+                reader.call(id).unwrap().unwrap().record,
+                call(n),
+                "call {n}"
+            );
+        }
+    }
+
+    #[test]
     fn a_fresh_database_ends_at_the_latest_schema_version() {
         let folder = tempfile::tempdir().unwrap();
         let path = journal_path(&folder);

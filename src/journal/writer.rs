@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::codec::Compressor;
 use super::records::{CallRecord, ConfirmationRecord, Entry, RejectionRecord, ReloadRecord};
 use super::sqlite::SqliteStore;
-use super::store::{JournalStore, PruneReason, Pruned, Retention};
+use super::store::{Compressed, JournalStore, PruneReason, Pruned, Retention};
 use super::{JournalError, StorageError, MAX_BATCH, QUEUE_CAPACITY};
 
 /// Calls one pruning step removes at least (more after a large batch, to keep up).
@@ -27,6 +28,8 @@ enum Message {
     Append {
         /// Boxed so that a queue slot stays small whatever the record's size.
         entry: Box<Entry>,
+        /// The call's cold part, compressed by the caller (see [`Journal::record_call`]).
+        compressed: Option<Compressed>,
         reply: oneshot::Sender<Answer>,
     },
     /// Accept nothing more, write what is queued, stop, then answer.
@@ -86,6 +89,10 @@ pub struct Journal {
     sender: mpsc::Sender<Message>,
     /// Counters and the writer's state.
     shared: Arc<Shared>,
+    /// The store's committed dictionaries, when it takes calls compressed by their callers: the
+    /// work is then spread over the callers' threads (where the call's bytes are still in the
+    /// cache) instead of all on the one writer thread.
+    compressor: Option<Arc<Compressor>>,
 }
 
 impl Journal {
@@ -107,7 +114,11 @@ impl Journal {
             .name("journal-writer".to_owned())
             .spawn(move || run_writer(store, retention, receiver, &writer_shared))
             .map_err(JournalError::SpawnWriter)?;
-        Ok(Journal { sender, shared })
+        Ok(Journal {
+            sender,
+            shared,
+            compressor: None,
+        })
     }
 
     /// Opens (or creates) the SQLite journal at `path` with the default [`Retention`] and
@@ -121,12 +132,21 @@ impl Journal {
     pub fn open_sqlite_with(path: &Path, retention: Retention) -> Result<Journal, JournalError> {
         let mut store = SqliteStore::open(path)?;
         store.checkpoint_in_background()?;
-        Journal::start_with(store, retention)
+        let compressor = store.compressor();
+        let mut journal = Journal::start_with(store, retention)?;
+        journal.compressor = Some(compressor);
+        Ok(journal)
     }
 
-    /// Journals a call; resolves with its id once it is committed.
+    /// Journals a call; resolves with its id once it is committed. Its cold part is packed and
+    /// compressed here, on the caller's thread, when the store's dictionary for its operation
+    /// is known.
     pub async fn record_call(&self, call: CallRecord) -> Result<i64, JournalError> {
-        self.record(Entry::Call(call)).await
+        let compressed = self
+            .compressor
+            .as_ref()
+            .and_then(|compressor| compressor.compress(&call));
+        self.send(Entry::Call(call), compressed).await
     }
 
     /// Journals a scenario reload; resolves with its id once it is committed.
@@ -199,10 +219,19 @@ impl Journal {
     }
 
     async fn record(&self, entry: Entry) -> Result<i64, JournalError> {
+        self.send(entry, None).await
+    }
+
+    async fn send(
+        &self,
+        entry: Entry,
+        compressed: Option<Compressed>,
+    ) -> Result<i64, JournalError> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Message::Append {
                 entry: Box::new(entry),
+                compressed,
                 reply,
             })
             .await
@@ -248,6 +277,7 @@ fn run_writer<S: JournalStore>(
     let bounded = retention != Retention::UNBOUNDED;
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut entries = Vec::with_capacity(MAX_BATCH);
+    let mut compressed = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut closers = Vec::new();
     // Calls written since pruning last found nothing to do.
@@ -272,8 +302,13 @@ fn run_writer<S: JournalStore>(
         }
         for message in messages.drain(..) {
             match message {
-                Message::Append { entry, reply } => {
+                Message::Append {
+                    entry,
+                    compressed: blob,
+                    reply,
+                } => {
                     entries.push(*entry);
+                    compressed.push(blob);
                     replies.push(reply);
                 }
                 Message::Close { reply } => {
@@ -298,7 +333,13 @@ fn run_writer<S: JournalStore>(
                 .iter()
                 .filter(|entry| matches!(entry, Entry::Call(_)))
                 .count();
-            write_batch(&mut store, &mut entries, &mut replies, shared);
+            write_batch(
+                &mut store,
+                &mut entries,
+                &mut compressed,
+                &mut replies,
+                shared,
+            );
             if calls > 0 && bounded {
                 prune_due = true;
                 last_batch = calls;
@@ -372,17 +413,20 @@ fn set_available(shared: &Shared, available: bool) {
     }
 }
 
-/// Writes `entries` in one transaction and answers each reply (handing the entry back), leaving
-/// `entries` empty. If the batch fails, the entries are retried one by one so that one bad entry
+/// Writes `entries` (with their callers' `compressed` cold parts) in one transaction and
+/// answers each reply (handing the entry back), leaving `entries` and `compressed` empty. If the batch fails, the entries are retried one by one so that one bad entry
 /// fails only its own caller; when the store cannot commit at all (disk full, read-only) every
 /// entry fails at once.
 fn write_batch<S: JournalStore>(
     store: &mut S,
     entries: &mut Vec<Entry>,
+    compressed: &mut Vec<Option<Compressed>>,
     replies: &mut Vec<Reply>,
     shared: &Shared,
 ) {
-    let result = store.append(entries).and_then(|ids| {
+    let result = store.append_compressed(entries, compressed);
+    compressed.clear();
+    let result = result.and_then(|ids| {
         if ids.len() == entries.len() {
             Ok(ids)
         } else {
@@ -432,8 +476,15 @@ fn write_batch<S: JournalStore>(
                 entries = entries.len(),
                 "journal batch failed; retrying its entries one by one"
             );
+            // Compressed again by the store itself: a rare path.
             for (entry, reply) in entries.drain(..).zip(replies.drain(..)) {
-                write_batch(store, &mut vec![entry], &mut vec![reply], shared);
+                write_batch(
+                    store,
+                    &mut vec![entry],
+                    &mut Vec::new(),
+                    &mut vec![reply],
+                    shared,
+                );
             }
         }
         Err(error) => {

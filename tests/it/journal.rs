@@ -414,6 +414,137 @@ async fn a_version_6_journal_migrates_in_place_and_every_receipt_is_still_found(
     assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 18);
 }
 
+/// Each certificate's counters as the test's own SQL reads them from `table`, by caller id.
+fn counters(path: &Path, table: &str) -> Vec<(String, i64, Option<i64>, Option<i64>)> {
+    let connection = Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT k.caller_id, n.calls, n.latest_receipt, n.latest_passed
+             FROM certificates k JOIN {table} n ON n.id = k.id ORDER BY k.caller_id"
+        ))
+        .unwrap();
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+fn has_table(path: &Path, name: &str) -> bool {
+    let count: i64 = Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+        .unwrap();
+    count > 0
+}
+
+#[tokio::test]
+async fn a_version_7_journal_migrates_in_place_and_counters_and_suppliers_still_hold() {
+    use dfdg_mock::journal::{Entry, JournalStore};
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("v7.sqlite");
+    // Version 7 as the previous release wrote it: counters in `certificates`, every call in
+    // the supplier index; one supplier call came without a certificate.
+    let mut before = Vec::new();
+    {
+        let mut store = SqliteStore::open_at_version(&path, 7).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 7);
+        let mut entries: Vec<Entry> = (0..12).map(|n| Entry::Call(v7_call(n))).collect();
+        let Entry::Call(anonymous) = &mut entries[5] else {
+            unreachable!()
+        };
+        anonymous.identity = None;
+        let Entry::Call(other) = &mut entries[6] else {
+            unreachable!()
+        };
+        other.identity = Some(identity(2));
+        other.supplier = Some("Leverandør 2".to_owned());
+        let ids = store.append(&entries).unwrap();
+        for (id, entry) in ids.into_iter().zip(entries) {
+            let Entry::Call(call) = entry else {
+                unreachable!()
+            };
+            before.push((id, call));
+        }
+    }
+    assert!(has_table(&path, "calls_supplier"));
+    assert!(!has_table(&path, "certificate_calls"));
+    let old_counters = counters(&path, "certificates");
+    assert_eq!(old_counters.len(), 3);
+
+    let journal = Journal::open_sqlite(&path).unwrap();
+    let fresh = v7_call(41);
+    let fresh_id = journal.record_call(fresh.clone()).await.unwrap();
+    journal.close().await.unwrap();
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(
+        !has_table(&path, "calls_supplier"),
+        "the supplier index is gone"
+    );
+    for (id, record) in &before {
+        let stored = reader
+            .call(*id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("call {id} lost"));
+        assert_eq!(&stored.record, record, "call {id} changed");
+    }
+    // The counters moved unchanged; the call after the move counts for its certificate.
+    let mut expected = old_counters.clone();
+    let caller = &identity(1).caller_id;
+    for counter in &mut expected {
+        if &counter.0 == caller {
+            counter.1 += 1;
+            counter.2 = Some(fresh_id);
+            counter.3 = Some(fresh_id);
+        }
+    }
+    assert_eq!(counters(&path, "certificate_calls"), expected);
+    let callers = reader.callers(10).unwrap();
+    let summary = callers.iter().find(|c| &c.caller_id == caller).unwrap();
+    assert_eq!(
+        summary.calls,
+        expected.iter().find(|c| &c.0 == caller).unwrap().1
+    );
+    assert_eq!(summary.latest_receipt, Some(fresh_id));
+    assert_eq!(reader.certificates().unwrap().len(), 3);
+    // A supplier's calls, with and without a certificate, before and after the move, in
+    // either case of its name.
+    let of_supplier = |name: &str| {
+        let mut ids: Vec<i64> = before
+            .iter()
+            .chain([(fresh_id, fresh.clone())].iter())
+            .filter(|(_, c)| c.supplier.as_deref() == Some(name))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.reverse();
+        ids
+    };
+    for (name, asked) in [
+        ("Leverandør 1", "leverandør 1"),
+        ("Leverandør 2", "Leverandør 2"),
+    ] {
+        let query = CallQuery {
+            supplier: Some(asked.to_owned()),
+            ..CallQuery::default()
+        };
+        let found: Vec<i64> = reader.calls(&query).unwrap().iter().map(|c| c.id).collect();
+        assert_eq!(found, of_supplier(name), "{name}");
+        assert_eq!(
+            reader.count_calls(&query).unwrap(),
+            of_supplier(name).len() as u64
+        );
+    }
+    assert!(of_supplier("Leverandør 1").contains(&before[5].0));
+    assert_eq!(of_supplier("Leverandør 2").len(), 1);
+}
+
 /// A call answered with a version-7 receipt, as the scenarios' `receipt()` makes it.
 fn v7_call(n: u32) -> CallRecord {
     let mut call = v5_call(n);
