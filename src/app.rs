@@ -359,6 +359,8 @@ impl App {
             return Ok(self.non_soap(&parts, connection));
         }
         let body = read_body(&parts, body, &self.limits).await;
+        // From here until it is queued the call takes only CPU: the writer may wait for it.
+        let mut coming = self.journal.coming();
         let request = Request::parse(parts, body, time);
         let mut verdict = {
             let registry = self.suppliers.current();
@@ -373,7 +375,9 @@ impl App {
             decide::decide(&request, &connection.session.client, &rules)
         };
         if let Some(delay) = verdict.script.as_ref().and_then(|s| s.delay) {
+            drop(coming);
             tokio::time::sleep(delay).await;
+            coming = self.journal.coming();
         }
         let connection_fault = verdict.script.as_ref().and_then(|s| s.connection);
         let record = self.record(
@@ -387,7 +391,7 @@ impl App {
         let operation = record.operation.clone().unwrap_or_else(|| "-".to_owned());
         let caller = record.caller_id().map(str::to_owned);
         drop(request);
-        let id = match self.journal.record_call(record).await {
+        let id = match self.journal.record_coming_call(record, coming).await {
             Ok(id) => id,
             Err(error) => {
                 // No receipt may leave that the journal does not hold, and nothing advances.

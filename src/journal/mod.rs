@@ -9,7 +9,8 @@
 //! - [`writer`]: the group-commit writer ([`Journal`]): one OS thread owns the write connection,
 //!   takes whatever is queued (up to [`MAX_BATCH`] entries), writes it in one transaction and only
 //!   then answers each caller, so a response is never sent before its call is committed and the
-//!   hot path never waits on the disk once per call; the admin side's writes (receipt
+//!   hot path never waits on the disk once per call (calls announced by [`Journal::coming`] are
+//!   waited for a moment, so that concurrent callers share a commit); the admin side's writes (receipt
 //!   confirmations, reset) take the same queue;
 //! - [`schema`]: the versioned SQLite schema ([`SCHEMA_VERSION`]) and the migration of older
 //!   journals;
@@ -54,7 +55,7 @@ pub use records::{
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 pub use store::{each_call, JournalReader, JournalStore, PruneReason, Pruned, Retention};
-pub use writer::{Journal, JournalStats};
+pub use writer::{Coming, Journal, JournalStats};
 
 /// How many entries may wait for the writer; `record_*` wait for space beyond this, so memory
 /// stays bounded when the disk is slower than the callers.

@@ -1,15 +1,24 @@
 //! The group-commit writer: one thread, one store, a bounded queue.
 //!
-//! Besides writing, the thread keeps the journal within its [`Retention`]: after a batch that
-//! added calls it removes the oldest ones beyond the limits, one small step per turn, so a
-//! waiting call never queues behind a long delete. And it knows whether the store can commit:
+//! Besides writing, the thread keeps the journal within its [`Retention`]: it checks the limits
+//! after every [`PRUNE_CHECK_CALLS`] calls written, or once it has been idle for [`PRUNE_IDLE`]
+//! after writing fewer, and removes the oldest calls beyond them one small step per turn, so a
+//! waiting call never queues behind a long delete (nor behind a check after every commit). And it knows whether the store can commit:
 //! a batch failing for want of space (or a read-only file) marks the journal *unavailable*
 //! (`/health/ready` then says not ready, callers get fault 1011) until a write succeeds again,
 //! by a call or by [`Journal::probe`].
+//!
+//! Group commit waits a little for calls on their way: a handle announces a call it is about to
+//! record ([`Journal::coming`]: the request is read and being decided), and a writer that has
+//! calls to commit while others are announced waits for those — until none is announced or at
+//! most [`COMMIT_DELAY`] — so one transaction takes them all (PostgreSQL's `commit_delay` with
+//! `commit_siblings`, with an early end). A lone caller never waits: nothing else is announced.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,6 +30,20 @@ use super::{JournalError, StorageError, MAX_BATCH, QUEUE_CAPACITY};
 
 /// Calls one pruning step removes at least (more after a large batch, to keep up).
 pub const PRUNE_STEP: usize = 256;
+
+/// Calls written after which the writer checks the retention limits at its next free turn: a
+/// journal outgrows `max_calls` by at most about this many calls (and a batch).
+pub const PRUNE_CHECK_CALLS: usize = 1024;
+
+/// How long the writer, owing a check of the limits for fewer calls, waits idle before it makes
+/// that check.
+pub const PRUNE_IDLE: Duration = Duration::from_millis(50);
+
+/// The longest the writer holds back a commit for announced calls ([`Journal::coming`]). Each
+/// commit costs the writer about as much as several calls (log frames for every page the batch
+/// touched, locks, the wake-ups): with 32 keep-alive callers on two cores the writer otherwise
+/// commits after every third call.
+pub const COMMIT_DELAY: Duration = Duration::from_micros(500);
 
 /// What travels from the handles to the writer thread.
 enum Message {
@@ -64,6 +87,30 @@ struct Shared {
     prune_steps: [AtomicU64; 3],
     pruned_calls: [AtomicU64; 3],
     pruned_rejections: AtomicU64,
+    /// Calls announced ([`Journal::coming`]) and not yet queued.
+    coming: AtomicUsize,
+    /// The writer thread, woken when the last announced call is queued.
+    writer: OnceLock<Thread>,
+}
+
+/// A call on its way to the journal (see [`Journal::coming`]); dropping it, or handing it to
+/// [`Journal::record_coming_call`], withdraws the announcement.
+#[derive(Debug)]
+#[must_use = "an announcement is withdrawn when dropped"]
+pub struct Coming {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Coming {
+    fn drop(&mut self) {
+        if self.shared.coming.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last announced call is queued (or gone): a writer waiting for it may commit.
+            // Unparking a thread that is not parked costs an atomic swap.
+            if let Some(writer) = self.shared.writer.get() {
+                writer.unpark();
+            }
+        }
+    }
 }
 
 /// The writer's counters, for `/metrics`.
@@ -107,13 +154,24 @@ impl Journal {
         store: impl JournalStore,
         retention: Retention,
     ) -> Result<Journal, JournalError> {
+        Journal::spawn(store, retention, COMMIT_DELAY)
+    }
+
+    /// [`Journal::start_with`], holding a commit back for announced calls at most `commit_delay`.
+    fn spawn(
+        store: impl JournalStore,
+        retention: Retention,
+        commit_delay: Duration,
+    ) -> Result<Journal, JournalError> {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
         let writer_shared = Arc::clone(&shared);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("journal-writer".to_owned())
-            .spawn(move || run_writer(store, retention, receiver, &writer_shared))
+            .spawn(move || run_writer(store, retention, commit_delay, receiver, &writer_shared))
             .map_err(JournalError::SpawnWriter)?;
+        // Set once, before any handle exists.
+        let _ = shared.writer.set(writer.thread().clone());
         Ok(Journal {
             sender,
             shared,
@@ -142,11 +200,33 @@ impl Journal {
     /// compressed here, on the caller's thread, when the store's dictionary for its operation
     /// is known.
     pub async fn record_call(&self, call: CallRecord) -> Result<i64, JournalError> {
+        self.record_coming_call(call, None).await
+    }
+
+    /// Announces a call this handle is about to record: until the returned guard is dropped or
+    /// handed to [`Journal::record_coming_call`], a writer with other calls to commit waits for
+    /// it (at most [`COMMIT_DELAY`]), so that both share one transaction. Announce only work
+    /// that takes no waiting on anything but the CPU (a request read whole, being decided).
+    pub fn coming(&self) -> Coming {
+        self.shared.coming.fetch_add(1, Ordering::AcqRel);
+        Coming {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// [`Journal::record_call`] for a call announced by `coming`; the announcement ends as soon
+    /// as the call is queued.
+    pub async fn record_coming_call(
+        &self,
+        call: CallRecord,
+        coming: impl Into<Option<Coming>>,
+    ) -> Result<i64, JournalError> {
         let compressed = self
             .compressor
             .as_ref()
             .and_then(|compressor| compressor.compress(&call));
-        self.send(Entry::Call(call), compressed).await
+        self.send(Entry::Call(call), compressed, coming.into())
+            .await
     }
 
     /// Journals a scenario reload; resolves with its id once it is committed.
@@ -219,23 +299,27 @@ impl Journal {
     }
 
     async fn record(&self, entry: Entry) -> Result<i64, JournalError> {
-        self.send(entry, None).await
+        self.send(entry, None, None).await
     }
 
     async fn send(
         &self,
         entry: Entry,
         compressed: Option<Compressed>,
+        coming: Option<Coming>,
     ) -> Result<i64, JournalError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
+        let queued = self
+            .sender
             .send(Message::Append {
                 entry: Box::new(entry),
                 compressed,
                 reply,
             })
-            .await
-            .map_err(|_| JournalError::Closed)?;
+            .await;
+        // Queued (or refused): the writer need not wait for this call any longer.
+        drop(coming);
+        queued.map_err(|_| JournalError::Closed)?;
         let answer = answer.await.map_err(|_| JournalError::WriterStopped)?;
         drop(answer.entry);
         answer.result
@@ -271,6 +355,7 @@ impl Journal {
 fn run_writer<S: JournalStore>(
     mut store: S,
     retention: Retention,
+    commit_delay: Duration,
     mut receiver: mpsc::Receiver<Message>,
     shared: &Shared,
 ) {
@@ -280,12 +365,21 @@ fn run_writer<S: JournalStore>(
     let mut compressed = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     let mut closers = Vec::new();
-    // Calls written since pruning last found nothing to do.
-    let mut prune_due = bounded;
-    let mut last_batch = 0;
+    // Calls written since the limits were last checked (a journal opened may be over them).
+    let mut unchecked = usize::from(bounded);
+    // The last check removed calls: another one is due at the next free turn.
+    let mut pruning = false;
+    // Waits for the next message at most PRUNE_IDLE while a check is owed. Without it (a
+    // runtime could not be made), the limits are checked after every batch.
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .inspect_err(|error| tracing::warn!(%error, "journal writer: no idle timer; checking retention after every batch"))
+        .ok();
     loop {
-        if prune_due && messages.is_empty() {
-            // Pruning is due: take what is queued without waiting, else prune a step.
+        let owed = bounded && unchecked > 0;
+        if bounded && (pruning || (owed && (unchecked >= PRUNE_CHECK_CALLS || idle.is_none()))) {
+            // A check or a step is due: take what is queued without waiting, else make it.
             while messages.len() < MAX_BATCH {
                 match receiver.try_recv() {
                     Ok(message) => messages.push(message),
@@ -293,13 +387,29 @@ fn run_writer<S: JournalStore>(
                 }
             }
             if messages.is_empty() {
-                prune_due = prune_step(&mut store, &retention, last_batch, shared);
+                pruning = prune_step(&mut store, &retention, unchecked, shared);
+                unchecked = 0;
                 continue;
+            }
+        } else if let (true, Some(idle)) = (owed, &idle) {
+            // The timer is made inside `block_on`: only there is `idle` the current runtime.
+            let next = async {
+                tokio::time::timeout(PRUNE_IDLE, receiver.recv_many(&mut messages, MAX_BATCH)).await
+            };
+            match idle.block_on(next) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_idle) => {
+                    pruning = prune_step(&mut store, &retention, unchecked, shared);
+                    unchecked = 0;
+                    continue;
+                }
             }
         } else if receiver.blocking_recv_many(&mut messages, MAX_BATCH) == 0 {
             // After `close`, the receiver still yields what was queued before, then 0.
             break;
         }
+        wait_for_coming(&mut receiver, &mut messages, commit_delay, shared);
         for message in messages.drain(..) {
             match message {
                 Message::Append {
@@ -340,13 +450,14 @@ fn run_writer<S: JournalStore>(
                 &mut replies,
                 shared,
             );
-            if calls > 0 && bounded {
-                prune_due = true;
-                last_batch = calls;
+            if bounded {
+                unchecked = unchecked.saturating_add(calls);
             }
         }
-        if prune_due && receiver.is_closed() && receiver.is_empty() {
-            prune_due = false;
+        if receiver.is_closed() && receiver.is_empty() {
+            // Closing: write what is queued and stop, no pruning in between.
+            pruning = false;
+            unchecked = 0;
         }
     }
     drop(store);
@@ -357,14 +468,46 @@ fn run_writer<S: JournalStore>(
     }
 }
 
-/// One pruning step; returns whether another is due.
+/// Group commit's short wait: while calls are announced ([`Journal::coming`]) and not yet
+/// queued, takes what arrives into `messages`, until none is announced, the batch is full or
+/// `delay` ([`COMMIT_DELAY`]) has passed.
+fn wait_for_coming(
+    receiver: &mut mpsc::Receiver<Message>,
+    messages: &mut Vec<Message>,
+    delay: Duration,
+    shared: &Shared,
+) {
+    let mut deadline = None;
+    loop {
+        while messages.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(message) => messages.push(message),
+                Err(_) => break,
+            }
+        }
+        if messages.len() >= MAX_BATCH || shared.coming.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let deadline = *deadline.get_or_insert(now + delay);
+        if now >= deadline {
+            return;
+        }
+        // Woken early by the last announced call's `Coming::drop`; a stale wake-up from an
+        // earlier one only costs another turn of this loop.
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// One check of the limits and, if over, one pruning step, after `written` calls since the last
+/// check (removing at least twice as many keeps up with them); returns whether another is due.
 fn prune_step<S: JournalStore>(
     store: &mut S,
     retention: &Retention,
-    last_batch: usize,
+    written: usize,
     shared: &Shared,
 ) -> bool {
-    let limit = PRUNE_STEP.max(last_batch.saturating_mul(2));
+    let limit = PRUNE_STEP.max(written.saturating_mul(2));
     match store.prune(retention, limit) {
         Ok(Pruned {
             calls,
@@ -512,4 +655,135 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::journal::Outcome;
+
+    /// Bounds every wait here: a writer that waits for nothing would hang the test, not pass it.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    fn call(n: u16) -> CallRecord {
+        CallRecord {
+            time: time::OffsetDateTime::now_utc(),
+            peer: format!("127.0.0.1:{}", 40_000 + n),
+            tls_version: "TLSv1.3".to_owned(),
+            cipher_suite: "TLS13_AES_128_GCM_SHA256".to_owned(),
+            alpn: None,
+            identity: None,
+            method: "POST".to_owned(),
+            path: "/ServiceA".to_owned(),
+            soap_version: Some("1.1".to_owned()),
+            soap_action: None,
+            operation: Some("Submit".to_owned()),
+            operation_namespace: None,
+            star_headers: None,
+            request_body: b"<Envelope/>".to_vec(),
+            request_truncated: false,
+            response_body: b"<Envelope/>".to_vec(),
+            response_truncated: false,
+            http_status: 200,
+            receipts: vec![uuid::Uuid::now_v7().to_string()],
+            outcome: Outcome::Receipt,
+            detail: None,
+            latency_micros: 1,
+            scenario_file: None,
+            scenario_rule: None,
+            service: None,
+            service_operation: None,
+            findings: Vec::new(),
+            supplier: None,
+            authorization: None,
+            identity_findings: Vec::new(),
+        }
+    }
+
+    /// A journal whose writer holds a commit back for announced calls up to an hour: long
+    /// enough that only the end of the announcements can end the wait within [`WAIT`].
+    fn patient_journal(folder: &tempfile::TempDir) -> Journal {
+        let store = SqliteStore::open(&folder.path().join("journal.sqlite")).unwrap();
+        Journal::spawn(store, Retention::UNBOUNDED, Duration::from_secs(3600)).unwrap()
+    }
+
+    async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(WAIT, future)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: still waiting after {WAIT:?}"))
+    }
+
+    /// Polls `recording` once: the call is then queued (the queue has room) and its answer
+    /// awaited.
+    fn queue<T>(recording: &mut Pin<Box<impl Future<Output = T>>>) {
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(
+            recording.as_mut().poll(&mut context).is_pending(),
+            "answered at once"
+        );
+    }
+
+    /// Until the writer has taken everything queued (it then waits, not having committed).
+    async fn taken(journal: &Journal) {
+        within("the writer takes the call", async {
+            while journal.queue_depth() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_announced_while_another_waits_shares_its_commit() {
+        let folder = tempfile::tempdir().unwrap();
+        let journal = patient_journal(&folder);
+        let coming = journal.coming();
+        let mut first = Box::pin(journal.record_call(call(1)));
+        queue(&mut first);
+        taken(&journal).await;
+        assert_eq!(journal.batches_written(), 0, "committed without waiting");
+        let second = within(
+            "the announced call",
+            journal.record_coming_call(call(2), coming),
+        )
+        .await
+        .unwrap();
+        let first = within("the waiting call", first).await.unwrap();
+        assert_eq!(second, first + 1);
+        assert_eq!(
+            journal.batches_written(),
+            1,
+            "the two calls took two commits"
+        );
+        journal.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_call_or_a_withdrawn_announcement_is_never_waited_for() {
+        let folder = tempfile::tempdir().unwrap();
+        let journal = patient_journal(&folder);
+        // Nothing announced: committed at once.
+        within("a lone call", journal.record_call(call(1)))
+            .await
+            .unwrap();
+        assert_eq!(journal.batches_written(), 1);
+        // An announced call that never comes (its request failed): the wait ends when its
+        // announcement is dropped.
+        let coming = journal.coming();
+        let mut waiting = Box::pin(journal.record_call(call(2)));
+        queue(&mut waiting);
+        taken(&journal).await;
+        assert_eq!(journal.batches_written(), 1, "committed without waiting");
+        drop(coming);
+        within("the call after the withdrawn announcement", waiting)
+            .await
+            .unwrap();
+        assert_eq!(journal.batches_written(), 2);
+        journal.close().await.unwrap();
+    }
 }
