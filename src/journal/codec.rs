@@ -121,7 +121,11 @@ impl Compressor {
         let packed = pack(call).ok()?;
         let mut blob = Vec::new();
         compress_into(&packed, &bytes, &mut blob);
-        Some(super::store::Compressed { dictionary, blob })
+        Some(super::store::Compressed {
+            dictionary,
+            blob,
+            user_matches: call.header_names_caller(),
+        })
     }
 
     /// How many dictionaries callers can use.

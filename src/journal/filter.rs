@@ -37,6 +37,16 @@ pub struct Filter {
     /// No call can match: a criterion names something the journal never held (an operation
     /// nobody called, an unknown caller). The store answers at once, without reading calls.
     pub never: bool,
+    /// A condition reads a column that only each call has (its certificate, supplier or id,
+    /// or its time turned around), so the count cannot come from totals of calls by the
+    /// other columns (SQLite's `call_counts`).
+    pub per_call: bool,
+    /// The conditions (indexes into `conditions`) of the time window, `since` and `until`
+    /// as asked: one placeholder each.
+    pub window: Vec<usize>,
+    /// The window's bounds, microseconds: at or after `since`, before `until`.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
 }
 
 impl Filter {
@@ -72,6 +82,38 @@ impl Filter {
                 ids.into_iter().map(Param::Int),
             ),
         }
+    }
+
+    /// This filter without the conditions at `skip` (and their values).
+    pub fn without(&self, skip: &[usize]) -> Filter {
+        let mut kept = Filter {
+            never: self.never,
+            per_call: self.per_call,
+            ..Filter::default()
+        };
+        let mut values = self.values.iter();
+        for (at, condition) in self.conditions.iter().enumerate() {
+            let taken: Vec<Param> = values
+                .by_ref()
+                .take(condition.matches('?').count())
+                .cloned()
+                .collect();
+            if !skip.contains(&at) {
+                kept.conditions.push(condition.clone());
+                kept.values.extend(taken);
+            }
+        }
+        kept
+    }
+
+    /// This filter with the indexed columns of its conditions behind a unary + (see
+    /// [`call_filter`]), so that another condition's index drives a query of it.
+    pub fn unindexed(&self) -> Filter {
+        let mut filter = self.clone();
+        for condition in &mut filter.conditions {
+            *condition = unindexed(condition);
+        }
+        filter
     }
 
     pub fn where_clause(&self) -> String {
@@ -211,6 +253,13 @@ pub fn call_filter(
     let text = |value: &str| Param::Text(value.to_owned());
     // The conditions on a caller's certificates or a supplier (at most that one's calls).
     let mut drivers = Vec::new();
+    filter.per_call = query.caller.is_some()
+        || query.caller_id.is_some()
+        || query.cvr.is_some()
+        || query.supplier.is_some()
+        || query.before_id.is_some()
+        || query.after_id.is_some()
+        || matches!(query.negate, Some(Criterion::Since | Criterion::Until));
     if let Some(caller) = &query.caller {
         let ids = lookup(
             "SELECT id FROM certificates WHERE caller_id = ? OR cvr = ?",
@@ -309,6 +358,10 @@ pub fn call_filter(
         filter.one_of(negate(Criterion::Path), "c.endpoint", ids);
     }
     if let Some(since) = query.since {
+        if !negate(Criterion::Since) {
+            filter.window.push(filter.conditions.len());
+            filter.since = Some(to_micros(since));
+        }
         filter.add(
             negate(Criterion::Since),
             "c.time_us >= ?",
@@ -316,6 +369,10 @@ pub fn call_filter(
         );
     }
     if let Some(until) = query.until {
+        if !negate(Criterion::Until) {
+            filter.window.push(filter.conditions.len());
+            filter.until = Some(to_micros(until));
+        }
         filter.add(
             negate(Criterion::Until),
             "c.time_us < ?",
@@ -510,6 +567,42 @@ mod tests {
             filter.counted(),
             "COUNT(*) FILTER (WHERE c.certificate = ?)"
         );
+    }
+
+    #[test]
+    fn a_time_window_is_kept_apart_from_the_conditions_totals_can_answer() {
+        let since = time::macros::datetime!(2026-05-01 10:00 UTC);
+        let query = CallQuery {
+            operation: Some("SaveAvailabilityAssessment".to_owned()),
+            since: Some(since),
+            outcome: Some("fault 1014".to_owned()),
+            ..CallQuery::default()
+        };
+        let mut lookup = |_: &str, _: &[Param]| Ok(vec![3]);
+        let filter = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
+        assert!(!filter.per_call);
+        assert_eq!(filter.window, [1]);
+        assert_eq!(filter.since, Some(to_micros(since)));
+        let rest = filter.without(&filter.window);
+        assert_eq!(
+            rest.conditions,
+            ["c.operation = ?", "c.outcome = 1 AND c.fault_code = ?"]
+        );
+        assert_eq!(rest.values, [Param::Int(3), Param::Int(1014)]);
+        // A caller, or the window turned around, needs each call.
+        for query in [
+            CallQuery {
+                cvr: Some("12345678".to_owned()),
+                ..query.clone()
+            },
+            CallQuery {
+                negate: Some(Criterion::Since),
+                ..query.clone()
+            },
+        ] {
+            let filter = call_filter(&query, Dialect::Sqlite, &mut lookup).unwrap();
+            assert!(filter.per_call, "{query:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The SQLite schema: the tables of version 8 ([`SCHEMA_VERSION`]) and how older journals get
+//! The SQLite schema: the tables of version 9 ([`SCHEMA_VERSION`]) and how older journals get
 //! there. Versions 1 to 5 kept every field of a call inline in one wide row with seven indexes;
 //! version 6 keeps the columns queries filter and sort on in `calls` (names interned, the
 //! certificate once in `certificates`), the rest compressed in `call_data`, and only the indexes
@@ -6,7 +6,9 @@
 //! its id. Version 7 adds the index of time-ordered receipts ([`V6_TO_V7`]); the move from 6
 //! changes no row. Version 8 ([`V7_TO_V8`]) keeps each certificate's counters in a narrow table of
 //! their own and finds a supplier's calls through its certificates instead of an index of every
-//! call; the move from 7 changes no call.
+//! call; the move from 7 changes no call. Version 9 ([`V8_TO_V9`]) keeps the number of calls
+//! of each combination of the columns `verify` counts by, so that its counts read a few rows
+//! instead of every call; the move from 8 counts the calls there are.
 
 use rusqlite::{Connection, Row};
 use time::OffsetDateTime;
@@ -15,7 +17,7 @@ use super::records::{CallRecord, Outcome, StoredCall};
 use super::JournalError;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The released steps to version 5, kept to bring a journal of any older version to 5 before it
 /// moves to 6; entry `n` (0-based) takes `user_version` `n` to `n + 1`. Never edit them.
@@ -136,7 +138,7 @@ const SHARED: &str = "
     );";
 
 /// The call tables of version 6, as released. Never edit them: a fresh journal is made of these
-/// and the steps after 6 ([`V6_TO_V7`], [`V7_TO_V8`]), as an old one gets there.
+/// and the steps after 6 ([`V6_TO_V7`], [`V7_TO_V8`], [`V8_TO_V9`]), as an old one gets there.
 const V6_CALLS: &str = "
     -- Counters that must survive deleting every row: the next call id (ids are never reused).
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -250,7 +252,35 @@ pub const V7_TO_V8: &str = "
         SELECT DISTINCT supplier, COALESCE(certificate, 0) FROM calls WHERE supplier IS NOT NULL;
     DROP INDEX calls_supplier;";
 
-/// A fresh journal, at `version` (6 or 7 only for tests that make a journal of an earlier
+/// Version 8 to 9: how many calls there are of each combination of the hot columns a count
+/// may ask about without naming a caller, a supplier or a time (service, path, operation,
+/// SOAPAction, outcome, identity check), kept by the writer with every batch and by pruning,
+/// so that `verify` and `count` add up a few rows instead of reading every call. Filters on
+/// these columns read the same here as on `calls` (the table is queried as `c`). Made from
+/// the calls there are; a handful of rows, one per combination.
+pub const V8_TO_V9: &str = "
+    CREATE TABLE call_counts (
+        id           INTEGER PRIMARY KEY,
+        service      INTEGER NOT NULL,
+        endpoint     INTEGER NOT NULL,
+        operation    INTEGER,
+        soap_action  INTEGER,
+        outcome      INTEGER NOT NULL,
+        fault_code   INTEGER,
+        fault_name   INTEGER,
+        user_matches INTEGER NOT NULL,
+        calls        INTEGER NOT NULL          -- calls with these values, never below 1
+    );
+    CREATE INDEX call_counts_key ON call_counts (endpoint, operation, soap_action, outcome);
+    INSERT INTO call_counts (service, endpoint, operation, soap_action, outcome, fault_code,
+            fault_name, user_matches, calls)
+        SELECT service, endpoint, operation, soap_action, outcome, fault_code, fault_name,
+            user_matches, COUNT(*)
+        FROM calls
+        GROUP BY service, endpoint, operation, soap_action, outcome, fault_code, fault_name,
+            user_matches;";
+
+/// A fresh journal, at `version` (6 to 8 only for tests that make a journal of an earlier
 /// release).
 pub(super) fn create(connection: &Connection, version: i64) -> rusqlite::Result<()> {
     connection.execute_batch(SHARED)?;
@@ -265,6 +295,9 @@ pub(super) fn after_v6(connection: &Connection, from: i64, to: i64) -> rusqlite:
     }
     if from < 8 && to >= 8 {
         connection.execute_batch(V7_TO_V8)?;
+    }
+    if from < 9 && to >= 9 {
+        connection.execute_batch(V8_TO_V9)?;
     }
     Ok(())
 }

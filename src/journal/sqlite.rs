@@ -7,7 +7,9 @@
 //! The layout is in [`super::schema`]: a call is a narrow row of small integers (`calls`) that
 //! the filters and their indexes use, and a compressed blob (`call_data`, [`super::codec`]) with
 //! everything else. The writer keeps the ids of names, certificates and dictionaries in memory,
-//! so a call costs two inserts and its receipts, and one update per certificate per batch.
+//! so a call costs two inserts and its receipts, and one update per certificate per batch and
+//! per combination of the columns `verify` counts by (`call_counts`, whose rows answer the
+//! counts that name no caller, supplier or time).
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -36,7 +38,9 @@ use super::{JournalError, RejectionReason, StorageError, StorageFault};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Page cache of the writer's connection (KiB): room for the leaf pages a batch touches (the
-/// newest page of each certificate in its index, mostly).
+/// newest page of each certificate in its index, mostly). Smaller costs the writer dearly with
+/// many callers: `journal_bench` at 1 M calls from 1,000 callers (2026-12-01, load 5-9) took
+/// 26.7 µs of writer CPU a call with 4 MiB, 38.8 µs with 2 MiB, 42.2 µs with 1 MiB.
 const WRITER_CACHE_KIB: i64 = 4096;
 /// The page size of a new journal (see `open_at_version`).
 const JOURNAL_PAGE_SIZE: i64 = 1024;
@@ -66,6 +70,19 @@ const REUSED_BUFFER: usize = 64 * 1024;
 
 /// Calls copied per step of the migration from version 5 (one progress line each).
 const MIGRATION_STEP: i64 = 20_000;
+
+/// Calls outside a count's time window read one by one at most to take them off the totals of
+/// `call_counts` (see `count_from_totals`); with more, the count reads the calls inside.
+const MAX_OUTSIDE_WINDOW: i64 = 20_000;
+
+/// The short texts of a call the writer names, each remembered apart for the next call, which
+/// mostly has the same ones.
+const NAME_SLOTS: usize = 5;
+const SUPPLIER: usize = 0;
+const SERVICE: usize = 1;
+const ENDPOINT: usize = 2;
+const OPERATION: usize = 3;
+const SOAP_ACTION: usize = 4;
 
 impl From<rusqlite::Error> for StorageError {
     fn from(error: rusqlite::Error) -> StorageError {
@@ -101,6 +118,10 @@ impl From<rusqlite::Error> for JournalError {
 #[derive(Debug, Default)]
 struct Caches {
     names: HashMap<String, i64>,
+    /// The last text and id of each of a call's names ([`NAME_SLOTS`]), looked at before `names`.
+    recent_names: [Option<(String, i64)>; NAME_SLOTS],
+    /// Combination of counted columns → `call_counts.id`.
+    counts: HashMap<CountKey, i64>,
     /// Fingerprint → certificates.id.
     certificates: HashMap<String, i64>,
     /// (supplier, certificate) pairs known to be in `certificate_suppliers`.
@@ -150,6 +171,8 @@ struct Layout {
     /// Certificates' counters are in `certificate_calls`, and each (supplier, certificate) pair
     /// is in `certificate_suppliers` (schema 8); before, the counters were in `certificates`.
     counts_apart: bool,
+    /// Calls are counted by their counted columns in `call_counts` (schema 9).
+    counted: bool,
 }
 
 impl Layout {
@@ -159,6 +182,7 @@ impl Layout {
         Layout {
             time_receipts: version >= 7,
             counts_apart: version >= 8,
+            counted: version >= 9,
         }
     }
 
@@ -434,7 +458,8 @@ fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<
     let mut last = 0;
     let mut copied = 0;
     loop {
-        let mut deltas = HashMap::new();
+        let mut deltas = Deltas::default();
+        let mut inserts = Inserts::default();
         let mut statement = connection.prepare(&sql)?;
         let mut rows = statement.query(params![last, MIGRATION_STEP])?;
         let mut in_step = 0;
@@ -443,6 +468,7 @@ fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<
             // Into version 6's tables: every receipt by its hash.
             insert_call(
                 connection,
+                &mut inserts,
                 caches,
                 &stored.record,
                 stored.id,
@@ -453,7 +479,7 @@ fn from_v5(connection: &Connection, caches: &mut Caches, path: &Path) -> Result<
             last = stored.id;
             in_step += 1;
         }
-        flush_certificates(connection, Layout::of(6), &deltas)?;
+        flush_certificates(connection, Layout::of(6), &deltas.certificates)?;
         copied += in_step;
         if in_step == 0 {
             break;
@@ -602,15 +628,86 @@ fn dictionary(
     Ok((id, bytes))
 }
 
-/// Writes one call under `id`, noting what it changes for its certificate in `deltas`.
-fn insert_call(
+/// The counted columns of a call (`call_counts`, schema 9): what a count may ask about
+/// without naming a caller, a supplier or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CountKey {
+    service: i64,
+    endpoint: i64,
+    operation: Option<i64>,
+    soap_action: Option<i64>,
+    outcome: i16,
+    fault_code: Option<i64>,
+    fault_name: Option<i64>,
+    user_matches: bool,
+}
+
+/// What a batch of calls changes beyond its rows, written once at its end.
+#[derive(Debug, Default)]
+struct Deltas {
+    /// Per certificate.
+    certificates: HashMap<i64, codec::CertificateDelta>,
+    /// Calls added (or, pruning, removed) per combination of counted columns.
+    counts: HashMap<CountKey, i64>,
+}
+
+/// The statements every call runs, prepared once per batch instead of looked up by their text
+/// for each call; each when first needed (a journal kept at version 6 has no `receipts_by_time`).
+#[derive(Default)]
+struct Inserts<'c> {
+    call: Option<rusqlite::CachedStatement<'c>>,
+    data: Option<rusqlite::CachedStatement<'c>>,
+    receipt_by_time: Option<rusqlite::CachedStatement<'c>>,
+}
+
+/// `slot`'s statement, prepared from `sql` the first time.
+fn prepared<'s, 'c>(
+    connection: &'c Connection,
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    sql: &str,
+) -> Result<&'s mut rusqlite::CachedStatement<'c>, JournalError> {
+    if slot.is_none() {
+        *slot = Some(connection.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("prepared just now"))
+}
+
+/// [`name_id`], first comparing with the text `slot` had the last time.
+fn recent_name_id(
     connection: &Connection,
+    caches: &mut Caches,
+    slot: usize,
+    text: &str,
+) -> Result<i64, JournalError> {
+    if let Some((last, id)) = &caches.recent_names[slot] {
+        if last == text {
+            return Ok(*id);
+        }
+    }
+    let id = name_id(connection, caches, text)?;
+    match &mut caches.recent_names[slot] {
+        Some((last, last_id)) => {
+            last.clear();
+            last.push_str(text);
+            *last_id = id;
+        }
+        empty => *empty = Some((text.to_owned(), id)),
+    }
+    Ok(id)
+}
+
+/// Writes one call under `id`, noting what it changes for its certificate and its counts in
+/// `deltas`.
+#[allow(clippy::too_many_arguments)]
+fn insert_call<'c>(
+    connection: &'c Connection,
+    inserts: &mut Inserts<'c>,
     caches: &mut Caches,
     call: &CallRecord,
     id: i64,
     layout: Layout,
     compressed: Option<&Compressed>,
-    deltas: &mut HashMap<i64, codec::CertificateDelta>,
+    deltas: &mut Deltas,
 ) -> Result<(), JournalError> {
     let mut blob = std::mem::take(&mut caches.blob);
     let dictionary_id = match compressed {
@@ -635,17 +732,23 @@ fn insert_call(
         .as_ref()
         .map(|identity| certificate_id(connection, caches, layout, identity))
         .transpose()?;
-    let mut name = |text: Option<&str>| -> Result<Option<i64>, JournalError> {
-        text.map(|text| name_id(connection, caches, text))
+    let mut name = |slot: usize, text: Option<&str>| -> Result<Option<i64>, JournalError> {
+        text.map(|text| recent_name_id(connection, caches, slot, text))
             .transpose()
     };
-    let supplier = name(call.supplier.as_deref())?;
-    let service = name(Some(super::service_of(&call.path)))?;
-    let endpoint = name(Some(call.path.split('?').next().unwrap_or_default()))?;
-    let operation = name(call.operation.as_deref())?;
-    let soap_action = name(call.soap_action.as_deref())?;
+    let supplier = name(SUPPLIER, call.supplier.as_deref())?;
+    let service = name(SERVICE, Some(super::service_of(&call.path)))?.unwrap_or_default();
+    let endpoint = name(
+        ENDPOINT,
+        Some(call.path.split('?').next().unwrap_or_default()),
+    )?
+    .unwrap_or_default();
+    let operation = name(OPERATION, call.operation.as_deref())?;
+    let soap_action = name(SOAP_ACTION, call.soap_action.as_deref())?;
     let (fault_code, fault_name) = match &call.outcome {
-        Outcome::Fault { code, fault_code } => (*code, name(Some(fault_code))?),
+        Outcome::Fault { code, fault_code } => {
+            (*code, Some(name_id(connection, caches, fault_code)?))
+        }
         Outcome::Receipt | Outcome::Http => (None, None),
     };
     if let Some(supplier) = supplier.filter(|_| layout.counts_apart) {
@@ -667,42 +770,53 @@ fn insert_call(
         .authorization
         .as_ref()
         .map(|_| i64::try_from(call.identity_findings.len()).unwrap_or(i64::MAX));
+    // Worked out by the caller's thread along with the compression, when it compressed.
+    let user_matches = compressed.map_or_else(
+        || call.header_names_caller(),
+        |compressed| compressed.user_matches,
+    );
+    let outcome = codec::outcome_number(&call.outcome);
     let time_us = to_micros(call.time);
-    connection
-        .prepare_cached(
-            "INSERT INTO calls (id, time_us, certificate, supplier, service, endpoint, operation,
-                soap_action, outcome, fault_code, fault_name, checks, user_matches, http_status,
-                latency_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
-        .execute(params![
-            id,
-            time_us,
-            certificate,
-            supplier,
-            service,
-            endpoint,
-            operation,
-            soap_action,
-            codec::outcome_number(&call.outcome),
-            fault_code,
-            fault_name,
-            checks,
-            call.header_names_caller(),
-            call.http_status,
-            i64::try_from(call.latency_micros).unwrap_or(i64::MAX),
-        ])?;
-    connection
-        .prepare_cached("INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, dictionary_id, data])?;
+    prepared(
+        connection,
+        &mut inserts.call,
+        "INSERT INTO calls (id, time_us, certificate, supplier, service, endpoint, operation,
+            soap_action, outcome, fault_code, fault_name, checks, user_matches, http_status,
+            latency_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        id,
+        time_us,
+        certificate,
+        supplier,
+        service,
+        endpoint,
+        operation,
+        soap_action,
+        outcome,
+        fault_code,
+        fault_name,
+        checks,
+        user_matches,
+        call.http_status,
+        i64::try_from(call.latency_micros).unwrap_or(i64::MAX),
+    ])?;
+    prepared(
+        connection,
+        &mut inserts.data,
+        "INSERT INTO call_data (id, dictionary, data) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, dictionary_id, data])?;
     caches.blob = reusable(blob);
     for guid in &call.receipts {
         match codec::receipt_time_key(guid).filter(|_| layout.time_receipts) {
-            Some(key) => connection
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO receipts_by_time (key, call_id) VALUES (?1, ?2)",
-                )?
-                .execute(params![key, id])?,
+            Some(key) => prepared(
+                connection,
+                &mut inserts.receipt_by_time,
+                "INSERT OR IGNORE INTO receipts_by_time (key, call_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![key, id])?,
             None => {
                 let key = codec::receipt_key(guid);
                 connection
@@ -714,7 +828,94 @@ fn insert_call(
         };
     }
     if let Some(certificate) = certificate {
-        codec::note_call(deltas, certificate, id, time_us, call);
+        codec::note_call(&mut deltas.certificates, certificate, id, time_us, call);
+    }
+    if layout.counted {
+        let key = CountKey {
+            service,
+            endpoint,
+            operation,
+            soap_action,
+            outcome,
+            fault_code,
+            fault_name,
+            user_matches,
+        };
+        *deltas.counts.entry(key).or_default() += 1;
+    }
+    Ok(())
+}
+
+/// Adds a batch's calls (removes pruned ones: negative) to `call_counts`, making a row for a
+/// combination not counted before; a row left at no calls goes.
+fn flush_counts(
+    connection: &Connection,
+    caches: &mut Caches,
+    counts: &HashMap<CountKey, i64>,
+) -> Result<(), JournalError> {
+    let mut emptied = false;
+    for (key, delta) in counts {
+        if *delta == 0 {
+            continue;
+        }
+        let id = match caches.counts.get(key) {
+            Some(id) => Some(*id),
+            None => connection
+                .prepare_cached(
+                    "SELECT id FROM call_counts WHERE endpoint = ?1 AND operation IS ?2
+                        AND soap_action IS ?3 AND outcome = ?4 AND service = ?5
+                        AND fault_code IS ?6 AND fault_name IS ?7 AND user_matches = ?8",
+                )?
+                .query_row(
+                    params![
+                        key.endpoint,
+                        key.operation,
+                        key.soap_action,
+                        key.outcome,
+                        key.service,
+                        key.fault_code,
+                        key.fault_name,
+                        key.user_matches
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?,
+        };
+        let id = match id {
+            Some(id) => {
+                connection
+                    .prepare_cached("UPDATE call_counts SET calls = calls + ?2 WHERE id = ?1")?
+                    .execute(params![id, delta])?;
+                emptied |= *delta < 0;
+                id
+            }
+            // Removing calls never counted: nothing to take off.
+            None if *delta < 0 => continue,
+            None => {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO call_counts (service, endpoint, operation, soap_action,
+                            outcome, fault_code, fault_name, user_matches, calls)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        key.service,
+                        key.endpoint,
+                        key.operation,
+                        key.soap_action,
+                        key.outcome,
+                        key.fault_code,
+                        key.fault_name,
+                        key.user_matches,
+                        delta
+                    ])?;
+                connection.last_insert_rowid()
+            }
+        };
+        caches.counts.insert(*key, id);
+    }
+    if emptied && connection.execute("DELETE FROM call_counts WHERE calls <= 0", [])? > 0 {
+        caches.counts.clear();
     }
     Ok(())
 }
@@ -916,7 +1117,8 @@ impl SqliteStore {
     ) -> Result<(Vec<i64>, u64), JournalError> {
         let transaction = &self.connection;
         let mut ids = Vec::with_capacity(entries.len());
-        let mut deltas = HashMap::new();
+        let mut deltas = Deltas::default();
+        let mut inserts = Inserts::default();
         let mut calls = 0;
         let mut reset = false;
         for (index, entry) in entries.iter().enumerate() {
@@ -925,6 +1127,7 @@ impl SqliteStore {
                     let id = self.next_call_id;
                     insert_call(
                         transaction,
+                        &mut inserts,
                         &mut self.caches,
                         call,
                         id,
@@ -938,8 +1141,8 @@ impl SqliteStore {
                 }
                 Entry::Rejection(rejection) => insert_rejection(transaction, rejection)?,
                 Entry::Confirmation(confirmation) => {
-                    flush_certificates(transaction, self.layout, &deltas)?;
-                    deltas.clear();
+                    flush_certificates(transaction, self.layout, &deltas.certificates)?;
+                    deltas.certificates.clear();
                     self.insert_confirmation(transaction, confirmation)?
                 }
                 Entry::Reset => {
@@ -958,7 +1161,10 @@ impl SqliteStore {
                             "DELETE FROM certificate_calls; DELETE FROM certificate_suppliers;",
                         )?;
                     }
-                    deltas.clear();
+                    if self.layout.counted {
+                        transaction.execute_batch("DELETE FROM call_counts;")?;
+                    }
+                    deltas = Deltas::default();
                     *self.caches = Caches::default();
                     self.call_count = Some(0);
                     calls = 0;
@@ -969,7 +1175,8 @@ impl SqliteStore {
             };
             ids.push(id);
         }
-        flush_certificates(transaction, self.layout, &deltas)?;
+        flush_certificates(transaction, self.layout, &deltas.certificates)?;
+        flush_counts(transaction, &mut self.caches, &deltas.counts)?;
         if reset {
             // Ids are never reused: with the calls gone, only `meta` remembers the next one.
             store_next_call_id(transaction, self.next_call_id)?;
@@ -998,9 +1205,12 @@ impl SqliteStore {
         let transaction = self.connection.unchecked_transaction()?;
         // The oldest calls by id; a call whose arrival is not yet too old ends an age step.
         let mut candidates = Vec::new();
+        let mut removed_counts: HashMap<CountKey, i64> = HashMap::new();
         {
             let mut statement = transaction.prepare_cached(&format!(
-                "SELECT c.id, c.time_us, c.certificate FROM calls c
+                "SELECT c.id, c.time_us, c.certificate, c.service, c.endpoint, c.operation,
+                    c.soap_action, c.outcome, c.fault_code, c.fault_name, c.user_matches
+                 FROM calls c
                  WHERE c.id NOT IN (SELECT call_id FROM confirmations)
                    AND c.id NOT IN (SELECT latest_receipt FROM {counts}
                                     WHERE latest_receipt IS NOT NULL)
@@ -1015,6 +1225,17 @@ impl SqliteStore {
                 if reason == PruneReason::MaxAge && cutoff.is_some_and(|cutoff| time_us >= cutoff) {
                     break;
                 }
+                let key = CountKey {
+                    service: row.get(3)?,
+                    endpoint: row.get(4)?,
+                    operation: row.get(5)?,
+                    soap_action: row.get(6)?,
+                    outcome: row.get(7)?,
+                    fault_code: row.get(8)?,
+                    fault_name: row.get(9)?,
+                    user_matches: row.get(10)?,
+                };
+                *removed_counts.entry(key).or_default() -= 1;
                 candidates.push((id, certificate));
             }
         }
@@ -1056,6 +1277,9 @@ impl SqliteStore {
                      WHERE id = ?1"
                 ))?
                 .execute(params![certificate, removed])?;
+        }
+        if self.layout.counted {
+            flush_counts(&transaction, &mut self.caches, &removed_counts)?;
         }
         if !candidates.is_empty() {
             // The newest calls may be among those removed; `meta` remembers the next id.
@@ -1335,20 +1559,42 @@ impl JournalReader for SqliteStore {
         if filter.never {
             return Ok(0);
         }
-        self.count_filter(&filter)
+        match self.count_from_totals(&filter)? {
+            Some(count) => Ok(count),
+            None => self.count_filter(&filter),
+        }
     }
 
     fn count_each(&self, queries: &[CallQuery]) -> Result<Vec<u64>, JournalError> {
-        let filters = queries
-            .iter()
-            .map(|query| self.filter(query))
-            .collect::<Result<Vec<_>, _>>()?;
-        filter::count_each(
-            queries,
-            filters,
-            |filter| self.count_filter(filter),
-            |filters| self.count_in_one_pass(filters),
-        )
+        let mut counts = vec![0; queries.len()];
+        // What the totals cannot answer, counted from the calls.
+        let (mut rest, mut rest_queries, mut rest_filters) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, query) in queries.iter().enumerate() {
+            let filter = self.filter(query)?;
+            if filter.never {
+                continue;
+            }
+            match self.count_from_totals(&filter)? {
+                Some(count) => counts[index] = count,
+                None => {
+                    rest.push(index);
+                    rest_queries.push(query.clone());
+                    rest_filters.push(filter);
+                }
+            }
+        }
+        if !rest.is_empty() {
+            let counted = filter::count_each(
+                &rest_queries,
+                rest_filters,
+                |filter| self.count_filter(filter),
+                |filters| self.count_in_one_pass(filters),
+            )?;
+            for (index, count) in rest.into_iter().zip(counted) {
+                counts[index] = count;
+            }
+        }
+        Ok(counts)
     }
 
     fn call(&self, id: i64) -> Result<Option<StoredCall>, JournalError> {
@@ -1455,6 +1701,54 @@ impl SqliteStore {
                 .collect::<Result<Vec<i64>, _>>()?;
             Ok(ids)
         })
+    }
+
+    /// The count of `filter` from the totals in `call_counts` when it asks only about their
+    /// columns and perhaps a time window: the totals, less the calls outside the window that
+    /// meet the rest (read by the time index when there are at most [`MAX_OUTSIDE_WINDOW`]).
+    /// `None`: count the calls.
+    fn count_from_totals(&self, filter: &Filter) -> Result<Option<u64>, JournalError> {
+        if !self.layout.counted || filter.per_call {
+            return Ok(None);
+        }
+        let totals = filter.without(&filter.window);
+        let sql = format!(
+            "SELECT COALESCE(SUM(c.calls), 0) FROM call_counts c {}",
+            totals.where_clause()
+        );
+        let total: i64 = self
+            .connection
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(&totals.values), |row| row.get(0))?;
+        let (outside, bounds) = match (filter.since, filter.until) {
+            (None, None) => return Ok(Some(u64::try_from(total).unwrap_or(0))),
+            (Some(since), None) => ("c.time_us < ?", vec![Param::Int(since)]),
+            (None, Some(until)) => ("c.time_us >= ?", vec![Param::Int(until)]),
+            (Some(since), Some(until)) => (
+                "(c.time_us < ? OR c.time_us >= ?)",
+                vec![Param::Int(since), Param::Int(until)],
+            ),
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM calls c WHERE {outside} LIMIT {MAX_OUTSIDE_WINDOW})"
+        );
+        let calls_outside: i64 = self
+            .connection
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(&bounds), |row| row.get(0))?;
+        if calls_outside >= MAX_OUTSIDE_WINDOW {
+            return Ok(None);
+        }
+        let mut taken_off = 0;
+        if calls_outside > 0 {
+            // The time index drives: the rest's columns behind a unary +.
+            let mut outside_filter = totals.unindexed();
+            outside_filter.add(false, outside, bounds);
+            taken_off = self.count_filter(&outside_filter)?;
+        }
+        Ok(Some(
+            u64::try_from(total).unwrap_or(0).saturating_sub(taken_off),
+        ))
     }
 
     fn count_filter(&self, filter: &Filter) -> Result<u64, JournalError> {

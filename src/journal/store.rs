@@ -51,6 +51,8 @@ pub struct Compressed {
     /// The dictionary's id in the store (0: none).
     pub dictionary: i64,
     pub blob: Vec<u8>,
+    /// [`super::CallRecord::header_names_caller`], worked out on the caller's thread too.
+    pub user_matches: bool,
 }
 
 impl<S: JournalStore + ?Sized> JournalStore for Box<S> {

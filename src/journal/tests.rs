@@ -736,6 +736,18 @@ mod tests {
         let reader = SqliteStore::open_read_only(&path).unwrap();
         assert_eq!(ids(&reader.calls(&CallQuery::default()).unwrap()), [next]);
         assert_eq!(reader.confirmation("guid-1").unwrap(), None);
+        // The totals the counts come from went with the calls: only the one after the reset.
+        assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 1);
+        let receipts = CallQuery {
+            outcome: Some("receipt".to_owned()),
+            ..CallQuery::default()
+        };
+        assert_eq!(
+            reader
+                .count_each(&[receipts.clone(), CallQuery::default()])
+                .unwrap(),
+            [reader.calls(&receipts).unwrap().len() as u64, 1]
+        );
     }
 
     #[tokio::test]

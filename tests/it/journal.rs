@@ -545,6 +545,139 @@ async fn a_version_7_journal_migrates_in_place_and_counters_and_suppliers_still_
     assert_eq!(of_supplier("Leverandør 2").len(), 1);
 }
 
+/// The counts of queries naming no caller or supplier (answered from `call_counts` since schema
+/// 9, a time window taken off the calls outside it) against the calls themselves, read back
+/// and compared in Rust: one by one and all at once, as `verify` asks.
+fn counts_match_the_calls(path: &Path) {
+    use dfdg_mock::journal::Criterion;
+    type Meets = Box<dyn Fn(&CallRecord) -> bool>;
+    let reader = SqliteStore::open_read_only(path).unwrap();
+    let calls = reader
+        .calls(&CallQuery {
+            limit: 10_000,
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert!(!calls.is_empty());
+    let middle = calls[calls.len() / 2].record.time;
+    let receipt = || Some("receipt".to_owned());
+    let cases: Vec<(CallQuery, Meets)> = vec![
+        (CallQuery::default(), Box::new(|_| true)),
+        (
+            CallQuery {
+                outcome: receipt(),
+                ..CallQuery::default()
+            },
+            Box::new(|c| c.outcome == Outcome::Receipt),
+        ),
+        (
+            CallQuery {
+                outcome: Some("fault Client".to_owned()),
+                operation: Some("SaveAvailabilityAssessment".to_owned()),
+                ..CallQuery::default()
+            },
+            Box::new(
+                |c| matches!(&c.outcome, Outcome::Fault { fault_code, .. } if fault_code == "Client"),
+            ),
+        ),
+        (
+            CallQuery {
+                outcome: receipt(),
+                negate: Some(Criterion::Outcome),
+                identity_check: Some(true),
+                ..CallQuery::default()
+            },
+            Box::new(|c| c.outcome != Outcome::Receipt && c.header_names_caller()),
+        ),
+        (
+            CallQuery {
+                service: Some("JobcenterMessageService".to_owned()),
+                since: Some(middle),
+                ..CallQuery::default()
+            },
+            Box::new(move |c| c.time >= middle && c.path.starts_with("/JobcenterMessageService/")),
+        ),
+        (
+            CallQuery {
+                outcome: receipt(),
+                until: Some(middle),
+                ..CallQuery::default()
+            },
+            Box::new(move |c| c.outcome == Outcome::Receipt && c.time < middle),
+        ),
+        (
+            CallQuery {
+                since: Some(middle),
+                negate: Some(Criterion::Since),
+                ..CallQuery::default()
+            },
+            Box::new(move |c| c.time < middle),
+        ),
+    ];
+    let expected: Vec<u64> = cases
+        .iter()
+        .map(|(_, meets)| calls.iter().filter(|c| meets(&c.record)).count() as u64)
+        .collect();
+    let queries: Vec<CallQuery> = cases.iter().map(|(query, _)| query.clone()).collect();
+    assert_eq!(reader.count_each(&queries).unwrap(), expected);
+    for (query, expected) in queries.iter().zip(&expected) {
+        assert_eq!(reader.count_calls(query).unwrap(), *expected, "{query:?}");
+    }
+    let totals: i64 = Connection::open(path)
+        .unwrap()
+        .query_row("SELECT SUM(calls) FROM call_counts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(totals, rows(path, "calls"));
+}
+
+#[tokio::test]
+async fn a_version_8_journal_migrates_in_place_and_its_calls_are_counted_by_the_totals() {
+    use dfdg_mock::journal::{Entry, JournalStore};
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("v8.sqlite");
+    let mut before = Vec::new();
+    {
+        let mut store = SqliteStore::open_at_version(&path, 8).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 8);
+        let entries: Vec<Entry> = (0..30)
+            .map(|n| Entry::Call(if n % 4 == 0 { v7_call(n) } else { v5_call(n) }))
+            .collect();
+        let ids = store.append(&entries).unwrap();
+        for (id, entry) in ids.into_iter().zip(entries) {
+            let Entry::Call(call) = entry else {
+                unreachable!()
+            };
+            before.push((id, call));
+        }
+    }
+    assert!(!has_table(&path, "call_counts"));
+
+    let journal = Journal::open_sqlite(&path).unwrap();
+    let mut fresh = v5_call(40);
+    fresh.path = "/Other/1/Other.svc".to_owned();
+    fresh.operation = Some("NotInTheCatalog".to_owned());
+    journal.record_call(fresh).await.unwrap();
+    journal.record_call(v7_call(41)).await.unwrap();
+    journal.close().await.unwrap();
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), SCHEMA_VERSION);
+    for (id, record) in &before {
+        let stored = reader
+            .call(*id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("call {id} lost"));
+        assert_eq!(&stored.record, record, "call {id} changed");
+    }
+    assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 32);
+    let other = CallQuery {
+        service: Some("Other".to_owned()),
+        ..CallQuery::default()
+    };
+    assert_eq!(reader.count_calls(&other).unwrap(), 1);
+    counts_match_the_calls(&path);
+}
+
 /// A call answered with a version-7 receipt, as the scenarios' `receipt()` makes it.
 fn v7_call(n: u32) -> CallRecord {
     let mut call = v5_call(n);
@@ -694,6 +827,8 @@ async fn retention_removes_the_oldest_calls_in_steps_and_keeps_onboarding_eviden
     assert_eq!(pruned, 1002 - 100);
     assert!(steps >= 1);
     journal.close().await.unwrap();
+    // The totals that counts are read from lost the pruned calls too.
+    counts_match_the_calls(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -731,6 +866,7 @@ async fn retention_by_age_removes_old_calls_and_refusals() {
     eventually("old calls are gone", || count(&path) == 1).await;
     let reader = SqliteStore::open_read_only(&path).unwrap();
     assert!(reader.call(recent_id).unwrap().is_some());
+    counts_match_the_calls(&path);
     eventually("old refusals are gone", || {
         reader.rejections(&Default::default()).unwrap().is_empty()
     })
