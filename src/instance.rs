@@ -387,8 +387,6 @@ impl Drop for Running {
     }
 }
 
-/// The server certificate and client CAs: the user's own, or the test PKI (made or renewed as
-/// needed), which is also returned for the banner.
 /// Gives the memory that start-up used and freed (the catalog's and the scenarios' compile
 /// buffers, the journal's migrations) back to the system: it sits between live blocks, where
 /// glibc does not return it by itself, and would otherwise stay resident for the server's life.
@@ -403,6 +401,8 @@ fn release_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_freed_memory() {}
 
+/// The server certificate and client CAs: the user's own, or the test PKI (made or renewed as
+/// needed), which is also returned for the banner.
 fn tls_material(config: &Config) -> anyhow::Result<(TlsMaterial, Option<DemoPki>)> {
     if let Some((cert, key)) = &config.server_identity {
         let cas: Vec<&Path> = config.client_cas.iter().map(PathBuf::as_path).collect();
