@@ -1079,13 +1079,18 @@ impl JournalStore for SqliteStore {
 
 impl SqliteStore {
     /// Writes `entries` in one transaction. BEGIN and COMMIT are cached statements, since
-    /// `Connection::transaction` parses both again for every batch.
+    /// `Connection::transaction` parses both again for every batch. IMMEDIATE: the write lock
+    /// is taken at BEGIN, waiting (busy timeout) while the checkpoint thread holds it for a
+    /// restarting checkpoint; a deferred transaction that read first would instead fail at its
+    /// first write with `SQLITE_BUSY` at once, its snapshot outdated by the restarted log.
     fn append_in_transaction(
         &mut self,
         entries: &[Entry],
         compressed: &[Option<Compressed>],
     ) -> Result<Vec<i64>, JournalError> {
-        self.connection.prepare_cached("BEGIN")?.execute([])?;
+        self.connection
+            .prepare_cached("BEGIN IMMEDIATE")?
+            .execute([])?;
         let result = self
             .append_entries(entries, compressed)
             .and_then(|(ids, calls)| {
@@ -1202,7 +1207,12 @@ impl SqliteStore {
             .max_age
             .map(|age| to_micros(OffsetDateTime::now_utc() - age));
         let counts = self.layout.counts();
-        let transaction = self.connection.unchecked_transaction()?;
+        // IMMEDIATE for the reason given at `append_in_transaction`: the step reads before it
+        // deletes.
+        let transaction = rusqlite::Transaction::new_unchecked(
+            &self.connection,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         // The oldest calls by id; a call whose arrival is not yet too old ends an age step.
         let mut candidates = Vec::new();
         let mut removed_counts: HashMap<CountKey, i64> = HashMap::new();
