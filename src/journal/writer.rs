@@ -543,7 +543,7 @@ fn prune_step<S: JournalStore>(
         }
         Ok(_) => false,
         Err(error) => {
-            tracing::warn!(%error, "journal pruning failed; retrying after the next batch");
+            tracing::warn!(error = %error_chain(&error), "journal pruning failed; retrying after the next batch");
             false
         }
     }
@@ -595,7 +595,7 @@ fn write_batch<S: JournalStore>(
             shared.failed_batches.fetch_add(1, Ordering::Relaxed);
             if !shared.unavailable.swap(true, Ordering::AcqRel) {
                 tracing::error!(
-                    error = %error,
+                    error = %error_chain(&error),
                     entries = entries.len(),
                     "journal cannot commit: calls are answered with fault 1011 until it can again"
                 );
@@ -615,7 +615,7 @@ fn write_batch<S: JournalStore>(
         Err(error) if entries.len() > 1 => {
             shared.failed_batches.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
-                error = %error,
+                error = %error_chain(&error),
                 entries = entries.len(),
                 "journal batch failed; retrying its entries one by one"
             );
@@ -631,7 +631,7 @@ fn write_batch<S: JournalStore>(
             }
         }
         Err(error) => {
-            tracing::error!(error = %error, "journal entry not written");
+            tracing::error!(error = %error_chain(&error), "journal entry not written");
             // Only a single entry gets here (see above), so `error` is its own.
             if let Some(reply) = replies.pop() {
                 let _ = reply.send(Answer {
