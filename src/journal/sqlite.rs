@@ -332,6 +332,12 @@ impl SqliteStore {
         Arc::clone(self.compressor.get_or_insert_with(Arc::default))
     }
 
+    /// The writer's connection, for tests that need to watch it wait for a lock.
+    #[cfg(test)]
+    pub(super) fn connection(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+
     /// The file this store reads and writes.
     pub fn path(&self) -> &Path {
         &self.path

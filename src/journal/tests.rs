@@ -886,4 +886,74 @@ mod tests {
         assert!(journal.record_call(call(99)).await.is_ok());
         journal.close().await.unwrap();
     }
+
+    /// Hands the write lock of [`a_batch_or_pruning_step_waits_for_a_write_lock_held_elsewhere`]
+    /// over: "release" to the connection holding it, "released" back.
+    type Handover = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+    static LOCK_HOLDER: Mutex<Option<Handover>> = Mutex::new(None);
+
+    /// A busy handler that, the first time the store finds the lock taken, has the holder let
+    /// go and tries again; any other time it gives up.
+    fn release_the_holder(_attempts: i32) -> bool {
+        let Some((release, released)) = LOCK_HOLDER.lock().unwrap().take() else {
+            return false;
+        };
+        release.send(()).unwrap();
+        released.recv_timeout(WAIT).unwrap();
+        true
+    }
+
+    /// The checkpoint thread holds the log's write lock during a restarting checkpoint. A writer
+    /// transaction that read before it wrote then failed at its first write, at once, with
+    /// SQLITE_BUSY (its snapshot could be outdated by waiting, so SQLite does not wait): under
+    /// load on a full journal, calls got fault 1011. Here another connection holds the lock
+    /// until the store's busy handler asks for it; a transaction that takes the lock at BEGIN
+    /// waits and succeeds, one that reads first fails without asking.
+    #[test]
+    fn a_batch_or_pruning_step_waits_for_a_write_lock_held_elsewhere() {
+        for step in ["batch", "pruning step"] {
+            let folder = tempfile::tempdir().unwrap();
+            let path = journal_path(&folder);
+            let mut store = SqliteStore::open(&path).unwrap();
+            if step == "pruning step" {
+                let calls: Vec<_> = (0..5).map(|n| Entry::Call(call(n))).collect();
+                store.append(&calls).unwrap();
+            }
+            let holder = Connection::open(&path).unwrap();
+            holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let (release, release_asked) = std::sync::mpsc::channel();
+            let (released, release_done) = std::sync::mpsc::channel();
+            *LOCK_HOLDER.lock().unwrap() = Some((release, release_done));
+            let holding = std::thread::spawn(move || {
+                let asked = release_asked.recv_timeout(WAIT).is_ok();
+                holder.execute_batch("ROLLBACK").unwrap();
+                let _ = released.send(());
+                asked
+            });
+            store
+                .connection()
+                .busy_handler(Some(release_the_holder))
+                .unwrap();
+            let result = match step {
+                "batch" => store.append(&[Entry::Call(call(9))]).map(|ids| ids.len()),
+                _ => store
+                    .prune(
+                        &Retention {
+                            max_calls: Some(1),
+                            ..Retention::UNBOUNDED
+                        },
+                        100,
+                    )
+                    .map(|pruned| pruned.calls as usize),
+            };
+            // A store that never waited left the hand-over unused: dropping it ends the
+            // holder's wait, unasked.
+            LOCK_HOLDER.lock().unwrap().take();
+            assert!(
+                holding.join().unwrap(),
+                "{step}: the lock was never waited for"
+            );
+            assert!(result.unwrap() > 0, "{step}: wrote nothing");
+        }
+    }
 }
