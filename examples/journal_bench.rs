@@ -81,14 +81,36 @@ fn args() -> Args {
             "--journal-url" => args.journal_url = Some(value()),
             "--keep" => args.keep = true,
             "--queries-only" => args.queries_only = true,
+            "-h" | "--help" => {
+                println!("{HELP}");
+                std::process::exit(0)
+            }
             other => usage(&format!("unknown flag {other}")),
         }
     }
     args
 }
 
+const USAGE: &str = "usage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]";
+
+const HELP: &str = "journal_bench: appends calls shaped like the shipped SaveAvailabilityAssessment call
+through the journal's writer, then times the queries of the CLI, the admin API, the dashboard,
+onboarding and `verify`. Run it from the project root (it reads wsdl/ and scenarios/).
+
+usage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]
+
+  --calls N          calls to append (default 1000000)
+  --callers N        distinct client certificates they come from (default 1000)
+  --suppliers N      callers registered as suppliers, for onboarding status (default: all)
+  --journal FILE     the SQLite journal to write, removed at the end unless --keep
+                     (default: one in a temporary folder)
+  --journal-url URL  a PostgreSQL database to write instead (postgres://...; an empty one)
+  --keep             keep the journal afterwards; appends to an existing FILE
+  --queries-only     append nothing: time the queries on the journal given, made with the
+                     same --callers";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("journal_bench: {problem}\nusage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]");
+    eprintln!("journal_bench: {problem}\n{USAGE}\n(--help explains the flags)");
     std::process::exit(2)
 }
 
