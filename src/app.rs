@@ -56,6 +56,8 @@ pub struct Connection {
     pub control: ConnectionControl,
     /// The journal's copy of the caller's certificate identity, made once per connection.
     identity: Option<IdentityFields>,
+    /// `peer` as the journal writes it, formatted once per connection.
+    peer_text: String,
 }
 
 impl Connection {
@@ -69,6 +71,7 @@ impl Connection {
             session,
             control,
             identity,
+            peer_text: peer.to_string(),
         }
     }
 }
@@ -432,9 +435,9 @@ impl App {
             ..
         } = verdict;
         let mut response = soap_response(status, version, body);
-        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-            response.headers_mut().insert(CALL_ID_HEADER, value);
-        }
+        response
+            .headers_mut()
+            .insert(CALL_ID_HEADER, HeaderValue::from(id));
         if let Some(script) = script {
             for (name, value) in script.headers {
                 response.headers_mut().insert(name, value);
@@ -528,7 +531,7 @@ impl App {
         let script = verdict.script.as_ref();
         CallRecord {
             time: request.time,
-            peer: connection.peer.to_string(),
+            peer: connection.peer_text.clone(),
             tls_version: connection.session.tls_version.to_owned(),
             cipher_suite: connection.session.cipher_suite.clone(),
             alpn: connection.session.alpn.clone(),

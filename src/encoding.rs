@@ -306,18 +306,17 @@ fn lookup(label: &str) -> Option<Scheme> {
 /// The `encoding` of the XML declaration at the start of `bytes`, read in ASCII (or in the
 /// 16-bit code units of `wide`).
 fn declared_encoding(bytes: &[u8], wide: Option<&'static Encoding>) -> Option<String> {
-    let head: Vec<u8> = match wide {
+    // Bytes as they are, but for UTF-16, which is decoded first (every request passes here:
+    // the usual body is borrowed, not copied).
+    let head: Cow<'_, [u8]> = match wide {
         Some(encoding) => {
             let (text, _) = encoding.decode_without_bom_handling(&bytes[..bytes.len().min(1024)]);
-            text.trim_start_matches('\u{feff}').bytes().collect()
+            Cow::Owned(text.trim_start_matches('\u{feff}').bytes().collect())
         }
-        None => bytes
-            .strip_prefix(b"\xEF\xBB\xBF")
-            .unwrap_or(bytes)
-            .iter()
-            .take(512)
-            .copied()
-            .collect(),
+        None => {
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            Cow::Borrowed(&bytes[..bytes.len().min(512)])
+        }
     };
     let head = head.strip_prefix(b"<?xml")?;
     if !head.first().is_some_and(u8::is_ascii_whitespace) {

@@ -201,12 +201,16 @@ impl Runtime {
 
     pub fn set_state(&self, caller: &str, bucket: &str, key: String, value: String) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state
-            .entry(caller.to_owned())
-            .or_default()
-            .entry(bucket.to_owned())
-            .or_default()
-            .insert(key, value);
+        // The caller and the bucket are owned only the first time they are seen.
+        let buckets = match state.get_mut(caller) {
+            Some(buckets) => buckets,
+            None => state.entry(caller.to_owned()).or_default(),
+        };
+        let values = match buckets.get_mut(bucket) {
+            Some(values) => values,
+            None => buckets.entry(bucket.to_owned()).or_default(),
+        };
+        values.insert(key, value);
     }
 
     /// Forgets every counter and every state value.
