@@ -480,11 +480,18 @@ async fn route(
         (&Method::GET, ["api", "calls", id]) => call_detail(admin, id).await,
         (&Method::GET, ["api", "rejections"]) => list_rejections(admin, &query).await,
         (&Method::GET, ["api", "callers"]) => {
-            let callers = read(admin, onboarding::callers).await?;
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({ "callers": callers }),
-            ))
+            /// Written straight from the statuses: a JSON tree of a thousand callers first
+            /// would take several times the answer's size.
+            #[derive(serde::Serialize)]
+            struct Callers {
+                callers: Vec<onboarding::CallerStatus>,
+            }
+            read_json(admin, |store| {
+                Ok(Callers {
+                    callers: onboarding::callers(store)?,
+                })
+            })
+            .await
         }
         (&Method::GET, ["api", "suppliers"]) => supplier_status(admin, &query).await,
         (&Method::GET, ["api", "events"]) => events(admin),
@@ -523,6 +530,22 @@ async fn read<T: Send + 'static>(
     work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, ApiError> {
     admin.readers.read(work).await.map_err(ApiError::from)
+}
+
+/// Runs a read as [`read`] does and writes its answer as JSON on the same thread, so that
+/// what the answer is made of is freed where the read's memory is given back (see
+/// [`journal::Readers::read`]) and only the finished body reaches the server's threads.
+async fn read_json<T: serde::Serialize>(
+    admin: &Admin,
+    work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
+) -> ApiResult {
+    match read(admin, move |store| Ok(serde_json::to_vec(&work(store)?))).await? {
+        Ok(body) => Ok(respond(StatusCode::OK, "application/json", body)),
+        Err(error) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the answer as JSON: {error}"),
+        )),
+    }
 }
 
 /// Reads a request body under [`MAX_BODY`] and [`REQUEST_TIMEOUT`].
@@ -719,15 +742,15 @@ async fn list_calls(admin: &Admin, query: &str) -> ApiResult {
     let query = call_query(query, false)?;
     let limit = query.limit;
     let following = query.after_id.is_some();
-    let calls = read(admin, move |store| store.calls(&query)).await?;
-    let next = (!following && calls.len() == limit)
-        .then(|| calls.last().map(|call| cursor(call.id)))
-        .flatten();
-    let calls: Vec<serde_json::Value> = calls.iter().map(summary).collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "calls": calls, "next": next }),
-    ))
+    read_json(admin, move |store| {
+        let calls = store.calls(&query)?;
+        let next = (!following && calls.len() == limit)
+            .then(|| calls.last().map(|call| cursor(call.id)))
+            .flatten();
+        let calls: Vec<serde_json::Value> = calls.iter().map(summary).collect();
+        Ok(serde_json::json!({ "calls": calls, "next": next }))
+    })
+    .await
 }
 
 fn export_calls(admin: &Admin, query: &str) -> ApiResult {

@@ -341,10 +341,7 @@ pub fn checks(call: &CallRecord) -> Vec<Check> {
 /// Every caller id seen in the journal with its three-step status, most recently seen first.
 /// Reads one summary row per caller and the calls it cites: no call is scanned.
 pub fn callers(reader: &impl JournalReader) -> Result<Vec<CallerStatus>, JournalError> {
-    Ok(caller_evidence(reader)?
-        .into_iter()
-        .map(|evidence| evidence.status)
-        .collect())
+    caller_evidence(reader, |evidence| Some(evidence.status))
 }
 
 /// A caller's status and the call its steps cite.
@@ -354,7 +351,13 @@ struct CallerEvidence {
     confirmable: Option<String>,
 }
 
-fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, JournalError> {
+/// Works out each caller's evidence, most recently seen first, and keeps what `each` makes of
+/// it. The callers are taken [`CITED_AT_ONCE`] at a time, each batch's cited calls read and
+/// dropped before the next: a journal of many callers is answered in bounded memory.
+fn caller_evidence<T>(
+    reader: &impl JournalReader,
+    mut each: impl FnMut(CallerEvidence) -> Option<T>,
+) -> Result<Vec<T>, JournalError> {
     let confirmations = reader.confirmations(MAX_LIMIT)?;
     // Newest first, as the journal lists them.
     let mut confirmed: HashMap<&str, Vec<&StoredConfirmation>> = HashMap::new();
@@ -363,30 +366,28 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
             confirmed.entry(caller).or_default().push(confirmation);
         }
     }
-    let summaries = reader.callers(MAX_CALLERS)?;
-    let confirmations_of = |summary: &CallerSummary| {
-        confirmed
-            .get(summary.caller_id.as_str())
-            .map_or(&[][..], Vec::as_slice)
-    };
-    let cited = Cited::read(
-        reader,
-        summaries.iter().map(|summary| {
-            (
-                summary.latest_receipt,
-                summary.latest_passed,
-                confirmations_of(summary),
-            )
-        }),
-    )?;
-    Ok(summaries
-        .into_iter()
-        .map(|summary| {
+    let confirmations_of =
+        |caller_id: &str| confirmed.get(caller_id).map_or(&[][..], Vec::as_slice);
+    let mut summaries = reader.callers(MAX_CALLERS)?.into_iter().peekable();
+    let mut kept = Vec::new();
+    while summaries.peek().is_some() {
+        let batch: Vec<CallerSummary> = summaries.by_ref().take(CITED_AT_ONCE).collect();
+        let cited = Cited::read(
+            reader,
+            batch.iter().map(|summary| {
+                (
+                    summary.latest_receipt,
+                    summary.latest_passed,
+                    confirmations_of(&summary.caller_id),
+                )
+            }),
+        )?;
+        for summary in batch {
             let steps = evidence_steps(
                 &cited,
                 summary.latest_receipt,
                 summary.latest_passed,
-                confirmations_of(&summary),
+                confirmations_of(&summary.caller_id),
                 "of this caller",
             );
             let identity = steps
@@ -397,7 +398,7 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
                 .call
                 .as_ref()
                 .and_then(|call| call.record.supplier.clone());
-            CallerEvidence {
+            kept.extend(each(CallerEvidence {
                 status: CallerStatus {
                     caller_id: summary.caller_id,
                     supplier,
@@ -413,9 +414,10 @@ fn caller_evidence(reader: &impl JournalReader) -> Result<Vec<CallerEvidence>, J
                 },
                 identity_call: steps.call,
                 confirmable: steps.confirmable,
-            }
-        })
-        .collect())
+            }));
+        }
+    }
+    Ok(kept)
 }
 
 /// The three-step status of each registered supplier (registry order), or of each caller id
@@ -432,17 +434,16 @@ pub fn suppliers(
 ) -> Result<Vec<SupplierStatus>, JournalError> {
     let wanted = |name: &str| only.is_none_or(|only| only.eq_ignore_ascii_case(name));
     if registry.is_open() {
-        let mut statuses = Vec::new();
-        for CallerEvidence {
-            status: caller,
-            identity_call,
-            confirmable,
-        } in caller_evidence(reader)?
-        {
+        return caller_evidence(reader, |found| {
+            let CallerEvidence {
+                status: caller,
+                identity_call,
+                confirmable,
+            } = found;
             if !wanted(&caller.caller_id) {
-                continue;
+                return None;
             }
-            statuses.push(SupplierStatus {
+            Some(SupplierStatus {
                 supplier: None,
                 category: None,
                 cvr: caller.cvr,
@@ -456,9 +457,8 @@ pub fn suppliers(
                 identity_checked: caller.identity_checked,
                 receipt_confirmed: caller.receipt_confirmed,
                 confirmable,
-            });
-        }
-        return Ok(statuses);
+            })
+        });
     }
     let certificates = reader.certificates()?;
     let mut by_caller: HashMap<String, Vec<&CertificateSummary>> = HashMap::new();
@@ -859,10 +859,13 @@ impl Steps {
 /// Confirmations read back to find one of a call that passed step 2.
 const CONFIRMATIONS_READ: usize = 50;
 
-/// The calls the steps of many subjects may cite, read in one go
+/// The calls the steps of many subjects may cite, read in a few batches
 /// ([`JournalReader::calls_by_id`]: one query where a round trip costs) before their steps
 /// are worked out.
 struct Cited(HashMap<i64, StoredCall>);
+
+/// How many cited calls [`Cited::add`] reads with their bodies at once.
+const CITED_AT_ONCE: usize = 256;
 
 impl Cited {
     /// The calls each subject's steps may cite, read as [`evidence_steps`] would ask for them:
@@ -903,16 +906,19 @@ impl Cited {
         Ok(cited)
     }
 
+    /// Reads `ids` [`CITED_AT_ONCE`] at a time and keeps them without their bodies, which no
+    /// step reads: a thousand callers' cited calls then take a few MiB at most, not one
+    /// decompressed request and answer each held at once.
     fn add(&mut self, reader: &impl JournalReader, mut ids: Vec<i64>) -> Result<(), JournalError> {
         ids.sort_unstable();
         ids.dedup();
-        if !ids.is_empty() {
-            self.0.extend(
-                reader
-                    .calls_by_id(&ids)?
-                    .into_iter()
-                    .map(|call| (call.id, call)),
-            );
+        for chunk in ids.chunks(CITED_AT_ONCE) {
+            self.0
+                .extend(reader.calls_by_id(chunk)?.into_iter().map(|mut call| {
+                    call.record.request_body = Vec::new();
+                    call.record.response_body = Vec::new();
+                    (call.id, call)
+                }));
         }
         Ok(())
     }

@@ -264,6 +264,14 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Frees this connection's page cache between reads (a reading connection's; the next
+    /// read fills it again from the file). Under write load the cache is stale at every read
+    /// anyway: SQLite drops it when the journal changed since the last one.
+    pub fn release_memory(&self) {
+        // Best effort: a failure only leaves the cache as it was.
+        let _ = self.connection.execute_batch("PRAGMA shrink_memory");
+    }
+
     /// Opens an existing journal for reading only, e.g. for the CLI while the server writes.
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, JournalError> {
         if !path.is_file() {
