@@ -307,7 +307,9 @@ impl Instance {
                 .context("cannot flush the journal")?;
             admin_result.context("admin listener")
         });
-        release_freed_memory();
+        // What start-up used and freed (the catalog's and the scenarios' compile buffers, the
+        // journal's migrations) would otherwise stay resident for the server's life.
+        crate::memory::release_freed();
         Ok(Running {
             soap_addr,
             admin_addr,
@@ -386,20 +388,6 @@ impl Drop for Running {
         let _ = self.stop.send(true);
     }
 }
-
-/// Gives the memory that start-up used and freed (the catalog's and the scenarios' compile
-/// buffers, the journal's migrations) back to the system: it sits between live blocks, where
-/// glibc does not return it by itself, and would otherwise stay resident for the server's life.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only returns free pages of the heaps; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_freed_memory() {}
 
 /// The server certificate and client CAs: the user's own, or the test PKI (made or renewed as
 /// needed), which is also returned for the banner.

@@ -17,6 +17,7 @@ pub mod instance;
 pub mod journal;
 pub mod listener;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod onboarding;
 pub mod pki;

@@ -185,7 +185,9 @@ impl Readers {
                             idle.push(store);
                         }
                     }
-                    release_freed_memory();
+                    // A large answer's freed blocks stay in this blocking thread's arena
+                    // otherwise: every thread that ever served a read would keep its largest.
+                    crate::memory::release_freed();
                     result
                 }
                 // The connection goes back to the pool when the reader is dropped.
@@ -196,19 +198,3 @@ impl Readers {
         joined.map_err(|_| JournalError::WriterStopped)?
     }
 }
-
-/// Gives what a read allocated and freed back to the system. A read runs on whichever of
-/// tokio's blocking threads is free, each with its own malloc arena, and a large answer (the
-/// callers' statuses, a page of calls) leaves its freed blocks in that arena, where glibc does
-/// not return them by itself: without this, every thread that ever served a read would keep
-/// its largest one resident.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only returns free pages of the heaps; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_freed_memory() {}
