@@ -322,7 +322,13 @@ fn respond(
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    match serde_json::to_vec(value) {
+    encoded_json(status, serde_json::to_vec(value))
+}
+
+/// An answer already encoded as JSON (by [`json`], or on a reading thread by [`read_json`]),
+/// or the error saying it could not be.
+fn encoded_json(status: StatusCode, encoded: serde_json::Result<Vec<u8>>) -> Response<Body> {
+    match encoded {
         Ok(body) => respond(status, "application/json", body),
         Err(error) => error_response(&ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -539,13 +545,8 @@ async fn read_json<T: serde::Serialize>(
     admin: &Admin,
     work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
 ) -> ApiResult {
-    match read(admin, move |store| Ok(serde_json::to_vec(&work(store)?))).await? {
-        Ok(body) => Ok(respond(StatusCode::OK, "application/json", body)),
-        Err(error) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode the answer as JSON: {error}"),
-        )),
-    }
+    let encoded = read(admin, move |store| Ok(serde_json::to_vec(&work(store)?))).await?;
+    Ok(encoded_json(StatusCode::OK, encoded))
 }
 
 /// Reads a request body under [`MAX_BODY`] and [`REQUEST_TIMEOUT`].
