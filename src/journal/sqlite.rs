@@ -1272,19 +1272,17 @@ impl SqliteStore {
             let mut data = transaction.prepare_cached("DELETE FROM call_data WHERE id = ?1")?;
             let mut call = transaction.prepare_cached("DELETE FROM calls WHERE id = ?1")?;
             for (id, certificate) in &candidates {
-                if let Some(stored) = self.call_on(&transaction, *id)? {
-                    for guid in &stored.record.receipts {
-                        // A version-7 GUID journaled before version 7 is in `receipts`, too.
-                        if let Some(key) = codec::receipt_time_key(guid).filter(|_| time_receipts) {
-                            transaction
-                                .prepare_cached(
-                                    "DELETE FROM receipts_by_time WHERE key = ?1 AND call_id = ?2",
-                                )?
-                                .execute(params![key, id])?;
-                        }
-                        let key = codec::receipt_key(guid);
-                        receipts.execute(params![codec::receipt_bucket(key), id])?;
+                for guid in &self.receipts_on(&transaction, *id)? {
+                    // A version-7 GUID journaled before version 7 is in `receipts`, too.
+                    if let Some(key) = codec::receipt_time_key(guid).filter(|_| time_receipts) {
+                        transaction
+                            .prepare_cached(
+                                "DELETE FROM receipts_by_time WHERE key = ?1 AND call_id = ?2",
+                            )?
+                            .execute(params![key, id])?;
                     }
+                    let key = codec::receipt_key(guid);
+                    receipts.execute(params![codec::receipt_bucket(key), id])?;
                 }
                 data.execute([id])?;
                 call.execute([id])?;
@@ -1488,6 +1486,24 @@ impl SqliteStore {
             calls.push(self.call_from_row(connection, row)?);
         }
         Ok(calls)
+    }
+
+    /// The receipts of call `id` (none if it is gone), read from its blob alone.
+    fn receipts_on(&self, connection: &Connection, id: i64) -> Result<Vec<String>, JournalError> {
+        let found: Option<(i64, Vec<u8>)> = connection
+            .prepare_cached("SELECT dictionary, data FROM call_data WHERE id = ?1")?
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let Some((dictionary, data)) = found else {
+            return Ok(Vec::new());
+        };
+        let dictionary = self.dictionary_bytes(connection, dictionary)?;
+        codec::receipts_from_data(&data, &dictionary).map_err(|reason| JournalError::Corrupt {
+            table: "call_data",
+            id,
+            column: "data",
+            reason,
+        })
     }
 
     fn call_on(
