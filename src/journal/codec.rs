@@ -390,45 +390,8 @@ impl<'a> Reader<'a> {
 /// The binary form after [`BINARY`].
 fn unpack_binary(bytes: &[u8]) -> Result<(Cold, Vec<u8>, Vec<u8>), String> {
     let mut r = Reader { bytes };
-    let format = r.byte()?;
-    if format != FORMAT {
-        return Err(format!("unknown blob format {format}"));
-    }
-    let cold = Cold {
-        peer: r.string()?,
-        tls_version: r.string()?,
-        cipher_suite: r.string()?,
-        alpn: r.opt()?,
-        method: r.string()?,
-        path: r.string()?,
-        soap_version: r.opt()?,
-        soap_action: r.opt()?,
-        operation: r.opt()?,
-        operation_namespace: r.opt()?,
-        star_headers: match r.byte()? {
-            0 => None,
-            _ => Some(r.value(0)?),
-        },
-        request_truncated: false,
-        response_truncated: false,
-        receipts: Vec::new(),
-        outcome: Outcome::Http,
-        detail: None,
-        scenario_file: None,
-        scenario_rule: None,
-        service: None,
-        service_operation: None,
-        findings: Vec::new(),
-        supplier: None,
-        authorization: None,
-        identity_findings: Vec::new(),
-    };
-    let flags = r.byte()?;
-    let count = r.varint()?;
-    let mut receipts = Vec::new();
-    for _ in 0..count {
-        receipts.push(r.string()?);
-    }
+    let cold = read_head(&mut r)?;
+    let (flags, receipts) = read_receipts(&mut r)?;
     let outcome = match r.byte()? {
         0 => Outcome::Receipt,
         2 => Outcome::Http,
@@ -464,6 +427,68 @@ fn unpack_binary(bytes: &[u8]) -> Result<(Cold, Vec<u8>, Vec<u8>), String> {
     };
     let request = r.bytes()?.to_vec();
     Ok((cold, request, r.bytes.to_vec()))
+}
+
+/// The fields of the binary form before its flags and receipts (the format byte first).
+fn read_head(r: &mut Reader<'_>) -> Result<Cold, String> {
+    let format = r.byte()?;
+    if format != FORMAT {
+        return Err(format!("unknown blob format {format}"));
+    }
+    Ok(Cold {
+        peer: r.string()?,
+        tls_version: r.string()?,
+        cipher_suite: r.string()?,
+        alpn: r.opt()?,
+        method: r.string()?,
+        path: r.string()?,
+        soap_version: r.opt()?,
+        soap_action: r.opt()?,
+        operation: r.opt()?,
+        operation_namespace: r.opt()?,
+        star_headers: match r.byte()? {
+            0 => None,
+            _ => Some(r.value(0)?),
+        },
+        request_truncated: false,
+        response_truncated: false,
+        receipts: Vec::new(),
+        outcome: Outcome::Http,
+        detail: None,
+        scenario_file: None,
+        scenario_rule: None,
+        service: None,
+        service_operation: None,
+        findings: Vec::new(),
+        supplier: None,
+        authorization: None,
+        identity_findings: Vec::new(),
+    })
+}
+
+/// The flags and receipts that follow [`read_head`]'s fields.
+fn read_receipts(r: &mut Reader<'_>) -> Result<(u8, Vec<String>), String> {
+    let flags = r.byte()?;
+    let count = r.varint()?;
+    let mut receipts = Vec::new();
+    for _ in 0..count {
+        receipts.push(r.string()?);
+    }
+    Ok((flags, receipts))
+}
+
+/// The receipts of a stored call from its compressed blob alone, without its bodies and the
+/// fields after them: what a pruning step needs of each call it removes.
+pub fn receipts_from_data(data: &[u8], dictionary: &[u8]) -> Result<Vec<String>, String> {
+    let packed = decompress(data, dictionary)?;
+    match packed.strip_prefix(&BINARY) {
+        Some(binary) => {
+            let mut r = Reader { bytes: binary };
+            read_head(&mut r)?;
+            Ok(read_receipts(&mut r)?.1)
+        }
+        None => Ok(unpack(&packed)?.0.receipts),
+    }
 }
 
 /// Packs `call` as schema 6 did (JSON): for tests that make its blobs.
@@ -882,6 +907,23 @@ mod tests {
         let mut other = packed.clone();
         other[4] = 9;
         assert!(unpack(&other).is_err());
+    }
+
+    #[test]
+    fn a_calls_receipts_are_read_from_its_compressed_blob_alone_in_either_form() {
+        let call = every_field(false);
+        assert!(!call.receipts.is_empty());
+        for packed in [pack(&call).unwrap(), pack_json(&call).unwrap()] {
+            for dictionary in [&b""[..], dictionary_from(&packed)] {
+                let blob = compress(&packed, dictionary);
+                assert_eq!(
+                    receipts_from_data(&blob, dictionary).unwrap(),
+                    call.receipts
+                );
+            }
+        }
+        let blob = compress(&pack(&call).unwrap()[..40], b"");
+        assert!(receipts_from_data(&blob, b"").is_err(), "a cut blob");
     }
 
     #[test]

@@ -956,4 +956,32 @@ mod tests {
             assert!(result.unwrap() > 0, "{step}: wrote nothing");
         }
     }
+
+    /// SQLite compiles a statement again once its bindings are cleared if a bound value could
+    /// change its plan, and the statement cache clears them whenever it takes a statement back.
+    /// Reading a call by id was parsed and planned again at every use: a pruning step that read
+    /// each call it removed spent a third of the writer's time on it, on a full journal.
+    #[test]
+    fn reading_calls_by_id_reuses_the_compiled_statement() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&journal_path(&folder)).unwrap();
+        let calls: Vec<_> = (0..20).map(|n| Entry::Call(call(n))).collect();
+        let ids = store.append(&calls).unwrap();
+        for id in &ids {
+            assert!(store.call(*id).unwrap().is_some());
+        }
+        let read = store
+            .connection()
+            .prepare_cached(super::super::sqlite::SELECT_CALL_BY_ID)
+            .unwrap();
+        assert!(
+            read.get_status(rusqlite::StatementStatus::Run) >= 20,
+            "the calls were not read with this statement"
+        );
+        assert_eq!(
+            read.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the read of a call was compiled again"
+        );
+    }
 }

@@ -367,7 +367,8 @@ fn run_writer<S: JournalStore>(
     let mut closers = Vec::new();
     // Calls written since the limits were last checked (a journal opened may be over them).
     let mut unchecked = usize::from(bounded);
-    // The last check removed calls: another one is due at the next free turn.
+    // The last step removed as much as it could at once: another one is due at the next
+    // free turn.
     let mut pruning = false;
     // Waits for the next message at most PRUNE_IDLE while a check is owed. Without it (a
     // runtime could not be made), the limits are checked after every batch.
@@ -500,7 +501,10 @@ fn wait_for_coming(
 }
 
 /// One check of the limits and, if over, one pruning step, after `written` calls since the last
-/// check (removing at least twice as many keeps up with them); returns whether another is due.
+/// check (removing at least twice as many keeps up with them); returns whether another is due:
+/// whether the step removed as many as it may, so more may be left beyond the limits. A step
+/// that got the journal within them leaves the next check to the calls written after it (one
+/// small step after every batch had cost a transaction each on a full journal).
 fn prune_step<S: JournalStore>(
     store: &mut S,
     retention: &Retention,
@@ -529,7 +533,7 @@ fn prune_step<S: JournalStore>(
                 rejections,
                 "journal pruned: oldest entries removed to stay within its retention"
             );
-            true
+            calls >= limit as u64 || rejections >= limit as u64
         }
         Ok(Pruned {
             reason: Some(reason),
