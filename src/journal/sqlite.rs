@@ -1397,23 +1397,24 @@ impl SqliteStore {
     }
 }
 
-// Reading.
-
-/// The columns [`SqliteStore::call_from_row`] reads, in its order.
 /// Lets a connection's cached statements keep their compiled plans. SQLite marks a statement
 /// to be compiled again once its bindings are cleared if a bound value could change its plan
-/// (SQLite 3.54 counts an equality filter on a bound value among those), and the statement
-/// cache clears the bindings of every statement it takes back: the read of each call a
-/// pruning step removes was parsed and planned again every time, a third of the writer's
-/// time while pruning. With the query planner stability guarantee a plan never depends on a
-/// bound value; the journal runs no ANALYZE and binds no LIKE patterns, so it loses nothing.
+/// (in SQLite 3.54 some statements filtering on a bound value, such as the read of a call by
+/// id), and the statement cache clears the bindings of every statement it takes back: the
+/// read of each call a pruning step removed was parsed and planned again every time, a third
+/// of the writer's time while pruning. With the query planner stability guarantee a plan
+/// never depends on a bound value; the journal runs no ANALYZE and binds no LIKE patterns, so
+/// it loses nothing by that.
 fn keep_plans(connection: &Connection) -> rusqlite::Result<()> {
     connection.set_prepared_statement_cache_capacity(64);
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
-/// A call's columns and data, for a `WHERE` clause to follow.
+// Reading.
+
+/// The columns [`SqliteStore::call_from_row`] reads, in its order, for a `WHERE` clause to
+/// follow.
 macro_rules! select_call {
     () => {
         "SELECT c.id, c.time_us, c.http_status, c.latency_us, k.identity,

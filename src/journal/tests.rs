@@ -958,9 +958,10 @@ mod tests {
     }
 
     /// SQLite compiles a statement again once its bindings are cleared if a bound value could
-    /// change its plan, and the statement cache clears them whenever it takes a statement back.
-    /// Reading a call by id was parsed and planned again at every use: a pruning step that read
-    /// each call it removed spent a third of the writer's time on it, on a full journal.
+    /// change its plan (in 3.54, the read of a call by id), and the statement cache clears them
+    /// whenever it takes a statement back: that read was parsed and planned again at every use,
+    /// and a pruning step that read each call it removed spent a third of the writer's time on
+    /// it, on a full journal.
     #[test]
     fn reading_calls_by_id_reuses_the_compiled_statement() {
         let folder = tempfile::tempdir().unwrap();
