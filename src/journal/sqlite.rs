@@ -57,6 +57,10 @@ const WRITER_SPILL_PAGES: i64 = 4096;
 /// Page cache of a reading connection (KiB): small, so that readers keep the server lean.
 const READER_CACHE_KIB: i64 = 1024;
 
+/// A time window with fewer calls than this is listed from the time index (its calls' ids
+/// sorted) rather than by walking the ids down from the newest.
+const SPARSE_WINDOW: i64 = 10_000;
+
 /// Dictionaries kept at most: a client inventing operation names cannot grow them without bound.
 const MAX_DICTIONARIES: i64 = 64;
 
@@ -1489,6 +1493,61 @@ impl SqliteStore {
         Ok(calls)
     }
 
+    /// The statement listing the calls of `query` and its values; `None` when no call can
+    /// match. Calls go newest first by id, walking the ids down (or up, after a cursor) until
+    /// enough match: quick when matches are common among the newest calls. A time window of
+    /// only a few calls (an idle hour, `--since` later than the last call) would walk every
+    /// newer call in vain; such a window, alone or with criteria that have no index to drive
+    /// them, is read from the time index, the few calls' ids sorted.
+    pub(super) fn list_statement(
+        &self,
+        query: &CallQuery,
+    ) -> Result<Option<(String, Vec<Param>)>, JournalError> {
+        let mut filter = self.filter(query)?;
+        if filter.never {
+            return Ok(None);
+        }
+        let order = if query.after_id.is_some() {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        let limit = Param::Int(effective_limit(query.limit));
+        let sql = if !filter.per_call && self.window_is_sparse(&filter)? {
+            format!(
+                "{SELECT_CALL} WHERE c.id IN (SELECT c.id FROM calls c INDEXED BY calls_time {}
+                    ORDER BY c.id {order} LIMIT ?) ORDER BY c.id {order}",
+                filter.where_clause()
+            )
+        } else {
+            format!(
+                "{SELECT_CALL} {} ORDER BY c.id {order} LIMIT ?",
+                filter.where_clause()
+            )
+        };
+        filter.values.push(limit);
+        Ok(Some((sql, filter.values)))
+    }
+
+    /// Whether `filter` has a time window holding fewer than [`SPARSE_WINDOW`] calls (counted
+    /// in the time index, as far as that).
+    fn window_is_sparse(&self, filter: &Filter) -> Result<bool, JournalError> {
+        let (condition, values) = match (filter.since, filter.until) {
+            (None, None) => return Ok(false),
+            (Some(since), None) => ("time_us >= ?1", vec![since]),
+            (None, Some(until)) => ("time_us < ?1", vec![until]),
+            (Some(since), Some(until)) => ("time_us >= ?1 AND time_us < ?2", vec![since, until]),
+        };
+        let counted: i64 = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM calls INDEXED BY calls_time
+                    WHERE {condition} LIMIT {SPARSE_WINDOW})"
+            ))?
+            .query_row(rusqlite::params_from_iter(values), |row| row.get(0))?;
+        Ok(counted < SPARSE_WINDOW)
+    }
+
     /// The receipts of call `id` (none if it is gone), read from its blob alone.
     fn receipts_on(&self, connection: &Connection, id: i64) -> Result<Vec<String>, JournalError> {
         let found: Option<(i64, Vec<u8>)> = connection
@@ -1599,21 +1658,10 @@ fn time_value(micros: Option<i64>, table: &'static str) -> Result<OffsetDateTime
 
 impl JournalReader for SqliteStore {
     fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, JournalError> {
-        let mut filter = self.filter(query)?;
-        if filter.never {
-            return Ok(Vec::new());
+        match self.list_statement(query)? {
+            Some((sql, values)) => self.query_calls_on(&self.connection, &sql, &values),
+            None => Ok(Vec::new()),
         }
-        let order = if query.after_id.is_some() {
-            "ASC"
-        } else {
-            "DESC"
-        };
-        let sql = format!(
-            "{SELECT_CALL} {} ORDER BY c.id {order} LIMIT ?",
-            filter.where_clause()
-        );
-        filter.values.push(Param::Int(effective_limit(query.limit)));
-        self.query_calls_on(&self.connection, &sql, &filter.values)
     }
 
     fn count_calls(&self, query: &CallQuery) -> Result<u64, JournalError> {
