@@ -16,6 +16,10 @@
 #                                      # throw-away cluster (bench/postgres.sh, needs postgresql
 #                                      # and haproxy); with BENCH_COMPARE also that build on
 #                                      # PostgreSQL ("compare-pg")
+#   BENCH_JOURNAL=bench.sqlite bench/run.sh   # the SQLite targets start on a copy of that journal,
+#                                      # e.g. journal_bench's 1 M calls (--journal FILE --keep):
+#                                      # full at the default max_calls, so that each call written
+#                                      # makes the writer remove one; the copy counts as startup
 #
 # Knobs: BENCH_HARNESS (default ../shared/bench), BENCH_PORT (18450; BENCH_COMPARE's build gets
 # the next port), and the harness's own (DUR,
@@ -42,11 +46,17 @@ COMMON="--cert {PKI}/server.crt --key {PKI}/server.key --client-ca {PKI}/ca.crt 
 --wsdl wsdl --validation enforce --scenarios scenarios \
 --suppliers {WORK}/suppliers.toml --admin-listen 127.0.0.1:0"
 ARGS="serve --listen 127.0.0.1:{PORT} $COMMON --journal {WORK}/journal.sqlite"
-TARGET="dfdg-mock|$PORT|exec ./target/dist/dfdg-mock $ARGS"
+START=""
+if [[ -n "${BENCH_JOURNAL:-}" ]]; then
+  [[ -f "$BENCH_JOURNAL" ]] || { echo "bench: BENCH_JOURNAL=$BENCH_JOURNAL is not a file" >&2; exit 2; }
+  JOURNAL="$(realpath "$BENCH_JOURNAL")"
+  START="cp '$JOURNAL' {WORK}/journal.sqlite && { [[ ! -f '$JOURNAL-wal' ]] || cp '$JOURNAL-wal' {WORK}/journal.sqlite-wal; } && "
+fi
+TARGET="dfdg-mock|$PORT|${START}exec ./target/dist/dfdg-mock $ARGS"
 DEFAULT=(nginx rust-static dfdg-mock)
 if [[ -n "${BENCH_COMPARE:-}" ]]; then
   [[ -x "$BENCH_COMPARE" ]] || { echo "bench: BENCH_COMPARE=$BENCH_COMPARE is not an executable" >&2; exit 2; }
-  TARGET+=$'\n'"compare|$((PORT + 1))|exec $BENCH_COMPARE $ARGS"
+  TARGET+=$'\n'"compare|$((PORT + 1))|${START}exec $BENCH_COMPARE $ARGS"
   DEFAULT+=(compare)
 fi
 if [[ -n "${BENCH_POSTGRES:-}" ]]; then
