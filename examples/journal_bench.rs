@@ -82,7 +82,7 @@ fn args() -> Args {
             "--keep" => args.keep = true,
             "--queries-only" => args.queries_only = true,
             "-h" | "--help" => {
-                println!("{HELP}");
+                println!("{ABOUT}\n\n{USAGE}\n\n{FLAGS}");
                 std::process::exit(0)
             }
             other => usage(&format!("unknown flag {other}")),
@@ -93,13 +93,14 @@ fn args() -> Args {
 
 const USAGE: &str = "usage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]";
 
-const HELP: &str = "journal_bench: appends calls shaped like the shipped SaveAvailabilityAssessment call
+/// What `--help` prints before [`USAGE`].
+const ABOUT: &str =
+    "journal_bench: appends calls shaped like the shipped SaveAvailabilityAssessment call
 through the journal's writer, then times the queries of the CLI, the admin API, the dashboard,
-onboarding and `verify`. Run it from the project root (it reads wsdl/ and scenarios/).
+onboarding and `verify`. Run it from the project root (it reads wsdl/ and scenarios/).";
 
-usage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]
-
-  --calls N          calls to append (default 1000000)
+/// What `--help` prints after [`USAGE`].
+const FLAGS: &str = "  --calls N          calls to append (default 1000000)
   --callers N        distinct client certificates they come from (default 1000)
   --suppliers N      callers registered as suppliers, for onboarding status (default: all)
   --journal FILE     the SQLite journal to write, removed at the end unless --keep
