@@ -71,7 +71,7 @@ const MAX_CACHED_NAMES: usize = 65_536;
 const PROBE_BYTES: i64 = 512 * 1024;
 
 /// The largest buffer the writer keeps from one call to the next (bytes).
-const REUSED_BUFFER: usize = 64 * 1024;
+pub(super) const REUSED_BUFFER: usize = 64 * 1024;
 
 /// Calls copied per step of the migration from version 5 (one progress line each).
 const MIGRATION_STEP: i64 = 20_000;
@@ -729,6 +729,7 @@ fn insert_call<'c>(
     deltas: &mut Deltas,
 ) -> Result<(), JournalError> {
     let mut blob = std::mem::take(&mut caches.blob);
+    let mut blob_length = 0;
     let dictionary_id = match compressed {
         Some(compressed) => compressed.dictionary,
         None => {
@@ -740,12 +741,12 @@ fn insert_call<'c>(
                 call.operation.as_deref().unwrap_or_default(),
                 &packed,
             )?;
-            codec::compress_into(&packed, &dictionary_bytes, &mut blob);
+            blob_length = codec::compress_into(&packed, &dictionary_bytes, &mut blob).len();
             caches.packed = reusable(packed);
             dictionary_id
         }
     };
-    let data = compressed.map_or(blob.as_slice(), |compressed| &compressed.blob);
+    let data = compressed.map_or(&blob[..blob_length], |compressed| &compressed.blob);
     let certificate = call
         .identity
         .as_ref()
