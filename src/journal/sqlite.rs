@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use time::OffsetDateTime;
 
 mod checkpoint;
+mod wal_batch;
 
 use super::codec;
 use super::filter::{self, call_filter, effective_limit, Dialect, Filter, Param};
@@ -226,7 +227,12 @@ impl SqliteStore {
             path: path.to_owned(),
             source: source.into(),
         };
-        let connection = Connection::open(path).map_err(open_error)?;
+        // The writer's log gathers each commit's frames into one write (wal_batch.rs).
+        let connection = match wal_batch::register() {
+            Some(vfs) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs),
+            None => Connection::open(path),
+        }
+        .map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         // A fresh journal's page size (an existing one keeps its own): every commit writes each
         // page it touched, whole, to the log.
