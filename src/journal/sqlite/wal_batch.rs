@@ -103,6 +103,52 @@ struct Log {
     commit_page_next: bool,
 }
 
+/// Writes bytes to the file at an offset: the wrapped file's `xWrite`.
+type Out<'a> = &'a mut dyn FnMut(i64, &[u8]) -> c_int;
+
+impl Log {
+    /// Takes one of SQLite's writes to the log: buffered, and the buffer written out first if
+    /// the write does not continue it or would overflow it, and after it if it is the page of
+    /// a commit frame.
+    fn write(&mut self, offset: i64, bytes: &[u8], out: Out<'_>) -> c_int {
+        // Kept across a flush the overflow forces: the page still completes the commit.
+        let commit_page = std::mem::take(&mut self.commit_page_next);
+        let end = self.start + i64::try_from(self.bytes.len()).unwrap_or(i64::MAX);
+        let fits = self.bytes.is_empty()
+            || (end == offset && self.bytes.len() + bytes.len() <= MAX_BUFFERED);
+        if !fits {
+            let rc = self.flush(out);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+        }
+        if self.bytes.is_empty() {
+            self.start = offset;
+        }
+        self.bytes.extend_from_slice(bytes);
+        count(1, 0);
+        if commit_page {
+            return self.flush(out);
+        }
+        // A frame header whose "database size after commit" is set: a commit frame.
+        self.commit_page_next = bytes.len() == FRAME_HEADER && bytes[4..8] != [0; 4];
+        ffi::SQLITE_OK
+    }
+
+    /// Writes the buffer out; SQLITE_OK when there was none.
+    fn flush(&mut self, out: Out<'_>) -> c_int {
+        if self.bytes.is_empty() {
+            return ffi::SQLITE_OK;
+        }
+        let rc = out(self.start, &self.bytes);
+        count(0, 1);
+        // Written or failed, the bytes are SQLite's to write again: a failed commit is rolled
+        // back and its frames are written anew by the next one.
+        self.bytes.clear();
+        rc
+    }
+}
+
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
     xClose: Some(close),
@@ -169,27 +215,22 @@ unsafe fn real(
     (inner, &*(*inner).pMethods)
 }
 
-/// Writes a log's buffer out; SQLITE_OK when there was none.
+/// The wrapped file's `xWrite`, as a [`Log`] writes out.
+unsafe fn real_write(file: *mut ffi::sqlite3_file, offset: i64, bytes: &[u8]) -> c_int {
+    let (inner, methods) = real(file);
+    match (methods.xWrite, c_int::try_from(bytes.len())) {
+        (Some(write), Ok(length)) => write(inner, bytes.as_ptr().cast(), length, offset),
+        _ => ffi::SQLITE_IOERR_WRITE,
+    }
+}
+
+/// Writes a log's buffer out; SQLITE_OK for any other file, or a log with nothing buffered.
 unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     let log = (*file.cast::<File>()).log;
-    if log.is_null() || (*log).bytes.is_empty() {
+    if log.is_null() {
         return ffi::SQLITE_OK;
     }
-    let log = &mut *log;
-    log.commit_page_next = false;
-    let (inner, methods) = real(file);
-    let Some(write) = methods.xWrite else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
-    let Ok(length) = c_int::try_from(log.bytes.len()) else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
-    let rc = write(inner, log.bytes.as_ptr().cast(), length, log.start);
-    count(0, 1);
-    // Written or failed, the bytes are SQLite's to write again: a failed commit is rolled
-    // back and its frames are written anew by the next one.
-    log.bytes.clear();
-    rc
+    (*log).flush(&mut |offset, bytes| real_write(file, offset, bytes))
 }
 
 unsafe extern "C" fn write(
@@ -198,38 +239,17 @@ unsafe extern "C" fn write(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    let log = (*file.cast::<File>()).log;
-    let (Ok(length), false) = (usize::try_from(amount), log.is_null()) else {
-        let (inner, methods) = real(file);
-        return methods.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |write| {
-            write(inner, data, amount, offset)
-        });
+    let Ok(length) = usize::try_from(amount) else {
+        return ffi::SQLITE_IOERR_WRITE;
     };
-    let fits = {
-        let log = &*log;
-        log.bytes.is_empty()
-            || (log.start + log.bytes.len() as i64 == offset
-                && log.bytes.len() + length <= MAX_BUFFERED)
-    };
-    if !fits {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-    }
-    let log = &mut *log;
-    if log.bytes.is_empty() {
-        log.start = offset;
-    }
     let bytes = std::slice::from_raw_parts(data.cast::<u8>(), length);
-    log.bytes.extend_from_slice(bytes);
-    count(1, 0);
-    if log.commit_page_next {
-        return flush(file);
+    let log = (*file.cast::<File>()).log;
+    if log.is_null() {
+        return real_write(file, offset, bytes);
     }
-    // A frame header whose "database size after commit" is set: a commit frame.
-    log.commit_page_next = length == FRAME_HEADER && bytes[4..8] != [0; 4];
-    ffi::SQLITE_OK
+    (*log).write(offset, bytes, &mut |offset, bytes| {
+        real_write(file, offset, bytes)
+    })
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
@@ -248,60 +268,22 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    data: *mut c_void,
-    amount: c_int,
-    offset: ffi::sqlite3_int64,
-) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    let (inner, methods) = real(file);
-    methods.xRead.map_or(ffi::SQLITE_IOERR_READ, |read| {
-        read(inner, data, amount, offset)
-    })
-}
-
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    let (inner, methods) = real(file);
-    methods
-        .xTruncate
-        .map_or(ffi::SQLITE_IOERR_TRUNCATE, |truncate| truncate(inner, size))
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    let (inner, methods) = real(file);
-    methods
-        .xSync
-        .map_or(ffi::SQLITE_IOERR_FSYNC, |sync| sync(inner, flags))
-}
-
-unsafe extern "C" fn file_size(
-    file: *mut ffi::sqlite3_file,
-    size: *mut ffi::sqlite3_int64,
-) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    let (inner, methods) = real(file);
-    methods
-        .xFileSize
-        .map_or(ffi::SQLITE_IOERR_FSTAT, |file_size| file_size(inner, size))
-}
-
-/// The methods that only pass through.
+/// The methods that pass through to the wrapped file; `flushed` ones write a log's buffer out
+/// first (what they read, size, sync or cut must come after what SQLite wrote).
 macro_rules! pass {
+    (flushed $name:ident, $field:ident, ($($arg:ident: $ty:ty),*), $missing:expr) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            let rc = flush(file);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            let (inner, methods) = real(file);
+            match methods.$field {
+                Some(method) => method(inner $(, $arg)*),
+                None => $missing,
+            }
+        }
+    };
     ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $missing:expr) => {
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
             let (inner, methods) = real(file);
@@ -312,6 +294,13 @@ macro_rules! pass {
         }
     };
 }
+
+pass!(flushed read, xRead, (data: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64), ffi::SQLITE_IOERR_READ);
+pass!(flushed truncate, xTruncate, (size: ffi::sqlite3_int64), ffi::SQLITE_IOERR_TRUNCATE);
+pass!(flushed sync, xSync, (flags: c_int), ffi::SQLITE_IOERR_FSYNC);
+pass!(flushed file_size, xFileSize, (size: *mut ffi::sqlite3_int64), ffi::SQLITE_IOERR_FSTAT);
+// A size hint may extend the file: after what is buffered.
+pass!(flushed file_control, xFileControl, (op: c_int, arg: *mut c_void), ffi::SQLITE_NOTFOUND);
 
 pass!(lock, xLock, (level: c_int) -> c_int, ffi::SQLITE_IOERR_LOCK);
 pass!(unlock, xUnlock, (level: c_int) -> c_int, ffi::SQLITE_IOERR_UNLOCK);
@@ -326,22 +315,6 @@ pass!(fetch, xFetch, (offset: ffi::sqlite3_int64, amount: c_int, out: *mut *mut 
     ffi::SQLITE_OK
 });
 pass!(unfetch, xUnfetch, (offset: ffi::sqlite3_int64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    // A size hint may extend the file: after what is buffered.
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    let (inner, methods) = real(file);
-    methods
-        .xFileControl
-        .map_or(ffi::SQLITE_NOTFOUND, |control| control(inner, op, arg))
-}
 
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
     let (inner, methods) = real(file);
@@ -371,6 +344,57 @@ mod tests {
                 .unwrap();
         }
         transaction.commit().unwrap();
+    }
+
+    /// SQLite's writes of a log from its start: the WAL header, then `frames` frames (header
+    /// and 1 KiB page each), the last a commit frame. Returns what reached the file.
+    fn commit_of(frames: usize) -> (Vec<u8>, Log) {
+        let mut file = Vec::new();
+        let mut out = |offset: i64, bytes: &[u8]| {
+            let offset = usize::try_from(offset).unwrap();
+            file.resize(file.len().max(offset + bytes.len()), 0);
+            file[offset..offset + bytes.len()].copy_from_slice(bytes);
+            ffi::SQLITE_OK
+        };
+        let mut log = Log::default();
+        assert_eq!(log.write(0, &[0x37; 32], &mut out), ffi::SQLITE_OK);
+        let mut offset = 32;
+        for frame in 1..=frames {
+            let mut header = [0_u8; FRAME_HEADER];
+            if frame == frames {
+                header[4..8].copy_from_slice(&7_u32.to_be_bytes());
+            }
+            let page = [frame as u8; 1024];
+            assert_eq!(log.write(offset, &header, &mut out), ffi::SQLITE_OK);
+            assert_eq!(log.write(offset + 24, &page, &mut out), ffi::SQLITE_OK);
+            offset += 1048;
+        }
+        (file, log)
+    }
+
+    #[test]
+    fn every_commit_is_in_the_file_when_its_last_page_is_written_wherever_the_buffer_fills() {
+        // Past three buffers' worth, so that the commit frame falls on each place in one,
+        // the buffer's limit among them.
+        for frames in 1..=300 {
+            let (file, log) = commit_of(frames);
+            assert!(
+                log.bytes.is_empty(),
+                "{frames} frames: {} bytes left unwritten after the commit",
+                log.bytes.len()
+            );
+            assert_eq!(file.len(), 32 + frames * 1048, "{frames} frames");
+            let last = 32 + (frames - 1) * 1048;
+            assert_eq!(
+                file[last + 4..last + 8],
+                7_u32.to_be_bytes(),
+                "{frames} frames"
+            );
+            assert!(
+                file[last + 24..].iter().all(|&b| b == frames as u8),
+                "{frames} frames"
+            );
+        }
     }
 
     #[test]
