@@ -117,7 +117,7 @@ fn usage(problem: &str) -> ! {
 
 /// What every call of one caller shares.
 struct Caller {
-    identity: IdentityFields,
+    identity: std::sync::Arc<IdentityFields>,
     name: String,
     request: String,
     star_headers: serde_json::Value,
@@ -195,7 +195,7 @@ fn callers(count: u32) -> Vec<Caller> {
             let envelope = soap::parse_envelope(&request).expect("the example parses");
             let star_headers = serde_json::to_value(&envelope.star_headers).expect("JSON");
             Caller {
-                identity,
+                identity: identity.into(),
                 name,
                 request,
                 star_headers,
@@ -288,9 +288,9 @@ fn call(caller: &Caller, template: &str, n: u64) -> CallRecord {
         operation: Some(OPERATION.to_owned()),
         operation_namespace: Some(format!("urn:dfdg-mock:{SERVICE}:2")),
         star_headers: Some(caller.star_headers.clone()),
-        request_body: caller.request.as_bytes().to_vec(),
+        request_body: bytes::Bytes::copy_from_slice(caller.request.as_bytes()),
         request_truncated: false,
-        response_body: response_body.into_bytes(),
+        response_body: response_body.into(),
         response_truncated: false,
         http_status: if faulted { 500 } else { 200 },
         receipts: if faulted { Vec::new() } else { vec![receipt] },

@@ -55,7 +55,7 @@ pub struct Connection {
     /// How the transport should treat the connection's next writes (scenario faults).
     pub control: ConnectionControl,
     /// The journal's copy of the caller's certificate identity, made once per connection.
-    identity: Option<IdentityFields>,
+    identity: Option<Arc<IdentityFields>>,
     /// `peer` as the journal writes it, formatted once per connection.
     peer_text: String,
 }
@@ -65,7 +65,8 @@ impl Connection {
         let identity = match &session.client {
             ClientCertificate::Verified(identity) => Some(identity_fields(identity)),
             ClientCertificate::Refused(refusal) => refusal.identity.as_deref().map(identity_fields),
-        };
+        }
+        .map(Arc::new);
         Connection {
             peer,
             session,
@@ -383,9 +384,12 @@ impl App {
             coming = self.journal.coming();
         }
         let connection_fault = verdict.script.as_ref().and_then(|s| s.connection);
+        // Shared by the journal's record and the response, not copied.
+        let answer = Bytes::from(std::mem::take(&mut verdict.body));
         let record = self.record(
             &request,
             &mut verdict,
+            &answer,
             connection,
             connection_fault,
             started,
@@ -430,11 +434,10 @@ impl App {
         let Verdict {
             status,
             version,
-            body,
             script,
             ..
         } = verdict;
-        let mut response = soap_response(status, version, body);
+        let mut response = soap_response(status, version, answer);
         response
             .headers_mut()
             .insert(CALL_ID_HEADER, HeaderValue::from(id));
@@ -487,6 +490,7 @@ impl App {
         &self,
         request: &Request,
         verdict: &mut Verdict,
+        answer: &Bytes,
         connection: &Connection,
         connection_fault: Option<ConnectionFault>,
         started: Instant,
@@ -547,14 +551,14 @@ impl App {
                 .map(|envelope| &envelope.star_headers)
                 .filter(|headers| !headers.is_empty())
                 .map(crate::soap::StarHeaders::to_json),
-            request_body: request.body[..request.body.len().min(cap)].to_vec(),
+            request_body: request.body.slice(..request.body.len().min(cap)),
             request_truncated: request.body.len() > cap
                 || matches!(
                     request.message,
                     Err(Refusal::BodyTooLarge | Refusal::BodyTooSlow | Refusal::BodyUnreadable(_))
                 ),
-            response_body: verdict.body.as_bytes()[..verdict.body.len().min(cap)].to_vec(),
-            response_truncated: verdict.body.len() > cap,
+            response_body: answer.slice(..answer.len().min(cap)),
+            response_truncated: answer.len() > cap,
             http_status: sent.status,
             receipts: sent.receipts,
             outcome: sent.outcome,
@@ -740,7 +744,7 @@ async fn drain(mut body: Incoming, limit: u64, deadline: tokio::time::Instant) {
 fn soap_response(
     status: StatusCode,
     version: crate::soap::SoapVersion,
-    body: String,
+    body: impl Into<Bytes>,
 ) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;

@@ -831,7 +831,7 @@ pub fn confirmation(
 fn evidence(call: &StoredCall, supplier: Option<&Supplier>) -> IdentityEvidence {
     IdentityEvidence {
         call_id: call.id,
-        certificate: call.record.identity.clone(),
+        certificate: call.record.identity.as_deref().cloned(),
         headers: header_identity(&call.record),
         registered: supplier.map(RegisteredIdentity::from),
         findings: call.record.identity_findings.clone(),
@@ -915,8 +915,8 @@ impl Cited {
         for chunk in ids.chunks(CITED_AT_ONCE) {
             self.0
                 .extend(reader.calls_by_id(chunk)?.into_iter().map(|mut call| {
-                    call.record.request_body = Vec::new();
-                    call.record.response_body = Vec::new();
+                    call.record.request_body = bytes::Bytes::new();
+                    call.record.response_body = bytes::Bytes::new();
                     (call.id, call)
                 }));
         }
@@ -1110,7 +1110,7 @@ mod tests {
             tls_version: "TLSv1.3".to_owned(),
             cipher_suite: "x".to_owned(),
             alpn: None,
-            identity: Some(IdentityFields {
+            identity: Some(std::sync::Arc::new(IdentityFields {
                 caller_id: "CVR:1-UUID:a".to_owned(),
                 kind: "organisation".to_owned(),
                 cvr: Some("1".to_owned()),
@@ -1121,7 +1121,7 @@ mod tests {
                 fingerprint: "ff".to_owned(),
                 not_before: String::new(),
                 not_after: String::new(),
-            }),
+            })),
             method: "POST".to_owned(),
             path: "/S/1/S.svc".to_owned(),
             soap_version: Some("1.1".to_owned()),
@@ -1129,9 +1129,9 @@ mod tests {
             operation: Some("Op".to_owned()),
             operation_namespace: None,
             star_headers: Some(headers),
-            request_body: Vec::new(),
+            request_body: bytes::Bytes::new(),
             request_truncated: false,
-            response_body: Vec::new(),
+            response_body: bytes::Bytes::new(),
             response_truncated: false,
             http_status: 200,
             receipts: vec!["guid".to_owned()],
@@ -1177,7 +1177,7 @@ mod tests {
             ("<R><ServiceRequestLogReferenceIdentifierX>1</ServiceRequestLogReferenceIdentifierX></R>", None),
             ("", None),
         ] {
-            record.response_body = body.as_bytes().to_vec();
+            record.response_body = body.as_bytes().to_vec().into();
             assert_eq!(log_reference(&record), expected, "{body}");
         }
     }

@@ -422,9 +422,11 @@ fn record(
         operation: operation.map(|o| o.name().to_owned()),
         operation_namespace: None,
         star_headers: None,
-        request_body: request_body[..request_body.len().min(cap)].to_vec(),
+        request_body: bytes::Bytes::copy_from_slice(&request_body[..request_body.len().min(cap)]),
         request_truncated: request_body.len() > cap,
-        response_body: response_body.as_bytes()[..response_body.len().min(cap)].to_vec(),
+        response_body: bytes::Bytes::copy_from_slice(
+            &response_body.as_bytes()[..response_body.len().min(cap)],
+        ),
         response_truncated: response_body.len() > cap,
         http_status: answer.status.as_u16(),
         receipts: Vec::new(),

@@ -118,9 +118,23 @@ impl Compressor {
     pub fn compress(&self, call: &CallRecord) -> Option<super::store::Compressed> {
         let operation = call.operation.as_deref().unwrap_or_default();
         let (dictionary, bytes) = self.dictionaries.read().ok()?.get(operation).cloned()?;
-        let packed = pack(call).ok()?;
-        let mut blob = Vec::new();
-        compress_into(&packed, &bytes, &mut blob);
+        // Each request thread packs and compresses into buffers of its own that it keeps, and
+        // hands on only the blob's own bytes: no large allocation, no zeroing, per call.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
+                std::cell::RefCell::new((Vec::new(), Vec::new()))
+            };
+        }
+        let blob = SCRATCH.with_borrow_mut(|(packed, scratch)| {
+            pack_into(call, packed).ok()?;
+            let blob = compress_into(packed, &bytes, scratch).to_vec();
+            // Not kept: what a large body grew.
+            if packed.capacity() > super::sqlite::REUSED_BUFFER {
+                *packed = Vec::new();
+                *scratch = Vec::new();
+            }
+            Some(blob)
+        })?;
         Some(super::store::Compressed {
             dictionary,
             blob,
@@ -573,19 +587,19 @@ fn take_part(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
 
 /// Compresses `packed` against `dictionary` (empty: none); the unpacked size goes first.
 pub fn compress(packed: &[u8], dictionary: &[u8]) -> Vec<u8> {
-    let mut blob = Vec::new();
-    compress_into(packed, dictionary, &mut blob);
-    blob
+    compress_into(packed, dictionary, &mut Vec::new()).to_vec()
 }
 
-/// [`compress`] into `blob` (replacing what it held), so that the writer reuses one buffer.
-pub fn compress_into(packed: &[u8], dictionary: &[u8], blob: &mut Vec<u8>) {
+/// [`compress`] into `blob`, a buffer kept from call to call, and returns the blob's part of it.
+/// The buffer is only ever grown (LZ4 writes into initialised bytes, so growing zeroes them), so
+/// a buffer in reuse costs no zeroing per call.
+pub fn compress_into<'b>(packed: &[u8], dictionary: &[u8], blob: &'b mut Vec<u8>) -> &'b [u8] {
     let size = u32::try_from(packed.len()).unwrap_or(u32::MAX);
-    blob.clear();
-    blob.resize(
-        4 + lz4_flex::block::get_maximum_output_size(packed.len()),
-        0,
-    );
+    let room = 4 + lz4_flex::block::get_maximum_output_size(packed.len());
+    if blob.len() < room {
+        blob.resize(room, 0);
+    }
+    let blob = &mut blob[..room];
     blob[..4].copy_from_slice(&size.to_le_bytes());
     // As lz4_flex's own `compress_prepend_size_with_dict`: a dictionary of 3 bytes or fewer
     // is none.
@@ -597,8 +611,8 @@ pub fn compress_into(packed: &[u8], dictionary: &[u8], blob: &mut Vec<u8>) {
     // The buffer has the room the format can need, so this cannot fail; were it to, the blob
     // would be left empty and its decompression would report it.
     match written {
-        Ok(written) => blob.truncate(4 + written),
-        Err(_) => blob.clear(),
+        Ok(written) => &blob[..4 + written],
+        Err(_) => &[],
     }
 }
 
@@ -663,7 +677,7 @@ pub fn call_from_parts(parts: HotParts, dictionary: &[u8]) -> Result<StoredCall,
         tls_version: cold.tls_version,
         cipher_suite: cold.cipher_suite,
         alpn: cold.alpn,
-        identity,
+        identity: identity.map(std::sync::Arc::new),
         method: cold.method,
         path: cold.path,
         soap_version: cold.soap_version,
@@ -671,9 +685,9 @@ pub fn call_from_parts(parts: HotParts, dictionary: &[u8]) -> Result<StoredCall,
         operation: cold.operation,
         operation_namespace: cold.operation_namespace,
         star_headers: cold.star_headers,
-        request_body,
+        request_body: request_body.into(),
         request_truncated: cold.request_truncated,
-        response_body,
+        response_body: response_body.into(),
         response_truncated: cold.response_truncated,
         http_status: u16::try_from(parts.http_status)
             .map_err(|error| corrupt("http_status", error.to_string()))?,
@@ -789,14 +803,20 @@ mod tests {
     fn compress_into_writes_lz4_flex_s_own_size_prepended_format() {
         let packed = b"\x03\0\0\0{}x\x02\0\0\0abcdef, abcdef and more".to_vec();
         let dictionary = b"{}xabcdef and more";
-        let mut blob = vec![1, 2, 3];
-        compress_into(&packed, dictionary, &mut blob);
+        // A buffer in reuse, longer than the blob and holding other bytes.
+        let mut blob = vec![1; 500];
         assert_eq!(
-            blob,
+            compress_into(&packed, dictionary, &mut blob),
             lz4_flex::block::compress_prepend_size_with_dict(&packed, dictionary)
         );
-        compress_into(&packed, b"", &mut blob);
-        assert_eq!(blob, lz4_flex::block::compress_prepend_size(&packed));
+        assert_eq!(
+            compress_into(&packed, b"", &mut blob),
+            lz4_flex::block::compress_prepend_size(&packed)
+        );
+        assert_eq!(
+            compress_into(&packed, dictionary, &mut Vec::new()),
+            lz4_flex::block::compress_prepend_size_with_dict(&packed, dictionary)
+        );
     }
 
     fn every_field(faulted: bool) -> CallRecord {
@@ -817,9 +837,9 @@ mod tests {
                 "request_user": { "user_identifier": "CVR:1-UUID:æøå \"q\"", "n": [1, 2.5, -3, null, true, false, {}] },
                 "empty": ""
             })),
-            request_body: "<s:Envelope>æ</s:Envelope>".as_bytes().to_vec(),
+            request_body: "<s:Envelope>æ</s:Envelope>".as_bytes().to_vec().into(),
             request_truncated: faulted,
-            response_body: b"<s:Envelope>ok</s:Envelope>".to_vec(),
+            response_body: b"<s:Envelope>ok</s:Envelope>".to_vec().into(),
             response_truncated: !faulted,
             http_status: 200,
             receipts: if faulted {
@@ -870,9 +890,9 @@ mod tests {
             operation: cold.operation,
             operation_namespace: cold.operation_namespace,
             star_headers: cold.star_headers,
-            request_body,
+            request_body: request_body.into(),
             request_truncated: cold.request_truncated,
-            response_body,
+            response_body: response_body.into(),
             response_truncated: cold.response_truncated,
             receipts: cold.receipts,
             outcome: cold.outcome,

@@ -1,5 +1,8 @@
 //! What is journaled and what queries ask for and return: plain data, independent of the store.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -70,8 +73,9 @@ pub struct CallRecord {
     pub cipher_suite: String,
     /// "h2" / "http/1.1".
     pub alpn: Option<String>,
-    /// None when no (valid) certificate was presented (diagnose mode).
-    pub identity: Option<IdentityFields>,
+    /// None when no (valid) certificate was presented (diagnose mode). Shared: every call of a
+    /// connection carries the same one.
+    pub identity: Option<Arc<IdentityFields>>,
     pub method: String,
     /// Path and query.
     pub path: String,
@@ -83,13 +87,14 @@ pub struct CallRecord {
     pub operation_namespace: Option<String>,
     /// The STAR header values extracted (a JSON object).
     pub star_headers: Option<serde_json::Value>,
-    /// Already capped by the caller. JSON shows it as UTF-8 text (lossy).
+    /// Already capped by the caller (a slice of the body as received, not a copy). JSON shows
+    /// it as UTF-8 text (lossy).
     #[serde(with = "body_text")]
-    pub request_body: Vec<u8>,
+    pub request_body: Bytes,
     pub request_truncated: bool,
     /// JSON shows it as UTF-8 text (lossy).
     #[serde(with = "body_text")]
-    pub response_body: Vec<u8>,
+    pub response_body: Bytes,
     pub response_truncated: bool,
     /// 0 when no HTTP response was sent (a scenario's connection fault).
     pub http_status: u16,
@@ -395,8 +400,10 @@ pub(crate) mod body_text {
         serializer.serialize_str(&String::from_utf8_lossy(body))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        String::deserialize(deserializer).map(String::into_bytes)
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<bytes::Bytes, D::Error> {
+        String::deserialize(deserializer).map(bytes::Bytes::from)
     }
 }
 

@@ -411,9 +411,9 @@ pub(super) fn v5_call_from_row(row: &Row<'_>) -> Result<StoredCall, JournalError
         operation: row.get("operation")?,
         operation_namespace: row.get("operation_namespace")?,
         star_headers: json_column(row, TABLE, id, "star_headers")?,
-        request_body: row.get("request_body")?,
+        request_body: row.get::<_, Vec<u8>>("request_body")?.into(),
         request_truncated: row.get("request_truncated")?,
-        response_body: row.get("response_body")?,
+        response_body: row.get::<_, Vec<u8>>("response_body")?.into(),
         response_truncated: row.get("response_truncated")?,
         http_status: u16::try_from(http_status)
             .map_err(|error| corrupt("http_status", error.to_string()))?,

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use time::OffsetDateTime;
 
 mod checkpoint;
+mod wal_batch;
 
 use super::codec;
 use super::filter::{self, call_filter, effective_limit, Dialect, Filter, Param};
@@ -71,7 +72,7 @@ const MAX_CACHED_NAMES: usize = 65_536;
 const PROBE_BYTES: i64 = 512 * 1024;
 
 /// The largest buffer the writer keeps from one call to the next (bytes).
-const REUSED_BUFFER: usize = 64 * 1024;
+pub(super) const REUSED_BUFFER: usize = 64 * 1024;
 
 /// Calls copied per step of the migration from version 5 (one progress line each).
 const MIGRATION_STEP: i64 = 20_000;
@@ -226,7 +227,12 @@ impl SqliteStore {
             path: path.to_owned(),
             source: source.into(),
         };
-        let connection = Connection::open(path).map_err(open_error)?;
+        // The writer's log gathers each commit's frames into one write (wal_batch.rs).
+        let connection = match wal_batch::register() {
+            Some(vfs) => Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs),
+            None => Connection::open(path),
+        }
+        .map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         // A fresh journal's page size (an existing one keeps its own): every commit writes each
         // page it touched, whole, to the log.
@@ -729,6 +735,7 @@ fn insert_call<'c>(
     deltas: &mut Deltas,
 ) -> Result<(), JournalError> {
     let mut blob = std::mem::take(&mut caches.blob);
+    let mut blob_length = 0;
     let dictionary_id = match compressed {
         Some(compressed) => compressed.dictionary,
         None => {
@@ -740,12 +747,12 @@ fn insert_call<'c>(
                 call.operation.as_deref().unwrap_or_default(),
                 &packed,
             )?;
-            codec::compress_into(&packed, &dictionary_bytes, &mut blob);
+            blob_length = codec::compress_into(&packed, &dictionary_bytes, &mut blob).len();
             caches.packed = reusable(packed);
             dictionary_id
         }
     };
-    let data = compressed.map_or(blob.as_slice(), |compressed| &compressed.blob);
+    let data = compressed.map_or(&blob[..blob_length], |compressed| &compressed.blob);
     let certificate = call
         .identity
         .as_ref()

@@ -39,7 +39,7 @@ mod tests {
             tls_version: "TLSv1.3".to_owned(),
             cipher_suite: "TLS13_AES_128_GCM_SHA256".to_owned(),
             alpn: Some("http/1.1".to_owned()),
-            identity: Some(identity("supplier-a", Some("12345678"))),
+            identity: Some(identity("supplier-a", Some("12345678")).into()),
             method: "POST".to_owned(),
             path: "/dfdg/ServiceA?x=1".to_owned(),
             soap_version: Some("1.1".to_owned()),
@@ -47,9 +47,9 @@ mod tests {
             operation: Some("Submit".to_owned()),
             operation_namespace: Some("urn:star".to_owned()),
             star_headers: Some(serde_json::json!({ "TransactionID": format!("t-{n}") })),
-            request_body: b"<Envelope>\xff</Envelope>".to_vec(),
+            request_body: b"<Envelope>\xff</Envelope>".to_vec().into(),
             request_truncated: false,
-            response_body: b"<Envelope/>".to_vec(),
+            response_body: b"<Envelope/>".to_vec().into(),
             response_truncated: true,
             http_status: 200,
             receipts: vec![format!("receipt-{n}")],
@@ -265,7 +265,7 @@ mod tests {
     async fn journal_with_varied_calls(path: &Path) -> Vec<i64> {
         let journal = Journal::open_sqlite(path).unwrap();
         let mut other_supplier = fault(2, Some(1014), "Client");
-        other_supplier.identity = Some(identity("supplier-b", Some("87654321")));
+        other_supplier.identity = Some(identity("supplier-b", Some("87654321")).into());
         other_supplier.supplier = Some("Leverandør B".to_owned());
         let mut http = call(4);
         http.outcome = Outcome::Http;

@@ -61,14 +61,47 @@ enum Message {
     Probe { reply: oneshot::Sender<bool> },
 }
 
-/// The writer's answer to one entry: its id or why not, and the entry itself once written, so
-/// that the caller's thread, not the writer, spends the time freeing it.
+/// The writer's answer to one entry: its id or why not, and the entry itself (in the box it
+/// came in) and its compressed form once written, so that the caller's thread, which allocated
+/// them, frees them, rather than the writer.
 struct Answer {
     result: Result<i64, JournalError>,
     entry: Option<Box<Entry>>,
+    compressed: Option<Compressed>,
 }
 
 type Reply = oneshot::Sender<Answer>;
+
+/// A caller waiting for its entry: where to answer, and the box its entry came in (holding a
+/// placeholder while the entry is in the batch).
+struct Waiter {
+    reply: Reply,
+    home: Box<Entry>,
+}
+
+impl Waiter {
+    /// Takes the entry out of its box, keeping the box to answer in.
+    fn new(reply: Reply, mut home: Box<Entry>) -> (Waiter, Entry) {
+        let entry = std::mem::replace(&mut *home, Entry::Reset);
+        (Waiter { reply, home }, entry)
+    }
+
+    fn answer(
+        self,
+        result: Result<i64, JournalError>,
+        entry: Entry,
+        compressed: Option<Compressed>,
+    ) {
+        let Waiter { reply, mut home } = self;
+        *home = entry;
+        // A caller that stopped waiting still had its entry written.
+        let _ = reply.send(Answer {
+            result,
+            entry: Some(home),
+            compressed,
+        });
+    }
+}
 
 /// State the handles share with the writer thread.
 #[derive(Debug, Default)]
@@ -322,6 +355,7 @@ impl Journal {
         queued.map_err(|_| JournalError::Closed)?;
         let answer = answer.await.map_err(|_| JournalError::WriterStopped)?;
         drop(answer.entry);
+        drop(answer.compressed);
         answer.result
     }
 
@@ -418,9 +452,10 @@ fn run_writer<S: JournalStore>(
                     compressed: blob,
                     reply,
                 } => {
-                    entries.push(*entry);
+                    let (waiter, entry) = Waiter::new(reply, entry);
+                    entries.push(entry);
                     compressed.push(blob);
-                    replies.push(reply);
+                    replies.push(waiter);
                 }
                 Message::Close { reply } => {
                     receiver.close();
@@ -568,11 +603,13 @@ fn write_batch<S: JournalStore>(
     store: &mut S,
     entries: &mut Vec<Entry>,
     compressed: &mut Vec<Option<Compressed>>,
-    replies: &mut Vec<Reply>,
+    replies: &mut Vec<Waiter>,
     shared: &Shared,
 ) {
     let result = store.append_compressed(entries, compressed);
-    compressed.clear();
+    // Handed back with the answers where there is one for each entry.
+    let mut compressed = std::mem::take(compressed);
+    compressed.resize_with(entries.len(), || None);
     let result = result.and_then(|ids| {
         if ids.len() == entries.len() {
             Ok(ids)
@@ -587,12 +624,13 @@ fn write_batch<S: JournalStore>(
         Ok(ids) => {
             shared.batches.fetch_add(1, Ordering::Relaxed);
             set_available(shared, true);
-            for ((reply, id), entry) in replies.drain(..).zip(ids).zip(entries.drain(..)) {
-                // A caller that stopped waiting still had its entry written.
-                let _ = reply.send(Answer {
-                    result: Ok(id),
-                    entry: Some(Box::new(entry)),
-                });
+            for (((waiter, id), entry), blob) in replies
+                .drain(..)
+                .zip(ids)
+                .zip(entries.drain(..))
+                .zip(compressed.drain(..))
+            {
+                waiter.answer(Ok(id), entry, blob);
             }
         }
         Err(error) if error.storage_fault().is_some_and(|f| f.is_unavailable()) => {
@@ -606,14 +644,13 @@ fn write_batch<S: JournalStore>(
             }
             let fault = error.storage_fault().unwrap_or(super::StorageFault::Other);
             let message = error_chain(&error);
-            for (reply, entry) in replies.drain(..).zip(entries.drain(..)) {
-                let _ = reply.send(Answer {
-                    result: Err(JournalError::Storage(StorageError::from_parts(
-                        fault,
-                        message.clone(),
-                    ))),
-                    entry: Some(Box::new(entry)),
-                });
+            for ((waiter, entry), blob) in replies
+                .drain(..)
+                .zip(entries.drain(..))
+                .zip(compressed.drain(..))
+            {
+                let error = StorageError::from_parts(fault, message.clone());
+                waiter.answer(Err(JournalError::Storage(error)), entry, blob);
             }
         }
         Err(error) if entries.len() > 1 => {
@@ -637,11 +674,8 @@ fn write_batch<S: JournalStore>(
         Err(error) => {
             tracing::error!(error = %error_chain(&error), "journal entry not written");
             // Only a single entry gets here (see above), so `error` is its own.
-            if let Some(reply) = replies.pop() {
-                let _ = reply.send(Answer {
-                    result: Err(error),
-                    entry: entries.pop().map(Box::new),
-                });
+            if let (Some(waiter), Some(entry)) = (replies.pop(), entries.pop()) {
+                waiter.answer(Err(error), entry, compressed.pop().flatten());
             }
             replies.clear();
             entries.clear();
@@ -689,9 +723,9 @@ mod tests {
             operation: Some("Submit".to_owned()),
             operation_namespace: None,
             star_headers: None,
-            request_body: b"<Envelope/>".to_vec(),
+            request_body: b"<Envelope/>".to_vec().into(),
             request_truncated: false,
-            response_body: b"<Envelope/>".to_vec(),
+            response_body: b"<Envelope/>".to_vec().into(),
             response_truncated: false,
             http_status: 200,
             receipts: vec![uuid::Uuid::now_v7().to_string()],

@@ -36,7 +36,7 @@ pub fn v5_call(n: u32) -> CallRecord {
         tls_version: "TLSv1.3".to_owned(),
         cipher_suite: "TLS13_AES_256_GCM_SHA384".to_owned(),
         alpn: (n % 2 == 0).then(|| "h2".to_owned()),
-        identity: (n != 4).then(|| identity(n % 2)),
+        identity: (n != 4).then(|| identity(n % 2).into()),
         method: "POST".to_owned(),
         path: "/JobcenterMessageService/2/JobcenterMessageService.svc?x=1".to_owned(),
         soap_version: Some("1.1".to_owned()),
@@ -48,9 +48,9 @@ pub fn v5_call(n: u32) -> CallRecord {
         star_headers: Some(serde_json::json!({
             "request_user": { "user_identifier": identity(n % 2).caller_id }
         })),
-        request_body: format!("<s:Envelope>request {n} \u{e6}</s:Envelope>").into_bytes(),
+        request_body: format!("<s:Envelope>request {n} \u{e6}</s:Envelope>").into(),
         request_truncated: n == 3,
-        response_body: format!("<s:Envelope>response {n}</s:Envelope>").into_bytes(),
+        response_body: format!("<s:Envelope>response {n}</s:Envelope>").into(),
         response_truncated: false,
         http_status: if faulted { 500 } else { 200 },
         receipts: if faulted {
@@ -117,9 +117,9 @@ fn insert_v5(connection: &Connection, call: &CallRecord) -> i64 {
                 call.operation,
                 call.operation_namespace,
                 call.star_headers.as_ref().map(|h| json(h)),
-                call.request_body,
+                &call.request_body[..],
                 call.request_truncated,
-                call.response_body,
+                &call.response_body[..],
                 call.response_truncated,
                 call.http_status,
                 json(&call.receipts),
@@ -271,7 +271,7 @@ async fn a_journal_of_the_previous_release_migrates_in_place_and_every_call_stay
         .unwrap();
     let of_caller = before
         .iter()
-        .filter(|(_, c)| c.identity.as_ref() == Some(&identity(1)))
+        .filter(|(_, c)| c.identity.as_deref() == Some(&identity(1)))
         .count();
     assert_eq!(
         caller.calls as usize,
@@ -462,7 +462,7 @@ async fn a_version_7_journal_migrates_in_place_and_counters_and_suppliers_still_
         let Entry::Call(other) = &mut entries[6] else {
             unreachable!()
         };
-        other.identity = Some(identity(2));
+        other.identity = Some(identity(2).into());
         other.supplier = Some("Leverandør 2".to_owned());
         let ids = store.append(&entries).unwrap();
         for (id, entry) in ids.into_iter().zip(entries) {
@@ -737,7 +737,7 @@ async fn retention_removes_the_oldest_calls_in_steps_and_keeps_onboarding_eviden
     let confirmed = v5_call(1);
     let confirmed_id = journal.record_call(confirmed.clone()).await.unwrap();
     let mut old = v5_call(3);
-    old.identity = Some(identity(2)); // a certificate that makes newer calls below
+    old.identity = Some(identity(2).into()); // a certificate that makes newer calls below
     let old_id = journal.record_call(old).await.unwrap();
     journal
         .confirm_receipt(ConfirmationRecord {
@@ -757,7 +757,7 @@ async fn retention_removes_the_oldest_calls_in_steps_and_keeps_onboarding_eviden
                 v5_call(10 + n)
             };
             // Other certificates than the confirmed call's.
-            call.identity = Some(identity(2 + n % 5));
+            call.identity = Some(identity(2 + n % 5).into());
             tokio::spawn(async move { journal.record_call(call).await.unwrap() })
         })
         .collect();
@@ -890,7 +890,8 @@ async fn retention_by_size_keeps_the_journal_under_its_limit() {
         // Incompressible bodies, so that the size grows quickly.
         call.request_body = (0..512)
             .map(|i| ((n as u64 * 7919 + i) % 251) as u8)
-            .collect();
+            .collect::<Vec<u8>>()
+            .into();
         journal.record_call(call).await.unwrap();
     }
     let used = || {

@@ -134,10 +134,11 @@ async fn calls_and_rejections_round_trip_unchanged(store: Store) {
     anonymous.star_headers = None;
     anonymous.alpn = None;
     let mut unicode = v5_call(7);
-    unicode.request_body = "<Påmindelse>ÆØÅ \u{1F600}</Påmindelse>\u{0}"
+    let mut body = "<Påmindelse>ÆØÅ \u{1F600}</Påmindelse>\u{0}"
         .as_bytes()
         .to_vec();
-    unicode.request_body.push(0xff);
+    body.push(0xff);
+    unicode.request_body = body.into();
     let records = vec![v5_call(0), v5_call(2), anonymous, unicode];
     let mut call_ids = Vec::new();
     for record in &records {
@@ -659,7 +660,7 @@ async fn names_the_journal_never_held_match_no_call_and_turned_around_every_call
 /// identity checks passed, failed or did not run.
 fn counted_call(n: u32) -> journal::CallRecord {
     let mut call = v5_call(n);
-    call.identity = (n % 7 != 6).then(|| identity(n % 5));
+    call.identity = (n % 7 != 6).then(|| identity(n % 5).into());
     call.time =
         datetime!(2026-05-01 10:00:00 UTC) + time::Duration::seconds(i64::from(n * 37 % 101));
     match n % 4 {
@@ -842,7 +843,7 @@ async fn retention_by_calls_keeps_onboarding_evidence(store: Store) {
     let confirmed = v5_call(1);
     let confirmed_id = opened.journal.record_call(confirmed.clone()).await.unwrap();
     let mut old = v5_call(3);
-    old.identity = Some(identity(2));
+    old.identity = Some(identity(2).into());
     let old_id = opened.journal.record_call(old).await.unwrap();
     opened
         .journal
@@ -858,7 +859,7 @@ async fn retention_by_calls_keeps_onboarding_evidence(store: Store) {
         .map(|n| {
             let journal = opened.journal.clone();
             let mut call = v5_call(10 + n);
-            call.identity = Some(identity(2 + n % 5));
+            call.identity = Some(identity(2 + n % 5).into());
             tokio::spawn(async move { journal.record_call(call).await.unwrap() })
         })
         .collect();
@@ -1046,7 +1047,7 @@ async fn postgres_replicas_counting_the_same_certificates_at_once_never_deadlock
             let certificate = if reversed { 19 - n % 20 } else { n % 20 };
             tasks.push(tokio::spawn(async move {
                 let mut call = v5_call(n);
-                call.identity = Some(identity(certificate));
+                call.identity = Some(identity(certificate).into());
                 (journal.record_call(call.clone()).await.unwrap(), call)
             }));
         }

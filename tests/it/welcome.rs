@@ -456,7 +456,7 @@ async fn a_small_suppliers_welcome_pack_plays_the_whole_onboarding_test() {
         );
         assert!(!record.receipts.is_empty());
         // The systemforvalter's identity checks on the request as received: none fails.
-        let received = String::from_utf8(record.request_body.clone()).unwrap();
+        let received = String::from_utf8(record.request_body.to_vec()).unwrap();
         let envelope = dfdg_mock::soap::parse_envelope(&received).unwrap();
         assert_eq!(
             identity_findings(&identity, Some(&supplier), &envelope.star_headers),
