@@ -172,7 +172,7 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 };
 
 unsafe extern "C" fn open(
-    vfs: *mut ffi::sqlite3_vfs,
+    _vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
@@ -181,7 +181,6 @@ unsafe extern "C" fn open(
     let Some(Real(real)) = REAL.get() else {
         return ffi::SQLITE_ERROR;
     };
-    let _ = vfs;
     let ours = file.cast::<File>();
     // SAFETY: SQLite gives `szOsFile` bytes, aligned for any file: ours, then the real one.
     let inner = file
