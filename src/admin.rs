@@ -329,7 +329,11 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
 /// or the error saying it could not be.
 fn encoded_json(status: StatusCode, encoded: serde_json::Result<Vec<u8>>) -> Response<Body> {
     match encoded {
-        Ok(body) => respond(status, "application/json", body),
+        Ok(body) => respond(
+            status,
+            "application/json",
+            crate::memory::released_when_dropped(body),
+        ),
         Err(error) => error_response(&ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot encode the answer as JSON: {error}"),

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    dfdg_mock::memory::configure();
     fixed_malloc_thresholds();
     // Not clap's own parse: a bad value from a DFDG_MOCK_* variable is blamed on the variable.
     let cli = dfdg_mock::cli::parse();
