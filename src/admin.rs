@@ -322,18 +322,25 @@ fn respond(
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    encoded_json(status, serde_json::to_vec(value))
+    encoded_json(status, encode(value))
 }
 
-/// An answer already encoded as JSON (by [`json`], or on a reading thread by [`read_json`]),
+/// `value` as JSON, in pieces ([`stream::Pieces`]).
+fn encode(value: &impl serde::Serialize) -> serde_json::Result<stream::Pieces> {
+    let mut pieces = stream::Pieces::default();
+    serde_json::to_writer(&mut pieces, value).map(|()| pieces)
+}
+
+/// An answer already encoded as JSON (by [`json`], or by a read on its reading thread, so that
+/// what the answer is made of is freed where the read's memory is given back),
 /// or the error saying it could not be.
-fn encoded_json(status: StatusCode, encoded: serde_json::Result<Vec<u8>>) -> Response<Body> {
+fn encoded_json(status: StatusCode, encoded: serde_json::Result<stream::Pieces>) -> Response<Body> {
     match encoded {
-        Ok(body) => respond(
-            status,
-            "application/json",
-            crate::memory::released_when_dropped(body),
-        ),
+        Ok(pieces) => {
+            let mut response = respond(status, "application/json", Bytes::new());
+            *response.body_mut() = pieces.into_body().boxed();
+            response
+        }
         Err(error) => error_response(&ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot encode the answer as JSON: {error}"),
@@ -490,18 +497,14 @@ async fn route(
         (&Method::GET, ["api", "calls", id]) => call_detail(admin, id).await,
         (&Method::GET, ["api", "rejections"]) => list_rejections(admin, &query).await,
         (&Method::GET, ["api", "callers"]) => {
-            /// Written straight from the statuses: a JSON tree of a thousand callers first
-            /// would take several times the answer's size.
-            #[derive(serde::Serialize)]
-            struct Callers {
-                callers: Vec<onboarding::CallerStatus>,
-            }
-            read_json(admin, |store| {
-                Ok(Callers {
-                    callers: onboarding::callers(store)?,
-                })
+            // Each status written as it is worked out (see `stream::JsonList`).
+            read(admin, |store| {
+                let mut list = stream::JsonList::new(r#"{"callers":["#);
+                onboarding::each_caller(store, |status| list.push(&status))?;
+                Ok(list.finish("]}"))
             })
             .await
+            .map(|encoded| encoded_json(StatusCode::OK, encoded))
         }
         (&Method::GET, ["api", "suppliers"]) => supplier_status(admin, &query).await,
         (&Method::GET, ["api", "events"]) => events(admin),
@@ -540,17 +543,6 @@ async fn read<T: Send + 'static>(
     work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, ApiError> {
     admin.readers.read(work).await.map_err(ApiError::from)
-}
-
-/// Runs a read as [`read`] does and writes its answer as JSON on the same thread, so that
-/// what the answer is made of is freed where the read's memory is given back (see
-/// [`journal::Readers::read`]) and only the finished body reaches the server's threads.
-async fn read_json<T: serde::Serialize>(
-    admin: &Admin,
-    work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
-) -> ApiResult {
-    let encoded = read(admin, move |store| Ok(serde_json::to_vec(&work(store)?))).await?;
-    Ok(encoded_json(StatusCode::OK, encoded))
 }
 
 /// Reads a request body under [`MAX_BODY`] and [`REQUEST_TIMEOUT`].
@@ -674,38 +666,72 @@ fn cursor(id: i64) -> String {
 }
 
 /// A call in a list: what a feed shows, without bodies.
-fn summary(call: &StoredCall) -> serde_json::Value {
+/// One call of `GET /api/calls`, borrowed from the stored call and written straight into the
+/// answer: a JSON tree of 200 calls first would take several times the answer's size. The
+/// fields are in alphabetical order, the order the answer has always had (serde_json's maps).
+#[derive(serde::Serialize)]
+struct CallSummary<'a> {
+    authorization: Option<&'a str>,
+    caller_id: Option<&'a str>,
+    cvr: Option<&'a str>,
+    detail: Option<&'a str>,
+    fault_code: Option<i64>,
+    http_status: u16,
+    id: i64,
+    identity_check: Option<bool>,
+    identity_findings: usize,
+    latency_micros: u64,
+    operation: Option<&'a str>,
+    outcome: String,
+    path: &'a str,
+    peer: &'a str,
+    receipts: &'a [String],
+    scenario_rule: Option<&'a str>,
+    service: &'a str,
+    soap_action: Option<&'a str>,
+    soap_fault_code: Option<&'a str>,
+    soap_version: Option<&'a str>,
+    supplier: Option<&'a str>,
+    time: String,
+    warnings: Vec<&'static str>,
+    wsdl_findings: usize,
+}
+
+fn summary(call: &StoredCall) -> CallSummary<'_> {
     let record = &call.record;
     let (fault_code, soap_fault_code) = match &record.outcome {
-        journal::Outcome::Fault { code, fault_code } => (*code, Some(fault_code.clone())),
+        journal::Outcome::Fault { code, fault_code } => (*code, Some(fault_code.as_str())),
         _ => (None, None),
     };
-    serde_json::json!({
-        "id": call.id,
-        "time": rfc3339(record.time),
-        "peer": record.peer,
-        "caller_id": record.identity.as_ref().map(|i| i.caller_id.clone()),
-        "cvr": record.identity.as_ref().and_then(|i| i.cvr.clone()),
-        "supplier": record.supplier,
-        "authorization": record.authorization,
-        "service": journal::service_of(&record.path),
-        "path": record.path,
-        "operation": record.operation,
-        "soap_version": record.soap_version,
-        "outcome": record.outcome.label(),
-        "fault_code": fault_code,
-        "soap_fault_code": soap_fault_code,
-        "http_status": record.http_status,
-        "receipts": record.receipts,
-        "detail": record.detail,
-        "identity_check": record.identity.as_ref().map(|_| onboarding::identity_passed(record)),
-        "wsdl_findings": record.findings.len(),
-        "identity_findings": record.identity_findings.len(),
-        "warnings": warnings(record),
-        "soap_action": record.soap_action,
-        "scenario_rule": record.scenario_rule,
-        "latency_micros": record.latency_micros,
-    })
+    CallSummary {
+        authorization: record.authorization.as_deref(),
+        caller_id: record.identity.as_ref().map(|i| i.caller_id.as_str()),
+        cvr: record.identity.as_ref().and_then(|i| i.cvr.as_deref()),
+        detail: record.detail.as_deref(),
+        fault_code,
+        http_status: record.http_status,
+        id: call.id,
+        identity_check: record
+            .identity
+            .as_ref()
+            .map(|_| onboarding::identity_passed(record)),
+        identity_findings: record.identity_findings.len(),
+        latency_micros: record.latency_micros,
+        operation: record.operation.as_deref(),
+        outcome: record.outcome.label(),
+        path: &record.path,
+        peer: &record.peer,
+        receipts: &record.receipts,
+        scenario_rule: record.scenario_rule.as_deref(),
+        service: journal::service_of(&record.path),
+        soap_action: record.soap_action.as_deref(),
+        soap_fault_code,
+        soap_version: record.soap_version.as_deref(),
+        supplier: record.supplier.as_deref(),
+        time: rfc3339(record.time),
+        warnings: warnings(record),
+        wsdl_findings: record.findings.len(),
+    }
 }
 
 /// What the feed marks a call with (⚠), whatever its outcome: `identity` (the certificate's
@@ -747,15 +773,21 @@ async fn list_calls(admin: &Admin, query: &str) -> ApiResult {
     let query = call_query(query, false)?;
     let limit = query.limit;
     let following = query.after_id.is_some();
-    read_json(admin, move |store| {
+    #[derive(serde::Serialize)]
+    struct Calls<'a> {
+        calls: Vec<CallSummary<'a>>,
+        next: Option<String>,
+    }
+    read(admin, move |store| {
         let calls = store.calls(&query)?;
         let next = (!following && calls.len() == limit)
             .then(|| calls.last().map(|call| cursor(call.id)))
             .flatten();
-        let calls: Vec<serde_json::Value> = calls.iter().map(summary).collect();
-        Ok(serde_json::json!({ "calls": calls, "next": next }))
+        let calls = calls.iter().map(summary).collect();
+        Ok(encode(&Calls { calls, next }))
     })
     .await
+    .map(|encoded| encoded_json(StatusCode::OK, encoded))
 }
 
 fn export_calls(admin: &Admin, query: &str) -> ApiResult {
@@ -925,21 +957,21 @@ async fn supplier_status(admin: &Admin, query: &str) -> ApiResult {
             }
         }
     }
-    /// Written straight from the statuses on the reading thread (as `/api/callers`): a JSON
-    /// tree of a thousand suppliers first would take several times the answer's size.
-    #[derive(serde::Serialize)]
-    struct Suppliers {
-        open: bool,
-        suppliers: Vec<onboarding::SupplierStatus>,
-    }
     let registry = admin.suppliers.current();
-    read_json(admin, move |store| {
-        Ok(Suppliers {
-            open: registry.is_open(),
-            suppliers: onboarding::suppliers(store, &registry, only.as_deref())?,
-        })
+    // Each status written as it is worked out, on the reading thread (see `stream::JsonList`).
+    read(admin, move |store| {
+        let mut list = stream::JsonList::new(if registry.is_open() {
+            r#"{"open":true,"suppliers":["#
+        } else {
+            r#"{"open":false,"suppliers":["#
+        });
+        onboarding::each_supplier(store, &registry, only.as_deref(), |status| {
+            list.push(&status)
+        })?;
+        Ok(list.finish("]}"))
     })
     .await
+    .map(|encoded| encoded_json(StatusCode::OK, encoded))
 }
 
 async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiResult {

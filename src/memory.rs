@@ -1,11 +1,14 @@
-//! The process's memory: the allocator, and handing memory that was used and freed back to the
-//! system.
+//! The process's memory: the allocator, handing memory that was used and freed back to the
+//! system, and buffers that go back to it as soon as they are dropped.
 //!
 //! Rust's allocations go to mimalloc: on the bench endpoint it took 17-28 % less CPU per
 //! request than glibc's malloc in two runs (whose arenas, locks and consolidation were 15 % of a
 //! profile). Built without its transparent-huge-page advice (`no_thp`), so that a touched byte
 //! costs a 4 KiB page, not 2 MiB (with it, RSS under load doubled). SQLite, in C, still allocates
 //! with glibc's malloc.
+
+use std::alloc::{handle_alloc_error, GlobalAlloc, Layout, System};
+use std::ptr::NonNull;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -68,36 +71,79 @@ fn trim_glibc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim_glibc() {}
 
-/// An answer at least this large gives its memory back to the system when it is dropped (see
-/// [`released_when_dropped`]).
-const LARGE_ANSWER: usize = 64 << 10;
+/// The size of a [`Piece`]: glibc's mmap threshold as [`configure`] fixes it, so that glibc maps
+/// each piece on its own.
+pub const PIECE: usize = 128 * 1024;
 
-/// `body` as [`Bytes`] that, once the last reference to it is gone (the answer was written),
-/// returns what was freed to the system ([`release_freed`]): a large answer (`/api/suppliers` is
-/// about a megabyte of JSON for 1,000 callers) would otherwise stay resident after it was sent.
-/// Measured on a 1 M journal after four rounds of dashboard reads: 28.7-28.9 MB resident with
-/// this, 31.0-31.1 MB without (release builds on mimalloc). Small bodies are only wrapped.
-pub fn released_when_dropped(body: Vec<u8>) -> bytes::Bytes {
-    /// Owns the body; frees it, then trims the heaps.
-    struct Released(Vec<u8>);
+const PIECE_LAYOUT: Layout = match Layout::from_size_align(PIECE, 1) {
+    Ok(layout) => layout,
+    Err(_) => panic!("PIECE is a valid size"),
+};
 
-    impl AsRef<[u8]> for Released {
-        fn as_ref(&self) -> &[u8] {
-            &self.0
+/// A buffer of [`PIECE`] bytes in memory of its own, which goes back to the system the moment
+/// the piece is dropped, on whichever thread: the pieces of a large answer are made on a reading
+/// thread and freed by the server's threads as they are written, where a mimalloc block freed
+/// by another thread than its own stays resident until its thread allocates or collects again
+/// (a megabyte after each `/api/suppliers` of 1,000 callers, until the next read).
+pub struct Piece {
+    start: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a piece owns its buffer alone, as a `Box<[u8]>` does.
+unsafe impl Send for Piece {}
+// SAFETY: shared, a piece only gives out `&[u8]` of its written part.
+unsafe impl Sync for Piece {}
+
+impl Piece {
+    pub fn new() -> Piece {
+        // SAFETY: the layout's size is not zero.
+        let start = unsafe { System.alloc(PIECE_LAYOUT) };
+        let start = NonNull::new(start).unwrap_or_else(|| handle_alloc_error(PIECE_LAYOUT));
+        Piece { start, len: 0 }
+    }
+
+    /// Appends as much of `bytes` as there is room for; returns how much that was.
+    pub fn fill(&mut self, bytes: &[u8]) -> usize {
+        let take = (PIECE - self.len).min(bytes.len());
+        // SAFETY: the piece owns PIECE bytes from `start` and `len + take <= PIECE`; `bytes`
+        // is another allocation (`&mut self` excludes this one).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.start.as_ptr().add(self.len), take);
         }
+        self.len += take;
+        take
     }
 
-    impl Drop for Released {
-        fn drop(&mut self) {
-            drop(std::mem::take(&mut self.0));
-            release_freed();
-        }
+    pub fn is_full(&self) -> bool {
+        self.len == PIECE
     }
+}
 
-    if body.len() < LARGE_ANSWER {
-        return body.into();
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Piece").field("len", &self.len).finish()
     }
-    bytes::Bytes::from_owner(Released(body))
+}
+
+impl Default for Piece {
+    fn default() -> Piece {
+        Piece::new()
+    }
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes from `start` were written by `fill`.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Piece {
+    fn drop(&mut self) {
+        // SAFETY: `start` came from `System.alloc` with this layout, and is freed once.
+        unsafe { System.dealloc(self.start.as_ptr(), PIECE_LAYOUT) };
+    }
 }
 
 #[cfg(test)]
@@ -105,12 +151,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_released_body_is_the_same_bytes_for_as_long_as_any_copy_lives() {
-        let large = vec![7u8; LARGE_ANSWER];
-        let bytes = released_when_dropped(large.clone());
-        let copy = bytes.clone();
-        drop(bytes);
-        assert_eq!(copy, large, "a clone outlives the first reference");
-        assert_eq!(released_when_dropped(b"small".to_vec()), &b"small"[..]);
+    fn a_piece_holds_what_was_written_up_to_its_size() {
+        let mut piece = Piece::new();
+        assert_eq!(piece.fill(b"abc"), 3);
+        assert_eq!(piece.as_ref(), b"abc");
+        let rest = vec![7u8; PIECE];
+        assert_eq!(piece.fill(&rest), PIECE - 3);
+        assert!(piece.is_full());
+        assert_eq!(piece.fill(b"more"), 0);
+        assert_eq!(&piece.as_ref()[..3], b"abc");
+        assert!(piece.as_ref()[3..].iter().all(|&b| b == 7));
+        let bytes = bytes::Bytes::from_owner(piece);
+        assert_eq!(bytes.len(), PIECE);
     }
 }

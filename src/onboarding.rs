@@ -341,7 +341,18 @@ pub fn checks(call: &CallRecord) -> Vec<Check> {
 /// Every caller id seen in the journal with its three-step status, most recently seen first.
 /// Reads one summary row per caller and the calls it cites: no call is scanned.
 pub fn callers(reader: &impl JournalReader) -> Result<Vec<CallerStatus>, JournalError> {
-    caller_evidence(reader, |evidence| Some(evidence.status))
+    let mut callers = Vec::new();
+    each_caller(reader, |status| callers.push(status))?;
+    Ok(callers)
+}
+
+/// [`callers`], handing each status to `each` as soon as it is worked out, so that an answer
+/// can be written without holding them all.
+pub fn each_caller(
+    reader: &impl JournalReader,
+    mut each: impl FnMut(CallerStatus),
+) -> Result<(), JournalError> {
+    caller_evidence(reader, |evidence| each(evidence.status))
 }
 
 /// A caller's status and the call its steps cite.
@@ -351,13 +362,13 @@ struct CallerEvidence {
     confirmable: Option<String>,
 }
 
-/// Works out each caller's evidence, most recently seen first, and keeps what `each` makes of
-/// it. The callers are taken [`CITED_AT_ONCE`] at a time, each batch's cited calls read and
-/// dropped before the next: a journal of many callers is answered in bounded memory.
-fn caller_evidence<T>(
+/// Works out each caller's evidence, most recently seen first, and hands it to `each`. The
+/// callers are taken [`CITED_AT_ONCE`] at a time, each batch's cited calls read and dropped
+/// before the next: a journal of many callers is answered in bounded memory.
+fn caller_evidence(
     reader: &impl JournalReader,
-    mut each: impl FnMut(CallerEvidence) -> Option<T>,
-) -> Result<Vec<T>, JournalError> {
+    mut each: impl FnMut(CallerEvidence),
+) -> Result<(), JournalError> {
     let confirmations = reader.confirmations(MAX_LIMIT)?;
     // Newest first, as the journal lists them.
     let mut confirmed: HashMap<&str, Vec<&StoredConfirmation>> = HashMap::new();
@@ -369,7 +380,6 @@ fn caller_evidence<T>(
     let confirmations_of =
         |caller_id: &str| confirmed.get(caller_id).map_or(&[][..], Vec::as_slice);
     let mut summaries = reader.callers(MAX_CALLERS)?.into_iter().peekable();
-    let mut kept = Vec::new();
     while summaries.peek().is_some() {
         let batch: Vec<CallerSummary> = summaries.by_ref().take(CITED_AT_ONCE).collect();
         let cited = Cited::read(
@@ -398,7 +408,7 @@ fn caller_evidence<T>(
                 .call
                 .as_ref()
                 .and_then(|call| call.record.supplier.clone());
-            kept.extend(each(CallerEvidence {
+            each(CallerEvidence {
                 status: CallerStatus {
                     caller_id: summary.caller_id,
                     supplier,
@@ -414,10 +424,10 @@ fn caller_evidence<T>(
                 },
                 identity_call: steps.call,
                 confirmable: steps.confirmable,
-            }));
+            });
         }
     }
-    Ok(kept)
+    Ok(())
 }
 
 /// The three-step status of each registered supplier (registry order), or of each caller id
@@ -432,6 +442,19 @@ pub fn suppliers(
     registry: &Registry,
     only: Option<&str>,
 ) -> Result<Vec<SupplierStatus>, JournalError> {
+    let mut statuses = Vec::new();
+    each_supplier(reader, registry, only, |status| statuses.push(status))?;
+    Ok(statuses)
+}
+
+/// [`suppliers`], handing each status to `each` as soon as it is worked out, so that an answer
+/// can be written without holding them all.
+pub fn each_supplier(
+    reader: &impl JournalReader,
+    registry: &Registry,
+    only: Option<&str>,
+    mut each: impl FnMut(SupplierStatus),
+) -> Result<(), JournalError> {
     let wanted = |name: &str| only.is_none_or(|only| only.eq_ignore_ascii_case(name));
     if registry.is_open() {
         return caller_evidence(reader, |found| {
@@ -441,9 +464,9 @@ pub fn suppliers(
                 confirmable,
             } = found;
             if !wanted(&caller.caller_id) {
-                return None;
+                return;
             }
-            Some(SupplierStatus {
+            each(SupplierStatus {
                 supplier: None,
                 category: None,
                 cvr: caller.cvr,
@@ -457,7 +480,7 @@ pub fn suppliers(
                 identity_checked: caller.identity_checked,
                 receipt_confirmed: caller.receipt_confirmed,
                 confirmable,
-            })
+            });
         });
     }
     let certificates = reader.certificates()?;
@@ -530,7 +553,6 @@ pub fn suppliers(
             )
         }),
     )?;
-    let mut statuses = Vec::new();
     for subject in &subjects {
         let (supplier, own) = (subject.supplier, &subject.own);
         let calls: i64 = own.iter().map(|c| c.calls).sum();
@@ -558,7 +580,7 @@ pub fn suppliers(
                 }),
             })
             .collect();
-        statuses.push(SupplierStatus {
+        each(SupplierStatus {
             supplier: Some(supplier.name.clone()),
             category: Some(supplier.category),
             cvr: Some(supplier.cvr.clone()),
@@ -582,7 +604,7 @@ pub fn suppliers(
             confirmable: steps.confirmable,
         });
     }
-    Ok(statuses)
+    Ok(())
 }
 
 /// How many of the newest answered calls a `ServiceRequestLogReferenceIdentifier` is looked up
@@ -865,7 +887,7 @@ const CONFIRMATIONS_READ: usize = 50;
 struct Cited(HashMap<i64, StoredCall>);
 
 /// How many cited calls [`Cited::add`] reads with their bodies at once.
-const CITED_AT_ONCE: usize = 256;
+const CITED_AT_ONCE: usize = 64;
 
 impl Cited {
     /// The calls each subject's steps may cite, read as [`evidence_steps`] would ask for them:
