@@ -601,6 +601,7 @@ pub fn compress_into<'b>(packed: &[u8], dictionary: &[u8], blob: &'b mut Vec<u8>
     }
     let blob = &mut blob[..room];
     blob[..4].copy_from_slice(&size.to_le_bytes());
+    keep_table_pages();
     // As lz4_flex's own `compress_prepend_size_with_dict`: a dictionary of 3 bytes or fewer
     // is none.
     let written = if dictionary.len() <= 3 {
@@ -614,6 +615,19 @@ pub fn compress_into<'b>(packed: &[u8], dictionary: &[u8], blob: &'b mut Vec<u8>
         Ok(written) => &blob[..4 + written],
         Err(_) => &[],
     }
+}
+
+/// LZ4 allocates its hash table (8 KiB, or 16 KiB when the dictionary and the input pass
+/// 64 KiB) for each compression and frees it after. On its own in an allocator page, that page
+/// empties each time and goes back to the system at once (`memory::configure`), to be faulted
+/// in again by the next call: madvise with its TLB shootdowns and page faults were 12 % of the
+/// server's CPU under keep-alive load. A block of each size held by every compressing thread
+/// keeps those pages from emptying.
+fn keep_table_pages() {
+    thread_local! {
+        static KEPT: (Box<[u16; 4096]>, Box<[u32; 4096]>) = (Box::new([0; 4096]), Box::new([0; 4096]));
+    }
+    KEPT.with(|_| ());
 }
 
 /// Undoes [`compress`].
