@@ -497,14 +497,12 @@ async fn route(
         (&Method::GET, ["api", "calls", id]) => call_detail(admin, id).await,
         (&Method::GET, ["api", "rejections"]) => list_rejections(admin, &query).await,
         (&Method::GET, ["api", "callers"]) => {
-            // Each status written as it is worked out (see `stream::JsonList`).
-            read(admin, |store| {
-                let mut list = stream::JsonList::new(r#"{"callers":["#);
+            // Each status written as it is worked out (see `read_list`).
+            read_list(admin, r#"{"callers":["#, |store, list| {
                 onboarding::each_caller(store, |status| list.push(&status))?;
-                Ok(list.finish("]}"))
+                Ok("]}".to_owned())
             })
             .await
-            .map(|encoded| encoded_json(StatusCode::OK, encoded))
         }
         (&Method::GET, ["api", "suppliers"]) => supplier_status(admin, &query).await,
         (&Method::GET, ["api", "events"]) => events(admin),
@@ -543,6 +541,54 @@ async fn read<T: Send + 'static>(
     work: impl FnOnce(&journal::Reader) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, ApiError> {
     admin.readers.read(work).await.map_err(ApiError::from)
+}
+
+/// A JSON object ending in a list, worked out on a reading thread by `fill` (which writes the
+/// items and returns what closes the object, e.g. `]}`), and sent as it is written once it
+/// outgrows a few pieces ([`stream::Pieces::spilling`]): a list of a thousand suppliers is
+/// never held whole. A smaller answer, or an error before the first piece went out, is
+/// answered whole, with its length or status. An error after that cuts the answer short
+/// (it is logged).
+async fn read_list(
+    admin: &Admin,
+    start: &'static str,
+    fill: impl FnOnce(&journal::Reader, &mut stream::JsonList) -> Result<String, JournalError>
+        + Send
+        + 'static,
+) -> ApiResult {
+    let (started, streaming) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    let readers = admin.readers.clone();
+    let work = tokio::spawn(async move {
+        readers
+            .read(move |store| {
+                let pieces = stream::Pieces::spilling(runtime, started);
+                let mut list = stream::JsonList::into(pieces, start);
+                let end = fill(store, &mut list).inspect_err(|error| {
+                    if list.is_streaming() {
+                        tracing::warn!(%error, "a streamed admin answer was cut short");
+                    }
+                })?;
+                Ok(list
+                    .finish(&end)
+                    .map_err(std::io::Error::from)
+                    .and_then(stream::Pieces::end))
+            })
+            .await
+    });
+    if let Ok(body) = streaming.await {
+        let mut response = respond(StatusCode::OK, "application/json", Bytes::new());
+        *response.body_mut() = body.boxed();
+        return Ok(response);
+    }
+    let internal = |message: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message);
+    match work.await {
+        Ok(Ok(Ok(Some(pieces)))) => Ok(encoded_json(StatusCode::OK, Ok(pieces))),
+        Ok(Ok(Ok(None))) => Err(internal("the answer was sent as a stream".to_owned())),
+        Ok(Ok(Err(error))) => Err(internal(format!("cannot encode the answer: {error}"))),
+        Ok(Err(error)) => Err(error.into()),
+        Err(error) => Err(internal(format!("the read stopped: {error}"))),
+    }
 }
 
 /// Reads a request body under [`MAX_BODY`] and [`REQUEST_TIMEOUT`].
@@ -661,6 +707,9 @@ fn parse_cursor(value: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// Calls read per query by `GET /api/calls` (see `list_calls`).
+const LIST_PAGE: usize = 50;
+
 fn cursor(id: i64) -> String {
     format!("c{id}")
 }
@@ -773,21 +822,41 @@ async fn list_calls(admin: &Admin, query: &str) -> ApiResult {
     let query = call_query(query, false)?;
     let limit = query.limit;
     let following = query.after_id.is_some();
-    #[derive(serde::Serialize)]
-    struct Calls<'a> {
-        calls: Vec<CallSummary<'a>>,
-        next: Option<String>,
-    }
-    read(admin, move |store| {
-        let calls = store.calls(&query)?;
-        let next = (!following && calls.len() == limit)
-            .then(|| calls.last().map(|call| cursor(call.id)))
+    // Read LIST_PAGE calls at a time, each page's summaries written before the next is read:
+    // the calls (bodies and all, as the journal returns them) of a long page are never held
+    // at once.
+    read_list(admin, r#"{"calls":["#, move |store, list| {
+        let mut page = CallQuery {
+            limit: limit.min(LIST_PAGE),
+            ..query
+        };
+        let (mut listed, mut last) = (0, None);
+        loop {
+            let calls = store.calls(&page)?;
+            for call in &calls {
+                list.push(&summary(call));
+            }
+            listed += calls.len();
+            last = calls.last().map(|call| call.id).or(last);
+            if calls.len() < page.limit || listed >= limit {
+                break;
+            }
+            page.limit = (limit - listed).min(LIST_PAGE);
+            if following {
+                page.after_id = last;
+            } else {
+                page.before_id = last;
+            }
+        }
+        let next = (!following && listed == limit)
+            .then(|| last.map(cursor))
             .flatten();
-        let calls = calls.iter().map(summary).collect();
-        Ok(encode(&Calls { calls, next }))
+        Ok(format!(
+            "],\"next\":{}}}",
+            serde_json::to_string(&next).unwrap_or_else(|_| "null".to_owned())
+        ))
     })
     .await
-    .map(|encoded| encoded_json(StatusCode::OK, encoded))
 }
 
 fn export_calls(admin: &Admin, query: &str) -> ApiResult {
@@ -958,20 +1027,19 @@ async fn supplier_status(admin: &Admin, query: &str) -> ApiResult {
         }
     }
     let registry = admin.suppliers.current();
-    // Each status written as it is worked out, on the reading thread (see `stream::JsonList`).
-    read(admin, move |store| {
-        let mut list = stream::JsonList::new(if registry.is_open() {
-            r#"{"open":true,"suppliers":["#
-        } else {
-            r#"{"open":false,"suppliers":["#
-        });
+    let start = if registry.is_open() {
+        r#"{"open":true,"suppliers":["#
+    } else {
+        r#"{"open":false,"suppliers":["#
+    };
+    // Each status written as it is worked out, on the reading thread (see `read_list`).
+    read_list(admin, start, move |store, list| {
         onboarding::each_supplier(store, &registry, only.as_deref(), |status| {
             list.push(&status)
         })?;
-        Ok(list.finish("]}"))
+        Ok("]}".to_owned())
     })
     .await
-    .map(|encoded| encoded_json(StatusCode::OK, encoded))
 }
 
 async fn confirm(admin: &Admin, request: Request<Incoming>, guid: &str) -> ApiResult {

@@ -543,66 +543,70 @@ pub fn each_supplier(
             confirmations: mine,
         });
     }
-    let cited = Cited::read(
-        reader,
-        subjects.iter().map(|subject| {
-            (
+    // The cited calls of one batch of suppliers at a time, as for callers: a thousand
+    // suppliers' calls are never held at once.
+    for batch in subjects.chunks(CITED_AT_ONCE) {
+        let cited = Cited::read(
+            reader,
+            batch.iter().map(|subject| {
+                (
+                    subject.latest_receipt,
+                    subject.latest_passed,
+                    &subject.confirmations[..],
+                )
+            }),
+        )?;
+        for subject in batch {
+            let (supplier, own) = (subject.supplier, &subject.own);
+            let calls: i64 = own.iter().map(|c| c.calls).sum();
+            let steps = evidence_steps(
+                &cited,
                 subject.latest_receipt,
                 subject.latest_passed,
-                &subject.confirmations[..],
-            )
-        }),
-    )?;
-    for subject in &subjects {
-        let (supplier, own) = (subject.supplier, &subject.own);
-        let calls: i64 = own.iter().map(|c| c.calls).sum();
-        let steps = evidence_steps(
-            &cited,
-            subject.latest_receipt,
-            subject.latest_passed,
-            &subject.confirmations,
-            "of this supplier",
-        );
-        let seen = own
-            .iter()
-            .map(|certificate| SeenCertificate {
-                caller_id: certificate.identity.caller_id.clone(),
-                fingerprint: certificate.identity.fingerprint.clone(),
-                not_after: certificate.identity.not_after.clone(),
-                calls: usize::try_from(certificate.calls).unwrap_or(0),
-                last_seen: certificate.last_seen,
-                revoked: supplier.revoked.iter().any(|known| {
-                    crate::supplier::keys_match(
-                        known,
-                        &certificate.identity.caller_id,
-                        &certificate.identity.fingerprint,
-                    )
-                }),
-            })
-            .collect();
-        each(SupplierStatus {
-            supplier: Some(supplier.name.clone()),
-            category: Some(supplier.category),
-            cvr: Some(supplier.cvr.clone()),
-            caller_id: steps
-                .call
-                .as_ref()
-                .and_then(|call| call.record.identity.as_ref())
-                .map(|identity| identity.caller_id.clone())
-                .or_else(|| supplier.identities.first().cloned()),
-            calls: usize::try_from(calls).unwrap_or(0),
-            registered: Some(RegisteredIdentity::from(supplier)),
-            certificates: seen,
-            complete: steps.complete(),
-            identity: steps
-                .call
-                .as_ref()
-                .map(|call| evidence(call, Some(supplier))),
-            call_received: steps.call_received,
-            identity_checked: steps.identity_checked,
-            receipt_confirmed: steps.receipt_confirmed,
-            confirmable: steps.confirmable,
-        });
+                &subject.confirmations,
+                "of this supplier",
+            );
+            let seen = own
+                .iter()
+                .map(|certificate| SeenCertificate {
+                    caller_id: certificate.identity.caller_id.clone(),
+                    fingerprint: certificate.identity.fingerprint.clone(),
+                    not_after: certificate.identity.not_after.clone(),
+                    calls: usize::try_from(certificate.calls).unwrap_or(0),
+                    last_seen: certificate.last_seen,
+                    revoked: supplier.revoked.iter().any(|known| {
+                        crate::supplier::keys_match(
+                            known,
+                            &certificate.identity.caller_id,
+                            &certificate.identity.fingerprint,
+                        )
+                    }),
+                })
+                .collect();
+            each(SupplierStatus {
+                supplier: Some(supplier.name.clone()),
+                category: Some(supplier.category),
+                cvr: Some(supplier.cvr.clone()),
+                caller_id: steps
+                    .call
+                    .as_ref()
+                    .and_then(|call| call.record.identity.as_ref())
+                    .map(|identity| identity.caller_id.clone())
+                    .or_else(|| supplier.identities.first().cloned()),
+                calls: usize::try_from(calls).unwrap_or(0),
+                registered: Some(RegisteredIdentity::from(supplier)),
+                certificates: seen,
+                complete: steps.complete(),
+                identity: steps
+                    .call
+                    .as_ref()
+                    .map(|call| evidence(call, Some(supplier))),
+                call_received: steps.call_received,
+                identity_checked: steps.identity_checked,
+                receipt_confirmed: steps.receipt_confirmed,
+                confirmable: steps.confirmable,
+            });
+        }
     }
     Ok(())
 }

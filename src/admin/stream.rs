@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
-use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit};
 
 use crate::app::LiveEvent;
 use crate::journal::{CallQuery, JournalReader, Readers};
@@ -39,13 +39,54 @@ pub struct Pieces {
     done: VecDeque<Bytes>,
     current: Option<memory::Piece>,
     len: u64,
+    /// Where the pieces go once the answer outgrows [`SPILL_AFTER`] pieces, if it may be sent
+    /// as it is written (see [`Pieces::spilling`]).
+    spill: Option<Spill>,
+}
+
+/// Full pieces an answer that may spill holds before it starts being sent: an answer this
+/// size or smaller is sent whole, with its length, as any other.
+const SPILL_AFTER: usize = 2;
+
+/// The channel a spilling answer is sent through, opened when it outgrows [`SPILL_AFTER`]
+/// pieces.
+#[derive(Debug)]
+struct Spill {
+    runtime: tokio::runtime::Handle,
+    /// Takes the body to the handler, which then answers with it; `None` once sent.
+    start: Option<oneshot::Sender<ChannelBody>>,
+    sender: Option<mpsc::Sender<Bytes>>,
+}
+
+impl Spill {
+    /// Sends the full pieces, opening the channel first if it is not yet; an error when the
+    /// client left or stalled (the answer is then abandoned).
+    fn send(&mut self, pieces: &mut VecDeque<Bytes>) -> io::Result<()> {
+        if self.sender.is_none() {
+            let (sender, body) = ChannelBody::new(SPILL_AFTER);
+            let handler = self.start.take().ok_or(io::ErrorKind::BrokenPipe)?;
+            handler.send(body).map_err(|_| io::ErrorKind::BrokenPipe)?;
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_ref().ok_or(io::ErrorKind::BrokenPipe)?;
+        while let Some(piece) = pieces.pop_front() {
+            if !self.runtime.block_on(send(sender, piece)) {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the client left or stopped reading",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl io::Write for Pieces {
     fn write(&mut self, mut bytes: &[u8]) -> io::Result<usize> {
         let written = bytes.len();
         self.len += written as u64;
-        if self.done.is_empty() && self.current.is_none() {
+        let spilled = self.spill.as_ref().is_some_and(|s| s.sender.is_some());
+        if self.done.is_empty() && self.current.is_none() && !spilled {
             if self.small.len() + bytes.len() <= memory::PIECE {
                 self.small.extend_from_slice(bytes);
                 return Ok(written);
@@ -63,6 +104,11 @@ impl io::Write for Pieces {
                 if let Some(full) = self.current.take() {
                     self.done.push_back(Bytes::from_owner(full));
                 }
+                if let Some(spill) = self.spill.as_mut() {
+                    if self.done.len() >= SPILL_AFTER || spill.sender.is_some() {
+                        spill.send(&mut self.done)?;
+                    }
+                }
             }
         }
         Ok(written)
@@ -74,6 +120,45 @@ impl io::Write for Pieces {
 }
 
 impl Pieces {
+    /// Pieces written on a reading thread (not a runtime thread: sending blocks it) that start
+    /// being sent once they outgrow [`SPILL_AFTER`] pieces, so that a large answer is never held
+    /// whole: the body is then given to `start`, and the rest follows as it is written.
+    /// [`Pieces::end`] says which way the answer went.
+    pub fn spilling(
+        runtime: tokio::runtime::Handle,
+        start: oneshot::Sender<ChannelBody>,
+    ) -> Pieces {
+        Pieces {
+            spill: Some(Spill {
+                runtime,
+                start: Some(start),
+                sender: None,
+            }),
+            ..Pieces::default()
+        }
+    }
+
+    /// Ends a [`Pieces::spilling`] answer: the pieces to send whole if it never spilled, else
+    /// `None` once its last pieces are sent (the channel then closes, ending the body).
+    pub fn end(mut self) -> io::Result<Option<Pieces>> {
+        let Some(mut spill) = self.spill.take() else {
+            return Ok(Some(self));
+        };
+        if spill.sender.is_none() {
+            // Dropping `spill` tells the handler there is no stream to wait for.
+            return Ok(Some(self));
+        }
+        if let Some(last) = self.current.take() {
+            self.done.push_back(Bytes::from_owner(last));
+        }
+        if !self.small.is_empty() {
+            self.done
+                .push_back(Bytes::from(std::mem::take(&mut self.small)));
+        }
+        spill.send(&mut self.done)?;
+        Ok(None)
+    }
+
     /// The body that sends the pieces, with their length (so HTTP/1.1 gets a
     /// `content-length`).
     pub fn into_body(mut self) -> PiecesBody {
@@ -101,15 +186,23 @@ pub struct JsonList {
 }
 
 impl JsonList {
-    /// `start` is the JSON up to and including the list's `[`, e.g. `{"open":true,"suppliers":[`.
-    pub fn new(start: &str) -> JsonList {
-        let mut pieces = Pieces::default();
+    /// A list written into `pieces` (e.g. [`Pieces::spilling`]); `start` is the JSON up to
+    /// and including the list's `[`, e.g. `{"open":true,"suppliers":[`.
+    pub fn into(mut pieces: Pieces, start: &str) -> JsonList {
         let _ = io::Write::write_all(&mut pieces, start.as_bytes());
         JsonList {
             pieces,
             items: 0,
             error: None,
         }
+    }
+
+    /// Whether the list is being sent as it is written (see [`Pieces::spilling`]).
+    pub fn is_streaming(&self) -> bool {
+        self.pieces
+            .spill
+            .as_ref()
+            .is_some_and(|spill| spill.sender.is_some())
     }
 
     pub fn push(&mut self, item: &impl serde::Serialize) {
@@ -329,7 +422,7 @@ mod tests {
         let items: Vec<serde_json::Value> = (0..20_000)
             .map(|n| serde_json::json!({ "n": n, "text": "x".repeat(n % 50) }))
             .collect();
-        let mut list = JsonList::new(r#"{"open":true,"items":["#);
+        let mut list = JsonList::into(Pieces::default(), r#"{"open":true,"items":["#);
         for item in &items {
             list.push(item);
         }
@@ -352,9 +445,87 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_answer_is_one_frame_and_an_empty_list_is_valid() {
-        let list = JsonList::new(r#"{"callers":["#);
+        let list = JsonList::into(Pieces::default(), r#"{"callers":["#);
         let (length, frames, bytes) = sent(list.finish("]}").expect("encoded")).await;
         assert_eq!(bytes, br#"{"callers":[]}"#);
         assert_eq!((length, frames), (Some(14), 1));
+    }
+
+    fn items(count: usize) -> Vec<serde_json::Value> {
+        (0..count)
+            .map(|n| serde_json::json!({ "n": n, "text": "x".repeat(n % 50) }))
+            .collect()
+    }
+
+    /// Writes `items` into a spilling list on a blocking thread, as a read does; what
+    /// [`Pieces::end`] returned, once the list is written.
+    fn spill(
+        items: Vec<serde_json::Value>,
+    ) -> (
+        oneshot::Receiver<ChannelBody>,
+        tokio::task::JoinHandle<io::Result<Option<Pieces>>>,
+    ) {
+        let (start, started) = oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let writing = tokio::task::spawn_blocking(move || {
+            let mut list = JsonList::into(Pieces::spilling(runtime, start), r#"{"items":["#);
+            for item in &items {
+                list.push(item);
+            }
+            list.finish("]}")
+                .map_err(io::Error::from)
+                .and_then(Pieces::end)
+        });
+        (started, writing)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_spilling_list_is_sent_while_it_is_written_as_the_same_json() {
+        let items = items(20_000);
+        let expected = serde_json::to_vec(&serde_json::json!({ "items": items })).unwrap();
+        assert!(expected.len() > 4 * memory::PIECE, "the list spans pieces");
+        let (started, writing) = spill(items);
+        let mut body = started
+            .await
+            .expect("the answer outgrew its pieces: a stream");
+        let (mut bytes, mut frames) = (Vec::new(), 0);
+        while let Some(frame) = body.frame().await {
+            frames += 1;
+            bytes.extend_from_slice(&frame.expect("infallible").into_data().expect("data"));
+        }
+        assert!(bytes == expected, "the stream makes the same JSON");
+        assert!(frames > SPILL_AFTER, "{frames} frames");
+        let ended = writing.await.expect("written").expect("sent");
+        assert!(ended.is_none(), "nothing left to send whole");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_spilling_list_is_sent_whole_with_its_length() {
+        let items = items(100);
+        let expected = serde_json::to_vec(&serde_json::json!({ "items": items })).unwrap();
+        let (started, writing) = spill(items);
+        assert!(started.await.is_err(), "no stream for a small answer");
+        let pieces = writing
+            .await
+            .expect("written")
+            .expect("kept")
+            .expect("whole");
+        let (length, _, bytes) = sent(pieces).await;
+        assert!(bytes == expected);
+        assert_eq!(length, Some(expected.len() as u64));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spilling_list_stops_when_the_client_leaves() {
+        let (started, writing) = spill(items(200_000));
+        let mut body = started.await.expect("a stream");
+        let first = body.frame().await.expect("a frame").expect("infallible");
+        assert!(first.is_data());
+        drop(body);
+        let ended = writing.await.expect("the writing thread ends");
+        assert_eq!(
+            ended.err().map(|error| error.kind()),
+            Some(io::ErrorKind::BrokenPipe)
+        );
     }
 }

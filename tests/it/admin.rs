@@ -173,6 +173,43 @@ async fn on_loopback_without_a_token_it_is_open_and_with_one_it_is_required() {
     assert_eq!(reply.status, 200);
 }
 
+/// `GET /api/calls` reads a long page from the journal in several queries (50 calls each); the
+/// joined pages are the same calls, in order, each once, newest first or (following) oldest
+/// first, and `next` names the last.
+#[tokio::test]
+async fn a_long_page_of_calls_is_every_call_once_in_order() {
+    let pki = Pki::new();
+    let server = TestServer::with_admin(&pki).await;
+    let admin = server.admin();
+    for _ in 0..130 {
+        malformed_call(&pki, &server).await;
+    }
+    let all = admin_json(admin, "/api/calls?limit=500").await;
+    let all_ids = ids(&all);
+    assert_eq!(all_ids.len(), 130);
+    assert!(
+        all_ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first, each once"
+    );
+    assert_eq!(all["next"], Value::Null);
+
+    let first = admin_json(admin, "/api/calls?limit=120").await;
+    assert_eq!(ids(&first), all_ids[..120]);
+    assert_eq!(first["next"], format!("c{}", all_ids[119]));
+    let rest = admin_json(
+        admin,
+        &format!("/api/calls?limit=120&cursor=c{}", all_ids[119]),
+    )
+    .await;
+    assert_eq!(ids(&rest), all_ids[120..]);
+
+    let oldest = all_ids[129];
+    let following = admin_json(admin, &format!("/api/calls?limit=500&after_id={oldest}")).await;
+    let mut ascending = all_ids[..129].to_vec();
+    ascending.reverse();
+    assert_eq!(ids(&following), ascending, "oldest first after the id");
+}
+
 #[tokio::test]
 async fn calls_are_filtered_and_paged_with_a_cursor() {
     let pki = Pki::new();
