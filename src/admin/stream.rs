@@ -63,7 +63,7 @@ impl Spill {
     /// client left or stalled (the answer is then abandoned).
     fn send(&mut self, pieces: &mut VecDeque<Bytes>) -> io::Result<()> {
         if self.sender.is_none() {
-            let (sender, body) = ChannelBody::new(SPILL_AFTER);
+            let (sender, body) = ChannelBody::new(1);
             let handler = self.start.take().ok_or(io::ErrorKind::BrokenPipe)?;
             handler.send(body).map_err(|_| io::ErrorKind::BrokenPipe)?;
             self.sender = Some(sender);

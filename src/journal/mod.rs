@@ -48,9 +48,9 @@ pub use crate::wsdl::validate::Finding;
 pub use postgres::{Database, PostgresReader, PostgresStore};
 pub use readers::{Reader, Readers};
 pub use records::{
-    CallQuery, CallRecord, CallerSummary, CertificateSummary, ConfirmationRecord, Criterion, Entry,
-    IdentityFields, LiveEvent, Outcome, RejectionQuery, RejectionRecord, ReloadRecord, StoredCall,
-    StoredConfirmation, StoredRejection, StoredReload,
+    CallQuery, CallRecord, CallerSummary, CertificateKeys, CertificateSummary, ConfirmationRecord,
+    Criterion, Entry, IdentityFields, LiveEvent, Outcome, RejectionQuery, RejectionRecord,
+    ReloadRecord, StoredCall, StoredConfirmation, StoredRejection, StoredReload,
 };
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
