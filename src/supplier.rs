@@ -6,6 +6,7 @@
 //! everything, so the quickstart works before any supplier is registered. The running server
 //! holds a [`LiveRegistry`], re-read when the file changes ([`watch`]) or on SIGHUP.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -122,14 +123,6 @@ mod authority_texts {
 }
 
 impl Supplier {
-    /// Does this certificate belong to the supplier (revoked or not)?
-    fn owns(&self, identity: &CallerIdentity) -> bool {
-        self.identities
-            .iter()
-            .chain(&self.revoked)
-            .any(|known| identity_matches(known, identity))
-    }
-
     /// [`Supplier::owns`] for a journaled identity: its caller id and certificate fingerprint.
     pub fn owns_identity(&self, caller_id: &str, fingerprint: &str) -> bool {
         self.identities
@@ -262,6 +255,39 @@ struct RegistryFile {
 pub struct Registry {
     /// `None` in open mode (no registry file).
     suppliers: Option<Vec<Supplier>>,
+    /// Made with the list, see [`KeyIndex`].
+    index: KeyIndex,
+}
+
+/// Every registered identity's keys ([`identity_keys`], revoked ones included) to the first
+/// supplier in the list that names it: a call's supplier is two lookups, not a comparison
+/// with every registered identity (with a thousand suppliers that comparison had been most of
+/// a call's CPU).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyIndex {
+    by_caller: HashMap<String, usize>,
+    by_fingerprint: HashMap<String, usize>,
+}
+
+impl KeyIndex {
+    fn of(suppliers: &[Supplier]) -> KeyIndex {
+        let mut index = KeyIndex::default();
+        for (at, supplier) in suppliers.iter().enumerate() {
+            for known in supplier.identities.iter().chain(&supplier.revoked) {
+                let (caller, fingerprint) = identity_keys(known);
+                index.by_caller.entry(caller).or_insert(at);
+                index.by_fingerprint.entry(fingerprint).or_insert(at);
+            }
+        }
+        index
+    }
+
+    /// The first supplier naming the certificate by its caller id or by its fingerprint.
+    fn find(&self, caller_id: &str, fingerprint: &str) -> Option<usize> {
+        let by_caller = self.by_caller.get(&caller_id.to_ascii_lowercase());
+        let by_fingerprint = self.by_fingerprint.get(&fingerprint.to_ascii_lowercase());
+        by_caller.into_iter().chain(by_fingerprint).min().copied()
+    }
 }
 
 /// The outcome of authorizing one call.
@@ -301,12 +327,13 @@ impl Decision {
 impl Registry {
     /// Open mode: any trusted certificate may call everything.
     pub fn open() -> Registry {
-        Registry { suppliers: None }
+        Registry::default()
     }
 
     /// A registry of these suppliers.
     pub fn of(suppliers: Vec<Supplier>) -> Registry {
         Registry {
+            index: KeyIndex::of(&suppliers),
             suppliers: Some(suppliers),
         }
     }
@@ -421,6 +448,7 @@ impl Registry {
             }
             None => suppliers.push(supplier),
         }
+        self.index = KeyIndex::of(suppliers);
         if let Some((_, _, problem)) = self.system_problem() {
             anyhow::bail!("{problem}");
         }
@@ -434,6 +462,7 @@ impl Registry {
         };
         let before = suppliers.len();
         suppliers.retain(|s| !s.name.eq_ignore_ascii_case(name));
+        self.index = KeyIndex::of(suppliers);
         suppliers.len() != before
     }
 
@@ -486,7 +515,10 @@ impl Registry {
 
     /// The supplier a certificate belongs to.
     pub fn find(&self, identity: &CallerIdentity) -> Option<&Supplier> {
-        self.suppliers().iter().find(|s| s.owns(identity))
+        let at = self
+            .index
+            .find(&identity.caller_id, &identity.fingerprint)?;
+        self.suppliers().get(at)
     }
 
     /// May `identity` call `service` (an operation with `access`)?
@@ -950,6 +982,52 @@ mod tests {
         let mut by_fingerprint = supplier(&caller, Category::Small);
         by_fingerprint.identities = vec![format!("SHA256:{}", caller.fingerprint.to_uppercase())];
         assert!(Registry::of(vec![by_fingerprint]).find(&caller).is_some());
+    }
+
+    #[test]
+    fn the_first_supplier_naming_a_certificate_is_found_and_edits_keep_the_index() {
+        let (first, second, stranger) = (
+            identity("91234567"),
+            identity("92345678"),
+            identity("93456789"),
+        );
+        let named = |name: &str, identities: Vec<String>| Supplier {
+            name: name.into(),
+            identities,
+            ..supplier(&first, Category::Large)
+        };
+        let mut registry = Registry::of(vec![
+            named("A", vec![second.caller_id.to_uppercase()]),
+            named("B", vec![first.caller_id.clone(), second.caller_id.clone()]),
+            named(
+                "C",
+                vec![format!("SHA256:{}", first.fingerprint.to_uppercase())],
+            ),
+        ]);
+        let found = |registry: &Registry, identity: &CallerIdentity| {
+            registry.find(identity).map(|s| s.name.clone())
+        };
+        // By caller id or by fingerprint, case aside: the first in the file that names it.
+        assert_eq!(found(&registry, &first).as_deref(), Some("B"));
+        assert_eq!(found(&registry, &second).as_deref(), Some("A"));
+        assert_eq!(found(&registry, &stranger), None);
+        registry.revoke("B", &first.caller_id).unwrap();
+        assert_eq!(
+            found(&registry, &first).as_deref(),
+            Some("B"),
+            "revoked, still B's"
+        );
+        assert!(registry.remove("B"));
+        assert_eq!(
+            found(&registry, &first).as_deref(),
+            Some("C"),
+            "by fingerprint"
+        );
+        registry
+            .upsert(named("A", vec![stranger.caller_id.clone()]))
+            .unwrap();
+        assert_eq!(found(&registry, &stranger).as_deref(), Some("A"));
+        assert_eq!(found(&registry, &second), None, "A no longer names it");
     }
 
     #[test]
