@@ -20,6 +20,9 @@
 #                                      # e.g. journal_bench's 1 M calls (--journal FILE --keep):
 #                                      # full at the default max_calls, so that each call written
 #                                      # makes the writer remove one; the copy counts as startup
+#   BENCH_SUPPLIERS=1000 bench/run.sh  # the SQLite targets run with a registry of that many
+#                                      # suppliers, the harness's client the last of them
+#                                      # (bench/suppliers.sh), as a shared rehearsal server
 #
 # Knobs: BENCH_HARNESS (default ../shared/bench), BENCH_PORT (18450; BENCH_COMPARE's build gets
 # the next port), and the harness's own (DUR,
@@ -41,7 +44,8 @@ export BENCH_CONTENT_TYPE='text/xml; charset=utf-8'
 export BENCH_EXPECT=SaveAvailabilityAssessmentResponse
 export BENCH_RECEIPT="$ROOT/bench/receipt.xml"
 # The server trusts the harness's CA and presents its server certificate; the journal, the
-# (absent, so open-mode) supplier registry and the admin listener's port are its own.
+# supplier registry (absent, so open mode, unless BENCH_SUPPLIERS) and the admin listener's port
+# are its own.
 COMMON="--cert {PKI}/server.crt --key {PKI}/server.key --client-ca {PKI}/ca.crt \
 --wsdl wsdl --validation enforce --scenarios scenarios \
 --suppliers {WORK}/suppliers.toml --admin-listen 127.0.0.1:0"
@@ -51,6 +55,10 @@ if [[ -n "${BENCH_JOURNAL:-}" ]]; then
   [[ -f "$BENCH_JOURNAL" ]] || { echo "bench: BENCH_JOURNAL=$BENCH_JOURNAL is not a file" >&2; exit 2; }
   JOURNAL="$(realpath "$BENCH_JOURNAL")"
   START="cp '$JOURNAL' {WORK}/journal.sqlite && { [[ ! -f '$JOURNAL-wal' ]] || cp '$JOURNAL-wal' {WORK}/journal.sqlite-wal; } && "
+fi
+if [[ -n "${BENCH_SUPPLIERS:-}" ]]; then
+  [[ "$BENCH_SUPPLIERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_SUPPLIERS=$BENCH_SUPPLIERS is not a number of suppliers" >&2; exit 2; }
+  START+="'$ROOT/bench/suppliers.sh' $BENCH_SUPPLIERS {PKI}/client.crt > {WORK}/suppliers.toml && "
 fi
 TARGET="dfdg-mock|$PORT|${START}exec ./target/dist/dfdg-mock $ARGS"
 DEFAULT=(nginx rust-static dfdg-mock)
