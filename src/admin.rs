@@ -822,32 +822,16 @@ async fn list_calls(admin: &Admin, query: &str) -> ApiResult {
     let query = call_query(query, false)?;
     let limit = query.limit;
     let following = query.after_id.is_some();
-    // Read LIST_PAGE calls at a time, each page's summaries written before the next is read:
+    // LIST_PAGE calls per query, each page's summaries written before the next is read:
     // the calls (bodies and all, as the journal returns them) of a long page are never held
     // at once.
     read_list(admin, r#"{"calls":["#, move |store, list| {
-        let mut page = CallQuery {
-            limit: limit.min(LIST_PAGE),
-            ..query
-        };
-        let (mut listed, mut last) = (0, None);
-        loop {
-            let calls = store.calls(&page)?;
-            for call in &calls {
-                list.push(&summary(call));
-            }
-            listed += calls.len();
-            last = calls.last().map(|call| call.id).or(last);
-            if calls.len() < page.limit || listed >= limit {
-                break;
-            }
-            page.limit = (limit - listed).min(LIST_PAGE);
-            if following {
-                page.after_id = last;
-            } else {
-                page.before_id = last;
-            }
-        }
+        let mut last = None;
+        let listed = journal::each_call_by(store, &query, limit, LIST_PAGE, |call| {
+            list.push(&summary(call));
+            last = Some(call.id);
+            Ok::<_, JournalError>(())
+        })?;
         let next = (!following && listed == limit)
             .then(|| last.map(cursor))
             .flatten();

@@ -54,7 +54,9 @@ pub use records::{
 };
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
-pub use store::{each_call, JournalReader, JournalStore, PruneReason, Pruned, Retention};
+pub use store::{
+    each_call, each_call_by, JournalReader, JournalStore, PruneReason, Pruned, Retention,
+};
 pub use writer::{Coming, Journal, JournalStats};
 
 /// How many entries may wait for the writer; `record_*` wait for space beyond this, so memory

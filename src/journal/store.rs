@@ -187,23 +187,43 @@ pub fn each_call<E: From<JournalError>>(
     reader: &impl JournalReader,
     query: &CallQuery,
     total: usize,
-    mut each: impl FnMut(&StoredCall) -> Result<(), E>,
+    each: impl FnMut(&StoredCall) -> Result<(), E>,
 ) -> Result<usize, E> {
-    let total = if total == 0 { DEFAULT_LIMIT } else { total };
-    let mut page = CallQuery {
+    let newest_first = CallQuery {
         after_id: None,
         ..query.clone()
     };
+    each_call_by(reader, &newest_first, total, MAX_LIMIT, each)
+}
+
+/// [`each_call`] reading `page_size` calls per query, in the query's order: newest first, or
+/// oldest first after `query.after_id` when it is set.
+pub fn each_call_by<E: From<JournalError>>(
+    reader: &impl JournalReader,
+    query: &CallQuery,
+    total: usize,
+    page_size: usize,
+    mut each: impl FnMut(&StoredCall) -> Result<(), E>,
+) -> Result<usize, E> {
+    let total = if total == 0 { DEFAULT_LIMIT } else { total };
+    let following = query.after_id.is_some();
+    let mut page = query.clone();
     let mut done = 0;
     while done < total {
-        page.limit = (total - done).min(MAX_LIMIT);
+        page.limit = (total - done).min(page_size.max(1));
         let calls = reader.calls(&page)?;
         for call in &calls {
             each(call)?;
         }
         done += calls.len();
         match calls.last() {
-            Some(last) if calls.len() == page.limit => page.before_id = Some(last.id),
+            Some(last) if calls.len() == page.limit => {
+                if following {
+                    page.after_id = Some(last.id);
+                } else {
+                    page.before_id = Some(last.id);
+                }
+            }
             _ => break,
         }
     }
