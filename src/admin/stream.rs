@@ -85,8 +85,7 @@ impl io::Write for Pieces {
     fn write(&mut self, mut bytes: &[u8]) -> io::Result<usize> {
         let written = bytes.len();
         self.len += written as u64;
-        let spilled = self.spill.as_ref().is_some_and(|s| s.sender.is_some());
-        if self.done.is_empty() && self.current.is_none() && !spilled {
+        if self.done.is_empty() && self.current.is_none() && !self.is_streaming() {
             if self.small.len() + bytes.len() <= memory::PIECE {
                 self.small.extend_from_slice(bytes);
                 return Ok(written);
@@ -120,6 +119,13 @@ impl io::Write for Pieces {
 }
 
 impl Pieces {
+    /// Whether the pieces are being sent as they are written (see [`Pieces::spilling`]).
+    fn is_streaming(&self) -> bool {
+        self.spill
+            .as_ref()
+            .is_some_and(|spill| spill.sender.is_some())
+    }
+
     /// Pieces written on a reading thread (not a runtime thread: sending blocks it) that start
     /// being sent once they outgrow [`SPILL_AFTER`] pieces, so that a large answer is never held
     /// whole: the body is then given to `start`, and the rest follows as it is written.
@@ -199,10 +205,7 @@ impl JsonList {
 
     /// Whether the list is being sent as it is written (see [`Pieces::spilling`]).
     pub fn is_streaming(&self) -> bool {
-        self.pieces
-            .spill
-            .as_ref()
-            .is_some_and(|spill| spill.sender.is_some())
+        self.pieces.is_streaming()
     }
 
     pub fn push(&mut self, item: &impl serde::Serialize) {
@@ -419,9 +422,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_list_larger_than_a_piece_is_sent_in_pieces_as_the_same_json() {
-        let items: Vec<serde_json::Value> = (0..20_000)
-            .map(|n| serde_json::json!({ "n": n, "text": "x".repeat(n % 50) }))
-            .collect();
+        let items = items(20_000);
         let mut list = JsonList::into(Pieces::default(), r#"{"open":true,"items":["#);
         for item in &items {
             list.push(item);
