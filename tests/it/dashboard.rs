@@ -33,8 +33,8 @@ pub(crate) struct Chromedriver {
 
 impl Chromedriver {
     /// Starts chromedriver on a free port. One that ends before saying its port (seen once
-    /// in CI, the cause unknown) is started again, twice at most; the last one's exit status and
-    /// error output are the panic's message.
+    /// in CI, the cause unknown) is started again, twice at most; if all three end so, the
+    /// panic lists each one's exit status and error output.
     pub(crate) fn start() -> Chromedriver {
         let mut failures = Vec::new();
         for _ in 0..3 {
