@@ -52,6 +52,8 @@ struct Args {
     journal_url: Option<String>,
     keep: bool,
     queries_only: bool,
+    /// The journal's `max_calls`: appending beyond it prunes the oldest calls as it goes.
+    max_calls: Option<u64>,
 }
 
 fn args() -> Args {
@@ -63,6 +65,7 @@ fn args() -> Args {
         journal_url: None,
         keep: false,
         queries_only: false,
+        max_calls: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -81,6 +84,9 @@ fn args() -> Args {
             "--journal-url" => args.journal_url = Some(value()),
             "--keep" => args.keep = true,
             "--queries-only" => args.queries_only = true,
+            "--max-calls" => {
+                args.max_calls = Some(value().parse().unwrap_or_else(|_| usage("--max-calls N")))
+            }
             "-h" | "--help" => {
                 println!("{ABOUT}\n\n{USAGE}\n\n{FLAGS}");
                 std::process::exit(0)
@@ -91,7 +97,7 @@ fn args() -> Args {
     args
 }
 
-const USAGE: &str = "usage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only]";
+const USAGE: &str = "usage: journal_bench [--calls N] [--callers N] [--suppliers N] [--journal FILE | --journal-url URL] [--keep] [--queries-only] [--max-calls N]";
 
 /// What `--help` prints before [`USAGE`].
 const ABOUT: &str =
@@ -108,7 +114,10 @@ const FLAGS: &str = "  --calls N          calls to append (default 1000000)
   --journal-url URL  a PostgreSQL database to write instead (postgres://...; an empty one)
   --keep             keep the journal afterwards; appends to an existing FILE
   --queries-only     append nothing: time the queries on the journal given, made with the
-                     same --callers";
+                     same --callers
+  --max-calls N      the journal's retention limit (default: none): appending to a journal
+                     that holds N calls measures the writer pruning as it appends, the steady
+                     state of a full journal";
 
 fn usage(problem: &str) -> ! {
     eprintln!("journal_bench: {problem}\n{USAGE}\n(--help explains the flags)");
@@ -315,18 +324,33 @@ fn call(caller: &Caller, template: &str, n: u64) -> CallRecord {
     }
 }
 
+/// What [`append`] measured.
+struct Appended {
+    elapsed: Duration,
+    batches: u64,
+    writer_cpu: Option<Duration>,
+    checkpoint_cpu: Option<Duration>,
+    /// Calls the writer removed to stay within `--max-calls`, and in how many steps.
+    pruned_calls: u64,
+    prune_steps: u64,
+}
+
 async fn append(
     location: &Location,
     callers: Arc<Vec<Caller>>,
     total: u64,
-) -> (Duration, u64, Option<Duration>, Option<Duration>) {
+    max_calls: Option<u64>,
+) -> Appended {
     let template = Arc::new(
         std::fs::read_to_string("scenarios/save-availability-assessment.xml")
             .expect("scenarios/save-availability-assessment.xml"),
     );
     let settings = Settings {
         location: location.clone(),
-        retention: Retention::UNBOUNDED,
+        retention: Retention {
+            max_calls,
+            ..Retention::UNBOUNDED
+        },
     };
     let journal = dfdg_mock::journal::open(&settings)
         .expect("journal")
@@ -368,11 +392,24 @@ async fn append(
         task.await.expect("producer");
     }
     let elapsed = started.elapsed();
-    let batches = journal.batches_written();
-    let writer_cpu = thread_cpu("journal-writer");
-    let checkpoint_cpu = thread_cpu("journal-checkpoint");
+    let stats = journal.stats();
+    let appended = Appended {
+        elapsed,
+        batches: journal.batches_written(),
+        writer_cpu: thread_cpu("journal-writer"),
+        checkpoint_cpu: thread_cpu("journal-checkpoint"),
+        pruned_calls: stats.pruned.iter().map(|(_, _, calls)| calls).sum(),
+        prune_steps: stats.pruned.iter().map(|(_, steps, _)| steps).sum(),
+    };
     journal.close().await.expect("closed");
-    (elapsed, batches, writer_cpu, checkpoint_cpu)
+    appended
+}
+
+/// Calls the journal holds now (appending to an existing journal, or pruning, makes it differ
+/// from the calls appended).
+fn kept_calls(location: &Location) -> Option<u64> {
+    let reader = dfdg_mock::journal::open_reader(location).ok()?;
+    JournalReader::count_calls(&reader, &CallQuery::default()).ok()
 }
 
 /// CPU time (user + system) of this process's thread named `name`, from /proc (Linux).
@@ -765,8 +802,14 @@ async fn main() {
                 path.display()
             ));
         }
-        let (elapsed, batches, writer_cpu, checkpoint_cpu) =
-            append(&location, callers.clone(), args.calls).await;
+        let Appended {
+            elapsed,
+            batches,
+            writer_cpu,
+            checkpoint_cpu,
+            pruned_calls,
+            prune_steps,
+        } = append(&location, callers.clone(), args.calls, args.max_calls).await;
         let bytes = match &args.journal_url {
             Some(url) => database_size(url).await,
             None => size_of(&path),
@@ -794,10 +837,16 @@ async fn main() {
                 cpu.as_secs_f64() * 1e6 / args.calls.max(1) as f64
             );
         }
+        if prune_steps > 0 {
+            println!(
+                "pruned: {pruned_calls} calls in {prune_steps} steps, to stay within --max-calls"
+            );
+        }
+        let kept = kept_calls(&location).unwrap_or(args.calls);
         println!(
-            "disk: {} bytes = {:.0} bytes per call",
+            "disk: {} bytes = {:.0} bytes per call ({kept} calls in the journal)",
             bytes,
-            bytes as f64 / args.calls.max(1) as f64
+            bytes as f64 / kept.max(1) as f64
         );
     }
     let callers_for_queries = callers.clone();

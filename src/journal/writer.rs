@@ -2,8 +2,10 @@
 //!
 //! Besides writing, the thread keeps the journal within its [`Retention`]: it checks the limits
 //! after every [`PRUNE_CHECK_CALLS`] calls written, or once it has been idle for [`PRUNE_IDLE`]
-//! after writing fewer, and removes the oldest calls beyond them one small step per turn, so a
-//! waiting call never queues behind a long delete (nor behind a check after every commit). And it knows whether the store can commit:
+//! after writing fewer, and removes the oldest calls beyond them one small step per turn with
+//! nothing queued, so a waiting call does not queue behind a delete (nor behind a check after
+//! every commit). A queue that never empties still gets its steps: past [`PRUNE_FORCE_CALLS`]
+//! unchecked calls, a step goes before the calls taken. And it knows whether the store can commit:
 //! a batch failing for want of space (or a read-only file) marks the journal *unavailable*
 //! (`/health/ready` then says not ready, callers get fault 1011) until a write succeeds again,
 //! by a call or by [`Journal::probe`].
@@ -32,8 +34,16 @@ use super::{JournalError, StorageError, MAX_BATCH, QUEUE_CAPACITY};
 pub const PRUNE_STEP: usize = 256;
 
 /// Calls written after which the writer checks the retention limits at its next free turn: a
-/// journal outgrows `max_calls` by at most about this many calls (and a batch).
+/// journal whose queue empties now and then outgrows `max_calls` by at most about this many
+/// calls (and a batch); one whose queue never does, by [`PRUNE_FORCE_CALLS`].
 pub const PRUNE_CHECK_CALLS: usize = 1024;
+
+/// Calls written since the last check past which the writer checks (and prunes) before the
+/// calls it has taken, rather than waiting for a turn with nothing queued: under a load that
+/// never leaves the queue empty the journal still keeps its limits, outgrowing `max_calls` by
+/// at most this many calls and a batch. Such a step holds the queued calls back for about as
+/// long as it takes to remove twice this many.
+pub const PRUNE_FORCE_CALLS: usize = 2 * PRUNE_CHECK_CALLS;
 
 /// How long the writer, owing a check of the limits for fewer calls, waits idle before it makes
 /// that check.
@@ -421,10 +431,12 @@ fn run_writer<S: JournalStore>(
                     Err(_) => break,
                 }
             }
-            if messages.is_empty() {
+            if messages.is_empty() || unchecked >= PRUNE_FORCE_CALLS {
                 pruning = prune_step(&mut store, &retention, unchecked, shared);
                 unchecked = 0;
-                continue;
+                if messages.is_empty() {
+                    continue;
+                }
             }
         } else if let (true, Some(idle)) = (owed, &idle) {
             // The timer is made inside `block_on`: only there is `idle` the current runtime.
@@ -774,6 +786,126 @@ mod tests {
             }
         })
         .await;
+    }
+
+    /// What [`GatedStore`] was asked to do, in order.
+    #[derive(Debug, PartialEq)]
+    enum Step {
+        Append(usize),
+        Prune,
+    }
+
+    /// A store that keeps no data: it counts calls, prunes them down to `max_calls`, records
+    /// each step, and lets each append finish only when the test gives it a permit (telling the
+    /// test when one has begun), so the test decides what is queued while the writer writes.
+    struct GatedStore {
+        calls: u64,
+        steps: Arc<std::sync::Mutex<Vec<Step>>>,
+        began: std::sync::mpsc::Sender<()>,
+        permits: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl JournalStore for GatedStore {
+        fn append(&mut self, entries: &[Entry]) -> Result<Vec<i64>, JournalError> {
+            self.steps.lock().unwrap().push(Step::Append(entries.len()));
+            let _ = self.began.send(());
+            self.permits.recv_timeout(WAIT).expect("a permit to commit");
+            let first = self.calls as i64;
+            self.calls += entries.len() as u64;
+            Ok((first..first + entries.len() as i64).collect())
+        }
+
+        fn prune(&mut self, retention: &Retention, limit: usize) -> Result<Pruned, JournalError> {
+            self.steps.lock().unwrap().push(Step::Prune);
+            let over = self
+                .calls
+                .saturating_sub(retention.max_calls.unwrap_or(u64::MAX));
+            let calls = over.min(limit as u64);
+            self.calls -= calls;
+            Ok(Pruned {
+                calls,
+                rejections: 0,
+                reason: (over > 0).then_some(PruneReason::MaxCalls),
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queue_that_never_empties_still_gets_its_pruning_steps() {
+        let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (began, begun) = std::sync::mpsc::channel();
+        let (permit, permits) = std::sync::mpsc::channel();
+        let store = GatedStore {
+            calls: 0,
+            steps: Arc::clone(&steps),
+            began,
+            permits,
+        };
+        let retention = Retention {
+            max_calls: Some(10),
+            ..Retention::UNBOUNDED
+        };
+        // Holds a commit back while a call is announced: the first batch is all of the first
+        // wave.
+        let journal = Journal::spawn(store, retention, Duration::from_secs(3600)).unwrap();
+        let waiting_for_append = |begun: std::sync::mpsc::Receiver<()>| async move {
+            tokio::task::spawn_blocking(move || {
+                begun.recv_timeout(WAIT).expect("the writer appends");
+                begun
+            })
+            .await
+            .unwrap()
+        };
+        // More calls than a check waits for, in one batch; while the writer commits them, as
+        // many are queued again: it never finds the queue empty. (Unconstrained: tokio's
+        // budget would otherwise stop queueing after 128 sends in one poll of this task.)
+        let wave = PRUNE_FORCE_CALLS + 100;
+        let mut first: Vec<_> = (0..wave)
+            .map(|n| {
+                Box::pin(tokio::task::unconstrained(
+                    journal.record_call(call(n as u16)),
+                ))
+            })
+            .collect();
+        let coming = journal.coming();
+        first.iter_mut().for_each(queue);
+        drop(coming);
+        let begun = waiting_for_append(begun).await;
+        let mut second: Vec<_> = (0..wave)
+            .map(|n| {
+                Box::pin(tokio::task::unconstrained(
+                    journal.record_call(call(n as u16)),
+                ))
+            })
+            .collect();
+        second.iter_mut().for_each(queue);
+        permit.send(()).unwrap();
+        for recording in first {
+            within("a call of the first batch", recording)
+                .await
+                .unwrap();
+        }
+        waiting_for_append(begun).await;
+        permit.send(()).unwrap();
+        for recording in second {
+            within("a call of the second batch", recording)
+                .await
+                .unwrap();
+        }
+        let pruned = journal.stats().pruned;
+        journal.close().await.unwrap();
+        let steps = steps.lock().unwrap();
+        assert_eq!(
+            steps[..3],
+            [Step::Append(wave), Step::Prune, Step::Append(wave)],
+            "the writer wrote the second batch before pruning for the first: {steps:?}"
+        );
+        let (_, prune_steps, calls) = pruned
+            .iter()
+            .find(|(reason, _, _)| *reason == PruneReason::MaxCalls)
+            .unwrap();
+        assert!(*prune_steps >= 1);
+        assert!(*calls >= wave as u64 - 10, "pruned only {calls} calls");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
