@@ -395,7 +395,7 @@ async fn append(
     let stats = journal.stats();
     let appended = Appended {
         elapsed,
-        batches: journal.batches_written(),
+        batches: stats.batches,
         writer_cpu: thread_cpu("journal-writer"),
         checkpoint_cpu: thread_cpu("journal-checkpoint"),
         pruned_calls: stats.pruned.iter().map(|(_, _, calls)| calls).sum(),
@@ -842,9 +842,16 @@ async fn main() {
                 "pruned: {pruned_calls} calls in {prune_steps} steps, to stay within --max-calls"
             );
         }
-        let kept = kept_calls(&location).unwrap_or(args.calls);
+        // Over the calls appended only if the journal cannot be read back, and then it says so.
+        let (kept, counted) = match kept_calls(&location) {
+            Some(kept) => (kept, format!("{kept} calls in the journal")),
+            None => (
+                args.calls,
+                "over the calls appended: the journal could not be counted".to_owned(),
+            ),
+        };
         println!(
-            "disk: {} bytes = {:.0} bytes per call ({kept} calls in the journal)",
+            "disk: {} bytes = {:.0} bytes per call ({counted})",
             bytes,
             bytes as f64 / kept.max(1) as f64
         );
