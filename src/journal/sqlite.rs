@@ -139,6 +139,8 @@ struct Caches {
     /// Operation → (dictionaries.id, bytes).
     dictionaries: HashMap<String, (i64, Arc<Vec<u8>>)>,
     dictionary_count: Option<i64>,
+    /// See [`SqliteStore::hashed_receipts_upto`]; `None` until a pruning step asks.
+    hashed_receipts_upto: Option<i64>,
     /// Buffers a call is packed and compressed in, reused from call to call.
     packed: Vec<u8>,
     blob: Vec<u8>,
@@ -849,6 +851,9 @@ fn insert_call<'c>(
             .execute(params![key, id])?,
             None => {
                 let key = codec::receipt_key(guid);
+                if let Some(upto) = &mut caches.hashed_receipts_upto {
+                    *upto = (*upto).max(id);
+                }
                 connection
                     .prepare_cached(
                         "INSERT OR IGNORE INTO receipts (bucket, call_id, key) VALUES (?1, ?2, ?3)",
@@ -1280,31 +1285,23 @@ impl SqliteStore {
             }
         }
         let mut removed_per_certificate: HashMap<i64, i64> = HashMap::new();
-        {
-            let mut receipts = transaction
-                .prepare_cached("DELETE FROM receipts WHERE bucket = ?1 AND call_id = ?2")?;
-            let time_receipts = self.layout.time_receipts;
-            let mut data = transaction.prepare_cached("DELETE FROM call_data WHERE id = ?1")?;
-            let mut call = transaction.prepare_cached("DELETE FROM calls WHERE id = ?1")?;
-            for (id, certificate) in &candidates {
-                for guid in &self.receipts_on(&transaction, *id)? {
-                    // A version-7 GUID journaled before version 7 is in `receipts`, too.
-                    if let Some(key) = codec::receipt_time_key(guid).filter(|_| time_receipts) {
-                        transaction
-                            .prepare_cached(
-                                "DELETE FROM receipts_by_time WHERE key = ?1 AND call_id = ?2",
-                            )?
-                            .execute(params![key, id])?;
-                    }
-                    let key = codec::receipt_key(guid);
-                    receipts.execute(params![codec::receipt_bucket(key), id])?;
-                }
-                data.execute([id])?;
-                call.execute([id])?;
-                if let Some(certificate) = certificate {
-                    *removed_per_certificate.entry(*certificate).or_default() += 1;
-                }
+        for (_, certificate) in &candidates {
+            if let Some(certificate) = certificate {
+                *removed_per_certificate.entry(*certificate).or_default() += 1;
             }
+        }
+        // The candidates in runs of consecutive ids: a gap is a call kept (or an id no call
+        // got), so a run's calls go in one range delete per table. Ids come one by one from
+        // `next_call_id`, so a step usually is a few runs, split by the calls onboarding keeps.
+        let hashed_upto = Self::hashed_receipts_upto(&mut self.caches, &transaction)?;
+        for (first, last) in runs(candidates.iter().map(|(id, _)| *id)) {
+            self.remove_receipts(&transaction, first, last, hashed_upto)?;
+            transaction
+                .prepare_cached("DELETE FROM call_data WHERE id BETWEEN ?1 AND ?2")?
+                .execute([first, last])?;
+            transaction
+                .prepare_cached("DELETE FROM calls WHERE id BETWEEN ?1 AND ?2")?
+                .execute([first, last])?;
         }
         for (certificate, removed) in &removed_per_certificate {
             transaction
@@ -1410,6 +1407,18 @@ impl SqliteStore {
         }
         Ok(None)
     }
+}
+
+/// Ascending `ids` as runs of consecutive ones, each as its first and last.
+fn runs(ids: impl IntoIterator<Item = i64>) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for id in ids {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
 }
 
 /// Lets a connection's cached statements keep their compiled plans. SQLite marks a statement
@@ -1559,22 +1568,86 @@ impl SqliteStore {
         Ok(counted < SPARSE_WINDOW)
     }
 
-    /// The receipts of call `id` (none if it is gone), read from its blob alone.
-    fn receipts_on(&self, connection: &Connection, id: i64) -> Result<Vec<String>, JournalError> {
-        let found: Option<(i64, Vec<u8>)> = connection
-            .prepare_cached("SELECT dictionary, data FROM call_data WHERE id = ?1")?
-            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        let Some((dictionary, data)) = found else {
-            return Ok(Vec::new());
-        };
-        let dictionary = self.dictionary_bytes(connection, dictionary)?;
-        codec::receipts_from_data(&data, &dictionary).map_err(|reason| JournalError::Corrupt {
-            table: "call_data",
-            id,
-            column: "data",
-            reason,
-        })
+    /// The largest call id with a row in `receipts` (0: none), remembered from the first
+    /// pruning step on: calls after it have their receipts in `receipts_by_time` alone, which
+    /// spares their removal a look into one of `receipts`' 256 buckets per receipt.
+    fn hashed_receipts_upto(
+        caches: &mut Caches,
+        connection: &Connection,
+    ) -> Result<i64, JournalError> {
+        if let Some(upto) = caches.hashed_receipts_upto {
+            return Ok(upto);
+        }
+        let mut statement =
+            connection.prepare_cached("SELECT max(call_id) FROM receipts WHERE bucket = ?1")?;
+        let mut upto = 0;
+        for bucket in 0..256 {
+            let last: Option<i64> = statement.query_row([bucket], |row| row.get(0))?;
+            upto = upto.max(last.unwrap_or(0));
+        }
+        caches.hashed_receipts_upto = Some(upto);
+        Ok(upto)
+    }
+
+    /// Removes the receipt index rows of calls `first..=last`, found by reading each call's
+    /// receipts from its blob (a call's own receipts decide, as a look-up does).
+    fn remove_receipts(
+        &self,
+        connection: &Connection,
+        first: i64,
+        last: i64,
+        hashed_upto: i64,
+    ) -> Result<(), JournalError> {
+        let mut sent = Vec::new();
+        {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, dictionary, data FROM call_data WHERE id BETWEEN ?1 AND ?2",
+            )?;
+            let mut rows = statement.query([first, last])?;
+            while let Some(row) = rows.next()? {
+                let (id, dictionary): (i64, i64) = (row.get(0)?, row.get(1)?);
+                let dictionary = self.dictionary_bytes(connection, dictionary)?;
+                let data = row.get_ref(2)?.as_blob().map_err(|error| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Blob,
+                        Box::new(error),
+                    )
+                })?;
+                let receipts = codec::receipts_from_data(data, &dictionary).map_err(|reason| {
+                    JournalError::Corrupt {
+                        table: "call_data",
+                        id,
+                        column: "data",
+                        reason,
+                    }
+                })?;
+                if !receipts.is_empty() {
+                    sent.push((id, receipts));
+                }
+            }
+        }
+        for (id, receipts) in &sent {
+            for guid in receipts {
+                if let Some(key) =
+                    codec::receipt_time_key(guid).filter(|_| self.layout.time_receipts)
+                {
+                    connection
+                        .prepare_cached(
+                            "DELETE FROM receipts_by_time WHERE key = ?1 AND call_id = ?2",
+                        )?
+                        .execute(params![key, id])?;
+                }
+                // A version-7 GUID journaled before version 7 is in `receipts`, too.
+                if *id <= hashed_upto {
+                    let key = codec::receipt_key(guid);
+                    connection
+                        .prepare_cached("DELETE FROM receipts WHERE bucket = ?1 AND call_id = ?2")?
+                        .execute(params![codec::receipt_bucket(key), id])?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn call_on(
@@ -1971,5 +2044,15 @@ impl SqliteStore {
             });
         }
         Ok(confirmations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_split_at_every_gap() {
+        assert_eq!(super::runs([]), []);
+        assert_eq!(super::runs([4]), [(4, 4)]);
+        assert_eq!(super::runs([1, 2, 3, 5, 7, 8]), [(1, 3), (5, 5), (7, 8)]);
     }
 }

@@ -412,6 +412,49 @@ async fn a_version_6_journal_migrates_in_place_and_every_receipt_is_still_found(
     assert_eq!(rows(&path, "receipts"), hashed);
     assert_eq!(rows(&path, "receipts_by_time"), 2);
     assert_eq!(reader.count_calls(&CallQuery::default()).unwrap(), 18);
+    drop(reader);
+
+    // Pruned to a few calls: the migrated calls' receipts leave `receipts` (their version-7
+    // GUIDs too), the new calls' the time-ordered index; the kept calls' stay in each.
+    let retention = dfdg_mock::journal::Retention {
+        max_calls: Some(3),
+        ..dfdg_mock::journal::Retention::UNBOUNDED
+    };
+    let journal = Journal::open_sqlite_with(&path, retention).unwrap();
+    eventually("a pruning step is done", || {
+        journal
+            .stats()
+            .pruned
+            .iter()
+            .any(|(_, _, calls)| *calls > 0)
+    })
+    .await;
+    journal.close().await.unwrap();
+    let remaining = SqliteStore::open_read_only(&path)
+        .unwrap()
+        .calls(&CallQuery {
+            limit: 100,
+            ..CallQuery::default()
+        })
+        .unwrap();
+    let migrated = |id: i64| before.iter().any(|(old, _)| *old == id);
+    let sent = |old: bool| {
+        remaining
+            .iter()
+            .filter(|c| migrated(c.id) == old)
+            .map(|c| c.record.receipts.len() as i64)
+            .sum::<i64>()
+    };
+    assert!(remaining.len() < 18, "nothing pruned: {}", remaining.len());
+    // The confirmed call is kept from among older and newer calls that went.
+    assert!(
+        remaining.iter().any(|c| c.id == *old_v7_id),
+        "evidence pruned"
+    );
+    assert!(!remaining.iter().any(|c| c.id == *old_v7_id - 1));
+    assert!(sent(true) < hashed, "no migrated receipt pruned");
+    assert_eq!(rows(&path, "receipts"), sent(true));
+    assert_eq!(rows(&path, "receipts_by_time"), sent(false));
 }
 
 /// Each certificate's counters as the test's own SQL reads them from `table`, by caller id.
