@@ -1303,15 +1303,40 @@ impl SqliteStore {
                 .prepare_cached("DELETE FROM calls WHERE id BETWEEN ?1 AND ?2")?
                 .execute([first, last])?;
         }
+        // Each certificate's first call is now its oldest one left: mostly among the oldest
+        // calls of the journal, read in one pass; one not there is looked up by its index.
+        let mut firsts: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut oldest = transaction
+                .prepare_cached("SELECT certificate, time_us FROM calls ORDER BY id LIMIT ?1")?;
+            let mut rows =
+                oldest.query([i64::try_from(2 * candidates.len()).unwrap_or(i64::MAX)])?;
+            while firsts.len() < removed_per_certificate.len() {
+                let Some(row) = rows.next()? else { break };
+                let (certificate, time_us): (Option<i64>, i64) = (row.get(0)?, row.get(1)?);
+                if let Some(certificate) =
+                    certificate.filter(|id| removed_per_certificate.contains_key(id))
+                {
+                    firsts.entry(certificate).or_insert(time_us);
+                }
+            }
+        }
         for (certificate, removed) in &removed_per_certificate {
-            transaction
-                .prepare_cached(&format!(
-                    "UPDATE {counts} SET calls = calls - ?2,
-                        first_us = (SELECT time_us FROM calls WHERE certificate = ?1
-                                    ORDER BY id LIMIT 1)
-                     WHERE id = ?1"
-                ))?
-                .execute(params![certificate, removed])?;
+            match firsts.get(certificate) {
+                Some(first_us) => transaction
+                    .prepare_cached(&format!(
+                        "UPDATE {counts} SET calls = calls - ?2, first_us = ?3 WHERE id = ?1"
+                    ))?
+                    .execute(params![certificate, removed, first_us])?,
+                None => transaction
+                    .prepare_cached(&format!(
+                        "UPDATE {counts} SET calls = calls - ?2,
+                            first_us = (SELECT time_us FROM calls WHERE certificate = ?1
+                                        ORDER BY id LIMIT 1)
+                         WHERE id = ?1"
+                    ))?
+                    .execute(params![certificate, removed])?,
+            };
         }
         if self.layout.counted {
             flush_counts(&transaction, &mut self.caches, &removed_counts)?;

@@ -885,6 +885,31 @@ async fn retention_by_calls_keeps_onboarding_evidence(store: Store) {
         }
         let counted: i64 = reader.callers(100)?.iter().map(|c| c.calls).sum();
         assert_eq!(counted, 50, "certificate counters follow pruning");
+        // Each certificate's first call is now its oldest one left.
+        let mut left = std::collections::BTreeMap::new();
+        let query = CallQuery {
+            limit: 1000,
+            ..CallQuery::default()
+        };
+        for call in reader.calls(&query)? {
+            if let Some(identity) = &call.record.identity {
+                let entry = left.entry(identity.fingerprint.clone()).or_insert((
+                    call.id,
+                    call.record.time,
+                    0,
+                ));
+                if call.id < entry.0 {
+                    (entry.0, entry.1) = (call.id, call.record.time);
+                }
+                entry.2 += 1;
+            }
+        }
+        for summary in reader.certificates()? {
+            if summary.calls > 0 {
+                let (_, first, calls) = left[&summary.identity.fingerprint];
+                assert_eq!((summary.calls, summary.first_seen), (calls, first));
+            }
+        }
         Ok(())
     })
     .await;
