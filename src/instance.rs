@@ -310,6 +310,7 @@ impl Instance {
         // What start-up used and freed (the catalog's and the scenarios' compile buffers, the
         // journal's migrations) would otherwise stay resident for the server's life.
         crate::memory::release_freed();
+        crate::memory::release_startup_code();
         Ok(Running {
             soap_addr,
             admin_addr,

@@ -71,6 +71,49 @@ fn trim_glibc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim_glibc() {}
 
+/// Lets go of the executable's code that start-up ran (command line, configuration, the
+/// catalog's and the scenarios' compilers): the kernel maps code 64 KiB around each page touched,
+/// and what start-up touched would otherwise stay resident for the server's life. Only the
+/// executable's read-and-execute mappings, whose pages are never written (no text relocations),
+/// so each is still the file's page: the code that runs next faults back in from the page cache.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn release_startup_code() {
+    let (Ok(exe), Ok(maps)) = (
+        std::fs::read_link("/proc/self/exe"),
+        std::fs::read_to_string("/proc/self/maps"),
+    ) else {
+        return;
+    };
+    let Some(exe) = exe.to_str() else { return };
+    for line in maps.lines() {
+        // start-end perms offset device inode path
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some("r-xp")) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !line.ends_with(exe) {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: the range is a whole mapping of the executable's code, read-only and private:
+        // dropping its pages loses nothing, as each is the file's and comes back on its next use.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_startup_code() {}
+
 /// The size of a [`Piece`]: glibc's mmap threshold as [`configure`] fixes it, so that glibc maps
 /// each piece on its own.
 pub const PIECE: usize = 128 * 1024;
