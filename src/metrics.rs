@@ -21,6 +21,50 @@ pub const LATENCY_BUCKETS: [f64; 10] =
 /// under `other`, so a client inventing operation names cannot grow memory without bound.
 pub const MAX_SERIES: usize = 1000;
 
+/// A series' names, owned (the map's keys) or borrowed (a look-up), compared as the tuple of
+/// owned names is: so the map is searched without building an owned key.
+trait SeriesKey {
+    fn names(&self) -> (&str, &str, &str);
+}
+
+impl SeriesKey for (String, String, String) {
+    fn names(&self) -> (&str, &str, &str) {
+        (&self.0, &self.1, &self.2)
+    }
+}
+
+impl SeriesKey for (&str, &str, &str) {
+    fn names(&self) -> (&str, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn SeriesKey + 'a> for (String, String, String) {
+    fn borrow(&self) -> &(dyn SeriesKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn SeriesKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.names() == other.names()
+    }
+}
+
+impl Eq for dyn SeriesKey + '_ {}
+
+impl PartialOrd for dyn SeriesKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn SeriesKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.names().cmp(&other.names())
+    }
+}
+
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -36,12 +80,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one journaled call.
+    /// Counts one journaled call. An existing series is found by the borrowed names; only a new
+    /// one allocates.
     pub fn record_call(&self, service: &str, operation: &str, outcome: &str, latency_micros: u64) {
         if let Ok(mut calls) = self.calls.lock() {
-            let key = (service.to_owned(), operation.to_owned(), outcome.to_owned());
-            if calls.len() < MAX_SERIES || calls.contains_key(&key) {
-                *calls.entry(key).or_default() += 1;
+            let key: &dyn SeriesKey = &(service, operation, outcome);
+            if let Some(count) = calls.get_mut(key) {
+                *count += 1;
+            } else if calls.len() < MAX_SERIES {
+                calls.insert(
+                    (service.to_owned(), operation.to_owned(), outcome.to_owned()),
+                    1,
+                );
             } else {
                 let other = ("other".to_owned(), "other".to_owned(), outcome.to_owned());
                 *calls.entry(other).or_default() += 1;
@@ -254,5 +304,28 @@ mod tests {
                 .filter(|l| l.contains("replica=\"replica-a\""))
                 .count()
         );
+    }
+
+    #[test]
+    fn series_are_found_by_their_names_and_bounded() {
+        let metrics = Metrics::default();
+        // Names whose tuple order differs from their concatenation's: "a"+"bc" vs "ab"+"c".
+        metrics.record_call("a", "bc", "receipt", 1);
+        metrics.record_call("ab", "c", "receipt", 1);
+        metrics.record_call("a", "bc", "receipt", 1);
+        for n in 0..MAX_SERIES + 5 {
+            metrics.record_call("S", &format!("Op{n:04}"), "http", 1);
+        }
+        metrics.record_call("a", "bc", "receipt", 1);
+        let calls = metrics.calls.lock().unwrap();
+        let count = |s: &str, o: &str, k: &str| {
+            calls
+                .get(&(s.to_owned(), o.to_owned(), k.to_owned()))
+                .copied()
+        };
+        assert_eq!(count("a", "bc", "receipt"), Some(3));
+        assert_eq!(count("ab", "c", "receipt"), Some(1));
+        assert_eq!(calls.len(), MAX_SERIES + 1, "the series kept and `other`");
+        assert_eq!(count("other", "other", "http"), Some(7));
     }
 }
