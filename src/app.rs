@@ -711,7 +711,12 @@ async fn read_body(parts: &Parts, mut body: Incoming, limits: &Limits) -> Result
             drain(body, drain_limit(limits), deadline).await;
             return Err(Refusal::BodyTooLarge);
         }
-        // The usual body is one frame, kept as it came; more are joined.
+        // The usual body is one frame; more are joined. Either way the body is copied out of
+        // the connection's read buffer (`Bytes::copy_from_slice` below): a frame kept as it
+        // came held hyper's whole buffer (8 KiB and more) until the journal was done with the
+        // call, so hyper read the next request into a new one, and the old one's freeing
+        // emptied an allocator page that went back to the system at once — a madvise and its
+        // page faults for about every other call under keep-alive load.
         match (&first, rest.is_empty()) {
             (None, _) => first = Some(data),
             (Some(head), true) => {
@@ -723,7 +728,7 @@ async fn read_body(parts: &Parts, mut body: Incoming, limits: &Limits) -> Result
     }
     Ok(match (first, rest.is_empty()) {
         (_, false) => Bytes::from(rest),
-        (Some(first), true) => first,
+        (Some(first), true) => Bytes::copy_from_slice(&first),
         (None, true) => Bytes::new(),
     })
 }
