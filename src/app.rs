@@ -714,9 +714,9 @@ async fn read_body(parts: &Parts, mut body: Incoming, limits: &Limits) -> Result
         // The usual body is one frame; more are joined. Either way the body is copied out of
         // the connection's read buffer (`Bytes::copy_from_slice` below): a frame kept as it
         // came held hyper's whole buffer (8 KiB and more) until the journal was done with the
-        // call, so hyper read the next request into a new one, and the old one's freeing
-        // emptied an allocator page that went back to the system at once — a madvise and its
-        // page faults for about every other call under keep-alive load.
+        // call, so hyper read the next request into a new one, and the old one's freeing could
+        // empty an allocator page, given back to the system and faulted in again (release
+        // build, keep-alive c=32: 2,100 madvise calls in 6 s, 300-400 once copied).
         match (&first, rest.is_empty()) {
             (None, _) => first = Some(data),
             (Some(head), true) => {
