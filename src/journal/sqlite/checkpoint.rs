@@ -110,9 +110,8 @@ impl Checkpointer {
         // A restarting checkpoint waits in short steps, so that the writer it holds back
         // resumes promptly, and only so long.
         const STEP: Duration = Duration::from_micros(200);
-        own.busy_handler(Some(|attempt: i32| {
-            std::thread::sleep(STEP);
-            STEP * u32::try_from(attempt).unwrap_or(u32::MAX) < RESTART_PATIENCE
+        own.busy_handler(Some(|attempt| {
+            super::wait_a_step(attempt, STEP, RESTART_PATIENCE)
         }))?;
         let shared: Shared = Arc::new((
             Mutex::new(State {
@@ -233,6 +232,15 @@ fn run(connection: &Connection, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_handler_tries_again_until_its_steps_come_to_its_patience() {
+        let (step, patience) = (Duration::from_micros(1), Duration::from_micros(3));
+        let tries: Vec<bool> = (0..5)
+            .map(|attempt| super::super::wait_a_step(attempt, step, patience))
+            .collect();
+        assert_eq!(tries, [true, true, true, false, false]);
+    }
 
     #[test]
     fn the_log_restarts_at_the_same_length_in_bytes_whatever_the_page_size() {
